@@ -1,0 +1,103 @@
+"""Dataset tensors: splits of uint8 images with labels and stable sample ids."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import torch
+from torch import Tensor
+
+from corrective.errors import UserError
+
+# (float images in [0, 1] after augmentation, positions in the split) -> images
+Stamp = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split: images uint8 (N, C, H, W), labels int64 (N,), stable ids int64 (N,).
+
+    `stamp`, when set, is applied to every batch after augmentation (a BadNet trigger
+    on the samples that carry it). It is part of the data as a learner sees it, so a
+    method trains on the same inputs the original model saw without learning which
+    samples carry a trigger.
+    """
+
+    x: Tensor
+    y: Tensor
+    ids: Tensor
+    stamp: Stamp | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.x)
+        if self.x.dtype != torch.uint8 or self.x.ndim != 4:
+            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.x.dtype} {tuple(self.x.shape)}")
+        if self.y.shape != (n,) or self.ids.shape != (n,):
+            raise ValueError(f"labels and ids must have shape ({n},), got {tuple(self.y.shape)} and {tuple(self.ids.shape)}")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def positions_of(self, ids: Tensor) -> Tensor:
+        """Positions in this split of the given sample ids; a clear error for unknown ids."""
+        ids = torch.as_tensor(ids, dtype=torch.long, device=self.ids.device).reshape(-1)
+        order = torch.argsort(self.ids)
+        sorted_ids = self.ids[order]
+        pos = torch.searchsorted(sorted_ids, ids).clamp(max=max(len(sorted_ids) - 1, 0))
+        found = sorted_ids[pos] == ids if len(sorted_ids) else torch.zeros_like(ids, dtype=torch.bool)
+        if not bool(found.all()):
+            missing = ids[~found][:5].tolist()
+            raise UserError(f"sample ids {missing} are not in this split; ids must come from the training data's `ids`")
+        return order[pos]
+
+    def subset(self, positions: Tensor) -> Split:
+        """The samples at `positions`, in that order (the stamp follows them)."""
+        positions = torch.as_tensor(positions, dtype=torch.long, device=self.x.device)
+        stamp = None
+        if self.stamp is not None:
+            parent = self.stamp
+            stamp = lambda x, pos: parent(x, positions[pos])  # noqa: E731
+        return Split(self.x[positions], self.y[positions], self.ids[positions], stamp)
+
+    def without(self, ids: Tensor) -> Split:
+        """This split minus the samples with the given ids."""
+        keep = torch.ones(len(self), dtype=torch.bool, device=self.x.device)
+        keep[self.positions_of(ids)] = False
+        return self.subset(keep.nonzero().squeeze(1))
+
+    def with_labels(self, y: Tensor) -> Split:
+        return replace(self, y=y)
+
+    def to(self, device: torch.device | str) -> Split:
+        if self.x.device == torch.device(device):
+            return self
+        stamp = self.stamp
+        return Split(self.x.to(device), self.y.to(device), self.ids.to(device), stamp)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A dataset as tensors: train (possibly manipulated later), clean val carved from train, test."""
+
+    name: str
+    num_classes: int
+    train: Split
+    val: Split
+    test: Split
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    flip: bool  # horizontal flips preserve the label
+    crop_pad: int  # random-crop padding for augmentation (0: none)
+    class_names: tuple[str, ...] = ()
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.train.x.shape[1])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train.x.shape[-1])
+
+    def to(self, device: torch.device | str) -> Dataset:
+        return replace(self, train=self.train.to(device), val=self.val.to(device), test=self.test.to(device))

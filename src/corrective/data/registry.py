@@ -1,0 +1,105 @@
+"""The dataset registry: name -> loader of the official files, and `load_dataset`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from corrective.data.base import Dataset, Split
+from corrective.errors import UserError
+
+
+@dataclass(frozen=True)
+class RawData:
+    """What a loader returns: the official train and test sets, images uint8 (N, C, H, W)."""
+
+    train_x: Tensor
+    train_y: Tensor
+    test_x: Tensor
+    test_y: Tensor
+    class_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    load: Callable[..., RawData]  # load(root: Path, **options) -> RawData
+    files: str  # which files go where, shown in errors and `corrective datasets`
+    flip: bool = True
+    crop_pad: int = 4
+    model: str = "resnet9"
+    interclass: tuple[int, int] | None = None
+    download: Callable[[Path], None] | None = None  # fetch the files (needs torchvision, online)
+    embedded: bool = False
+
+
+DATASETS: dict[str, DatasetInfo] = {}
+
+
+def register_dataset(info: DatasetInfo) -> DatasetInfo:
+    DATASETS[info.name] = info
+    return info
+
+
+def get_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))} (see `corrective datasets`)")
+    return DATASETS[name]
+
+
+def missing_files_error(name: str, root: Path, missing: str) -> UserError:
+    """The error for a data folder without the expected files: says what to put where."""
+    info = get_info(name)
+    return UserError(f"{name}: {missing} in {root}; expected {info.files}")
+
+
+def stratified_val(y: Tensor, fraction: float, seed: int) -> Tensor:
+    """Boolean mask of a seeded, class-stratified validation share of `y`."""
+    if not 0.0 <= fraction < 1.0:
+        raise UserError(f"val_fraction must be in [0, 1), got {fraction}")
+    gen = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(len(y), dtype=torch.bool)
+    for c in torch.unique(y).tolist():
+        idx = (y == c).nonzero().squeeze(1)
+        k = int(round(fraction * len(idx)))
+        mask[idx[torch.randperm(len(idx), generator=gen)[:k]]] = True
+    return mask
+
+
+def load_dataset(
+    name: str = "digits",
+    root: str | Path | None = None,
+    *,
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    download: bool = False,
+    **options: object,
+) -> Dataset:
+    """Load a registered dataset and carve the clean validation split from its training data.
+
+    Sample ids are positions in the official training (or test) file, so they stay stable
+    whatever split or manipulation is applied later.
+    """
+    info = get_info(name)
+    path = Path(root if root is not None else Path("data") / name).expanduser()
+    if not info.embedded and not path.exists():
+        if download and info.download is not None:
+            info.download(path)
+        else:
+            hint = " or pass --download (needs torchvision and a network)" if info.download else ""
+            raise UserError(f"{name}: data folder {path} does not exist; put {info.files} there{hint}")
+    raw = info.load(path, **options)
+    val_mask = stratified_val(raw.train_y, val_fraction, seed)
+    ids = torch.arange(len(raw.train_y))
+    train = Split(raw.train_x[~val_mask], raw.train_y[~val_mask], ids[~val_mask])
+    val = Split(raw.train_x[val_mask], raw.train_y[val_mask], ids[val_mask])
+    test = Split(raw.test_x, raw.test_y, torch.arange(len(raw.test_y)))
+    xf = train.x.float() / 255
+    mean = tuple(xf.mean(dim=(0, 2, 3)).tolist())
+    std = tuple(xf.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist())
+    num_classes = len(raw.class_names) if raw.class_names else int(raw.train_y.max()) + 1
+    return Dataset(name, num_classes, train, val, test, mean, std, info.flip, info.crop_pad, raw.class_names)
