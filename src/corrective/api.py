@@ -1,0 +1,169 @@
+"""The few functions a user calls: train a (manipulated) model, load a run, evaluate it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from corrective.data import Dataset, get_info, load_dataset
+from corrective.data.batches import Pipeline
+from corrective.errors import UserError
+from corrective.manipulations import Manipulation, manipulate
+from corrective.metrics import evaluate
+from corrective.runs import (
+    FORMAT,
+    MANIFEST,
+    WEIGHTS,
+    ModelSpec,
+    check_out_dir,
+    load_weights,
+    read_manifest,
+    save_model,
+    versions,
+    write_dir,
+    write_json,
+)
+from corrective.training import TrainConfig, get_preset, train
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """'auto' picks CUDA when available, else the CPU; an unavailable device is a clear error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise UserError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} asked for but CUDA is not available here; use --device cpu")
+    return dev
+
+
+@dataclass
+class Run:
+    """A trained model with everything that determines it: data, manipulation, recipe, seed."""
+
+    dataset: Dataset
+    manipulation: Manipulation
+    model: nn.Module
+    spec: ModelSpec
+    config: TrainConfig
+    seed: int
+    data: dict[str, Any]  # how to reload the dataset: name, root, val_fraction, options
+    metrics: dict[str, Any] = field(default_factory=dict)
+    train_seconds: float = float("nan")
+    path: Path | None = None
+
+    @property
+    def train_split(self):  # noqa: ANN201
+        """The training data as given to the original model (manipulated labels, triggers)."""
+        return self.manipulation.apply(self.dataset.train)
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "data": self.data,
+            "model": {"name": self.spec.name, "num_classes": self.spec.num_classes,
+                      "in_channels": self.spec.in_channels, "kwargs": self.spec.kwargs},
+            "manipulation": self.manipulation.to_record(),
+            "training": self.config.to_dict(),
+            "seed": self.seed,
+            "metrics": self.metrics,
+            "train_seconds": self.train_seconds,
+            "versions": versions(),
+        }
+
+    def save(self, out: Path, overwrite: bool = False) -> Path:
+        def fill(tmp: Path) -> None:
+            save_model(self.model, tmp / WEIGHTS)
+            write_json(tmp / MANIFEST, self.manifest())
+
+        self.path = write_dir(Path(out), overwrite, fill)
+        return self.path
+
+
+def build_model(spec: ModelSpec, seed: int, device: torch.device) -> nn.Module:
+    """A freshly initialised model: its initial weights depend on `seed` only."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return spec.build().to(device)
+
+
+def default_preset(dataset: str) -> str:
+    return "digits" if dataset == "digits" else "paper"
+
+
+def train_run(
+    dataset: str = "digits",
+    *,
+    manipulation: str = "poison",
+    size: float | None = None,
+    seed: int = 0,
+    root: str | Path | None = None,
+    model: str | None = None,
+    width: float | None = None,
+    preset: str | None = None,
+    steps: int | None = None,
+    val_fraction: float = 0.1,
+    device: str = "auto",
+    manipulation_settings: dict[str, Any] | None = None,
+    dataset_options: dict[str, Any] | None = None,
+    download: bool = False,
+    out: str | Path | None = None,
+    overwrite: bool = False,
+    progress: bool | None = None,
+) -> Run:
+    """Load data, manipulate it, train algorithm A on it, evaluate; save to `out` when given."""
+    if out is not None:
+        check_out_dir(Path(out), overwrite)  # fail before training, not after
+    dev = resolve_device(device)
+    data = {"name": dataset, "root": None if root is None else str(root), "val_fraction": val_fraction,
+            "options": dataset_options or {}}
+    ds = load_dataset(dataset, root, val_fraction=val_fraction, seed=seed, download=download, **(dataset_options or {}))
+    manip = manipulate(ds, manipulation, seed=seed, size=size, **(manipulation_settings or {}))
+    cfg = get_preset(preset or default_preset(dataset))
+    cfg = TrainConfig(**{**cfg.to_dict(), "seed": seed, **({"steps": steps} if steps else {})})
+    spec = ModelSpec(model or get_info(dataset).model, ds.num_classes, ds.in_channels,
+                     {"width": width} if width is not None else {})
+    net = build_model(spec, seed, dev)
+    start = time.perf_counter()
+    train(net, manip.apply(ds.train).to(dev), Pipeline.of(ds), cfg, desc=f"train {dataset}/{manipulation}", progress=progress)
+    run = Run(ds.to(dev), manip, net, spec, cfg, seed, data, train_seconds=time.perf_counter() - start)
+    run.metrics = evaluate(net, run.dataset, manip)
+    if out is not None:
+        run.save(Path(out), overwrite)
+    return run
+
+
+def load_run(run_dir: str | Path, device: str = "auto") -> Run:
+    """Rebuild a run from its folder: the data and manipulation are re-derived and checked against the manifest."""
+    run_dir = Path(run_dir)
+    man = read_manifest(run_dir)
+    dev = resolve_device(device)
+    try:
+        data, mrec, mod = man["data"], man["manipulation"], man["model"]
+        seed = int(man["seed"])
+        ds = load_dataset(data["name"], data["root"], val_fraction=data["val_fraction"], seed=seed, **data["options"])
+        settings = dict(mrec["settings"])
+        size = settings.pop("size", None)
+        manip = manipulate(ds, mrec["kind"], seed=int(mrec["seed"]), size=size, **settings)
+        spec = ModelSpec(mod["name"], int(mod["num_classes"]), int(mod["in_channels"]), dict(mod["kwargs"]))
+        cfg = TrainConfig(**man["training"])
+    except (KeyError, TypeError) as e:
+        raise UserError(f"{run_dir / MANIFEST} lacks or mangles field {e}; re-create the run") from None
+    if manip.ids.tolist() != mrec["ids"]:
+        raise UserError(f"{run_dir}: the data no longer gives the manipulated ids recorded in its manifest "
+                        "(different data files?); re-create the run")
+    net = load_weights(spec.build(), run_dir / WEIGHTS).to(dev).eval()
+    return Run(ds.to(dev), manip, net, spec, cfg, seed, data, man.get("metrics", {}), man.get("train_seconds", float("nan")), run_dir)
+
+
+def evaluate_run(run_dir: str | Path, device: str = "auto") -> dict[str, Any]:
+    """Re-compute a run's metrics from its files."""
+    run = load_run(run_dir, device)
+    return evaluate(run.model, run.dataset, run.manipulation)

@@ -1,0 +1,3 @@
+"""Imports every module that adds sub-commands to `app`."""
+
+from corrective.cli import data, train  # noqa: F401

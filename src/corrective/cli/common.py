@@ -1,0 +1,61 @@
+"""Shared option aliases and output helpers, so a flag has one spelling and help everywhere."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from corrective.errors import UserError
+from corrective.runs import dumps
+
+SeedOpt = Annotated[int, typer.Option(help="Seed of every random draw (split, manipulation, init, batches).")]
+DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing output folder.")]
+OutOpt = Annotated[Path, typer.Option(help="Output folder (refused if it exists, unless --overwrite).")]
+RunArg = Annotated[Path, typer.Argument(help="A run folder written by `corrective train`.", show_default=False)]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def parse_sets(items: list[str] | None) -> dict[str, Any]:
+    """`key=value` pairs; values parsed as int, float, bool or comma list where they look like one."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UserError(f"--set {item!r} is not key=value; write e.g. --set lr=0.01")
+        key, raw = item.split("=", 1)
+        out[key.strip()] = parse_value(raw.strip())
+    return out
+
+
+def parse_value(raw: str) -> Any:
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    if "," in raw:
+        return [parse_value(p) for p in raw.split(",") if p]
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.4f}"
+    if isinstance(value, list):
+        return "[" + " ".join(fmt(v) for v in value) + "]"
+    return str(value)
+
+
+def print_metrics(metrics: dict[str, Any], as_json: bool, extra: dict[str, Any] | None = None) -> None:
+    """The metrics as `name  value` lines, or one JSON object with the metric names as top-level keys."""
+    if as_json:
+        typer.echo(dumps({**(extra or {}), **metrics}))
+        return
+    for key, value in {**(extra or {}), **metrics}.items():
+        typer.echo(f"{key:<16}{fmt(value)}")

@@ -1,0 +1,67 @@
+"""`corrective train` and `corrective evaluate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from corrective import api
+from corrective.cli.app import app
+from corrective.cli.common import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, RunArg, SeedOpt, parse_sets, print_metrics
+from corrective.errors import UserError
+
+
+@app.command()
+def train(
+    out: OutOpt,
+    dataset: Annotated[str, typer.Option(help="A dataset of `corrective datasets`.")] = "digits",
+    manipulation: Annotated[str, typer.Option(help="poison, interclass, random_swap or none.")] = "poison",
+    size: Annotated[Optional[float], typer.Option(help="Manipulated share of the training set (<1) or a count (>=1); default 0.05.")] = None,
+    seed: SeedOpt = 0,
+    root: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's files (default data/NAME).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model name (default: the dataset's).")] = None,
+    width: Annotated[Optional[float], typer.Option(help="Channel width multiplier of the model.")] = None,
+    preset: Annotated[Optional[str], typer.Option(help="Training preset: paper, or digits (the default on digits).")] = None,
+    steps: Annotated[Optional[int], typer.Option(help="Override the preset's step budget.")] = None,
+    target: Annotated[Optional[int], typer.Option(help="Poison: the trigger's target class (default 0).")] = None,
+    trigger_size: Annotated[Optional[int], typer.Option(help="Poison: trigger side in pixels (default 3; 2 on 8x8).")] = None,
+    classes: Annotated[Optional[str], typer.Option(help="Interclass: the two classes, e.g. 3,5 (default: the dataset's).")] = None,
+    val_fraction: Annotated[float, typer.Option(help="Clean validation share carved from the training data.")] = 0.1,
+    option: Annotated[Optional[list[str]], typer.Option(help="Dataset loader option key=value, e.g. crop=96 for pcam.")] = None,
+    download: Annotated[bool, typer.Option(help="Download the dataset with torchvision if its folder is missing.")] = False,
+    device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Manipulate a dataset, train a model on it, save the run and print its metrics.
+
+    Example: corrective train --dataset digits --manipulation poison --size 0.05 --seed 0 --out runs/p0
+    """
+    settings: dict = {}
+    if target is not None:
+        settings["target"] = target
+    if trigger_size is not None:
+        settings["trigger_size"] = trigger_size
+    if classes is not None:
+        try:
+            settings["classes"] = [int(c) for c in classes.split(",")]
+        except ValueError:
+            raise UserError(f"--classes {classes!r} must be two class numbers like 3,5") from None
+        if len(settings["classes"]) != 2:
+            raise UserError(f"--classes needs exactly two classes, got {classes!r}")
+    run = api.train_run(
+        dataset, manipulation=manipulation, size=size, seed=seed, root=root, model=model, width=width,
+        preset=preset, steps=steps, val_fraction=val_fraction, device=device, manipulation_settings=settings,
+        dataset_options=parse_sets(option), download=download, out=out, overwrite=overwrite,
+        progress=False if quiet or as_json else None,
+    )
+    print_metrics(run.metrics, as_json, {"run_dir": str(run.path), "train_seconds": run.train_seconds})
+
+
+@app.command()
+def evaluate(run_dir: RunArg, device: DeviceOpt = "auto", as_json: JsonOpt = False) -> None:
+    """Re-compute a run's metrics from its files."""
+    print_metrics(api.evaluate_run(run_dir, device), as_json, {"run_dir": str(run_dir)})

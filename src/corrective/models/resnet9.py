@@ -1,0 +1,56 @@
+"""ResNet-9 as in the corrective unlearning papers (conv-BN-CELU blocks, 64-128-256-128 channels)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from corrective.models.registry import register_model
+
+
+def conv_bn(c_in: int, c_out: int, pool: bool = False) -> nn.Sequential:
+    """3x3 conv without bias, batch norm, CELU(0.075), then optionally a 2x2 max-pool."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        nn.BatchNorm2d(c_out),
+        nn.CELU(alpha=0.075),
+    ]
+    if pool:
+        layers.append(nn.MaxPool2d(2))
+    return nn.Sequential(*layers)
+
+
+class Residual(nn.Module):
+    """x + f(x) with f two conv-BN-CELU blocks at constant width."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.branch = nn.Sequential(conv_bn(c, c), conv_bn(c, c))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.branch(x)
+
+
+class ResNet9(nn.Module):
+    """conv1 -> conv2+pool -> res1 -> conv3+pool -> res2 -> conv4+pool -> global max-pool -> fc (no bias)."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> None:
+        super().__init__()
+        c1, c2, c3, c4 = (max(1, int(round(c * width))) for c in (64, 128, 256, 128))
+        self.conv1 = conv_bn(in_channels, c1)
+        self.conv2 = conv_bn(c1, c2, pool=True)
+        self.res1 = Residual(c2)
+        self.conv3 = conv_bn(c2, c3, pool=True)
+        self.res2 = Residual(c3)
+        self.conv4 = conv_bn(c3, c4, pool=True)
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.fc = nn.Linear(c4, num_classes, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for layer in (self.conv1, self.conv2, self.res1, self.conv3, self.res2, self.conv4):
+            x = layer(x)
+        return self.fc(self.pool(x).flatten(1))
+
+
+@register_model
+def resnet9(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> nn.Module:
+    return ResNet9(num_classes, in_channels, width)

@@ -1,0 +1,58 @@
+"""Pre-activation WideResNet (Zagoruyko & Komodakis 2016), WRN-28-10 by default."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from corrective.models.registry import register_model
+
+
+class WideBlock(nn.Module):
+    """BN-ReLU-conv3x3-BN-ReLU-(dropout)-conv3x3 with an identity or 1x1 projection shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, dropout: float) -> None:
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(c_out)
+        self.drop = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.relu = nn.ReLU(inplace=True)
+        same = stride == 1 and c_in == c_out
+        self.shortcut = None if same else nn.Conv2d(c_in, c_out, 1, stride, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        o = self.relu(self.bn1(x))
+        skip = x if self.shortcut is None else self.shortcut(o)
+        o = self.conv2(self.drop(self.relu(self.bn2(self.conv1(o)))))
+        return o + skip
+
+
+class WideResNet(nn.Module):
+    """stem conv -> three groups of (depth-4)/6 blocks at 16k, 32k, 64k channels -> BN-ReLU -> avg-pool -> fc."""
+
+    def __init__(self, num_classes: int, in_channels: int, depth: int, widen: int, dropout: float) -> None:
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ValueError(f"WideResNet depth must be 6n+4, got {depth}")
+        n = (depth - 4) // 6
+        widths = [16, 16 * widen, 32 * widen, 64 * widen]
+        self.stem = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
+        groups = []
+        for g in range(3):
+            blocks = [WideBlock(widths[g] if i == 0 else widths[g + 1], widths[g + 1], (1 if g == 0 else 2) if i == 0 else 1, dropout) for i in range(n)]
+            groups.append(nn.Sequential(*blocks))
+        self.group1, self.group2, self.group3 = groups
+        self.bn = nn.BatchNorm2d(widths[3])
+        self.relu = nn.ReLU(inplace=True)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(widths[3], num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.group3(self.group2(self.group1(self.stem(x))))
+        return self.fc(self.pool(self.relu(self.bn(x))).flatten(1))
+
+
+@register_model
+def wrn28_10(num_classes: int = 10, in_channels: int = 3, depth: int = 28, widen: int = 10, dropout: float = 0.0) -> nn.Module:
+    return WideResNet(num_classes, in_channels, depth, widen, dropout)
