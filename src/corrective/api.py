@@ -14,6 +14,7 @@ from corrective.data import Dataset, get_info, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.manipulations import Manipulation, manipulate
+from corrective.methods import UnlearnTask, get_method, make_settings, run_methods_grid, select, settings_dict
 from corrective.metrics import evaluate
 from corrective.runs import (
     FORMAT,
@@ -167,3 +168,66 @@ def evaluate_run(run_dir: str | Path, device: str = "auto") -> dict[str, Any]:
     """Re-compute a run's metrics from its files."""
     run = load_run(run_dir, device)
     return evaluate(run.model, run.dataset, run.manipulation)
+
+
+@dataclass
+class UnlearnResult:
+    """Every candidate setting of one (method, alpha): records, models, and which one the rule selected."""
+
+    records: list[dict[str, Any]]
+    models: list[nn.Module]
+    selected: int
+
+    @property
+    def model(self) -> nn.Module:
+        return self.models[self.selected]
+
+    @property
+    def record(self) -> dict[str, Any]:
+        return self.records[self.selected]
+
+
+def make_task(run: Run, forget_ids: torch.Tensor, *, oracle: bool = False, progress: bool | None = None) -> UnlearnTask:
+    """What a method may see of a run; an oracle bound also gets S_m."""
+    if len(forget_ids) == 0:
+        raise UserError("the identified set S_f is empty; flag at least one sample")
+    return UnlearnTask(
+        model=run.model,
+        train=run.train_split,
+        forget_ids=forget_ids,
+        pipeline=Pipeline.of(run.dataset),
+        config=run.config,
+        spec=run.spec,
+        seed=run.seed,
+        progress=progress,
+        known_manipulated=run.manipulation.ids if oracle else None,
+    )
+
+
+def unlearn(
+    run: Run,
+    method: str,
+    alpha: float = 1.0,
+    *,
+    settings: dict[str, Any] | None = None,
+    grid: bool = False,
+    progress: bool | None = None,
+) -> UnlearnResult:
+    """Apply `method` to a run with the first `alpha` share of S_m identified; evaluate; apply the selection rule.
+
+    With `grid`, every setting of the method's grid (each with `settings` applied on top) is a candidate.
+    """
+    info = get_method(method)
+    forget_ids = run.manipulation.forget_ids(alpha)
+    task = make_task(run, forget_ids, oracle=not info.is_method, progress=progress)
+    overrides = [{**g, **(settings or {})} for g in info.grid()] if grid else [settings or {}]
+    candidates = [make_settings(method, o) for o in overrides]
+    records, models = [], []
+    for s, model, seconds in run_methods_grid(task, method, candidates):
+        metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids)
+        records.append({"method": method, "alpha": alpha, "settings": settings_dict(s), "selected": False,
+                        "is_method": info.is_method, "n_forget": len(forget_ids), "unlearn_seconds": seconds, **metrics})
+        models.append(model)
+    chosen = select(records)
+    records[chosen]["selected"] = True
+    return UnlearnResult(records, models, chosen)

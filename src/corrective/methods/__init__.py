@@ -1,0 +1,31 @@
+"""Unlearning methods: one file each, a registry, and the selection rule."""
+
+from corrective.methods import none  # noqa: F401  (registers)
+from corrective.methods.base import (
+    METHODS,
+    MethodInfo,
+    UnlearnTask,
+    get_method,
+    list_methods,
+    make_settings,
+    register_method,
+    run_method,
+    run_methods_grid,
+    settings_dict,
+)
+from corrective.methods.selection import select, selection_score
+
+__all__ = [
+    "METHODS",
+    "MethodInfo",
+    "UnlearnTask",
+    "get_method",
+    "list_methods",
+    "make_settings",
+    "register_method",
+    "run_method",
+    "run_methods_grid",
+    "select",
+    "selection_score",
+    "settings_dict",
+]

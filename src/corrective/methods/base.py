@@ -1,0 +1,178 @@
+"""What every unlearning method sees, the method registry, and settings validation.
+
+A method is `fn(task: UnlearnTask, settings: S) -> nn.Module` with `S` a frozen dataclass of
+its settings (the paper's defaults). The task holds only what a method may see: the
+original model, the training data with its given labels, the identified ids `S_f`, the
+training recipe and a way to build a fresh model. `S_m \\ S_f`, clean labels, the test set
+and the manipulation type are not in it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields
+from typing import Any, get_type_hints
+
+import torch
+from torch import Tensor, nn
+
+from corrective.data.base import Split
+from corrective.data.batches import Pipeline
+from corrective.errors import UserError
+from corrective.runs import ModelSpec
+from corrective.training import TrainConfig
+
+
+@dataclass(frozen=True)
+class UnlearnTask:
+    """Everything an unlearning method may see."""
+
+    model: nn.Module  # M_o; methods never modify it (use `task.copy_model()`)
+    train: Split  # S_tr with the given labels, triggers as the original model saw them
+    forget_ids: Tensor  # S_f, stable sample ids
+    pipeline: Pipeline  # uint8 images -> model inputs
+    config: TrainConfig  # algorithm A as used for M_o: budgets are shares of config.steps
+    spec: ModelSpec  # architecture of M_o, for fresh models
+    seed: int = 0
+    progress: bool | None = None
+    # Only for entries marked `is_method=False` (oracle bounds): every manipulated id, S_m.
+    known_manipulated: Tensor | None = None
+
+    def forget(self) -> Split:
+        """S_f as a split (given labels)."""
+        return self.train.subset(self.train.positions_of(self.forget_ids))
+
+    def retain(self) -> Split:
+        """D_r = S_tr \\ S_f (still holds the manipulated samples nobody identified)."""
+        return self.train.without(self.forget_ids)
+
+    def copy_model(self) -> nn.Module:
+        return copy.deepcopy(self.model)
+
+    def fresh_model(self, seed: int | None = None) -> nn.Module:
+        """A newly initialised model of M_o's architecture on M_o's device."""
+        device = next(self.model.parameters()).device
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.seed if seed is None else seed)
+            return self.spec.build().to(device)
+
+    def generator(self, salt: int = 0) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+
+
+Grid = Callable[[], list[dict[str, Any]]]
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    name: str
+    fn: Callable[[UnlearnTask, Any], nn.Module]
+    settings: type  # a frozen dataclass with defaults
+    grid: Grid  # the settings searched by `--grid` (a list of overrides of the defaults)
+    is_method: bool = True  # False for oracle bounds, which are handed S_m
+    summary: str = ""
+    # Optional: run a whole grid sharing work (e.g. SSD's importances); yields (settings, model, seconds)
+    # where seconds is what that one setting would have cost alone, shared work included.
+    run_grid: Callable[[UnlearnTask, list[Any]], Iterator[tuple[Any, nn.Module, float]]] | None = None
+
+
+METHODS: dict[str, MethodInfo] = {}
+
+
+def register_method(
+    settings: type,
+    grid: Grid | None = None,
+    *,
+    name: str | None = None,
+    is_method: bool = True,
+    run_grid: Callable[..., Iterator[tuple[Any, nn.Module, float]]] | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator filing a method under its function name (or `name`) with its settings dataclass and grid."""
+
+    def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        key = name or fn.__name__
+        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        METHODS[key] = MethodInfo(key, fn, settings, grid or (lambda: [{}]), is_method, summary, run_grid)
+        return fn
+
+    return wrap
+
+
+def get_method(name: str) -> MethodInfo:
+    if name not in METHODS:
+        raise UserError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))} (see `corrective methods`)")
+    return METHODS[name]
+
+
+def list_methods() -> list[str]:
+    return sorted(METHODS)
+
+
+def make_settings(name: str, overrides: dict[str, Any] | None = None) -> Any:
+    """The method's settings dataclass with `overrides` applied and checked: unknown keys, wrong types."""
+    info = get_method(name)
+    known = {f.name: f for f in fields(info.settings)}
+    hints = get_type_hints(info.settings)
+    values: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if key not in known:
+            raise UserError(f"method {name!r} has no setting {key!r}; its settings: {', '.join(known) or 'none'}")
+        values[key] = coerce(name, key, value, hints[key])
+    try:
+        return info.settings(**values)
+    except ValueError as e:
+        raise UserError(f"method {name!r}: {e}") from None
+
+
+def coerce(method: str, key: str, value: Any, hint: Any) -> Any:
+    """`value` as the setting's declared type (int, float, bool or str), or a clear error."""
+    target = hint if hint in (int, float, bool, str) else None
+    if target is None:
+        return value
+    if target is bool and isinstance(value, bool):
+        return value
+    if target is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if target is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if target is str and isinstance(value, str):
+        return value
+    raise UserError(f"method {method!r}: setting {key}={value!r} must be {target.__name__}")
+
+
+def settings_dict(settings: Any) -> dict[str, Any]:
+    return dataclasses.asdict(settings)
+
+
+def run_method(task: UnlearnTask, name: str, settings: Any) -> tuple[nn.Module, float]:
+    """Apply one method with one setting; returns the new model and the method's wall-clock seconds."""
+    info = get_method(name)
+    if not info.is_method and task.known_manipulated is None:
+        raise UserError(f"{name!r} is an oracle bound, not a method: it needs the manipulated ids S_m")
+    before = _fingerprint(task.model)
+    start = time.perf_counter()
+    model = info.fn(task, settings)
+    seconds = time.perf_counter() - start
+    if not torch.equal(before, _fingerprint(task.model)):
+        raise RuntimeError(f"method {name!r} modified the original model in place")
+    return model.eval(), seconds
+
+
+def run_methods_grid(task: UnlearnTask, name: str, settings_list: list[Any]) -> Iterator[tuple[Any, nn.Module, float]]:
+    """Every setting of a grid: (settings, model, seconds), through the method's shared-work runner if it has one."""
+    info = get_method(name)
+    if info.run_grid is None:
+        for s in settings_list:
+            model, seconds = run_method(task, name, s)
+            yield s, model, seconds
+        return
+    for s, model, seconds in info.run_grid(task, settings_list):
+        yield s, model.eval(), seconds
+
+
+def _fingerprint(model: nn.Module) -> Tensor:
+    with torch.no_grad():
+        return torch.stack([p.detach().double().sum() for p in model.state_dict().values() if p.is_floating_point()])
