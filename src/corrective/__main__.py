@@ -1,0 +1,5 @@
+"""`python -m corrective` runs the command line."""
+
+from corrective.cli import main
+
+main()
