@@ -212,17 +212,19 @@ def unlearn(
     alpha: float = 1.0,
     *,
     settings: dict[str, Any] | None = None,
-    grid: bool = False,
+    grid: bool | list[dict[str, Any]] = False,
     progress: bool | None = None,
 ) -> UnlearnResult:
     """Apply `method` to a run with the first `alpha` share of S_m identified; evaluate; apply the selection rule.
 
-    With `grid`, every setting of the method's grid (each with `settings` applied on top) is a candidate.
+    With `grid`, every setting of the method's grid (or of the given list of settings), each with
+    `settings` applied on top, is a candidate.
     """
     info = get_method(method)
     forget_ids = run.manipulation.forget_ids(alpha)
     task = make_task(run, forget_ids, oracle=not info.is_method, progress=progress)
-    overrides = [{**g, **(settings or {})} for g in info.grid()] if grid else [settings or {}]
+    grid_list = info.grid() if grid is True else list(grid or [])
+    overrides = [{**g, **(settings or {})} for g in grid_list] if grid_list else [settings or {}]
     candidates = [make_settings(method, o) for o in overrides]
     records, models = [], []
     for s, model, seconds in run_methods_grid(task, method, candidates):

@@ -1,0 +1,116 @@
+"""What a worker does with one job: train (or reuse) an original model, or run one method's grid.
+
+Workers never write `results.jsonl`; they return the job's record to the parent. Each job
+writes its own log (`<out>/logs/<id>.log`). Trained models are cached under `<out>/models/<id>/`,
+written to a private folder first and renamed into place, so a killed worker never leaves a
+half-written model and two writers of the same model cannot clash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import os
+import shutil
+import time
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from corrective.bench.plan import Job
+from corrective.errors import UserError
+from corrective.runs import MANIFEST, dumps, read_manifest, versions
+
+RESULTS = "results.jsonl"
+MODELS = "models"
+LOGS = "logs"
+CONFIG_KEYS = ("dataset", "model", "training", "manipulation", "size", "seed", "train_preset", "steps")
+
+
+def model_dir(out: Path, original_id: str) -> Path:
+    return Path(out) / MODELS / original_id
+
+
+def execute(job: Job, out: str) -> dict[str, Any]:
+    """Run one job, logging to its own file; returns its record. Errors name the log file."""
+    out_dir = Path(out)
+    log_path = out_dir / LOGS / f"{job.id}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with open(log_path, "a") as log, contextlib.redirect_stdout(log), contextlib.redirect_stderr(log):
+        print(f"job {job.id} ({job.stage}) pid {os.getpid()} started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        print(json.dumps(job.params, default=str))
+        try:
+            if job.params["device_type"] == "cpu":
+                torch.set_num_threads(1)
+            record = train_original(job, out_dir) if job.stage == "original" else unlearn(job, out_dir)
+        except UserError as e:
+            print(f"failed: {e}")
+            raise UserError(f"{job.label}: {e} (log: {log_path})") from None
+        except Exception as e:
+            traceback.print_exc()
+            raise RuntimeError(f"{job.label}: {type(e).__name__}: {e} (log: {log_path})") from None
+        record["job_seconds"] = time.perf_counter() - start
+        print(f"done in {record['job_seconds']:.1f} s")
+    return json.loads(dumps(record))
+
+
+def _base(job: Job) -> dict[str, Any]:
+    p = job.params
+    return {"job_id": job.id, "stage": job.stage, **{k: p[k] for k in CONFIG_KEYS}, "versions": versions()}
+
+
+def train_original(job: Job, out: Path) -> dict[str, Any]:
+    """The original model of `job`, trained once and cached by its id; its record comes from the manifest."""
+    from corrective import api
+
+    final = model_dir(out, job.id)
+    if not (final / MANIFEST).exists():
+        p = job.params
+        extra = {}
+        if p["training"] != "standard":
+            if "training" not in inspect.signature(api.train_run).parameters:
+                raise UserError(f"training type {p['training']!r} needs REM's training (api.train_run(training=...)), "
+                                "which this version of corrective lacks; use training = [\"standard\"]")
+            extra["training"] = p["training"]
+        partial = out / MODELS / ".partial" / f"{job.id}.{uuid.uuid4().hex[:8]}"
+        try:
+            api.train_run(
+                p["dataset"], manipulation=p["manipulation"], size=p["size"], seed=p["seed"], root=p["root"],
+                model=p["model"], preset=p["train_preset"] if p["train_preset"] != "default" else None,
+                steps=p["steps"] or None, val_fraction=p["val_fraction"], device=p["device_type"],
+                manipulation_settings=dict(p["manipulation_settings"]), out=partial, progress=False, **extra,
+            )
+            try:
+                os.rename(partial, final)
+            except OSError:
+                if not (final / MANIFEST).exists():  # not someone else's identical model: a real error
+                    raise
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+    man = read_manifest(final)
+    if man["training"] != job.params["train_config"]:
+        raise RuntimeError(f"cached model {final} was trained with {man['training']}, not the planned "
+                           f"{job.params['train_config']}; the planner's recipe and api.train_run disagree")
+    return {**_base(job), "method": None, "alpha": None, "train_seconds": man["train_seconds"],
+            "n_manipulated": len(man["manipulation"]["ids"]), **man["metrics"]}
+
+
+def unlearn(job: Job, out: Path) -> dict[str, Any]:
+    """One method at one alpha over its grid, from the cached original; the selected candidate's record."""
+    from corrective import api
+
+    p = job.params
+    run = api.load_run(model_dir(out, p["original_id"]), device=p["device_type"])
+    result = api.unlearn(run, p["method"], p["alpha"], grid=p["grid"], progress=False)
+    candidates = [dict(r) for r in result.records]
+    for c in candidates:
+        print(f"  {json.dumps(c['settings'])}: acc_corr {c['acc_corr']} acc_retain {c['acc_retain']} "
+              f"selected {c['selected']}")
+    chosen = {k: v for k, v in result.record.items() if k not in ("method", "alpha")}
+    return {**_base(job), "method": p["method"], "alpha": p["alpha"], "original_id": p["original_id"], **chosen,
+            "grid_size": len(candidates), "candidates": candidates}

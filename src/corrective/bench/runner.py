@@ -1,0 +1,144 @@
+"""Run a spec: plan it, skip finished jobs, run the rest in stage order, record, summarize.
+
+The output folder holds every record ever finished there (keyed by job id), so re-running a
+command resumes it and a different spec in the same folder just adds its own jobs;
+`summary.csv` and the final table cover the current spec's jobs only.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tqdm.auto import tqdm
+
+from corrective.bench.executors import Executor, make_executor
+from corrective.bench.jobs import RESULTS
+from corrective.bench.plan import STAGES, Job, plan
+from corrective.bench.spec import ORACLE, BenchSpec
+from corrective.bench.store import ResultStore, summarize, write_summary
+from corrective.errors import UserError
+from corrective.methods import METHODS
+
+SUMMARY = "summary.csv"
+SPEC = "spec.json"
+LOCK = ".lock"
+
+
+@dataclass
+class BenchOutcome:
+    out: Path
+    jobs: list[Job]
+    skipped: int  # finished before this run
+    ran: int
+    failed: list[str] = field(default_factory=list)  # one line per failed or blocked job
+    records: list[dict[str, Any]] = field(default_factory=list)  # the spec's records, in plan order
+    summary: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def resolve_device_type(device: str) -> str:
+    from corrective.api import resolve_device
+
+    return resolve_device(device).type
+
+
+def lock(out: Path):  # noqa: ANN201
+    """An exclusive lock on the folder (released by the OS even on kill -9): one writer at a time."""
+    out.mkdir(parents=True, exist_ok=True)
+    handle = open(out / LOCK, "w")  # noqa: SIM115  (held open for the whole run)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(f"another `corrective bench` is writing to {out}; wait for it or use another --out") from None
+    return handle
+
+
+def run_bench(
+    spec: BenchSpec,
+    out: str | Path,
+    *,
+    executor: Executor | None = None,
+    progress: bool | None = None,
+) -> BenchOutcome:
+    """Run every job of `spec` not yet recorded in `out`; returns what happened."""
+    start = time.perf_counter()
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose another path")
+    device_type = resolve_device_type(spec.device)
+    jobs = plan(spec, device_type)
+    notes = []
+    if spec.oracle and ORACLE not in METHODS:
+        notes.append("no 'oracle' method is registered in this version: the oracle stage is skipped")
+    handle = lock(out)
+    try:
+        store = ResultStore(out / RESULTS)
+        (out / SPEC).write_text(json.dumps(asdict(spec), indent=2, default=list) + "\n")
+        todo = [j for j in jobs if j.id not in store.done()]
+        outcome = BenchOutcome(out, jobs, len(jobs) - len(todo), 0, notes=notes)
+        if todo:
+            own = executor is None
+            ex = executor or make_executor(spec.executor, spec.workers, device_type, spec.address)
+            try:
+                _schedule(todo, store, ex, str(out), outcome, progress, total=len(jobs))
+            finally:
+                if own:
+                    ex.close()
+        ids = {j.id for j in jobs}
+        outcome.records = [store.records[j.id] for j in jobs if j.id in store.records]
+        outcome.summary = summarize(r for r in outcome.records if r["job_id"] in ids)
+        write_summary(outcome.summary, out / SUMMARY)
+    finally:
+        handle.close()
+    outcome.seconds = time.perf_counter() - start
+    return outcome
+
+
+def _schedule(todo: list[Job], store: ResultStore, ex: Executor, out: str, outcome: BenchOutcome,
+              progress: bool | None, total: int) -> None:
+    """Keep up to `ex.slots` ready jobs running, earliest stage first; record each as it finishes."""
+    pending = sorted(todo, key=lambda j: STAGES.index(j.stage))  # stable: plan order within a stage
+    running: dict[Future, Job] = {}
+    failed: set[str] = set()
+    bar = tqdm(total=total, initial=outcome.skipped, desc="bench", unit="job", dynamic_ncols=True,
+               disable=not (sys.stderr.isatty() if progress is None else progress))
+    try:
+        while pending or running:
+            done = store.done()
+            for job in [j for j in pending if any(d in failed for d in j.deps)]:
+                pending.remove(job)
+                failed.add(job.id)
+                outcome.failed.append(f"{job.label}: skipped, its original model failed")
+                bar.update()
+            ready = [j for j in pending if all(d in done for d in j.deps)]
+            for job in ready[: max(0, ex.slots - len(running))]:
+                pending.remove(job)
+                running[ex.submit(job, out)] = job
+            bar.set_postfix(running=len(running), failed=len(failed), refresh=False)
+            if not running:
+                if pending:
+                    raise RuntimeError("bench scheduler: jobs wait on dependencies that will never finish")
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                job = running.pop(fut)
+                try:
+                    store.append(fut.result())
+                    outcome.ran += 1
+                except Exception as e:  # a job's error, a dead worker: recorded, the rest goes on
+                    failed.add(job.id)
+                    outcome.failed.append(str(e))
+                    bar.write(f"failed: {e}")
+                bar.update()
+    finally:
+        bar.close()
+

@@ -1,0 +1,334 @@
+"""The experiment spec of `corrective bench`: a TOML file validated into frozen dataclasses.
+
+Loading checks structure and types; every error names the bad field
+(`bench spec: seeds: expected a list of integers, got 'a'`). Whether the named methods,
+datasets and models exist is checked against the registries by `check_spec` (the planner
+calls it), so a preset naming methods of a newer version still loads.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from corrective.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+MANIPULATIONS = ("poison", "interclass", "random_swap")
+TRAININGS = ("standard", "capacity", "etd")
+EXECUTORS = ("local", "ray")
+ALL = "all"  # `[methods.all]`: every registered method not listed by name (the oracle has its own stage)
+ORACLE = "oracle"
+
+
+def fail(where: str, message: str) -> UserError:
+    return UserError(f"bench spec: {where}: {message}")
+
+
+@dataclass(frozen=True)
+class ManipulationSpec:
+    kind: str
+    sizes: tuple[float, ...]  # each a share of the training set (< 1) or a count (>= 1)
+    settings: dict[str, Any] = field(default_factory=dict)  # e.g. target, trigger_size, classes
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str  # a registered method, or "all"
+    grid: bool | tuple[dict[str, Any], ...] = True  # true: the method's registered grid; false: defaults; or a list
+    settings: dict[str, Any] = field(default_factory=dict)  # applied on top of every grid entry
+    exclude: tuple[str, ...] = ()  # only for "all"
+
+
+@dataclass(frozen=True)
+class BenchSpec:
+    name: str = "custom"
+    datasets: tuple[str, ...] = ("digits",)
+    models: tuple[str, ...] = ("default",)  # "default": the dataset's model
+    training: tuple[str, ...] = ("standard",)  # training types (capacity / etd need REM's training)
+    manipulations: tuple[ManipulationSpec, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    methods: tuple[MethodSpec, ...] = (MethodSpec(ALL),)
+    oracle: bool = True
+    train_preset: str = "default"  # "default": the dataset's (digits on digits, else paper)
+    steps: int = 0  # 0: the preset's step budget
+    val_fraction: float = 0.1
+    roots: dict[str, str] = field(default_factory=dict)  # dataset -> data folder (default data/NAME)
+    device: str = "auto"
+    executor: str = "local"
+    workers: int = 0  # 0: one per core on CPU, one per GPU on CUDA
+    address: str = ""  # ray: cluster address ("auto" joins a running cluster; empty starts a local one)
+
+
+FIELDS = {f.name for f in fields(BenchSpec)}
+
+
+def _str(where: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise fail(where, f"expected a string, got {value!r}")
+    return value
+
+
+def _int(where: str, value: Any, minimum: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise fail(where, f"expected an integer, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise fail(where, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _number(where: str, value: Any) -> float:
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        raise fail(where, f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _list(where: str, value: Any, item: Any) -> tuple[Any, ...]:
+    """A list (a scalar counts as a one-item list, which is what `--set seeds=3` gives), non-empty."""
+    values = value if isinstance(value, list) else [value]
+    if not values:
+        raise fail(where, "must not be empty")
+    out = tuple(item(f"{where}[{i}]", v) for i, v in enumerate(values))
+    if len(set(map(repr, out))) != len(out):
+        raise fail(where, f"has duplicates: {list(out)}")
+    return out
+
+
+def _choice(where: str, value: Any, known: tuple[str, ...]) -> str:
+    value = _str(where, value)
+    if value not in known:
+        raise fail(where, f"unknown value {value!r}; known: {', '.join(known)}")
+    return value
+
+
+def _table(where: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise fail(where, f"expected a table, got {value!r}")
+    return value
+
+
+def _alpha(where: str, value: Any) -> float:
+    a = _number(where, value)
+    if not 0 < a <= 1:
+        raise fail(where, f"alpha must be in (0, 1], got {a}")
+    return a
+
+
+def _size(where: str, value: Any) -> float:
+    s = _number(where, value)
+    if s <= 0 or (s >= 1 and s != int(s)):
+        raise fail(where, f"a size is a share below 1 or a whole count, got {value}")
+    return s
+
+
+def _manipulations(raw: Any) -> tuple[ManipulationSpec, ...]:
+    out = []
+    for kind, value in _table("manipulations", raw).items():
+        where = f"manipulations.{kind}"
+        _choice("manipulations", kind, MANIPULATIONS)
+        if isinstance(value, dict):
+            settings = dict(value)
+            if "sizes" not in settings:
+                raise fail(where, "a table needs `sizes` (a list of shares or counts)")
+            sizes = _list(f"{where}.sizes", settings.pop("sizes"), _size)
+        else:
+            sizes, settings = _list(where, value, _size), {}
+        out.append(ManipulationSpec(kind, sizes, settings))
+    if not out:
+        raise fail("manipulations", f"name at least one of {', '.join(MANIPULATIONS)}")
+    return tuple(out)
+
+
+def _methods(raw: Any) -> tuple[MethodSpec, ...]:
+    out = []
+    for name, value in _table("methods", raw).items():
+        where = f"methods.{name}"
+        body = dict(_table(where, value))
+        unknown = set(body) - {"grid", "settings", "exclude"}
+        if unknown:
+            raise fail(where, f"unknown field {sorted(unknown)[0]!r}; known: grid, settings, exclude")
+        grid = body.get("grid", True)
+        if isinstance(grid, list):
+            grid = tuple(_table(f"{where}.grid[{i}]", g) for i, g in enumerate(grid))
+            if not grid:
+                raise fail(f"{where}.grid", "an explicit grid must not be empty (use grid = false for the defaults)")
+        elif not isinstance(grid, bool):
+            raise fail(f"{where}.grid", f"expected true, false or a list of settings tables, got {grid!r}")
+        exclude = _list(f"{where}.exclude", body["exclude"], _str) if "exclude" in body else ()
+        if exclude and name != ALL:
+            raise fail(f"{where}.exclude", "only [methods.all] takes exclude")
+        out.append(MethodSpec(name, grid, dict(_table(f"{where}.settings", body.get("settings", {}))), exclude))
+    if not out:
+        raise fail("methods", "name at least one method, or [methods.all]")
+    return tuple(out)
+
+
+def parse_spec(raw: dict[str, Any]) -> BenchSpec:
+    """Validate a spec dict (as read from TOML, overrides applied) into a BenchSpec."""
+    for key in raw:
+        if key not in FIELDS:
+            raise fail(key, f"unknown field; known: {', '.join(sorted(FIELDS))}")
+    d = BenchSpec()
+    get = raw.get
+    return BenchSpec(
+        name=_str("name", get("name", d.name)),
+        datasets=_list("datasets", get("datasets", list(d.datasets)), _str),
+        models=_list("models", get("models", list(d.models)), _str),
+        training=_list("training", get("training", list(d.training)), lambda w, v: _choice(w, v, TRAININGS)),
+        manipulations=_manipulations(get("manipulations", {k: [0.05] for k in MANIPULATIONS})),
+        seeds=_list("seeds", get("seeds", list(d.seeds)), lambda w, v: _int(w, v, 0)),
+        alphas=_list("alphas", get("alphas", list(d.alphas)), _alpha),
+        methods=_methods(get("methods", {ALL: {"grid": True}})),
+        oracle=_bool("oracle", get("oracle", d.oracle)),
+        train_preset=_str("train_preset", get("train_preset", d.train_preset)),
+        steps=_int("steps", get("steps", d.steps), 0),
+        val_fraction=_fraction("val_fraction", get("val_fraction", d.val_fraction)),
+        roots={k: _str(f"roots.{k}", v) for k, v in _table("roots", get("roots", {})).items()},
+        device=_str("device", get("device", d.device)),
+        executor=_choice("executor", get("executor", d.executor), EXECUTORS),
+        workers=_int("workers", get("workers", d.workers), 0),
+        address=_str("address", get("address", d.address)),
+    )
+
+
+def _bool(where: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise fail(where, f"expected true or false, got {value!r}")
+    return value
+
+
+def _fraction(where: str, value: Any) -> float:
+    v = _number(where, value)
+    if not 0 < v < 1:
+        raise fail(where, f"must be in (0, 1), got {v}")
+    return v
+
+
+# ---------------------------------------------------------------- files, presets, overrides
+
+def list_presets() -> list[str]:
+    folder = resources.files("corrective.bench") / "presets"
+    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+def preset_text(name: str) -> str:
+    if name not in list_presets():
+        raise UserError(f"unknown bench preset {name!r}; known: {', '.join(list_presets())}")
+    return (resources.files("corrective.bench") / "presets" / f"{name}.toml").read_text()
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"bench spec {source} is not valid TOML: {e}") from None
+
+
+def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
+    """`methods.scrub.grid` -> raw["methods"]["scrub"]["grid"] = value, creating tables on the way."""
+    parts = key.split(".")
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise fail(".".join(parts[: i + 1]), f"is not a table, cannot set {key}")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_spec(
+    preset: str | None = None, config: str | Path | None = None, sets: dict[str, Any] | None = None
+) -> BenchSpec:
+    """The spec of a preset (default: `default`) or a TOML file, with dotted `key=value` overrides applied."""
+    if preset is not None and config is not None:
+        raise UserError("give either --preset or --config, not both")
+    if config is not None:
+        path = Path(config)
+        if not path.is_file():
+            raise UserError(f"bench config {path} does not exist; pass a TOML file or use --preset")
+        raw = parse_toml(path.read_text(), str(path))
+    else:
+        raw = parse_toml(preset_text(preset or "default"), f"preset {preset or 'default'}")
+    for key, value in (sets or {}).items():
+        set_dotted(raw, key, value)
+    return parse_spec(raw)
+
+
+# ---------------------------------------------------------------- registry checks
+
+def check_spec(spec: BenchSpec) -> None:
+    """Check names against the registries: datasets, models, training preset, methods and their settings."""
+    from corrective.data import DATASETS
+    from corrective.methods import METHODS
+    from corrective.models import MODELS
+    from corrective.training import PRESETS
+
+    for i, name in enumerate(spec.datasets):
+        if name not in DATASETS:
+            raise fail(f"datasets[{i}]", f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
+    for i, name in enumerate(spec.models):
+        if name != "default" and name not in MODELS:
+            raise fail(f"models[{i}]", f"unknown model {name!r}; known: default, {', '.join(sorted(MODELS))}")
+    if spec.train_preset != "default" and spec.train_preset not in PRESETS:
+        known = ", ".join(["default", *PRESETS])
+        raise fail("train_preset", f"unknown training preset {spec.train_preset!r}; known: {known}")
+    known = ", ".join(sorted(METHODS))
+    for m in spec.methods:
+        for j, name in enumerate(m.exclude):
+            if name not in METHODS:
+                raise fail(f"methods.all.exclude[{j}]", f"unknown method {name!r}; known: {known}")
+        if m.name != ALL and m.name not in METHODS:
+            raise fail("methods", f"unknown method {m.name!r}; known: {known}")
+    for name, m in method_specs(spec).items():
+        settings_grid(name, m)
+
+
+def method_specs(spec: BenchSpec) -> dict[str, MethodSpec]:
+    """Every method the spec runs (not the oracle stage), by name, in registry order for `all`."""
+    from corrective.methods import METHODS
+
+    named = {m.name: m for m in spec.methods if m.name != ALL}
+    out: dict[str, MethodSpec] = {}
+    for m in spec.methods:
+        if m.name == ALL:
+            for name in METHODS:
+                if name != ORACLE and name not in named and name not in m.exclude:
+                    out[name] = MethodSpec(name, m.grid, m.settings)
+        else:
+            out[m.name] = m
+    return out
+
+
+def settings_grid(name: str, m: MethodSpec) -> list[dict[str, Any]]:
+    """The full settings of every candidate of method `name` (defaults filled in), checked."""
+    from corrective.methods import get_method, make_settings, settings_dict
+
+    info = get_method(name)
+    known = [f.name for f in fields(info.settings)]
+    where = f"methods.{m.name}"
+    if m.grid is True:
+        overrides = info.grid()
+    elif m.grid is False:
+        overrides = [{}]
+    else:
+        overrides = list(m.grid)
+    out = []
+    for i, o in enumerate(overrides):
+        full = {**o, **m.settings}
+        for key in full:
+            if key not in known:
+                part = "settings" if key in m.settings else f"grid[{i}]" if isinstance(m.grid, tuple) else "grid"
+                raise fail(f"{where}.{part}", f"unknown setting {key!r} of {name}; known: {', '.join(known) or 'none'}")
+        try:
+            out.append(settings_dict(make_settings(name, full)))
+        except UserError as e:
+            raise fail(f"{where}.grid[{i}]", str(e)) from None
+    return out

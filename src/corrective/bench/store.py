@@ -1,0 +1,126 @@
+"""The results store: `results.jsonl` (one record per finished job) and `summary.csv`.
+
+Only the parent process writes. Each record is one `write` of a whole line to a file opened
+with O_APPEND, then flushed and fsync'ed; a torn last line (a crash mid-write) is ignored by
+readers and cut off before the next append, so the file never holds a torn or duplicate record.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from corrective.runs import dumps
+
+GROUP_KEYS = ("dataset", "model", "training", "manipulation", "size", "method", "alpha")
+SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success",
+                   "unlearn_seconds")
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """Every complete record of a results file; a torn last line is ignored."""
+    if not path.exists():
+        return []
+    records = []
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                break  # torn tail of a crashed write
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+class ResultStore:
+    """Append-only records keyed by job id."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._cut_torn_tail()
+        self.records: dict[str, dict[str, Any]] = {}
+        for r in read_records(self.path):
+            self.records.setdefault(r.get("job_id", ""), r)
+
+    def _cut_torn_tail(self) -> None:
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            return
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            if data.endswith(b"\n"):
+                return
+            f.truncate(data.rfind(b"\n") + 1)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def done(self) -> set[str]:
+        return set(self.records)
+
+    def append(self, record: dict[str, Any]) -> None:
+        """Write `record` as one line, durably; a job id already stored is never written twice."""
+        job_id = record["job_id"]
+        if job_id in self.records:
+            return
+        line = (dumps(record) + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, line)
+            if written != len(line):
+                raise OSError(f"short write to {self.path} ({written} of {len(line)} bytes); disk full?")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        self.records[job_id] = record
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan")
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
+    return mean, std
+
+
+def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (dataset, model, training, manipulation, size, method, alpha): the selected settings and
+    mean, sample std (n-1) and n over seeds of the main metrics. Originals' records are left out."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    for r in records:
+        if r.get("stage") in ("unlearn", "oracle"):
+            groups.setdefault(tuple(r.get(k) for k in GROUP_KEYS), []).append(r)
+    rows = []
+    for key, rs in groups.items():
+        row: dict[str, Any] = dict(zip(GROUP_KEYS, key, strict=True))
+        row["is_method"] = rs[0].get("is_method")
+        row["seeds"] = " ".join(str(s) for s in sorted(r["seed"] for r in rs))
+        row["settings"] = " | ".join(sorted({json.dumps(r.get("settings", {}), sort_keys=True) for r in rs}))
+        for m in SUMMARY_METRICS:
+            values = [float(r[m]) for r in rs if isinstance(r.get(m), (int, float))]
+            mean, std = _mean_std(values)
+            row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = mean, std, len(values)
+        rows.append(row)
+    order = {"oracle": 0}
+    rows.sort(key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in GROUP_KEYS[:5])
+              + (order.get(r["method"], 1), r["method"], r["alpha"] or 0))
+    return rows
+
+
+def write_summary(rows: list[dict[str, Any]], path: Path) -> None:
+    """`summary.csv`, written to a temporary file and renamed into place."""
+    columns = [*GROUP_KEYS, "is_method", "seeds", "settings"]
+    columns += [f"{m}_{s}" for m in SUMMARY_METRICS for s in ("mean", "std", "n")]
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, columns)
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()})
+    os.replace(tmp, path)

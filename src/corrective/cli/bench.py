@@ -1,0 +1,77 @@
+"""`corrective bench`: run an experiment grid (a preset or a TOML file), resumably, and print its table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from corrective.cli.app import app
+from corrective.cli.common import QuietOpt, parse_sets
+
+PresetOpt = Annotated[str | None, typer.Option(help="A shipped experiment: default, smoke, paper-cifar10, ...")]
+ConfigOpt = Annotated[Path | None, typer.Option(help="An experiment spec as a TOML file (instead of --preset).")]
+SetOpt = Annotated[list[str] | None, typer.Option(
+    "--set", help="Override a spec field: key=value, dotted when nested (seeds=0,1,2  methods.scrub.grid=false).")]
+BenchOutOpt = Annotated[Path | None, typer.Option(help="Results folder (default results/PRESET); re-run to resume.")]
+ExecutorOpt = Annotated[str | None, typer.Option(help="local (a process pool) or ray.")]
+WorkersOpt = Annotated[int | None, typer.Option(help="Jobs at once (default: one per core; one per GPU on CUDA).")]
+AddressOpt = Annotated[str | None, typer.Option(help="Ray cluster address (auto joins a running one).")]
+BenchDeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N (default: the spec's).")]
+
+
+@app.command()
+def bench(
+    preset: PresetOpt = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+    out: BenchOutOpt = None,
+    executor: ExecutorOpt = None,
+    workers: WorkersOpt = None,
+    address: AddressOpt = None,
+    device: BenchDeviceOpt = None,
+    list_presets: Annotated[bool, typer.Option("--list", help="List the shipped presets and exit.")] = False,
+    dry_run: Annotated[bool, typer.Option(help="Plan and count the jobs, run nothing.")] = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run a benchmark: originals, oracle and every method x alpha; results.jsonl, summary.csv, a table.
+
+    Results are keyed by job id (a hash of everything that determines a result), so re-running a
+    command skips finished jobs, and another spec in the same folder adds its own jobs.
+
+    Examples: corrective bench  |  corrective bench --preset smoke --out results/smoke  |
+    corrective bench --config my.toml --set seeds=0,1,2 --executor ray --address auto
+    """
+    from corrective import bench as b
+
+    if list_presets:
+        for name in b.list_presets():
+            typer.echo(name)
+        return
+    sets = parse_sets(set_)
+    for key, value in (("executor", executor), ("workers", workers), ("address", address), ("device", device)):
+        if value is not None:
+            sets[key] = value
+    spec = b.load_spec(preset, config, sets)
+    out = out or Path("results") / (config.stem if config is not None else preset or "default")
+    if dry_run:
+        from corrective.bench.runner import resolve_device_type
+
+        jobs = b.plan(spec, resolve_device_type(spec.device))
+        done = {r.get("job_id") for r in b.read_records(out / "results.jsonl")}
+        stages = {s: sum(j.stage == s for j in jobs) for s in ("original", "oracle", "unlearn")}
+        typer.echo(f"{len(jobs)} jobs ({', '.join(f'{n} {s}' for s, n in stages.items())}), "
+                   f"{sum(j.id in done for j in jobs)} already done in {out}")
+        return
+    result = b.run_bench(spec, out, progress=False if quiet else None)
+    for note in result.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(b.format_table(result.summary))
+    typer.echo(f"\n{len(result.jobs)} jobs: {result.skipped} already done, {result.ran} run, "
+               f"{len(result.failed)} failed in {result.seconds:.1f} s")
+    typer.echo(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.csv'}  logs: {out / 'logs'}")
+    if result.failed:
+        for line in result.failed[:10]:
+            typer.echo(f"failed: {line}", err=True)
+        raise typer.Exit(1)
