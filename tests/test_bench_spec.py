@@ -1,0 +1,87 @@
+"""The bench spec: validation errors name the field; presets load; overrides apply."""
+
+from __future__ import annotations
+
+import pytest
+
+from corrective.bench import list_presets, load_spec, plan
+from corrective.bench.spec import check_spec, parse_spec, set_dotted
+from corrective.data import DATASETS
+from corrective.errors import UserError
+from corrective.methods import METHODS
+
+
+def test_defaults_and_overrides():
+    spec = load_spec("smoke", sets={"seeds": [1, 2], "alphas": 0.3, "methods.none.grid": True, "steps": 5})
+    assert spec.seeds == (1, 2) and spec.alphas == (0.3,) and spec.steps == 5
+    assert {m.name: m.grid for m in spec.methods}["none"] is True
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"seed": [0]}, "bench spec: seed: unknown field; known:"),
+        ({"seeds": ["a"]}, "bench spec: seeds[0]: expected an integer, got 'a'"),
+        ({"seeds": []}, "bench spec: seeds: must not be empty"),
+        ({"alphas": [0.5, 1.5]}, "bench spec: alphas[1]: alpha must be in (0, 1], got 1.5"),
+        ({"training": ["fancy"]}, "bench spec: training[0]: unknown value 'fancy'; known: standard, capacity, etd"),
+        ({"manipulations": {"flip": [0.1]}}, "bench spec: manipulations: unknown value 'flip'"),
+        ({"manipulations": {"poison": [2.5]}}, "bench spec: manipulations.poison[0]: a size is a share below 1"),
+        ({"methods": {"none": {"grd": True}}}, "bench spec: methods.none: unknown field 'grd'"),
+        ({"methods": {"none": {"grid": "yes"}}}, "bench spec: methods.none.grid: expected true, false or a list"),
+        ({"methods": {"none": {"exclude": ["x"]}}}, "bench spec: methods.none.exclude: only [methods.all]"),
+        ({"executor": "dask"}, "bench spec: executor: unknown value 'dask'; known: local, ray"),
+        ({"oracle": "yes"}, "bench spec: oracle: expected true or false"),
+        ({"steps": -1}, "bench spec: steps: must be >= 0"),
+    ],
+)
+def test_structure_errors_name_the_field(raw, message):
+    with pytest.raises(UserError) as e:
+        parse_spec(raw)
+    assert str(e.value).startswith(message), str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"datasets": ["imagenet"]}, "bench spec: datasets[0]: unknown dataset 'imagenet'; known:"),
+        ({"models": ["vgg"]}, "bench spec: models[0]: unknown model 'vgg'; known: default,"),
+        ({"train_preset": "fast"}, "bench spec: train_preset: unknown training preset 'fast'"),
+        ({"methods": {"magic": {}}}, "bench spec: methods: unknown method 'magic'; known:"),
+        ({"methods": {"all": {"exclude": ["magic"]}}}, "bench spec: methods.all.exclude[0]: unknown method 'magic'"),
+        ({"methods": {"none": {"grid": [{"alfa": 1}]}}}, "bench spec: methods.none.grid[0]: unknown setting 'alfa' of none"),
+        ({"methods": {"none": {"settings": {"alfa": 1}}}}, "bench spec: methods.none.settings: unknown setting 'alfa'"),
+    ],
+)
+def test_registry_errors_name_the_field(raw, message):
+    with pytest.raises(UserError) as e:
+        check_spec(parse_spec(raw))
+    assert str(e.value).startswith(message), str(e.value)
+
+
+def test_file_errors(tmp_path):
+    with pytest.raises(UserError, match="unknown bench preset 'nope'; known: .*default"):
+        load_spec("nope")
+    with pytest.raises(UserError, match="does not exist"):
+        load_spec(config=tmp_path / "missing.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("seeds = [0,\n")
+    with pytest.raises(UserError, match="is not valid TOML"):
+        load_spec(config=bad)
+    with pytest.raises(UserError, match="bench spec: seeds: is not a table"):
+        set_dotted({"seeds": [0]}, "seeds.x", 1)
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_every_preset_validates(name):
+    spec = load_spec(name)
+    assert spec.name == name
+    needed = {m.name for m in spec.methods} - {"all"}
+    missing = sorted(needed - set(METHODS)) + sorted(set(spec.datasets) - set(DATASETS))
+    if missing:
+        pytest.skip(f"preset {name} loads; planning it needs {', '.join(missing)}, not registered in this version")
+    assert plan(spec, "cpu")
+
+
+def test_shipped_presets():
+    assert {"default", "smoke", "paper-cifar10", "paper-cifar100", "rem-cifar10"} <= set(list_presets())
