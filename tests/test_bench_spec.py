@@ -49,7 +49,7 @@ def test_structure_errors_name_the_field(raw, message):
         ({"train_preset": "fast"}, "bench spec: train_preset: unknown training preset 'fast'"),
         ({"methods": {"magic": {}}}, "bench spec: methods: unknown method 'magic'; known:"),
         ({"methods": {"all": {"exclude": ["magic"]}}}, "bench spec: methods.all.exclude[0]: unknown method 'magic'"),
-        ({"methods": {"none": {"grid": [{"alfa": 1}]}}}, "bench spec: methods.none.grid[0]: unknown setting 'alfa' of none"),
+        ({"methods": {"none": {"grid": [{"alfa": 1}]}}}, "bench spec: methods.none.grid[0]: unknown setting 'alfa'"),
         ({"methods": {"none": {"settings": {"alfa": 1}}}}, "bench spec: methods.none.settings: unknown setting 'alfa'"),
     ],
 )

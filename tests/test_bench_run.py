@@ -1,0 +1,157 @@
+"""Running a bench: records, resume, model cache, 1 vs 2 workers, a real kill -9 then resume, Ray, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from corrective.bench import load_spec, read_records, run_bench
+from corrective.bench.jobs import RESULTS
+from corrective.cli import (
+    app,
+    commands,  # noqa: F401  (registers the sub-commands)
+)
+from corrective.errors import UserError
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+TIMING = ("unlearn_seconds", "job_seconds", "train_seconds")
+
+
+def comparable(records):
+    """Records keyed by job id, without wall-clock timings (everything else is seeded and deterministic)."""
+    out = {}
+    for r in records:
+        r = {k: v for k, v in r.items() if k not in TIMING}
+        r["candidates"] = [{k: v for k, v in c.items() if k not in TIMING} for c in r.get("candidates", [])]
+        out[r["job_id"]] = r
+    return out
+
+
+def cli(*args, **kwargs):
+    env = {**os.environ, "PYTHONPATH": SRC}
+    return subprocess.run([sys.executable, "-m", "corrective", *args], env=env, capture_output=True, text=True,
+                          **kwargs)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """The smoke preset run once with one worker: the reference every other run must reproduce."""
+    out = tmp_path_factory.mktemp("bench") / "one"
+    result = run_bench(load_spec("smoke"), out, progress=False)
+    assert not result.failed and result.ran == len(result.jobs)
+    return out, result
+
+
+def test_records_and_files(smoke):
+    out, result = smoke
+    records = read_records(out / RESULTS)
+    assert [r["job_id"] for r in records] and len(records) == len(result.jobs)
+    assert {r["job_id"] for r in records} == {j.id for j in result.jobs}
+    unlearn = [r for r in records if r["stage"] == "unlearn"]
+    for r in unlearn:
+        assert r["selected"] is True and r["method"] == "none" and r["alpha"] in (0.5, 1.0)
+        assert {"acc_corr", "acc_retain", "healed", "utility", "score", "forget_changed", "val_accuracy"} <= set(r)
+        assert r["unlearn_seconds"] >= 0 and r["versions"]["corrective"]
+    assert (out / "summary.csv").read_text().count("\n") == 1 + len(result.summary)
+    assert len(result.summary) == len(unlearn) + sum(j.stage == "oracle" for j in result.jobs)
+    for job in result.jobs:
+        assert (out / "logs" / f"{job.id}.log").read_text().strip().endswith(" s")
+    assert sorted(p.name for p in (out / "models").iterdir() if not p.name.startswith(".")) == sorted(
+        j.id for j in result.jobs if j.stage == "original")
+
+
+def test_resume_runs_nothing(smoke):
+    out, first = smoke
+    before = (out / RESULTS).read_bytes()
+    start = time.perf_counter()
+    again = run_bench(load_spec("smoke"), out, progress=False)
+    assert again.ran == 0 and again.skipped == len(first.jobs)
+    assert time.perf_counter() - start < 5
+    assert (out / RESULTS).read_bytes() == before
+
+
+def test_two_workers_same_records_then_cached_models_reused(smoke, tmp_path):
+    out, first = smoke
+    two = tmp_path / "two"
+    run_bench(load_spec("smoke", sets={"workers": 2}), two, progress=False)
+    assert comparable(read_records(two / RESULTS)) == comparable(read_records(out / RESULTS))
+    # Records of the originals lost, models kept: re-running must take them from the cache, not retrain.
+    records = read_records(two / RESULTS)
+    (two / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in records if r["stage"] != "original"))
+    stamps = {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in (two / "models").iterdir()
+              if not p.name.startswith(".")}
+    again = run_bench(load_spec("smoke"), two, progress=False)
+    assert again.ran == len(stamps) == 3
+    trained = {r["job_id"]: r["train_seconds"] for r in records if r["stage"] == "original"}
+    assert {r["job_id"]: r["train_seconds"] for r in read_records(two / RESULTS) if r["stage"] == "original"} == trained
+    assert stamps == {p: (two / "models" / p / "model.safetensors").stat().st_mtime_ns for p in stamps}
+    assert comparable(read_records(two / RESULTS)) == comparable(read_records(out / RESULTS))
+
+
+def test_kill_9_then_resume(smoke, tmp_path):
+    out, result = smoke
+    target = tmp_path / "killed"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    proc = subprocess.Popen([sys.executable, "-m", "corrective", "bench", "--preset", "smoke", "--out", str(target),
+                             "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while len(read_records(target / RESULTS)) < 2 and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = read_records(target / RESULTS)
+    assert 2 <= len(partial) < len(result.jobs), "the kill should land mid-run"
+    time.sleep(1.5)  # orphaned workers notice their parent died and exit
+    done = cli("bench", "--preset", "smoke", "--out", str(target), "-q", timeout=120)
+    assert done.returncode == 0, done.stderr
+    lines = (target / RESULTS).read_bytes().split(b"\n")
+    assert lines[-1] == b"" and len(lines) - 1 == len(result.jobs)  # no torn line, no duplicate
+    assert comparable(read_records(target / RESULTS)) == comparable(read_records(out / RESULTS))
+
+
+def test_ray_executor(smoke, tmp_path):
+    try:
+        import ray
+    except ImportError:
+        pytest.skip("ray is not installed (pip install 'corrective-unlearning[ray]'): the Ray executor is untested")
+    out, _ = smoke
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run_bench(load_spec("smoke", sets={"executor": "ray", "workers": 2}), tmp_path / "ray", progress=False)
+    finally:
+        ray.shutdown()
+    assert comparable(read_records(tmp_path / "ray" / RESULTS)) == comparable(read_records(out / RESULTS))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--preset", "nope"], "unknown bench preset 'nope'"),
+        (["--preset", "smoke", "--set", "methods.magic.grid=true"], "bench spec: methods: unknown method 'magic'"),
+        (["--preset", "smoke", "--set", "alphas=2"], "bench spec: alphas[0]: alpha must be in (0, 1]"),
+        (["--preset", "smoke", "--set", "seed=1"], "bench spec: seed: unknown field"),
+        (["--preset", "smoke", "--config", "x.toml"], "give either --preset or --config"),
+    ],
+)
+def test_cli_errors(args, message, tmp_path):
+    res = CliRunner().invoke(app, ["bench", *args, "--out", str(tmp_path / "o")])
+    assert isinstance(res.exception, UserError) and message in str(res.exception), res.output
+
+
+def test_cli_error_is_one_line_exit_2(tmp_path):
+    res = cli("bench", "--preset", "smoke", "--set", "steps=x", "--out", str(tmp_path / "o"))
+    assert res.returncode == 2 and res.stderr == "corrective: error: bench spec: steps: expected an integer, got 'x'\n"
+
+
+def test_cli_dry_run_and_list(tmp_path):
+    res = CliRunner().invoke(app, ["bench", "--preset", "smoke", "--dry-run", "--out", str(tmp_path / "o")])
+    assert res.exit_code == 0 and "jobs (3 original" in res.output and "0 already done" in res.output
+    assert "smoke" in CliRunner().invoke(app, ["bench", "--list"]).output.split()
