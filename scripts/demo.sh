@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Quick start, command 1: set up, then train a poisoned model on the embedded digits data and print its metrics.
+# Quick start, command 1: set up, then run the default benchmark (digits, three manipulations, every method,
+# alpha 0.1..1.0, the oracle) into results/default; re-running resumes it. Extra arguments go to `corrective bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/corrective train --dataset digits --manipulation poison --size 0.05 --seed 0 --out runs/demo --overwrite "$@"
+.venv/bin/corrective bench "$@"
