@@ -117,6 +117,17 @@ def test_kill_9_then_resume(smoke, tmp_path):
     assert comparable(read_records(target / RESULTS)) == comparable(read_records(out / RESULTS))
 
 
+def test_a_failed_job_blocks_only_its_dependents(tmp_path):
+    sets = {"manipulations": {"poison": {"sizes": [0.05], "target": 99}, "interclass": [0.05]}, "alphas": [1.0]}
+    result = run_bench(load_spec("smoke", sets=sets), tmp_path / "f", progress=False)
+    done = {r["manipulation"] for r in read_records(tmp_path / "f" / RESULTS)}
+    assert done == {"interclass"} and result.ran == len(result.jobs) - len(result.failed)
+    assert "target class 99 is out of range" in result.failed[0] and "logs" in result.failed[0]
+    assert all("skipped, its original model failed" in line for line in result.failed[1:])
+    assert len(result.failed) == 1 + sum(j.stage != "original" and j.params["manipulation"] == "poison"
+                                         for j in result.jobs)
+
+
 def test_ray_executor(smoke, tmp_path):
     try:
         import ray

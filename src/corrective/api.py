@@ -236,3 +236,17 @@ def unlearn(
     chosen = select(records)
     records[chosen]["selected"] = True
     return UnlearnResult(records, models, chosen)
+
+
+def bench(
+    preset: str | None = None,
+    *,
+    config: str | Path | None = None,
+    sets: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    progress: bool | None = None,
+) -> Any:
+    """Run a benchmark spec (a preset, default `default`, or a TOML file) into `out`, resuming it; a BenchOutcome."""
+    from corrective.bench import load_spec, run_bench
+
+    return run_bench(load_spec(preset, config, sets), out or Path("results") / (preset or "default"), progress=progress)
