@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from corrective.errors import UserError
-from corrective.report import build_document, read_results, to_row, write_report
+from corrective.report import build_document, read_results, record_rows, to_row, write_report
 from corrective.report import plots as report_plots
 from corrective.report.aggregate import Stat, build_groups, score_rows, timing_rows
 from corrective.report.content import alpha_star_table, detail_table, table1
@@ -34,10 +34,18 @@ def record(method: str, alpha: float, seed: int, *, manipulation: str = "poison"
         base |= {"attack_success": 0.5, "target_acc": 0.9}
     base |= metrics
     base["score"] = None if base["healed"] is None else base["utility"] * base["healed"]
-    return {"job_id": f"{dataset}-{manipulation}-{method}-{alpha}-{seed}", "dataset": dataset, "model": "cnn",
-            "manipulation": manipulation, "size": 0.05, "seed": seed, "method": method, "alpha": alpha,
-            "settings": {}, "selected": selected, "is_method": METHODS.get(method, True), "n_forget": 10,
-            "unlearn_seconds": 1.0} | base
+    return {"job_id": f"{dataset}-{manipulation}-{method}-{alpha}-{seed}", "stage": "unlearn", "dataset": dataset,
+            "model": "cnn", "training": "standard", "manipulation": manipulation, "size": 0.05, "seed": seed,
+            "method": method, "alpha": alpha, "settings": {}, "selected": selected,
+            "is_method": METHODS.get(method, True), "n_forget": 10, "unlearn_seconds": 1.0} | base
+
+
+def original(seed: int, **kw: Any) -> dict[str, Any]:
+    """The bench's record of a trained original model: no method, no alpha, its metrics."""
+    rec = record("none", 1.0, seed, **kw)
+    for key in ("method", "alpha", "settings", "selected", "is_method", "n_forget", "unlearn_seconds"):
+        del rec[key]
+    return rec | {"stage": "original", "method": None, "alpha": None, "train_seconds": 9.0}
 
 
 def grid(values: Callable[[str, float, int], dict[str, Any]], *, methods: tuple[str, ...] = tuple(METHODS),
@@ -71,18 +79,21 @@ def realistic() -> list[dict[str, Any]]:
                 "unlearn_seconds": {"retrain": 20.0, "finetune": 5.0}.get(m, 0.5) + s}
 
     recs = grid(poison) + grid(interclass, manipulation="interclass")
+    recs += [original(s, **poison("none", 1.0, s)) for s in (0, 1, 2)]  # the bench's records of the originals
     # a hole: finetune IC alpha 0.5 never finished for seed 2, and alpha 0.7 for no seed
     recs = [r for r in recs if not (r["manipulation"] == "interclass" and r["method"] == "finetune"
                                     and (r["alpha"] == 0.7 or (r["alpha"] == 0.5 and r["seed"] == 2)))]
-    # two unselected grid candidates of ssd
-    recs += [record("ssd", 0.1, 0, selected=False, acc_corr=0.1, unlearn_seconds=0.4)]
+    # the bench nests a job's grid candidates in its record: here one unselected ssd candidate
+    job = next(r for r in recs if (r["method"], r["alpha"], r["seed"], r["manipulation"]) == ("ssd", 0.1, 0, "poison"))
+    job["candidates"] = [{k: v for k, v in job.items() if k not in ("job_id", "stage")},
+                         record("ssd", 0.1, 0, selected=False, acc_corr=0.1, unlearn_seconds=0.4)]
     return recs
 
 
 def groups_of(records: list[dict[str, Any]]):  # noqa: ANN201
     from corrective.report.records import Results
 
-    return build_groups(Results(Path("results.jsonl"), [to_row(r) for r in records]))[0]
+    return build_groups(Results(Path("results.jsonl"), [row for r in records for row in record_rows(r)]))[0]
 
 
 def flat(value: float, **more: float) -> Callable[[str, float, int], dict[str, Any]]:
@@ -186,18 +197,28 @@ def test_holes_are_shown_not_interpolated(tmp_path: Path) -> None:
     assert g.missing("ssd") == [(0.5, 0), (0.5, 1), (0.5, 2)]
 
 
-def test_failed_jobs_and_duplicates(tmp_path: Path) -> None:
-    recs = grid(flat(0.5), methods=("none", "oracle", "ssd"), alphas=[0.5], seeds=(0, 1))
-    recs[-1] = recs[-1] | {"error": "CUDA out of memory", "acc_corr": None}
+def test_duplicates_flat_candidates_and_the_specs_seeds(tmp_path: Path) -> None:
+    recs = grid(flat(0.5), methods=("none", "oracle", "ssd"), alphas=[0.5], seeds=(0,))
     recs.append(record("ssd", 0.5, 0, acc_corr=0.7))  # a re-run of a finished job: the last one counts
-    results = read_results(write(tmp_path, recs))
+    recs.append(record("ssd", 0.5, 0, acc_corr=0.1, selected=False))  # an unselected candidate, not nested
+    write(tmp_path, recs)
+    (tmp_path / "spec.json").write_text(json.dumps({"datasets": ["digits"], "seeds": [0, 1], "alphas": [0.5, 1.0]}))
+    results = read_results(tmp_path)
     (g,), notes = build_groups(results)
     assert g.cell("ssd", 0.5, "acc_corr") == Stat(0.7, math.nan, 1)
     assert any("repeat" in n for n in notes)
-    doc = build_document(results, with_plots=False)
-    lines = [r[0].text for t in doc.sections[1].items if getattr(t, "title", "").startswith("Missing")
-             for r in t.rows]
-    assert any("CUDA out of memory" in x and "seed 1" in x for x in lines)
+    # seed 1 and alpha 1.0 have no record at all, but the spec asked for them
+    assert g.missing("ssd") == [(0.5, 1), (1.0, 0), (1.0, 1)] and g.missing("oracle") == [(None, 1)]
+    assert len(g.candidates) == 5
+
+
+def test_bench_records_originals_and_nested_candidates() -> None:
+    recs = [original(0, acc_corr=0.2), original(1, acc_corr=0.4), record("ssd", 0.5, 0)]
+    recs[-1]["candidates"] = [dict(recs[-1], candidates=None), record("ssd", 0.5, 0, selected=False)]
+    (g,) = groups_of(recs)
+    ref = g.reference("none", "acc_corr")
+    assert ref is not None and (ref.n, ref.mean) == (2, pytest.approx(0.3))
+    assert g.alphas == [0.5] and g.curves == ["ssd"] and len(g.candidates) == 4
 
 
 def test_score_and_timings() -> None:

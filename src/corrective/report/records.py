@@ -2,6 +2,8 @@
 
 The bench's record layout may nest its config (`manipulation: {kind: ...}`, `job: {...}`); `to_row` is the
 one place that knows where each field may sit. A missing field is a one-line `UserError` naming it.
+Records of the bench's `original` stage (the trained model, no method) become rows of method `none`
+without an alpha; the unselected grid candidates a record nests under `candidates` become rows of their own.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from corrective.errors import UserError
 
 RESULTS = "results.jsonl"
+SPEC = "spec.json"  # the bench's spec beside its results: which seeds and alphas were asked for
 
 # Where each field may sit in a record, first match wins; dotted paths look inside nested objects.
 CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
@@ -28,10 +31,10 @@ CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
     "size": ("size", "manipulation_size", "manipulation.size", "manipulation.settings.size", "config.size",
              "job.size"),
     "job": ("job_id", "job", "id", "job.id", "job.job_id"),
-    "error": ("error", "job.error"),
 }
 REQUIRED_CONFIG = ("dataset", "manipulation", "seed")
 REQUIRED_RECORD = ("method", "alpha", "is_method", "acc_corr", "acc_retain")
+ORIGINAL_STAGE = "original"  # a bench record of the trained original model: method none, no alpha
 METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "forget_changed",
            "attack_success", "target_acc", "unlearn_seconds")
 DEFAULT_TRAINING = "standard"
@@ -45,7 +48,7 @@ class Row:
     manipulation: str
     seed: int
     method: str
-    alpha: float
+    alpha: float | None  # None: the original model's own record (it does not depend on alpha)
     is_method: bool
     selected: bool
     metrics: dict[str, float]
@@ -53,7 +56,6 @@ class Row:
     training: str = DEFAULT_TRAINING
     size: float | None = None
     job: str | None = None
-    error: str | None = None
     line: int = 0
 
     def get(self, metric: str) -> float:
@@ -67,6 +69,8 @@ class Results:
     path: Path
     rows: list[Row]
     notes: list[str] = field(default_factory=list)
+    # dataset -> (seeds, alphas) the spec asked for, so a seed with no record at all still shows as missing
+    expected: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
 
 
 def lookup(record: dict[str, Any], paths: tuple[str, ...]) -> Any:
@@ -90,6 +94,8 @@ def to_float(value: Any, name: str, where: str) -> float:
 
 def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
     """Map one result record to a `Row`; a missing required field is a `UserError` naming it and where."""
+    if record.get("stage") == ORIGINAL_STAGE and record.get("method") is None:
+        record = {**record, "method": "none", "alpha": None, "is_method": True, "selected": True}
     found = {name: lookup(record, paths) for name, paths in CONFIG_FIELDS.items()}
     for name in REQUIRED_CONFIG:
         if found[name] is None:
@@ -97,6 +103,8 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
                             "is this a results.jsonl written by `corrective bench`?")
     nested = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
     for name in REQUIRED_RECORD:
+        if name == "alpha" and record.get("stage") == ORIGINAL_STAGE:
+            continue
         missing = record.get(name) is None if name in ("method", "alpha", "is_method") else (
             name not in record and name not in nested)
         if missing:
@@ -109,7 +117,7 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
         manipulation=str(found["manipulation"]),
         seed=int(to_float(found["seed"], "seed", where)),
         method=str(record["method"]),
-        alpha=to_float(record["alpha"], "alpha", where),
+        alpha=None if record["alpha"] is None else to_float(record["alpha"], "alpha", where),
         is_method=bool(record["is_method"]),
         selected=bool(record.get("selected", True)),
         metrics=metrics,
@@ -117,9 +125,19 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
         training=DEFAULT_TRAINING if found["training"] is None else str(found["training"]),
         size=None if size is None else to_float(size, "size", where),
         job=None if found["job"] is None else str(found["job"]),
-        error=None if found["error"] is None else str(found["error"]),
         line=line,
     )
+
+
+def record_rows(record: dict[str, Any], where: str = "record", line: int = 0) -> list[Row]:
+    """The record's row, then one per unselected grid candidate nested in it (with the record's config)."""
+    candidates = record.get("candidates")
+    if not isinstance(candidates, list):
+        return [to_row(record, where, line)]
+    parent = {k: v for k, v in record.items() if k != "candidates"}
+    return [to_row(parent, where, line)] + [to_row({**parent, **c}, f"{where} candidate {k}", line)
+                                            for k, c in enumerate(candidates)
+                                            if isinstance(c, dict) and not c.get("selected")]
 
 
 def results_file(path: Path) -> Path:
@@ -152,7 +170,20 @@ def read_results(path: str | Path) -> Results:
             raise UserError(f"{where} is not valid JSON ({e.msg}); repair or delete that line") from None
         if not isinstance(record, dict):
             raise UserError(f"{where} is not a JSON object but {type(record).__name__}; one record per line expected")
-        rows.append(to_row(record, where, number))
+        rows += record_rows(record, where, number)
     if not rows:
         raise UserError(f"{file} holds no records; run `corrective bench` first or wait for a job to finish")
-    return Results(file, rows, notes)
+    return Results(file, rows, notes, expected_grid(file.parent / SPEC, notes))
+
+
+def expected_grid(spec: Path, notes: list[str]) -> dict[str, tuple[list[int], list[float]]]:
+    """Seeds and alphas per dataset from the bench's spec.json, if there is a readable one."""
+    if not spec.is_file():
+        return {}
+    try:
+        s = json.loads(spec.read_text(encoding="utf-8"))
+        seeds, alphas = [int(x) for x in s["seeds"]], [float(a) for a in s["alphas"]]
+        return {str(d): (seeds, alphas) for d in s["datasets"]}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        notes.append(f"{spec} is unreadable: missing runs are judged from the records alone")
+        return {}
