@@ -74,7 +74,7 @@ def realistic() -> list[dict[str, Any]]:
                 "attack_success": 1 - corr, "unlearn_seconds": {"retrain": 20.0, "finetune": 5.0}.get(m, 0.5) + s}
 
     def interclass(m: str, a: float, s: int) -> dict[str, Any]:
-        corr = {"none": 0.7, "oracle": 0.97, "ssd": 0.7}.get(m, 0.7 + 0.25 * a) - 0.01 * s
+        corr = {"none": 0.7, "oracle": 0.97, "ssd": 0.7, "finetune": 0.6 + 0.3 * a}.get(m, 0.7 + 0.25 * a) - 0.01 * s
         return {"acc_corr": corr, "acc_retain": 0.97 - 0.01 * s, "healed": corr - 0.1, "utility": 0.97,
                 "unlearn_seconds": {"retrain": 20.0, "finetune": 5.0}.get(m, 0.5) + s}
 

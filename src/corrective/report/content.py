@@ -6,6 +6,7 @@ Writers (`html.py`, `markdown.py`) turn it into a page; this module decides what
 from __future__ import annotations
 
 import math
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -41,7 +42,7 @@ class Table:
     header: list[str]
     rows: list[list[Cell]]
     notes: list[str] = field(default_factory=list)
-    text_cols: int = 1  # leading columns holding names (left-aligned), the rest numbers
+    text_cols: tuple[int, ...] = (0,)  # columns holding names or words (left-aligned); the rest are numbers
     breaks: set[int] = field(default_factory=set)  # row indices that start a new block (a rule above them)
 
 
@@ -87,7 +88,7 @@ def method_label(method: str, is_method: bool) -> str:
 
 
 def anchor(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text.lower()).strip("-")
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def setting_label(g: Group) -> str:
@@ -220,7 +221,8 @@ def detail_table(g: Group) -> Table:
     if poison:
         notes.append("target_acc = clean test accuracy on the trigger's target class; attack_success = share of "
                      "triggered test images of other classes predicted as the target.")
-    return Table(f"{g.key.label()}: results per method and alpha", header, rows, notes, breaks=breaks)
+    text = (0, len(header) - 1) if poison else (0,)
+    return Table(f"{g.key.label()}: results per method and alpha", header, rows, notes, text, breaks)
 
 
 def holes(g: Group) -> list[str]:
@@ -295,7 +297,7 @@ def score_table(groups: list[Group]) -> Table:
         notes.append("Rows whose manipulations do not cover every manipulation of their dataset are marked: their "
                      "mean is not comparable with the others.")
     header = ["dataset", "method", "training", "score", "healed", "utility", "records", "manipulations"]
-    return Table("REM score (mean of utility × healed, ×100)", header, rows, notes, text_cols=3)
+    return Table("REM score (mean of utility × healed, ×100)", header, rows, notes, (0, 1, 2, 7))
 
 
 def timing_table(groups: list[Group]) -> Table:
@@ -313,7 +315,7 @@ def timing_table(groups: list[Group]) -> Table:
              "Grid search: seconds of every candidate setting of one (alpha, seed) added up, where the records "
              "hold the unselected candidates too. Timings from a shared machine are noisy; compare ratios."]
     header = ["setting", "method", "seconds", "n", f"÷ {RETRAIN}", "grid search s"]
-    return Table("Timings (unlearn_seconds)", header, rows, notes, text_cols=2)
+    return Table("Timings (unlearn_seconds)", header, rows, notes, (0, 1))
 
 
 def build_document(results: Results, with_plots: bool = True) -> Document:

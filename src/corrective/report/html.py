@@ -37,11 +37,11 @@ def cell_html(text: str, classes: list[str]) -> str:
 
 
 def table_html(t: Table) -> str:
-    head = "".join(f'<th class="l">{escape(h)}</th>' if i < t.text_cols else f"<th>{escape(h)}</th>"
+    head = "".join(f'<th class="l">{escape(h)}</th>' if i in t.text_cols else f"<th>{escape(h)}</th>"
                    for i, h in enumerate(t.header))
     body = "".join(
         ('<tr class="sep">' if i in t.breaks else "<tr>")
-        + "".join(cell_html(c.text, ["l" if j < t.text_cols else "", c.cls]) for j, c in enumerate(row))
+        + "".join(cell_html(c.text, ["l" if j in t.text_cols else "", c.cls]) for j, c in enumerate(row))
         + "</tr>\n"
         for i, row in enumerate(t.rows))
     notes = "".join(f'<p class="tnote">{escape(n)}</p>' for n in t.notes)
