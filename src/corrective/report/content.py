@@ -328,8 +328,9 @@ def build_document(results: Results, with_plots: bool = True) -> Document:
         notes.append(f"Plots need matplotlib: {plots.INSTALL_HINT}. Tables only.")
     selected = sum(len(g.rows) for g in groups)
     facts = [f"source: {results.path}",
-             f"{len(results.rows)} rows ({selected} selected settings used, the rest unselected grid candidates), "
-             f"{len(groups)} settings, seeds {', '.join(map(str, sorted({r.seed for r in results.rows})))}",
+             f"{len(results.rows)} results ({selected} selected settings used, the rest unselected grid candidates "
+             f"or repeats), {len(groups)} settings (dataset, manipulation, size, model, training), "
+             f"seeds {', '.join(map(str, sorted({r.seed for r in results.rows})))}",
              "All metrics are fractions shown ×100 (%). Bounds (is_method false: the oracle, rem_ideal …) are "
              "handed S_m and are not methods; they are labelled '(bound)'."]
     sections = []
