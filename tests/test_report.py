@@ -19,7 +19,7 @@ from corrective.errors import UserError
 from corrective.report import build_document, read_results, record_rows, to_row, write_report
 from corrective.report import plots as report_plots
 from corrective.report.aggregate import Stat, build_groups, score_rows, timing_rows
-from corrective.report.content import alpha_star_table, detail_table, table1
+from corrective.report.content import alpha_star_table, detail_table, holes, table1
 
 ALPHAS = [round(0.1 * k, 1) for k in range(1, 11)]
 METHODS = {"none": True, "oracle": False, "retrain": True, "finetune": True, "ssd": True, "rem_ideal": False}
@@ -139,6 +139,7 @@ def test_alpha_star() -> None:
     with pytest.raises(LookupError):
         g.alpha_star("finetune")
     assert alpha_star_table([g]).rows[0][1].text == "no oracle"
+    assert holes(g) == ["oracle: no record for any seed"]
 
 
 def test_table1_retain_change_in_points() -> None:

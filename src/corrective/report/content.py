@@ -178,6 +178,8 @@ def alpha_star_table(groups: list[Group]) -> Table:
                      f"{100 * TARGET_DROP:g} points below the original model's: the backdoor looks removed because "
                      "the model stopped predicting the target class, not because it unlearned the trigger.")
     header = ["method"] + [setting_label(g) for g in groups]
+    if not rows:
+        rows = [[Cell("no unlearning method recorded", "hole")] + [Cell("–") for _ in groups]]
     return Table("alpha*: least discovery rate that recovers acc_corr", header, rows, notes)
 
 
@@ -227,7 +229,7 @@ def detail_table(g: Group) -> Table:
 
 def holes(g: Group) -> list[str]:
     """One line per method with missing (alpha, seed) pairs."""
-    lines = []
+    lines = [f"{m}: no record for any seed" for m in FLAT if m not in g.methods]
     for method in g.methods:
         miss = g.missing(method)
         if not miss:

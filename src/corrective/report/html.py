@@ -65,7 +65,7 @@ def section_html(s: Section) -> str:
 
 
 def render_html(doc: Document, generated: str) -> str:
-    nav = "".join(f'<a href="#{s.anchor}">{escape(s.title)}</a>' for s in doc.sections)
+    nav = "\n".join(f'<a href="#{s.anchor}">{escape(s.title)}</a>' for s in doc.sections)
     facts = "".join(f"<li>{escape(f)}</li>" for f in [f"generated {generated}"] + doc.facts)
     notes = "".join(f'<li class="notes">{escape(n)}</li>' for n in doc.notes)
     body = "".join(section_html(s) for s in doc.sections)
