@@ -18,6 +18,7 @@ ORIGINAL, ORACLE, RETRAIN = "none", "oracle", "retrain"
 FLAT = (ORIGINAL, ORACLE)  # drawn as horizontal lines: they do not depend on alpha
 TARGET_DROP = 0.20  # flag target_acc this far (a fraction) below the original model's
 ALPHA_STAR_SHARE = 0.9  # alpha* = smallest alpha with acc_corr >= this share of the oracle's
+MANIPULATION_ORDER = {"poison": 0, "interclass": 1, "random_swap": 2}  # high to low regularity (REM's axis)
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,8 @@ class GroupKey:
     training: str
 
     def sort_key(self) -> tuple:
-        return (self.dataset, self.model or "", self.training, self.manipulation,
-                -1.0 if self.size is None else self.size)
+        return (self.dataset, self.model or "", self.training, MANIPULATION_ORDER.get(self.manipulation, 9),
+                self.manipulation, -1.0 if self.size is None else self.size)
 
     def label(self) -> str:
         parts = [self.dataset, self.manipulation]

@@ -220,6 +220,9 @@ def detail_table(g: Group) -> Table:
     notes = ["In %: mean ± sample std over seeds of the selected setting; 'n seeds' = records averaged / seeds "
              "in the grid. 'missing' = no record (not interpolated). The original model and the oracle do not "
              "depend on alpha: their values are averaged over the alphas they were recorded at."]
+    if g.key.manipulation == "random_swap":
+        notes.append("Random label swap has no test-side domain: acc_corr is measured on the swapped training "
+                     "samples themselves (it equals healed).")
     if poison:
         notes.append("target_acc = clean test accuracy on the trigger's target class; attack_success = share of "
                      "triggered test images of other classes predicted as the target.")

@@ -75,7 +75,8 @@ def group_figure(group: Group, colour: dict[str, tuple]) -> bytes:
         if flagged and metric in ("acc_corr", "target_acc"):
             ax.scatter([a for _, a in flagged], [100 * group.cell(m, a, metric).mean for m, a in flagged],
                        s=110, facecolors="none", edgecolors="red", linewidths=1.6, zorder=5)
-        ax.set_title(PANELS[metric], fontsize=9.5)
+        swap = metric == "acc_corr" and group.key.manipulation == "random_swap"
+        ax.set_title("acc_corr: clean labels on the swapped samples" if swap else PANELS[metric], fontsize=9.5)
         ax.set_xlabel("alpha (share of S_m identified)", fontsize=9)
         ax.set_xticks(alphas)
         ax.set_xticklabels([f"{a:g}" for a in alphas], fontsize=8)
