@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -174,19 +175,41 @@ def evaluate_run(run_dir: str | Path, device: str = "auto") -> dict[str, Any]:
 
 @dataclass
 class UnlearnResult:
-    """Every candidate setting of one (method, alpha): records, models, and which one the rule selected."""
+    """Every candidate setting of one (method, alpha) as records, the selected one marked, and its model.
+
+    Only the selected candidate's model is kept: a 50-setting grid of a large model would not fit in memory.
+    """
 
     records: list[dict[str, Any]]
-    models: list[nn.Module]
+    model: nn.Module
     selected: int
-
-    @property
-    def model(self) -> nn.Module:
-        return self.models[self.selected]
 
     @property
     def record(self) -> dict[str, Any]:
         return self.records[self.selected]
+
+
+def run_candidates(
+    task: UnlearnTask,
+    method: str,
+    overrides: list[dict[str, Any]],
+    measure: Callable[[nn.Module], dict[str, Any]],
+) -> UnlearnResult:
+    """Run `method` once per settings override, measure each model, select by the paper's rule."""
+    info = get_method(method)
+    candidates = [make_settings(method, o) for o in overrides]
+    records: list[dict[str, Any]] = []
+    best: nn.Module | None = None
+    for s, model, seconds in run_methods_grid(task, method, candidates):
+        record = {"method": method, "settings": settings_dict(s), "selected": False, "is_method": info.is_method}
+        record |= {"n_forget": len(task.forget_ids), "unlearn_seconds": seconds}
+        records.append(record | measure(model))
+        if select(records) == len(records) - 1:
+            best = model
+    chosen = select(records)
+    records[chosen]["selected"] = True
+    assert best is not None
+    return UnlearnResult(records, best, chosen)
 
 
 def make_task(run: Run, forget_ids: torch.Tensor, *, oracle: bool = False, progress: bool | None = None) -> UnlearnTask:
@@ -223,14 +246,9 @@ def unlearn(
     forget_ids = run.manipulation.forget_ids(alpha)
     task = make_task(run, forget_ids, oracle=not info.is_method, progress=progress)
     overrides = [{**g, **(settings or {})} for g in info.grid()] if grid else [settings or {}]
-    candidates = [make_settings(method, o) for o in overrides]
-    records, models = [], []
-    for s, model, seconds in run_methods_grid(task, method, candidates):
+
+    def measure(model: nn.Module) -> dict[str, Any]:
         metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids)
-        record = {"method": method, "alpha": alpha, "settings": settings_dict(s), "selected": False}
-        record |= {"is_method": info.is_method, "n_forget": len(forget_ids), "unlearn_seconds": seconds}
-        records.append(record | metrics)
-        models.append(model)
-    chosen = select(records)
-    records[chosen]["selected"] = True
-    return UnlearnResult(records, models, chosen)
+        return {"alpha": alpha, **metrics}
+
+    return run_candidates(task, method, overrides, measure)
