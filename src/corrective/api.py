@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from corrective.data import Dataset, get_info, load_dataset
+from corrective.data import Dataset, Split, get_info, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import UnlearnTask, get_method, make_settings, run_methods_grid, select, settings_dict
-from corrective.metrics import evaluate
+from corrective.metrics import accuracy, evaluate, predict
 from corrective.runs import (
     FORMAT,
     MANIFEST,
@@ -250,5 +252,82 @@ def unlearn(
     def measure(model: nn.Module) -> dict[str, Any]:
         metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids)
         return {"alpha": alpha, **metrics}
+
+    return run_candidates(task, method, overrides, measure)
+
+
+def read_flagged(path: str | Path) -> torch.Tensor:
+    """Flagged sample ids from a file: whitespace/comma separated integers, a JSON list, or a .npy array."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"flagged-ids file {path} does not exist; write one sample id per line")
+    try:
+        if path.suffix == ".npy":
+            values = np.load(path, allow_pickle=False).reshape(-1).tolist()
+        elif path.suffix == ".json":
+            values = json.loads(path.read_text())
+        else:
+            values = path.read_text().replace(",", " ").split()
+        ids = [int(v) for v in values]
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise UserError(f"{path} must hold integer sample ids (one per line, a JSON list or a .npy array)") from None
+    if not ids:
+        raise UserError(f"{path} flags no sample; the identified set S_f must hold at least one id")
+    return torch.tensor(sorted(set(ids)), dtype=torch.long)
+
+
+def check_flagged(train: Split, flagged: torch.Tensor) -> torch.Tensor:
+    """Flagged ids as a LongTensor of ids present in `train`; a clear error naming the first stray ones."""
+    flagged = torch.as_tensor(flagged, dtype=torch.long).reshape(-1).cpu().unique()
+    if len(flagged) == 0:
+        raise UserError("no sample is flagged; the identified set S_f must hold at least one id")
+    known = torch.isin(flagged, train.ids.cpu())
+    if not bool(known.all()):
+        stray = flagged[~known][:5].tolist()
+        lo, hi = int(train.ids.min()), int(train.ids.max())
+        raise UserError(f"flagged ids {stray} are not in the training data (ids {lo}..{hi}); flag training sample ids")
+    return flagged
+
+
+def correct(
+    model: nn.Module,
+    train: Split,
+    flagged: torch.Tensor,
+    *,
+    method: str,
+    pipeline: Pipeline,
+    config: TrainConfig,
+    spec: ModelSpec,
+    held_out: Split | None = None,
+    settings: dict[str, Any] | None = None,
+    grid: bool = False,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> UnlearnResult:
+    """The practitioner's call: remove the effect of the data around `flagged` from `model`.
+
+    `train` is the training data as the model saw it (labels as given), `flagged` the ids found to be
+    manipulated, `config` the recipe the model was trained with (method budgets are shares of its
+    steps). With `grid`, settings are chosen by the paper's rule on `held_out`, trusted clean data:
+    0.5 * accuracy on it + 0.5 * share of flagged samples whose prediction changed.
+    """
+    flagged = check_flagged(train, flagged)
+    info = get_method(method)
+    if not info.is_method:
+        raise UserError(f"{method!r} is an oracle bound that needs every manipulated id; pick a method")
+    if grid and (held_out is None or len(held_out) == 0):
+        raise UserError("--grid selects settings on trusted held-out data; provide a test split (or drop --grid)")
+    task = UnlearnTask(model, train, flagged, pipeline, config, spec, seed, progress)
+    overrides = [{**g, **(settings or {})} for g in info.grid()] if grid else [settings or {}]
+    flagged_split = task.forget()
+    before = predict(model, flagged_split, pipeline)
+
+    def measure(new: nn.Module) -> dict[str, Any]:
+        after = predict(new, flagged_split, pipeline)
+        return {
+            "val_accuracy": accuracy(new, held_out, pipeline) if held_out is not None else float("nan"),
+            "forget_changed": float((after != before).float().mean()),
+            "flagged_given_label_acc": float((after == flagged_split.y.cpu()).float().mean()),
+        }
 
     return run_candidates(task, method, overrides, measure)
