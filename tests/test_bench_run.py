@@ -22,7 +22,7 @@ from corrective.cli import (
 from corrective.errors import UserError
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
-TIMING = ("unlearn_seconds", "job_seconds", "train_seconds")
+TIMING = ("unlearn_seconds", "job_seconds", "job_cpu_seconds", "train_seconds")
 
 
 def comparable(records):
