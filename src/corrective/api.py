@@ -16,6 +16,7 @@ from corrective.errors import UserError
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import UnlearnTask, get_method, make_settings, run_methods_grid, select, settings_dict
 from corrective.metrics import evaluate
+from corrective.models.masks import TRAINING_TYPES
 from corrective.runs import (
     FORMAT,
     MANIFEST,
@@ -29,7 +30,6 @@ from corrective.runs import (
     write_dir,
     write_json,
 )
-from corrective.models.masks import TRAINING_TYPES
 from corrective.training import TrainConfig, cross_entropy, example_tied_cross_entropy, get_preset, train
 
 

@@ -38,7 +38,7 @@ class SmallCNN(nn.Module):
 
     def forward(self, x: Tensor, ids: Tensor | None = None, mode: str | None = None) -> Tensor:
         ctx = context(mode, ids)
-        for layer, mask in zip((self.conv1, self.conv2, self.conv3), self.masks):
+        for layer, mask in zip((self.conv1, self.conv2, self.conv3), self.masks, strict=True):
             x = mask(layer(x), ctx)
         return self.fc(self.pool(x).flatten(1))
 

@@ -96,8 +96,13 @@ class CapacityMask(nn.Module):
     def forward(self, x: Tensor, ctx: MaskContext) -> Tensor:
         if self.n_added == 0 or ctx.mode == "full":
             return x
+        if ctx.mode == "drop":  # zero the added group, nothing rescaled
+            out = x.clone()
+            out[(slice(None),) * (2 if x.ndim == 3 else 1) + (slice(self.n_fixed, None),)] = 0
+            return out
         keep = self.keep(ctx, x.shape[0], x.device).to(x.dtype)
-        shape = (keep.shape[0], 1, keep.shape[1]) if x.ndim == 3 else (keep.shape[0], keep.shape[1]) + (1,) * (x.ndim - 2)
+        b, c = keep.shape
+        shape = (b, 1, c) if x.ndim == 3 else (b, c) + (1,) * (x.ndim - 2)
         return x * keep.view(shape)
 
     def extra_repr(self) -> str:

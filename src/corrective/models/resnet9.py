@@ -66,7 +66,8 @@ class ResNet9(nn.Module):
 
     def forward(self, x: Tensor, ids: Tensor | None = None, mode: str | None = None) -> Tensor:
         ctx = context(mode, ids)
-        for layer, mask in zip((self.conv1, self.conv2, self.res1, self.conv3, self.res2, self.conv4), self.masks):
+        layers = (self.conv1, self.conv2, self.res1, self.conv3, self.res2, self.conv4)
+        for layer, mask in zip(layers, self.masks, strict=True):
             x = mask(layer(x), ctx)
         return self.fc(self.pool(x).flatten(1))
 

@@ -33,7 +33,8 @@ class ShiftedPatchTokens(nn.Module):
         b, _, h, w = x.shape
         s, p = self.patch // 2, self.patch
         padded = nn.functional.pad(x, (s, s, s, s))
-        shifted = [padded[..., s + dy : s + dy + h, s + dx : s + dx + w] for dy, dx in ((-s, -s), (-s, s), (s, -s), (s, s))]
+        diagonal = ((-s, -s), (-s, s), (s, -s), (s, s))
+        shifted = [padded[..., s + dy : s + dy + h, s + dx : s + dx + w] for dy, dx in diagonal]
         x = torch.cat([x, *shifted], 1)  # (B, 5C, H, W)
         x = x.unfold(2, p, p).unfold(3, p, p)  # (B, 5C, H/p, W/p, p, p)
         x = x.permute(0, 2, 3, 1, 4, 5).reshape(b, (h // p) * (w // p), -1)  # (B, N, 5C*p*p)
@@ -52,13 +53,16 @@ class LocalitySelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim)
         self.log_scale = nn.Parameter(torch.tensor((dim // heads) ** -0.5).log())
 
+    def attention(self, q: Tensor, k: Tensor) -> Tensor:
+        """(B, h, N, N) weights: scaled by the learned temperature, no token attending to itself."""
+        logits = (q @ k.transpose(-2, -1)) * self.log_scale.exp()
+        eye = torch.eye(q.shape[-2], dtype=torch.bool, device=q.device)
+        return logits.masked_fill(eye, torch.finfo(logits.dtype).min).softmax(-1)
+
     def forward(self, x: Tensor) -> Tensor:
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # 3 x (B, h, N, hs)
-        logits = (q @ k.transpose(-2, -1)) * self.log_scale.exp()  # (B, h, N, N)
-        eye = torch.eye(n, dtype=torch.bool, device=x.device)
-        attn = logits.masked_fill(eye, torch.finfo(logits.dtype).min).softmax(-1)
-        return self.out((attn @ v).transpose(1, 2).reshape(b, n, d))
+        return self.out((self.attention(q, k) @ v).transpose(1, 2).reshape(b, n, d))
 
 
 class Block(nn.Module):

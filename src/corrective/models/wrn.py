@@ -70,7 +70,7 @@ class WideResNet(nn.Module):
     def forward(self, x: Tensor, ids: Tensor | None = None, mode: str | None = None) -> Tensor:
         ctx = context(mode, ids)
         x = self.stem(x)
-        for group, mask in zip((self.group1, self.group2, self.group3), self.masks):
+        for group, mask in zip((self.group1, self.group2, self.group3), self.masks, strict=True):
             x = mask(group(x), ctx)
         return self.fc(self.pool(self.relu(self.bn(x))).flatten(1))
 
