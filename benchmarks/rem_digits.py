@@ -71,10 +71,12 @@ def report(records: list[dict[str, Any]], args: argparse.Namespace, wall: float)
             per = [100 * mean([r["score"] for r in mine if r["manipulation"] == k]) for k in MANIPULATIONS]
             lines.append(f"| {m} | {100 * mean([r['score'] for r in mine]):.1f} | "
                          + " | ".join(f"{v:.1f}" for v in per)
-                         + f" | {100 * mean([r['utility'] for r in mine]):.1f} | {100 * mean([r['healed'] for r in mine]):.1f}"
-                         f" | {mean([r.get('unlearn_seconds') for r in mine]):.2f} |")
+                         + f" | {100 * mean([r['utility'] for r in mine]):.1f}"
+                         + f" | {100 * mean([r['healed'] for r in mine]):.1f}"
+                         + f" | {mean([r.get('unlearn_seconds') for r in mine]):.2f} |")
         rem = {(r["manipulation"], r["seed"], r["alpha"]): r["unlearn_seconds"] for r in rows if r["method"] == "rem"}
-        ret = {(r["manipulation"], r["seed"], r["alpha"]): r["unlearn_seconds"] for r in rows if r["method"] == "retrain"}
+        ret = {(r["manipulation"], r["seed"], r["alpha"]): r["unlearn_seconds"]
+               for r in rows if r["method"] == "retrain"}
         ratios = [rem[k] / ret[k] for k in rem if k in ret and ret[k]]
         if ratios:
             lines.append(f"\nREM seconds / retrain seconds, same cell: median {statistics.median(ratios):.2f}, "
