@@ -59,6 +59,7 @@ def main() -> None:
     ap.add_argument("--ratio-alphas", default="0.2,0.6,1.0", help="alphas of the reduced preset (1 vs 2 workers)")
     ap.add_argument("--full-ratio", action="store_true", help="time the whole default preset with 1 and 2 workers")
     ap.add_argument("--skip-ratio", action="store_true", help="measure the default preset and resuming only")
+    ap.add_argument("--ratio-only", action="store_true", help="measure 1 vs 2 workers only")
     ap.add_argument("--out", type=Path, help="also write the report to this file")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -72,52 +73,54 @@ def main() -> None:
         "",
         f"Registered methods: {', '.join(list_methods())}.",
         "",
-        f"Command: `python benchmarks/bench_default.py{' --full-ratio' if args.full_ratio else ''}`",
+        f"Command: `python benchmarks/bench_default.py {' '.join(sys.argv[1:])}`",
         "",
     ]
     with tempfile.TemporaryDirectory(prefix="bench_default.") as tmp:
-        out = Path(tmp) / "default"
-        load = os.getloadavg()[0]
-        wall, result = timed_bench({"workers": 2}, out)
-        records = read_records(out / "results.jsonl")
-        stages, methods = breakdown(records)
-        cpu = sum(v["cpu_seconds"] for v in stages.values())
-        lines += [
-            "## The default preset, 2 local workers",
-            "",
-            f"{len(result.jobs)} jobs, **{wall:.1f} s wall** ({wall / 60:.2f} min; target <= 10 min); load average "
-            f"{load:.2f} before, {os.getloadavg()[0]:.2f} after. The jobs' own CPU time adds up to {cpu:.0f} s, so "
-            f"on 2 otherwise idle cores the run needs about {cpu / 2 / 60:.1f} min plus worker start-up.",
-            "",
-            "| stage | jobs | worker wall seconds | worker CPU seconds |",
-            "|---|---:|---:|---:|",
-            *[f"| {s} | {int(v['jobs'])} | {v['job_seconds']:.1f} | {v['cpu_seconds']:.1f} |"
-              for s, v in stages.items()],
-            "",
-            "| method | jobs | candidates run | worker wall s | worker CPU s | unlearn s of the selected settings |",
-            "|---|---:|---:|---:|---:|---:|",
-            *[f"| {m} | {int(v['jobs'])} | {int(v['candidates'])} | {v['job_seconds']:.1f} | {v['cpu_seconds']:.1f} | "
-              f"{v['selected_unlearn_seconds']:.1f} |" for m, v in sorted(methods.items())],
-            "",
-            "Worker seconds include loading the cached original model and evaluating every candidate.",
-            "",
-        ]
-        start = time.perf_counter()
-        again = run_bench(load_spec("default", sets={"workers": 2}), out, progress=False)
-        resume = time.perf_counter() - start
-        start = time.perf_counter()
-        cli = subprocess.run([sys.executable, "-m", "corrective", "bench", "--out", str(out), "-q"],
-                             capture_output=True, text=True, check=True)
-        resume_cli = time.perf_counter() - start
-        assert "0 run" in cli.stdout, cli.stdout
-        lines += [
-            "## Resuming the finished benchmark",
-            "",
-            f"`run_bench` in process: {resume:.2f} s, {again.ran} jobs run; "
-            f"`corrective bench` as a new process (imports included): {resume_cli:.2f} s, 0 jobs run "
-            "(target <= 5 s, no job).",
-            "",
-        ]
+        if not args.ratio_only:
+            out = Path(tmp) / "default"
+            load = os.getloadavg()[0]
+            wall, result = timed_bench({"workers": 2}, out)
+            records = read_records(out / "results.jsonl")
+            stages, methods = breakdown(records)
+            cpu = sum(v["cpu_seconds"] for v in stages.values())
+            lines += [
+                "## The default preset, 2 local workers",
+                "",
+                f"{len(result.jobs)} jobs, **{wall:.1f} s wall** ({wall / 60:.2f} min; target <= 10 min); load average "
+                f"{load:.2f} before, {os.getloadavg()[0]:.2f} after. The jobs' own CPU time adds up to {cpu:.0f} s, so "
+                f"on 2 otherwise idle cores the run needs about {cpu / 2 / 60:.1f} min plus worker start-up.",
+                "",
+                "| stage | jobs | worker wall seconds | worker CPU seconds |",
+                "|---|---:|---:|---:|",
+                *[f"| {s} | {int(v['jobs'])} | {v['job_seconds']:.1f} | {v['cpu_seconds']:.1f} |"
+                  for s, v in stages.items()],
+                "",
+                "| method | jobs | candidates run | worker wall s | worker CPU s | unlearn s, selected settings |",
+                "|---|---:|---:|---:|---:|---:|",
+                *[f"| {m} | {int(v['jobs'])} | {int(v['candidates'])} | {v['job_seconds']:.1f} | "
+                  f"{v['cpu_seconds']:.1f} | {v['selected_unlearn_seconds']:.1f} |"
+                  for m, v in sorted(methods.items())],
+                "",
+                "Worker seconds include loading the cached original model and evaluating every candidate.",
+                "",
+            ]
+            start = time.perf_counter()
+            again = run_bench(load_spec("default", sets={"workers": 2}), out, progress=False)
+            resume = time.perf_counter() - start
+            start = time.perf_counter()
+            cli = subprocess.run([sys.executable, "-m", "corrective", "bench", "--out", str(out), "-q"],
+                                 capture_output=True, text=True, check=True)
+            resume_cli = time.perf_counter() - start
+            assert "0 run" in cli.stdout, cli.stdout
+            lines += [
+                "## Resuming the finished benchmark",
+                "",
+                f"`run_bench` in process: {resume:.2f} s, {again.ran} jobs run; "
+                f"`corrective bench` as a new process (imports included): {resume_cli:.2f} s, 0 jobs run "
+                "(target <= 5 s, no job).",
+                "",
+            ]
         if not args.skip_ratio:
             sets = {} if args.full_ratio else {"alphas": [float(a) for a in args.ratio_alphas.split(",")]}
             what = "the whole default preset" if args.full_ratio else f"the default preset with alphas {sets['alphas']}"
