@@ -120,7 +120,8 @@ def make_settings(name: str, overrides: dict[str, Any] | None = None) -> Any:
     values: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
         if key not in known:
-            raise UserError(f"method {name!r} has no setting {key!r}; its settings: {', '.join(known) or 'none'}")
+            hint = f" (did you mean {key}_?)" if f"{key}_" in known else ""
+            raise UserError(f"method {name!r} has no setting {key!r}{hint}; its settings: {', '.join(known) or 'none'}")
         values[key] = coerce(name, key, value, hints[key])
     try:
         return info.settings(**values)
