@@ -27,7 +27,7 @@ def unlearn(
     method: Annotated[str, typer.Option(help="A method of `corrective methods`.")] = "ssd",
     alpha: Annotated[float, typer.Option(help="Discovery rate |S_f|/|S_m| in (0, 1]: the first share of S_m.")] = 1.0,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
-    grid: Annotated[bool, typer.Option("--grid", help="Try the method's whole grid; the selection rule picks.")] = False,
+    grid: Annotated[bool, typer.Option("--grid", help="Try the method's grid; the selection rule picks.")] = False,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
