@@ -75,7 +75,7 @@ def importances(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: 
     for batch in one_pass(split.to(device_of(model)), pipeline, batch_size):
         if per_sample:
             for n, g in per_sample_grads(params, batch.x, batch.y).items():
-                total[n] += g.pow(2).sum(0)
+                total[n] += g.detach().pow(2).sum(0)
             count += len(batch.y)
         else:
             loss = nn.functional.cross_entropy(functional_call(net, (params, buffers), (batch.x,)), batch.y)
