@@ -133,7 +133,8 @@ def train_run(
                      {"width": width} if width is not None else {})
     net = build_model(spec, seed, dev)
     start = time.perf_counter()
-    train(net, manip.apply(ds.train).to(dev), Pipeline.of(ds), cfg, desc=f"train {dataset}/{manipulation}", progress=progress)
+    desc = f"train {dataset}/{manipulation}"
+    train(net, manip.apply(ds.train).to(dev), Pipeline.of(ds), cfg, desc=desc, progress=progress)
     run = Run(ds.to(dev), manip, net, spec, cfg, seed, data, train_seconds=time.perf_counter() - start)
     run.metrics = evaluate(net, run.dataset, manip)
     if out is not None:
@@ -161,7 +162,8 @@ def load_run(run_dir: str | Path, device: str = "auto") -> Run:
         raise UserError(f"{run_dir}: the data no longer gives the manipulated ids recorded in its manifest "
                         "(different data files?); re-create the run")
     net = load_weights(spec.build(), run_dir / WEIGHTS).to(dev).eval()
-    return Run(ds.to(dev), manip, net, spec, cfg, seed, data, man.get("metrics", {}), man.get("train_seconds", float("nan")), run_dir)
+    seconds = man.get("train_seconds") or float("nan")
+    return Run(ds.to(dev), manip, net, spec, cfg, seed, data, man.get("metrics", {}), seconds, run_dir)
 
 
 def evaluate_run(run_dir: str | Path, device: str = "auto") -> dict[str, Any]:
@@ -225,8 +227,9 @@ def unlearn(
     records, models = [], []
     for s, model, seconds in run_methods_grid(task, method, candidates):
         metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids)
-        records.append({"method": method, "alpha": alpha, "settings": settings_dict(s), "selected": False,
-                        "is_method": info.is_method, "n_forget": len(forget_ids), "unlearn_seconds": seconds, **metrics})
+        record = {"method": method, "alpha": alpha, "settings": settings_dict(s), "selected": False}
+        record |= {"is_method": info.is_method, "n_forget": len(forget_ids), "unlearn_seconds": seconds}
+        records.append(record | metrics)
         models.append(model)
     chosen = select(records)
     records[chosen]["selected"] = True

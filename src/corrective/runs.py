@@ -100,7 +100,9 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
     try:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
-        raise UserError(f"checkpoint {path} is corrupt or truncated ({e}); re-create it with `corrective train`") from None
+        raise UserError(
+            f"checkpoint {path} is corrupt or truncated ({e}); re-create it with `corrective train`"
+        ) from None
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

@@ -104,7 +104,8 @@ def fit(
         nesterov=False,
     )
     model.train()
-    bar = tqdm(total=cfg.steps, desc=desc, disable=not (sys.stderr.isatty() if progress is None else progress), leave=False)
+    show = sys.stderr.isatty() if progress is None else progress
+    bar = tqdm(total=cfg.steps, desc=desc, disable=not show, leave=False)
     bf16: bool | None = None
     for step in range(cfg.steps):
         batch = next(batches)

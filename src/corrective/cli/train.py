@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from corrective import api
 from corrective.cli.app import app
-from corrective.cli.common import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, RunArg, SeedOpt, parse_sets, print_metrics
+from corrective.cli.common import (
+    DeviceOpt,
+    JsonOpt,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
+    RunArg,
+    SeedOpt,
+    parse_sets,
+    print_metrics,
+)
 from corrective.errors import UserError
 
 
@@ -18,19 +28,19 @@ def train(
     out: OutOpt,
     dataset: Annotated[str, typer.Option(help="A dataset of `corrective datasets`.")] = "digits",
     manipulation: Annotated[str, typer.Option(help="poison, interclass, random_swap or none.")] = "poison",
-    size: Annotated[Optional[float], typer.Option(help="Manipulated share of the training set (<1) or a count (>=1); default 0.05.")] = None,
+    size: Annotated[float | None, typer.Option(help="Share of S_tr (<1) or a count (>=1); default 0.05.")] = None,
     seed: SeedOpt = 0,
-    root: Annotated[Optional[Path], typer.Option(help="Folder with the dataset's files (default data/NAME).")] = None,
-    model: Annotated[Optional[str], typer.Option(help="Model name (default: the dataset's).")] = None,
-    width: Annotated[Optional[float], typer.Option(help="Channel width multiplier of the model.")] = None,
-    preset: Annotated[Optional[str], typer.Option(help="Training preset: paper, or digits (the default on digits).")] = None,
-    steps: Annotated[Optional[int], typer.Option(help="Override the preset's step budget.")] = None,
-    target: Annotated[Optional[int], typer.Option(help="Poison: the trigger's target class (default 0).")] = None,
-    trigger_size: Annotated[Optional[int], typer.Option(help="Poison: trigger side in pixels (default 3; 2 on 8x8).")] = None,
-    classes: Annotated[Optional[str], typer.Option(help="Interclass: the two classes, e.g. 3,5 (default: the dataset's).")] = None,
+    root: Annotated[Path | None, typer.Option(help="Folder with the dataset's files (default data/NAME).")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name (default: the dataset's).")] = None,
+    width: Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Training preset: paper or digits.")] = None,
+    steps: Annotated[int | None, typer.Option(help="Override the preset's step budget.")] = None,
+    target: Annotated[int | None, typer.Option(help="Poison: the trigger's target class (default 0).")] = None,
+    trigger_size: Annotated[int | None, typer.Option(help="Poison: trigger side in px (default 3; 2 on 8x8).")] = None,
+    classes: Annotated[str | None, typer.Option(help="Interclass: the two classes, e.g. 3,5.")] = None,
     val_fraction: Annotated[float, typer.Option(help="Clean validation share carved from the training data.")] = 0.1,
-    option: Annotated[Optional[list[str]], typer.Option(help="Dataset loader option key=value, e.g. crop=96 for pcam.")] = None,
-    download: Annotated[bool, typer.Option(help="Download the dataset with torchvision if its folder is missing.")] = False,
+    option: Annotated[list[str] | None, typer.Option(help="Loader option key=value, e.g. crop=96 (pcam).")] = None,
+    download: Annotated[bool, typer.Option(help="Fetch missing files with torchvision.")] = False,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,

@@ -34,7 +34,9 @@ class Split:
         if self.x.dtype != torch.uint8 or self.x.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {self.x.dtype} {tuple(self.x.shape)}")
         if self.y.shape != (n,) or self.ids.shape != (n,):
-            raise ValueError(f"labels and ids must have shape ({n},), got {tuple(self.y.shape)} and {tuple(self.ids.shape)}")
+            raise ValueError(
+                f"labels and ids must have shape ({n},), got {tuple(self.y.shape)} and {tuple(self.ids.shape)}"
+            )
 
     def __len__(self) -> int:
         return len(self.y)

@@ -32,7 +32,9 @@ class Pipeline:
     def of(cls, dataset: Dataset) -> Pipeline:
         return cls(dataset.mean, dataset.std, dataset.flip, dataset.crop_pad)
 
-    def __call__(self, split: Split, pos: Tensor, *, augment: bool = False, gen: torch.Generator | None = None) -> Tensor:
+    def __call__(
+        self, split: Split, pos: Tensor, *, augment: bool = False, gen: torch.Generator | None = None
+    ) -> Tensor:
         """Model inputs for the samples of `split` at positions `pos`."""
         x = split.x[pos].float().div_(255)
         if augment:

@@ -40,7 +40,9 @@ class WideResNet(nn.Module):
         self.stem = nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False)
         groups = []
         for g in range(3):
-            blocks = [WideBlock(widths[g] if i == 0 else widths[g + 1], widths[g + 1], (1 if g == 0 else 2) if i == 0 else 1, dropout) for i in range(n)]
+            stride = 1 if g == 0 else 2
+            blocks = [WideBlock(widths[g], widths[g + 1], stride, dropout)]
+            blocks += [WideBlock(widths[g + 1], widths[g + 1], 1, dropout) for _ in range(n - 1)]
             groups.append(nn.Sequential(*blocks))
         self.group1, self.group2, self.group3 = groups
         self.bn = nn.BatchNorm2d(widths[3])
@@ -54,5 +56,7 @@ class WideResNet(nn.Module):
 
 
 @register_model
-def wrn28_10(num_classes: int = 10, in_channels: int = 3, depth: int = 28, widen: int = 10, dropout: float = 0.0) -> nn.Module:
+def wrn28_10(
+    num_classes: int = 10, in_channels: int = 3, depth: int = 28, widen: int = 10, dropout: float = 0.0
+) -> nn.Module:
     return WideResNet(num_classes, in_channels, depth, widen, dropout)

@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from corrective import api
+from corrective.errors import UserError
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "corrective", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_train_json_then_evaluate_round_trip(tmp_path: Path) -> None:
+    out = tmp_path / "p0"
+    r = cli("train", "--out", str(out), "--steps", "60", "--json")
+    assert r.returncode == 0, r.stderr
+    record = json.loads(r.stdout)  # exactly one JSON object
+    for key in ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "attack_success"):
+        assert isinstance(record[key], float)
+    manifest = json.loads((out / "run.json").read_text())
+    assert manifest["manipulation"]["kind"] == "poison" and len(manifest["manipulation"]["ids"]) == 61
+    assert {"torch", "corrective"} <= set(manifest["versions"])
+    again = cli("evaluate", str(out), "--json")
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["acc_corr"] == record["acc_corr"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["train", "--out", "{tmp}/a", "--dataset", "nope"], "unknown dataset 'nope'"),
+        (["train", "--out", "{tmp}/a", "--dataset", "cifar10", "--root", "{tmp}/missing"], "does not exist"),
+        (["train", "--out", "{tmp}/a", "--size", "99999"], "has only"),
+        (["train", "--out", "{tmp}/a", "--manipulation", "interclass", "--classes", "3,11"], "out of range"),
+        (["evaluate", "{tmp}"], "not a run folder"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
+    r = cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr
+    assert not (tmp_path / "a").exists()
+
+
+def test_existing_output_and_truncated_checkpoint(poison_run: api.Run, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="already exists"):
+        api.train_run("digits", out=poison_run.path, steps=1)
+    assert (poison_run.path / "model.safetensors").exists()  # nothing lost
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "run.json").write_text((poison_run.path / "run.json").read_text())
+    (bad / "model.safetensors").write_bytes((poison_run.path / "model.safetensors").read_bytes()[:200])
+    r = cli("evaluate", str(bad))
+    assert r.returncode == 2 and "corrupt or truncated" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_load_run_reproduces_metrics(poison_run: api.Run) -> None:
+    again = api.evaluate_run(poison_run.path)
+    assert again["acc_corr"] == poison_run.metrics["acc_corr"]
+    assert again["attack_success"] == poison_run.metrics["attack_success"]

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from corrective.errors import UserError
+from corrective.models import create_model, list_models
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "shape"),
+    [
+        ("cnn_small", {}, (2, 1, 8, 8)),
+        ("resnet9", {"width": 0.25}, (2, 3, 32, 32)),
+        ("wrn28_10", {"depth": 10, "widen": 1}, (2, 3, 32, 32)),
+    ],
+)
+def test_models_map_images_to_logits(name, kwargs, shape) -> None:
+    model = create_model(name, num_classes=7, in_channels=shape[1], **kwargs).eval()
+    assert model(torch.rand(shape)).shape == (2, 7)
+
+
+def test_resnet9_has_the_papers_shape() -> None:
+    m = create_model("resnet9", num_classes=10)
+    convs = [mod.out_channels for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)]
+    assert convs == [64, 128, 128, 128, 256, 256, 256, 128]
+    assert m.fc.bias is None
+    celu = [mod for mod in m.modules() if isinstance(mod, torch.nn.CELU)]
+    assert celu and all(c.alpha == 0.075 for c in celu)
+
+
+def test_unknown_model_and_bad_setting_are_clear() -> None:
+    with pytest.raises(UserError, match="known: .*resnet9"):
+        create_model("resnet10", 10)
+    with pytest.raises(UserError, match="does not take"):
+        create_model("wrn28_10", 10, width=2.0)
+    assert {"cnn_small", "resnet9", "wrn28_10"} <= set(list_models())
