@@ -58,3 +58,8 @@ def test_digits_splits_are_disjoint_and_scaled() -> None:
 def test_unknown_dataset_and_missing_folder_are_clear(tmp_path) -> None:
     with pytest.raises(UserError, match="unknown dataset 'nope'; known:"):
         load_dataset("nope")
+
+
+def test_unknown_loader_option_is_clear() -> None:
+    with pytest.raises(UserError, match="unknown loader option 'crop'; it takes: test_fraction, split_seed"):
+        load_dataset("digits", crop=3)

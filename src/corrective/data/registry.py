@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,10 @@ def load_dataset(
         else:
             hint = " or pass --download (needs torchvision and a network)" if info.download else ""
             raise UserError(f"{name}: data folder {path} does not exist; put {info.files} there{hint}")
+    accepted = [p for p in inspect.signature(info.load).parameters if p != "root"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise UserError(f"{name}: unknown loader option {unknown[0]!r}; it takes: {', '.join(accepted) or 'none'}")
     raw = info.load(path, **options)
     val_mask = stratified_val(raw.train_y, val_fraction, seed)
     ids = torch.arange(len(raw.train_y))
