@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 RESULTS = Path(__file__).parent / "results"
+PARTS = RESULTS / "methods_digits.parts"  # one file per finished (manipulation, seed): a rerun resumes
 METHODS = ("retrain", "finetune", "bad_teacher", "scrub", "ssd")
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 KEEP = ("method", "alpha", "settings", "selected", "n_forget", "unlearn_seconds", "acc_corr", "acc_retain",
@@ -71,14 +72,23 @@ def job(args: tuple[str, int]) -> dict[str, Any]:
                    "max": float(finite.max()), "q999": float(finite.quantile(0.999)),
                    "q99": float(finite.quantile(0.99)), "median": float(finite.median()),
                    "above_10": int((ratios > 10).sum()), "above_100": int((ratios > 100).sum())}
-    return {"records": records, "timing": timing, "ratios": ratio_stats, "seconds": time.perf_counter() - start}
+    part = {"records": records, "timing": timing, "ratios": ratio_stats, "seconds": time.perf_counter() - start}
+    PARTS.mkdir(parents=True, exist_ok=True)
+    (PARTS / f"{manip}_{seed}.json").write_text(json.dumps(part, separators=(",", ":")))
+    return part
+
+
+def load_or_run(args: tuple[str, int]) -> dict[str, Any]:
+    """A finished job's saved part (an interrupted run resumes), else the job."""
+    path = PARTS / f"{args[0]}_{args[1]}.json"
+    return json.loads(path.read_text()) if path.exists() else job(args)
 
 
 def run_all(seeds: int, workers: int) -> dict[str, Any]:
     jobs = [(m, s) for s in range(seeds) for m in ("poison", "interclass")]
     start = time.perf_counter()
     with mp.get_context("spawn").Pool(workers) as pool:
-        parts = pool.map(job, jobs, chunksize=1)
+        parts = pool.map(load_or_run, jobs, chunksize=1)
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {mp.cpu_count()} CPU cores shared with other developers, "
