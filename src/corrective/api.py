@@ -11,11 +11,12 @@ import torch
 from torch import nn
 
 from corrective.data import Dataset, get_info, load_dataset
+from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import UnlearnTask, get_method, make_settings, run_methods_grid, select, settings_dict
-from corrective.metrics import evaluate
+from corrective.metrics import accuracy, evaluate, predict
 from corrective.runs import (
     FORMAT,
     MANIFEST,
@@ -231,6 +232,52 @@ def unlearn(
         record |= {"is_method": info.is_method, "n_forget": len(forget_ids), "unlearn_seconds": seconds}
         records.append(record | metrics)
         models.append(model)
+    chosen = select(records)
+    records[chosen]["selected"] = True
+    return UnlearnResult(records, models, chosen)
+
+
+def correct(
+    model: nn.Module,
+    train: Split,
+    flagged_ids: torch.Tensor | list[int],
+    *,
+    pipeline: Pipeline,
+    spec: ModelSpec,
+    config: TrainConfig,
+    method: str = "ssd",
+    settings: dict[str, Any] | None = None,
+    grid: bool = False,
+    val: Split | None = None,
+    seed: int = 0,
+    progress: bool | None = None,
+) -> UnlearnResult:
+    """The practitioner's path: remove the influence of the flagged training samples from a trained model.
+
+    `train` is the data the model was trained on (labels as given), `config` its recipe (budgets are shares
+    of its steps), `spec` its architecture (for methods that build fresh models). With `grid`, the selection
+    rule picks among the method's grid, which needs a clean validation split `val`. Records hold
+    `val_accuracy` (when `val` is given), `forget_changed` and `unlearn_seconds`; no test metric.
+    """
+    if grid and val is None:
+        raise UserError("choosing among a grid needs a clean validation split: pass val=, or grid=False")
+    ids = torch.as_tensor(flagged_ids, dtype=torch.long, device=train.ids.device).reshape(-1)
+    if len(ids) == 0:
+        raise UserError("no flagged sample: pass the ids of at least one training sample")
+    info = get_method(method)
+    task = UnlearnTask(model, train, ids, pipeline, config, spec, seed, progress)
+    overrides = [{**g, **(settings or {})} for g in info.grid()] if grid else [settings or {}]
+    flagged = train.subset(train.positions_of(ids))
+    before = predict(model, flagged, pipeline)
+    records, models = [], []
+    for s, new, seconds in run_methods_grid(task, method, [make_settings(method, o) for o in overrides]):
+        record = {"method": method, "settings": settings_dict(s), "selected": False, "n_forget": len(ids),
+                  "unlearn_seconds": seconds,
+                  "forget_changed": float((predict(new, flagged, pipeline) != before).float().mean())}
+        if val is not None:
+            record["val_accuracy"] = accuracy(new, val, pipeline)
+        records.append(record)
+        models.append(new)
     chosen = select(records)
     records[chosen]["selected"] = True
     return UnlearnResult(records, models, chosen)
