@@ -132,7 +132,8 @@ def metric_table(data: dict[str, Any], manip: str, metric: str) -> list[str]:
 def alpha_star(data: dict[str, Any], manip: str, method: str) -> str:
     target = 0.9 * statistics.mean(r["acc_corr"] for r in selected(data, manip, "oracle"))
     for a in ALPHAS:
-        if statistics.mean(r["acc_corr"] for r in selected(data, manip, method, a)) >= target:
+        rows = selected(data, manip, method, None if method == "none" else a)
+        if statistics.mean(r["acc_corr"] for r in rows) >= target:
             return f"{a:.1f}"
     return "> 1.0 (never)"
 
@@ -171,7 +172,7 @@ def report(data: dict[str, Any]) -> str:
         out.append(f"| {m} | " + " | ".join(cells) + " |")
     out += ["", "## alpha* (smallest alpha with mean acc_corr ≥ 0.9 × oracle acc_corr)", "",
             "| method | poison | interclass |", "|---|---|---|"]
-    for m in METHODS:
+    for m in ("none", *METHODS):
         out.append(f"| {m} | " + " | ".join(alpha_star(data, manip, m) for manip in manips) + " |")
     out += ["", "## Timing (wall clock of the method alone, mean over seeds and alphas, seconds)", "",
             "| method | poison | interclass |", "|---|---|---|"]
@@ -214,7 +215,15 @@ def claims(data: dict[str, Any]) -> list[str]:
     mean = statistics.mean
     sc_p, cf_p = mean(curve(data, "poison", "scrub")), mean(curve(data, "poison", "finetune"))
     sc_i, cf_i = mean(curve(data, "interclass", "scrub")), mean(curve(data, "interclass", "finetune"))
-    bt = [alpha_star(data, m, "bad_teacher") for m in ("poison", "interclass")]
+    def gain(manip: str, method: str) -> float:
+        """Mean over alpha of the share of the original-to-oracle gap in acc_corr that the method closes."""
+        lo, hi = base(manip, "none"), base(manip, "oracle")
+        return (mean(curve(data, manip, method)) - lo) / (hi - lo)
+
+    bt = [gain(m, "bad_teacher") for m in ("poison", "interclass")]
+    secs = {m: mean(r["unlearn_seconds"] for r in data["records"] if r["method"] == m and r["selected"])
+            for m in METHODS}
+    order = sorted(METHODS, key=lambda m: -secs[m])
     return [
         "## The paper's findings, checked on these numbers (generated from the records)", "",
         f"- RewoD needs alpha ≥ 0.8 against poison: best acc_corr at alpha ≤ 0.7 is {100 * early:.1f} % "
@@ -227,10 +236,12 @@ def claims(data: dict[str, Any]) -> list[str]:
         f"{100 * i_none:.1f} % → {verdict(mean(ssd_i) <= i_none + 0.02)}.",
         f"- SSD costs utility on poison: mean change in acc_retain {100 * ssd_retain:+.2f} points "
         f"→ {verdict(ssd_retain < -1e-2)}.",
-        f"- BadT poor on both: alpha* poison {bt[0]}, IC {bt[1]} "
-        f"→ {verdict(all(a in ('> 1.0 (never)', '1.0') for a in bt))}.",
+        f"- BadT poor on both: it closes {100 * bt[0]:.0f} % (poison) and {100 * bt[1]:.0f} % (IC) of the gap "
+        f"between the original and the oracle acc_corr, mean over alpha → {verdict(max(bt) < 0.5)}.",
         f"- SCRUB beats CF on poison: mean acc_corr {100 * sc_p:.1f} % vs {100 * cf_p:.1f} % → {verdict(sc_p > cf_p)}.",
         f"- CF beats SCRUB on IC: mean acc_corr {100 * cf_i:.1f} % vs {100 * sc_i:.1f} % → {verdict(cf_i > sc_i)}.",
+        f"- Table 3's order of cost (RewoD > BadT > Scrub > CF > SSD): here {' > '.join(order)} "
+        f"→ {verdict(order == ['retrain', 'bad_teacher', 'scrub', 'finetune', 'ssd'])}.",
     ]
 
 
@@ -273,7 +284,50 @@ def main() -> None:
     print(report(data))
 
 
-NOTES = ""  # findings, written after looking at the numbers (see the committed .md)
+NOTES = """
+## Investigation of what does not reproduce (written after the run of 2026-11-22; re-check after a rerun)
+
+**Run cost.** 37 min wall instead of the planned ~25: the two cores were shared with other developers'
+benchmarks (load average 6–10 during the run). The timing *ratios* above were measured back to back in one
+process, so they hold; absolute seconds do not.
+
+**SSD fixes poison at alpha 0.1 — not on digits, and the reason is mostly the dataset plus the selection rule,
+not the implementation.**
+- The selected SSD candidates reach 72 % acc_corr at alpha 0.1 but with target_acc 26 % and acc_retain 80 %:
+  much of the apparent backdoor removal is class 0 being erased. The selection rule rewards this on digits:
+  changing every prediction on S_f earns up to +0.5 (forget_changed), losing one class of ten costs about
+  0.05 of validation accuracy. The "best keeping class 0" table (a test-set look, diagnosis only) shows what
+  SSD can do without erasing the class: 39±46 % at alpha 0.1 — it works on one seed and not on the others.
+- The mechanism itself works: `ssd_digits_probe.md` shows that on seed 1 at alpha 0.1 a setting with
+  (a, λ) = (0.1, 0.1) removes the backdoor (91 % acc_corr) keeping class 0 and 98 % acc_retain, and with I_r on
+  all of S_tr (the original SSD) the selection rule itself picks a clean fix (90 % acc_corr, target_acc 91 %).
+  On seed 0 no setting does (best 15 %). The importance ratios explain the difference: on poison seeds 1 and 2
+  the ratio distribution has a small median (0.44, 0.06) and a few outliers thousands of times larger — the
+  paper's Figure 3 picture, where dampening a few parameters removes the trigger — while on seed 0 the median
+  ratio is 15.8 with no isolated outliers, so any threshold that catches the trigger weights dampens half the
+  network. With 61 poisoned samples among ~1200, 8×8 inputs and a 2×2 trigger (6 % of the pixels, against
+  0.3 % on CIFAR-10), whether the trigger is carried by a few weights depends on the seed.
+- True per-sample squared gradients (`per_sample=True`, removing the small-batch variance that inflates I_f
+  when |S_f| is a few samples) do not change the picture (probe table).
+
+**BadT on IC: alpha* = 0.3 is not a success.** On digits the 5 % interclass confusion barely hurts: the
+original model is already at 89.6 % acc_corr ≥ 0.9 × oracle (89.4 %), so `none` itself has alpha* 0.1 on IC
+and alpha* is not informative there. BadT leaves IC acc_corr where it was (it closes −6 % of the gap), as in
+the paper. This is the dataset: IC at this size on digits is a weak manipulation.
+
+**CF vs SCRUB on IC: a tie on digits (92.1 % vs 93.1 %, seed std 1–7 points).** Two dataset-scale reasons,
+both measurable from the setup rather than a bug: (1) as above, IC leaves only ~10 points between the original
+and the oracle, smaller than the seed spread at low alpha; (2) SCRUB's forget phase is tiny here: 100 SCRUB
+steps, forget steps allowed in the first 20; |S_f| ≤ 61 fits in one batch of 64 and a pass over D_r is ~18
+steps, so SCRUB takes 1–2 forget steps in total (on CIFAR-10 with 10 % IC, |S_f| up to 5000 = 10 batches per
+pass, about 30 forget steps). The step-kind test (`tests/test_methods.py::test_scrub_*`) checks that the
+schedule is the paper's; the small number of ascent steps is what that schedule gives at this scale.
+
+**Table 1.** The sign pattern reproduces (SSD is the only method with a large utility loss: −10.6 points on
+poison, paper −8.9), but the other methods' small gains (+0.3 to +1.0 in the paper) do not appear: digits
+models are at 99.3 % acc_retain, leaving no headroom. SSD's IC loss is larger than the paper's (−7.0 vs −1.6),
+again because the selection rule on digits prefers candidates that flip S_f at some cost in accuracy.
+"""
 
 if __name__ == "__main__":
     main()
