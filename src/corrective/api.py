@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from corrective.data import Dataset, get_info, load_dataset
-from corrective.data.base import Split
+from corrective.data import Dataset, Split, get_info, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.manipulations import Manipulation, manipulate
@@ -175,19 +177,41 @@ def evaluate_run(run_dir: str | Path, device: str = "auto") -> dict[str, Any]:
 
 @dataclass
 class UnlearnResult:
-    """Every candidate setting of one (method, alpha): records, models, and which one the rule selected."""
+    """Every candidate setting of one (method, alpha) as records, the selected one marked, and its model.
+
+    Only the selected candidate's model is kept: a 50-setting grid of a large model would not fit in memory.
+    """
 
     records: list[dict[str, Any]]
-    models: list[nn.Module]
+    model: nn.Module
     selected: int
-
-    @property
-    def model(self) -> nn.Module:
-        return self.models[self.selected]
 
     @property
     def record(self) -> dict[str, Any]:
         return self.records[self.selected]
+
+
+def run_candidates(
+    task: UnlearnTask,
+    method: str,
+    overrides: list[dict[str, Any]],
+    measure: Callable[[nn.Module], dict[str, Any]],
+) -> UnlearnResult:
+    """Run `method` once per settings override, measure each model, select by the paper's rule."""
+    info = get_method(method)
+    candidates = [make_settings(method, o) for o in overrides]
+    records: list[dict[str, Any]] = []
+    best: nn.Module | None = None
+    for s, model, seconds in run_methods_grid(task, method, candidates):
+        record = {"method": method, "settings": settings_dict(s), "selected": False, "is_method": info.is_method}
+        record |= {"n_forget": len(task.forget_ids), "unlearn_seconds": seconds}
+        records.append(record | measure(model))
+        if select(records) == len(records) - 1:
+            best = model
+    chosen = select(records)
+    records[chosen]["selected"] = True
+    assert best is not None
+    return UnlearnResult(records, best, chosen)
 
 
 def make_task(run: Run, forget_ids: torch.Tensor, *, oracle: bool = False, progress: bool | None = None) -> UnlearnTask:
@@ -224,60 +248,86 @@ def unlearn(
     forget_ids = run.manipulation.forget_ids(alpha)
     task = make_task(run, forget_ids, oracle=not info.is_method, progress=progress)
     overrides = [{**g, **(settings or {})} for g in info.grid()] if grid else [settings or {}]
-    candidates = [make_settings(method, o) for o in overrides]
-    records, models = [], []
-    for s, model, seconds in run_methods_grid(task, method, candidates):
+
+    def measure(model: nn.Module) -> dict[str, Any]:
         metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids)
-        record = {"method": method, "alpha": alpha, "settings": settings_dict(s), "selected": False}
-        record |= {"is_method": info.is_method, "n_forget": len(forget_ids), "unlearn_seconds": seconds}
-        records.append(record | metrics)
-        models.append(model)
-    chosen = select(records)
-    records[chosen]["selected"] = True
-    return UnlearnResult(records, models, chosen)
+        return {"alpha": alpha, **metrics}
+
+    return run_candidates(task, method, overrides, measure)
+
+
+def read_flagged(path: str | Path) -> torch.Tensor:
+    """Flagged sample ids from a file: whitespace/comma separated integers, a JSON list, or a .npy array."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"flagged-ids file {path} does not exist; write one sample id per line")
+    try:
+        if path.suffix == ".npy":
+            values = np.load(path, allow_pickle=False).reshape(-1).tolist()
+        elif path.suffix == ".json":
+            values = json.loads(path.read_text())
+        else:
+            values = path.read_text().replace(",", " ").split()
+        ids = [int(v) for v in values]
+    except (ValueError, TypeError, json.JSONDecodeError):
+        raise UserError(f"{path} must hold integer sample ids (one per line, a JSON list or a .npy array)") from None
+    if not ids:
+        raise UserError(f"{path} flags no sample; the identified set S_f must hold at least one id")
+    return torch.tensor(sorted(set(ids)), dtype=torch.long)
+
+
+def check_flagged(train: Split, flagged: torch.Tensor) -> torch.Tensor:
+    """Flagged ids as a LongTensor of ids present in `train`; a clear error naming the first stray ones."""
+    flagged = torch.as_tensor(flagged, dtype=torch.long).reshape(-1).cpu().unique()
+    if len(flagged) == 0:
+        raise UserError("no sample is flagged; the identified set S_f must hold at least one id")
+    known = torch.isin(flagged, train.ids.cpu())
+    if not bool(known.all()):
+        stray = flagged[~known][:5].tolist()
+        lo, hi = int(train.ids.min()), int(train.ids.max())
+        raise UserError(f"flagged ids {stray} are not in the training data (ids {lo}..{hi}); flag training sample ids")
+    return flagged
 
 
 def correct(
     model: nn.Module,
     train: Split,
-    flagged_ids: torch.Tensor | list[int],
+    flagged: torch.Tensor,
     *,
+    method: str,
     pipeline: Pipeline,
-    spec: ModelSpec,
     config: TrainConfig,
-    method: str = "ssd",
+    spec: ModelSpec,
+    held_out: Split | None = None,
     settings: dict[str, Any] | None = None,
     grid: bool = False,
-    val: Split | None = None,
     seed: int = 0,
     progress: bool | None = None,
 ) -> UnlearnResult:
-    """The practitioner's path: remove the influence of the flagged training samples from a trained model.
+    """The practitioner's call: remove the effect of the data around `flagged` from `model`.
 
-    `train` is the data the model was trained on (labels as given), `config` its recipe (budgets are shares
-    of its steps), `spec` its architecture (for methods that build fresh models). With `grid`, the selection
-    rule picks among the method's grid, which needs a clean validation split `val`. Records hold
-    `val_accuracy` (when `val` is given), `forget_changed` and `unlearn_seconds`; no test metric.
+    `train` is the training data as the model saw it (labels as given), `flagged` the ids found to be
+    manipulated, `config` the recipe the model was trained with (method budgets are shares of its
+    steps). With `grid`, settings are chosen by the paper's rule on `held_out`, trusted clean data:
+    0.5 * accuracy on it + 0.5 * share of flagged samples whose prediction changed.
     """
-    if grid and val is None:
-        raise UserError("choosing among a grid needs a clean validation split: pass val=, or grid=False")
-    ids = torch.as_tensor(flagged_ids, dtype=torch.long, device=train.ids.device).reshape(-1)
-    if len(ids) == 0:
-        raise UserError("no flagged sample: pass the ids of at least one training sample")
+    flagged = check_flagged(train, flagged)
     info = get_method(method)
-    task = UnlearnTask(model, train, ids, pipeline, config, spec, seed, progress)
+    if not info.is_method:
+        raise UserError(f"{method!r} is an oracle bound that needs every manipulated id; pick a method")
+    if grid and (held_out is None or len(held_out) == 0):
+        raise UserError("--grid selects settings on trusted held-out data; provide a test split (or drop --grid)")
+    task = UnlearnTask(model, train, flagged, pipeline, config, spec, seed, progress)
     overrides = [{**g, **(settings or {})} for g in info.grid()] if grid else [settings or {}]
-    flagged = train.subset(train.positions_of(ids))
-    before = predict(model, flagged, pipeline)
-    records, models = [], []
-    for s, new, seconds in run_methods_grid(task, method, [make_settings(method, o) for o in overrides]):
-        record = {"method": method, "settings": settings_dict(s), "selected": False, "n_forget": len(ids),
-                  "unlearn_seconds": seconds,
-                  "forget_changed": float((predict(new, flagged, pipeline) != before).float().mean())}
-        if val is not None:
-            record["val_accuracy"] = accuracy(new, val, pipeline)
-        records.append(record)
-        models.append(new)
-    chosen = select(records)
-    records[chosen]["selected"] = True
-    return UnlearnResult(records, models, chosen)
+    flagged_split = task.forget()
+    before = predict(model, flagged_split, pipeline)
+
+    def measure(new: nn.Module) -> dict[str, Any]:
+        after = predict(new, flagged_split, pipeline)
+        return {
+            "val_accuracy": accuracy(new, held_out, pipeline) if held_out is not None else float("nan"),
+            "forget_changed": float((after != before).float().mean()),
+            "flagged_given_label_acc": float((after == flagged_split.y.cpu()).float().mean()),
+        }
+
+    return run_candidates(task, method, overrides, measure)

@@ -107,7 +107,8 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
         model.load_state_dict(state)
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
-        raise UserError(f"checkpoint {path} does not fit the model in its manifest ({first})") from None
+        hint = "check --model, its settings and the class count"
+        raise UserError(f"checkpoint {path} does not fit the model ({first}); {hint}") from None
     return model
 
 

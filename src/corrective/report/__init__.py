@@ -1,0 +1,48 @@
+"""Tables, plots and an HTML/Markdown report from benchmark result records.
+
+Reads only `results.jsonl` records; never recomputes a metric and never imports methods, bench or training.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+from corrective.errors import UserError
+from corrective.report.content import Document, Figure, build_document
+from corrective.report.html import render_html
+from corrective.report.markdown import render_md
+from corrective.report.records import Results, Row, read_results, record_rows, to_row
+
+FORMATS = {"html": ("html",), "md": ("md",), "both": ("html", "md")}
+FIGURES = "figures"
+
+
+def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: str = "both",
+                 plots: bool = True) -> list[Path]:
+    """Write `report.html` and/or `report.md` (+ its `figures/`) for a results folder; return the files written."""
+    if fmt not in FORMATS:
+        raise UserError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
+    results = read_results(results_dir)
+    out = Path(out) if out is not None else results.path.parent
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file, not a folder; choose another path")
+    out.mkdir(parents=True, exist_ok=True)
+    doc = build_document(results, with_plots=plots)
+    generated = datetime.date.today().isoformat()
+    written = []
+    if "html" in FORMATS[fmt]:
+        written.append(out / "report.html")
+        written[-1].write_text(render_html(doc, generated), encoding="utf-8")
+    if "md" in FORMATS[fmt]:
+        figures = [item for s in doc.sections for item in s.items if isinstance(item, Figure)]
+        if figures:
+            (out / FIGURES).mkdir(exist_ok=True)
+        for f in figures:
+            (out / FIGURES / f"{f.name}.png").write_bytes(f.png)
+        written.append(out / "report.md")
+        written[-1].write_text(render_md(doc, generated, FIGURES), encoding="utf-8")
+    return written
+
+
+__all__ = ["Document", "Results", "Row", "build_document", "read_results", "record_rows", "to_row", "write_report"]

@@ -1,0 +1,273 @@
+"""Aggregates of result rows over seeds: cells, reference lines, holes, alpha*, Table 1, REM's score, timings.
+
+Every number comes from the records; nothing is recomputed from models or data. Means skip nulls
+(NaN) and say how many values they average.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from corrective.report.records import Results, Row
+
+ORIGINAL, ORACLE, RETRAIN = "none", "oracle", "retrain"
+FLAT = (ORIGINAL, ORACLE)  # drawn as horizontal lines: they do not depend on alpha
+TARGET_DROP = 0.20  # flag target_acc this far (a fraction) below the original model's
+ALPHA_STAR_SHARE = 0.9  # alpha* = smallest alpha with acc_corr >= this share of the oracle's
+MANIPULATION_ORDER = {"poison": 0, "interclass": 1, "random_swap": 2}  # high to low regularity (REM's axis)
+
+
+@dataclass(frozen=True)
+class Stat:
+    """Mean and sample standard deviation of the non-NaN values, and how many there were."""
+
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Stat:
+        vals = [v for v in values if not math.isnan(v)]
+        if not vals:
+            return cls(math.nan, math.nan, 0)
+        return cls(math.fsum(vals) / len(vals), statistics.stdev(vals) if len(vals) > 1 else math.nan, len(vals))
+
+
+@dataclass(frozen=True)
+class GroupKey:
+    """One experimental setting: the curves of a plot share it."""
+
+    dataset: str
+    manipulation: str
+    size: float | None
+    model: str | None
+    training: str
+
+    def sort_key(self) -> tuple:
+        return (self.dataset, self.model or "", self.training, MANIPULATION_ORDER.get(self.manipulation, 9),
+                self.manipulation, -1.0 if self.size is None else self.size)
+
+    def label(self) -> str:
+        parts = [self.dataset, self.manipulation]
+        if self.size is not None:
+            parts.append(f"size {self.size:g}")
+        if self.model:
+            parts.append(self.model)
+        parts.append(f"{self.training} training")
+        return " · ".join(parts)
+
+
+def key_of(row: Row) -> GroupKey:
+    return GroupKey(row.dataset, row.manipulation, row.size, row.model, row.training)
+
+
+@dataclass
+class Group:
+    """The selected rows of one setting, one per (method, alpha, seed), plus every grid candidate."""
+
+    key: GroupKey
+    rows: list[Row]
+    candidates: list[Row] = field(default_factory=list)
+    # The grid expected of this setting (unions over its dataset, or its dataset/model/training for methods);
+    # empty: what its own rows show.
+    grid_alphas: list[float] = field(default_factory=list)
+    grid_seeds: list[int] = field(default_factory=list)
+    grid_methods: dict[str, bool] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._by: dict[tuple[str, float | None], dict[int, Row]] = defaultdict(dict)
+        for r in self.rows:
+            self._by[(r.method, r.alpha)][r.seed] = r
+
+    @property
+    def methods(self) -> list[str]:
+        """Methods first (alphabetical), then bounds (is_method false), then the flat reference lines."""
+        names = {**self.grid_methods, **{r.method: r.is_method for r in self.rows}}
+        return sorted(names, key=lambda m: (m in FLAT, not names[m], m))
+
+    def is_method(self, method: str) -> bool:
+        return self.grid_methods.get(method, any(r.is_method for r in self.rows if r.method == method))
+
+    @property
+    def curves(self) -> list[str]:
+        return [m for m in self.methods if m not in FLAT]
+
+    @property
+    def alphas(self) -> list[float]:
+        """The alphas of the grid: those of any curve (of any row when there is no curve)."""
+        rows = [r for r in self.rows if r.method not in FLAT] or self.rows
+        return sorted({r.alpha for r in rows if r.alpha is not None} | set(self.grid_alphas))
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted({r.seed for r in self.rows} | set(self.grid_seeds))
+
+    def values(self, method: str, alpha: float | None, metric: str) -> list[float]:
+        return [r.get(metric) for _, r in sorted(self._by.get((method, alpha), {}).items())]
+
+    def cell(self, method: str, alpha: float, metric: str) -> Stat:
+        return Stat.of(self.values(method, alpha, metric))
+
+    def reference(self, method: str, metric: str) -> Stat | None:
+        """A flat line: per seed, the mean over the alphas it was recorded at; then mean/std over seeds."""
+        per_seed: dict[int, list[float]] = defaultdict(list)
+        for r in self.rows:
+            if r.method == method:
+                per_seed[r.seed].append(r.get(metric))
+        if not per_seed:
+            return None
+        return Stat.of(Stat.of(v).mean for _, v in sorted(per_seed.items()))
+
+    def missing(self, method: str) -> list[tuple[float | None, int]]:
+        """(alpha, seed) pairs of the grid with no selected record; alpha None for a flat line missing a seed."""
+        if method in FLAT:
+            have = {r.seed for r in self.rows if r.method == method}
+            return [(None, s) for s in self.seeds if s not in have]
+        return [(a, s) for a in self.alphas for s in self.seeds if s not in self._by.get((method, a), {})]
+
+    def target_flag(self, method: str, alpha: float | None) -> bool:
+        """True where mean target_acc is more than TARGET_DROP below the original model's (poisoning only)."""
+        original = self.reference(ORIGINAL, "target_acc")
+        if self.key.manipulation != "poison" or original is None or math.isnan(original.mean):
+            return False
+        stat = self.reference(method, "target_acc") if alpha is None else self.cell(method, alpha, "target_acc")
+        return not math.isnan(stat.mean) and stat.mean < original.mean - TARGET_DROP
+
+    def alpha_star(self, method: str) -> tuple[float | None, list[float]]:
+        """(alpha*, the grid alphas below it with no data); alpha* None when no alpha reaches the bar.
+
+        Raises LookupError when there is no oracle to compare with.
+        """
+        oracle = self.reference(ORACLE, "acc_corr")
+        if oracle is None or math.isnan(oracle.mean):
+            raise LookupError("no oracle records")
+        gaps: list[float] = []
+        for a in self.alphas:
+            stat = self.cell(method, a, "acc_corr")
+            if stat.n == 0:
+                gaps.append(a)
+            elif stat.mean >= ALPHA_STAR_SHARE * oracle.mean:
+                return a, gaps
+        return None, gaps
+
+    def retain_change(self, method: str) -> tuple[float, int]:
+        """Table 1: mean over alpha of the method's mean acc_retain, minus the original model's; and #alphas."""
+        original = self.reference(ORIGINAL, "acc_retain")
+        if original is None:
+            return math.nan, 0
+        if method in FLAT:
+            ref = self.reference(method, "acc_retain")
+            return (math.nan, 0) if ref is None else (ref.mean - original.mean, 1)
+        means = [m for m in (self.cell(method, a, "acc_retain").mean for a in self.alphas) if not math.isnan(m)]
+        if not means:
+            return math.nan, 0
+        return math.fsum(means) / len(means) - original.mean, len(means)
+
+
+def build_groups(results: Results) -> tuple[list[Group], list[str]]:
+    """Split rows into groups; keep the last of duplicate selected records (with a note)."""
+    notes: list[str] = []
+    chosen: dict[GroupKey, dict[tuple[str, float | None, int], Row]] = defaultdict(dict)
+    candidates: dict[GroupKey, list[Row]] = defaultdict(list)
+    duplicates = 0
+    for r in results.rows:
+        key = key_of(r)
+        candidates[key].append(r)
+        if r.selected:
+            slot = (r.method, r.alpha, r.seed)
+            duplicates += slot in chosen[key]
+            chosen[key][slot] = r
+    if duplicates:
+        notes.append(f"{duplicates} selected record(s) repeat a (setting, method, alpha, seed) already seen; "
+                     "the last one of each is used")
+    keys = sorted(chosen, key=GroupKey.sort_key)
+    alphas: dict[str, set[float]] = defaultdict(set)
+    seeds: dict[str, set[int]] = defaultdict(set)
+    methods: dict[tuple, dict[str, bool]] = defaultdict(dict)
+    for dataset, (spec_seeds, spec_alphas) in results.expected.items():
+        seeds[dataset].update(spec_seeds)
+        alphas[dataset].update(spec_alphas)
+    for r in results.rows:
+        seeds[r.dataset].add(r.seed)
+        if r.method not in FLAT and r.alpha is not None:
+            alphas[r.dataset].add(r.alpha)
+        methods[(r.dataset, r.model, r.training)][r.method] = r.is_method
+    groups = [Group(k, list(chosen[k].values()), candidates[k], sorted(alphas[k.dataset]),
+                    sorted(seeds[k.dataset]), methods[(k.dataset, k.model, k.training)]) for k in keys]
+    return groups, notes
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """REM's score for one (dataset, model, method, training type): means over manipulations, alphas, seeds."""
+
+    dataset: str
+    model: str | None
+    method: str
+    training: str
+    is_method: bool
+    score: Stat
+    healed: Stat
+    utility: Stat
+    manipulations: tuple[str, ...]
+    all_manipulations: tuple[str, ...]
+
+
+def score_rows(groups: list[Group]) -> list[ScoreRow]:
+    rows: dict[tuple, list[Row]] = defaultdict(list)
+    manips: dict[tuple, set[str]] = defaultdict(set)
+    for g in groups:
+        manips[(g.key.dataset, g.key.model)].add(g.key.manipulation)
+        for r in g.rows:
+            rows[(g.key.dataset, g.key.model, r.method, r.training)].append(r)
+    out = []
+    for (dataset, model, method, training), rs in rows.items():
+        out.append(ScoreRow(
+            dataset, model, method, training, any(r.is_method for r in rs),
+            Stat.of(r.get("score") for r in rs), Stat.of(r.get("healed") for r in rs),
+            Stat.of(r.get("utility") for r in rs),
+            tuple(sorted({r.manipulation for r in rs if not math.isnan(r.get("score"))})),
+            tuple(sorted(manips[(dataset, model)])),
+        ))
+    return sorted(out, key=lambda s: (s.dataset, s.model or "", s.method in FLAT, not s.is_method, s.method,
+                                      s.training))
+
+
+@dataclass(frozen=True)
+class TimingRow:
+    """unlearn_seconds of one method in one (dataset, model, training): per selected setting, and per grid search."""
+
+    dataset: str
+    model: str | None
+    training: str
+    method: str
+    is_method: bool
+    seconds: Stat
+    grid_seconds: Stat | None  # sum over every candidate setting of one (alpha, seed); None without a grid
+    retrain_ratio: float
+
+
+def timing_rows(groups: list[Group]) -> list[TimingRow]:
+    chosen: dict[tuple, list[Row]] = defaultdict(list)
+    grids: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for g in groups:
+        for r in g.rows:
+            chosen[(g.key.dataset, g.key.model, g.key.training, r.method)].append(r)
+        for r in g.candidates:
+            grids[(g.key.dataset, g.key.model, g.key.training, r.method)][(g.key, r.alpha, r.seed)].append(
+                r.get("unlearn_seconds"))
+    out = []
+    for (dataset, model, training, method), rs in chosen.items():
+        seconds = Stat.of(r.get("unlearn_seconds") for r in rs)
+        per_job = grids[(dataset, model, training, method)].values()
+        grid = Stat.of(math.fsum(v) for v in per_job) if any(len(v) > 1 for v in per_job) else None
+        retrain = chosen.get((dataset, model, training, RETRAIN))
+        base = Stat.of(r.get("unlearn_seconds") for r in retrain).mean if retrain else math.nan
+        ratio = seconds.mean / base if base and not math.isnan(base) else math.nan
+        out.append(TimingRow(dataset, model, training, method, any(r.is_method for r in rs), seconds, grid, ratio))
+    return sorted(out, key=lambda t: (t.dataset, t.model or "", t.training, t.method in FLAT, not t.is_method,
+                                      t.method))

@@ -1,0 +1,189 @@
+"""Read a results folder: `results.jsonl` (one JSON record per finished job) -> flat `Row`s.
+
+The bench's record layout may nest its config (`manipulation: {kind: ...}`, `job: {...}`); `to_row` is the
+one place that knows where each field may sit. A missing field is a one-line `UserError` naming it.
+Records of the bench's `original` stage (the trained model, no method) become rows of method `none`
+without an alpha; the unselected grid candidates a record nests under `candidates` become rows of their own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from corrective.errors import UserError
+
+RESULTS = "results.jsonl"
+SPEC = "spec.json"  # the bench's spec beside its results: which seeds and alphas were asked for
+
+# Where each field may sit in a record, first match wins; dotted paths look inside nested objects.
+CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
+    "dataset": ("dataset", "dataset.name", "data.name", "config.dataset", "job.dataset"),
+    "manipulation": ("manipulation", "manipulation.kind", "config.manipulation", "job.manipulation",
+                     "job.manipulation.kind"),
+    "seed": ("seed", "config.seed", "job.seed"),
+    "model": ("model", "model.name", "config.model", "job.model"),
+    "training": ("training_type", "train_type", "training", "config.training_type", "job.training_type",
+                 "job.training"),
+    "size": ("size", "manipulation_size", "manipulation.size", "manipulation.settings.size", "config.size",
+             "job.size"),
+    "job": ("job_id", "job", "id", "job.id", "job.job_id"),
+}
+REQUIRED_CONFIG = ("dataset", "manipulation", "seed")
+REQUIRED_RECORD = ("method", "alpha", "is_method", "acc_corr", "acc_retain")
+ORIGINAL_STAGE = "original"  # a bench record of the trained original model: method none, no alpha
+METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "forget_changed",
+           "attack_success", "target_acc", "unlearn_seconds")
+DEFAULT_TRAINING = "standard"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One result record, flattened: its config, the method and alpha, and its metrics (NaN where null)."""
+
+    dataset: str
+    manipulation: str
+    seed: int
+    method: str
+    alpha: float | None  # None: the original model's own record (it does not depend on alpha)
+    is_method: bool
+    selected: bool
+    metrics: dict[str, float]
+    model: str | None = None
+    training: str = DEFAULT_TRAINING
+    size: float | None = None
+    job: str | None = None
+    line: int = 0
+
+    def get(self, metric: str) -> float:
+        return self.metrics.get(metric, math.nan)
+
+
+@dataclass
+class Results:
+    """The rows of one results file and what was noticed while reading it."""
+
+    path: Path
+    rows: list[Row]
+    notes: list[str] = field(default_factory=list)
+    # dataset -> (seeds, alphas) the spec asked for, so a seed with no record at all still shows as missing
+    expected: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+
+
+def lookup(record: dict[str, Any], paths: tuple[str, ...]) -> Any:
+    """The first scalar found at one of the dotted `paths`; None when none holds one."""
+    for path in paths:
+        value: Any = record
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None and not isinstance(value, (dict, list)):
+            return value
+    return None
+
+
+def to_float(value: Any, name: str, where: str) -> float:
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{where}: field {name!r} should be a number or null, got {value!r}")
+    return float(value)
+
+
+def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
+    """Map one result record to a `Row`; a missing required field is a `UserError` naming it and where."""
+    if record.get("stage") == ORIGINAL_STAGE and record.get("method") is None:
+        record = {**record, "method": "none", "alpha": None, "is_method": True, "selected": True}
+    found = {name: lookup(record, paths) for name, paths in CONFIG_FIELDS.items()}
+    for name in REQUIRED_CONFIG:
+        if found[name] is None:
+            raise UserError(f"{where}: record lacks field {name!r} (looked for {', '.join(CONFIG_FIELDS[name])}); "
+                            "is this a results.jsonl written by `corrective bench`?")
+    nested = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+    for name in REQUIRED_RECORD:
+        if name == "alpha" and record.get("stage") == ORIGINAL_STAGE:
+            continue
+        missing = record.get(name) is None if name in ("method", "alpha", "is_method") else (
+            name not in record and name not in nested)
+        if missing:
+            raise UserError(f"{where}: record lacks field {name!r}; is this a results.jsonl written by "
+                            "`corrective bench`?")
+    metrics = {m: to_float(lookup(record, (m, f"metrics.{m}")), m, where) for m in METRICS}
+    size = found["size"]
+    return Row(
+        dataset=str(found["dataset"]),
+        manipulation=str(found["manipulation"]),
+        seed=int(to_float(found["seed"], "seed", where)),
+        method=str(record["method"]),
+        alpha=None if record["alpha"] is None else to_float(record["alpha"], "alpha", where),
+        is_method=bool(record["is_method"]),
+        selected=bool(record.get("selected", True)),
+        metrics=metrics,
+        model=None if found["model"] is None else str(found["model"]),
+        training=DEFAULT_TRAINING if found["training"] is None else str(found["training"]),
+        size=None if size is None else to_float(size, "size", where),
+        job=None if found["job"] is None else str(found["job"]),
+        line=line,
+    )
+
+
+def record_rows(record: dict[str, Any], where: str = "record", line: int = 0) -> list[Row]:
+    """The record's row, then one per unselected grid candidate nested in it (with the record's config)."""
+    candidates = record.get("candidates")
+    if not isinstance(candidates, list):
+        return [to_row(record, where, line)]
+    parent = {k: v for k, v in record.items() if k != "candidates"}
+    return [to_row(parent, where, line)] + [to_row({**parent, **c}, f"{where} candidate {k}", line)
+                                            for k, c in enumerate(candidates)
+                                            if isinstance(c, dict) and not c.get("selected")]
+
+
+def results_file(path: Path) -> Path:
+    """`path` itself if it is a file, else `path/results.jsonl`; clear errors when neither exists."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.exists():
+        raise UserError(f"results folder {path} does not exist; pass the folder `corrective bench` wrote (its --out)")
+    if not (path / RESULTS).is_file():
+        raise UserError(f"{path} has no {RESULTS}; pass the folder `corrective bench` wrote (its --out)")
+    return path / RESULTS
+
+
+def read_results(path: str | Path) -> Results:
+    """Read every record of a results folder (or a .jsonl file); a torn last line is skipped with a note."""
+    file = results_file(Path(path))
+    lines = file.read_text(encoding="utf-8").splitlines()
+    numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
+    rows: list[Row] = []
+    notes: list[str] = []
+    for k, (number, line) in enumerate(numbered):
+        where = f"{file}:{number}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            if k == len(numbered) - 1:
+                notes.append(f"skipped line {number} of {file.name}: torn or unfinished record (a job still writing?)")
+                continue
+            raise UserError(f"{where} is not valid JSON ({e.msg}); repair or delete that line") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{where} is not a JSON object but {type(record).__name__}; one record per line expected")
+        rows += record_rows(record, where, number)
+    if not rows:
+        raise UserError(f"{file} holds no records; run `corrective bench` first or wait for a job to finish")
+    return Results(file, rows, notes, expected_grid(file.parent / SPEC, notes))
+
+
+def expected_grid(spec: Path, notes: list[str]) -> dict[str, tuple[list[int], list[float]]]:
+    """Seeds and alphas per dataset from the bench's spec.json, if there is a readable one."""
+    if not spec.is_file():
+        return {}
+    try:
+        s = json.loads(spec.read_text(encoding="utf-8"))
+        seeds, alphas = [int(x) for x in s["seeds"]], [float(a) for a in s["alphas"]]
+        return {str(d): (seeds, alphas) for d in s["datasets"]}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        notes.append(f"{spec} is unreadable: missing runs are judged from the records alone")
+        return {}

@@ -1,0 +1,339 @@
+"""The report reads only result records: aggregation, alpha*, Table 1, target_acc warnings, holes, pages, errors.
+
+Records are hand-made here (`record`, `grid`, `realistic`), shaped like the bench's, so nothing is trained.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from corrective.errors import UserError
+from corrective.report import build_document, read_results, record_rows, to_row, write_report
+from corrective.report import plots as report_plots
+from corrective.report.aggregate import Stat, build_groups, score_rows, timing_rows
+from corrective.report.content import alpha_star_table, detail_table, holes, table1
+
+ALPHAS = [round(0.1 * k, 1) for k in range(1, 11)]
+METHODS = {"none": True, "oracle": False, "retrain": True, "finetune": True, "ssd": True, "rem_ideal": False}
+
+
+def record(method: str, alpha: float, seed: int, *, manipulation: str = "poison", dataset: str = "digits",
+           selected: bool = True, **metrics: Any) -> dict[str, Any]:
+    """One record shaped like the bench's: api.unlearn's flat fields plus the job's config."""
+    base = {"acc_corr": 0.5, "acc_retain": 0.9, "healed": 0.5, "utility": 0.9, "clean_acc": 0.9,
+            "val_accuracy": 0.9, "forget_changed": 0.5, "per_class_acc": [0.9] * 10}
+    if manipulation == "poison":
+        base |= {"attack_success": 0.5, "target_acc": 0.9}
+    base |= metrics
+    base["score"] = None if base["healed"] is None else base["utility"] * base["healed"]
+    return {"job_id": f"{dataset}-{manipulation}-{method}-{alpha}-{seed}", "stage": "unlearn", "dataset": dataset,
+            "model": "cnn", "training": "standard", "manipulation": manipulation, "size": 0.05, "seed": seed,
+            "method": method, "alpha": alpha, "settings": {}, "selected": selected,
+            "is_method": METHODS.get(method, True), "n_forget": 10, "unlearn_seconds": 1.0} | base
+
+
+def original(seed: int, **kw: Any) -> dict[str, Any]:
+    """The bench's record of a trained original model: no method, no alpha, its metrics."""
+    rec = record("none", 1.0, seed, **kw)
+    for key in ("method", "alpha", "settings", "selected", "is_method", "n_forget", "unlearn_seconds"):
+        del rec[key]
+    return rec | {"stage": "original", "method": None, "alpha": None, "train_seconds": 9.0}
+
+
+def grid(values: Callable[[str, float, int], dict[str, Any]], *, methods: tuple[str, ...] = tuple(METHODS),
+         alphas: list[float] = ALPHAS, seeds: tuple[int, ...] = (0, 1, 2), **kw: Any) -> list[dict[str, Any]]:
+    """Every (method, alpha, seed) with metrics from `values(method, alpha, seed)`."""
+    return [record(m, a, s, **kw, **values(m, a, s)) for m in methods for a in alphas for s in seeds]
+
+
+def write(folder: Path, records: list[dict[str, Any]], tail: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = "".join(json.dumps(r) + "\n" for r in records)
+    (folder / "results.jsonl").write_text(lines + tail)
+    return folder
+
+
+def realistic() -> list[dict[str, Any]]:
+    """A digits-like benchmark: poisoning where SSD 'recovers' acc_corr by erasing the target class, IC, a hole."""
+
+    def poison(m: str, a: float, s: int) -> dict[str, Any]:
+        j = 0.01 * s
+        corr = {"none": 0.12, "oracle": 0.95, "retrain": 0.12 if a < 0.8 else 0.9, "finetune": 0.3 + 0.6 * a,
+                "ssd": 0.88, "rem_ideal": 0.93}[m] + j
+        target = 0.02 + j if m == "ssd" and a <= 0.3 else 0.95 - j
+        retain = {"ssd": 0.85}.get(m, 0.96) - j
+        return {"acc_corr": corr, "acc_retain": retain, "healed": corr, "utility": retain, "target_acc": target,
+                "attack_success": 1 - corr, "unlearn_seconds": {"retrain": 20.0, "finetune": 5.0}.get(m, 0.5) + s}
+
+    def interclass(m: str, a: float, s: int) -> dict[str, Any]:
+        corr = {"none": 0.7, "oracle": 0.97, "ssd": 0.7, "finetune": 0.6 + 0.3 * a}.get(m, 0.7 + 0.25 * a) - 0.01 * s
+        return {"acc_corr": corr, "acc_retain": 0.97 - 0.01 * s, "healed": corr - 0.1, "utility": 0.97,
+                "unlearn_seconds": {"retrain": 20.0, "finetune": 5.0}.get(m, 0.5) + s}
+
+    recs = grid(poison) + grid(interclass, manipulation="interclass")
+    recs += [original(s, **poison("none", 1.0, s)) for s in (0, 1, 2)]  # the bench's records of the originals
+    # a hole: finetune IC alpha 0.5 never finished for seed 2, and alpha 0.7 for no seed
+    recs = [r for r in recs if not (r["manipulation"] == "interclass" and r["method"] == "finetune"
+                                    and (r["alpha"] == 0.7 or (r["alpha"] == 0.5 and r["seed"] == 2)))]
+    # the bench nests a job's grid candidates in its record: here one unselected ssd candidate
+    job = next(r for r in recs if (r["method"], r["alpha"], r["seed"], r["manipulation"]) == ("ssd", 0.1, 0, "poison"))
+    job["candidates"] = [{k: v for k, v in job.items() if k not in ("job_id", "stage")},
+                         record("ssd", 0.1, 0, selected=False, acc_corr=0.1, unlearn_seconds=0.4)]
+    return recs
+
+
+def groups_of(records: list[dict[str, Any]]):  # noqa: ANN201
+    from corrective.report.records import Results
+
+    return build_groups(Results(Path("results.jsonl"), [row for r in records for row in record_rows(r)]))[0]
+
+
+def flat(value: float, **more: float) -> Callable[[str, float, int], dict[str, Any]]:
+    return lambda m, a, s: {"acc_corr": value, **more}
+
+
+def test_stat_skips_nulls_and_counts() -> None:
+    s = Stat.of([0.1, 0.3, math.nan])
+    assert s.n == 2 and s.mean == pytest.approx(0.2) and s.std == pytest.approx(math.sqrt(0.02))
+    one = Stat.of([0.5])
+    assert one.n == 1 and math.isnan(one.std)
+    assert Stat.of([]).n == 0
+
+
+def test_cells_average_over_seeds_and_reference_lines() -> None:
+    recs = grid(lambda m, a, s: {"acc_corr": 0.1 * s + a, "acc_retain": None if s == 2 else 0.9},
+                methods=("none", "oracle", "finetune"), alphas=[0.5, 1.0])
+    (g,) = groups_of(recs)
+    cell = g.cell("finetune", 0.5, "acc_corr")
+    assert (cell.n, cell.mean) == (3, pytest.approx(0.6)) and cell.std == pytest.approx(0.1)
+    assert g.cell("finetune", 0.5, "acc_retain").n == 2  # a null is skipped, not a zero
+    ref = g.reference("oracle", "acc_corr")  # per seed mean over alphas, then over seeds
+    assert ref is not None and ref.n == 3 and ref.mean == pytest.approx(0.75 + 0.1)
+    assert g.curves == ["finetune"] and g.methods[-2:] == ["none", "oracle"]
+
+
+def test_alpha_star() -> None:
+    def values(m: str, a: float, s: int) -> dict[str, Any]:
+        corr = {"oracle": 0.9, "none": 0.1, "finetune": a, "ssd": 0.5}[m]
+        return {"acc_corr": corr}
+
+    recs = grid(values, methods=("none", "oracle", "finetune", "ssd"))
+    (g,) = groups_of(recs)
+    assert g.alpha_star("finetune") == (0.9, [])  # 0.81 = 0.9 x 0.9 first reached at alpha 0.9
+    assert g.alpha_star("ssd") == (None, [])
+    holed = [r for r in recs if not (r["method"] == "finetune" and r["alpha"] in (0.2, 0.3))]
+    (g,) = groups_of(holed)
+    assert g.alpha_star("finetune") == (0.9, [0.2, 0.3])
+    table = alpha_star_table([g])
+    texts = {row[0].text: row[1].text for row in table.rows}
+    assert texts == {"finetune": "0.9 (0.2, 0.3 missing)", "ssd": "never"}
+    (g,) = groups_of([r for r in recs if r["method"] != "oracle"])
+    with pytest.raises(LookupError):
+        g.alpha_star("finetune")
+    assert alpha_star_table([g]).rows[0][1].text == "no oracle"
+    assert holes(g) == ["oracle: no record for any seed"]
+
+
+def test_table1_retain_change_in_points() -> None:
+    def values(m: str, a: float, s: int) -> dict[str, Any]:
+        retain = {"none": 0.90, "oracle": 0.92, "finetune": 0.91 if a <= 0.5 else 0.93, "ssd": 0.80}[m]
+        return {"acc_retain": retain + 0.01 * s}
+
+    (g,) = groups_of(grid(values, methods=("none", "oracle", "finetune", "ssd")))
+    assert g.retain_change("finetune") == (pytest.approx(0.02), 10)
+    assert g.retain_change("ssd")[0] == pytest.approx(-0.10)
+    t = table1([g])
+    cells = {row[0].text: row[1].text for row in t.rows}
+    assert cells == {"finetune": "+2.00", "ssd": "-10.00", "oracle (bound)": "+2.00",
+                     "original acc_retain (%)": "91.00"}
+
+
+def test_target_acc_warning_only_when_the_target_class_is_lost(tmp_path: Path) -> None:
+    recs = realistic()
+    groups = {g.key.manipulation: g for g in groups_of(recs)}
+    poison = groups["poison"]
+    assert [a for a in poison.alphas if poison.target_flag("ssd", a)] == [0.1, 0.2, 0.3]
+    assert not any(poison.target_flag(m, a) for m in ("finetune", "retrain") for a in poison.alphas)
+    assert not any(groups["interclass"].target_flag(m, a) for m in groups["interclass"].curves
+                   for a in groups["interclass"].alphas)
+    table = detail_table(poison)
+    header = table.header
+    assert header[2:4] == ["acc_corr", "target_acc"]  # target_acc right beside acc_corr
+    warned = [(r[0].text, r[1].text) for r in table.rows if r[-1].text]
+    assert warned == [("ssd", "0.1"), ("ssd", "0.2"), ("ssd", "0.3")]
+    assert all(r[-1].cls == "warn" and "target class lost" in r[-1].text for r in table.rows if r[-1].text)
+    stars = {row[0].text: row for row in alpha_star_table([groups["interclass"], poison]).rows}
+    assert stars["ssd"][2].text.startswith("⚠") and stars["ssd"][1].text == "never"
+    # a drop of 15 points (below the 20-point bar) is not flagged
+    mild = grid(lambda m, a, s: {"target_acc": 0.80 if m == "ssd" else 0.95}, methods=("none", "oracle", "ssd"))
+    (g,) = groups_of(mild)
+    assert not any(g.target_flag("ssd", a) for a in g.alphas)
+    doc = build_document(read_results(write(tmp_path, mild)), with_plots=False)
+    assert not any(s.warnings for s in doc.sections)
+
+
+def test_holes_are_shown_not_interpolated(tmp_path: Path) -> None:
+    recs = [r for r in realistic() if r["manipulation"] == "interclass"]
+    (g,) = groups_of(recs)
+    assert g.missing("finetune") == [(0.5, 2), (0.7, 0), (0.7, 1), (0.7, 2)]
+    rows = {(r[0].text, r[1].text): r for r in detail_table(g).rows}
+    assert rows[("finetune", "0.7")][2].text == "missing" and rows[("finetune", "0.7")][-1].text == "0/3"
+    assert rows[("finetune", "0.5")][-1].text == "2/3" and rows[("finetune", "0.5")][-1].cls == "hole"
+    sec = build_document(read_results(write(tmp_path, recs)), with_plots=False).sections[1]
+    missing = [t for t in sec.items if getattr(t, "title", "").startswith("Missing runs")]
+    assert missing and missing[0].rows[0][0].text == ("finetune: 4 of 30 runs missing: alpha 0.5 seed 2; "
+                                                      "alpha 0.7 (all seeds)")
+    # a method absent from one setting but run in another of the same dataset is a hole too
+    other = grid(flat(0.5), methods=("none", "oracle", "ssd"), alphas=[0.5], manipulation="poison")
+    other += grid(flat(0.5), methods=("none", "oracle"), alphas=[0.5], manipulation="interclass")
+    g = {g.key.manipulation: g for g in groups_of(other)}["interclass"]
+    assert g.missing("ssd") == [(0.5, 0), (0.5, 1), (0.5, 2)]
+
+
+def test_duplicates_flat_candidates_and_the_specs_seeds(tmp_path: Path) -> None:
+    recs = grid(flat(0.5), methods=("none", "oracle", "ssd"), alphas=[0.5], seeds=(0,))
+    recs.append(record("ssd", 0.5, 0, acc_corr=0.7))  # a re-run of a finished job: the last one counts
+    recs.append(record("ssd", 0.5, 0, acc_corr=0.1, selected=False))  # an unselected candidate, not nested
+    write(tmp_path, recs)
+    (tmp_path / "spec.json").write_text(json.dumps({"datasets": ["digits"], "seeds": [0, 1], "alphas": [0.5, 1.0]}))
+    results = read_results(tmp_path)
+    (g,), notes = build_groups(results)
+    assert g.cell("ssd", 0.5, "acc_corr") == Stat(0.7, math.nan, 1)
+    assert any("repeat" in n for n in notes)
+    # seed 1 and alpha 1.0 have no record at all, but the spec asked for them
+    assert g.missing("ssd") == [(0.5, 1), (1.0, 0), (1.0, 1)] and g.missing("oracle") == [(None, 1)]
+    assert len(g.candidates) == 5
+
+
+def test_bench_records_originals_and_nested_candidates() -> None:
+    recs = [original(0, acc_corr=0.2), original(1, acc_corr=0.4), record("ssd", 0.5, 0)]
+    recs[-1]["candidates"] = [dict(recs[-1], candidates=None), record("ssd", 0.5, 0, selected=False)]
+    (g,) = groups_of(recs)
+    ref = g.reference("none", "acc_corr")
+    assert ref is not None and (ref.n, ref.mean) == (2, pytest.approx(0.3))
+    assert g.alphas == [0.5] and g.curves == ["ssd"] and len(g.candidates) == 4
+
+
+def test_score_and_timings() -> None:
+    recs = realistic()
+    scores = {s.method: s for s in score_rows(groups_of(recs))}
+    ft = scores["finetune"]
+    assert ft.manipulations == ("interclass", "poison") and ft.score.n == 56  # 60 minus the 4 holes
+    expected = [r["utility"] * r["healed"] for r in recs if r["method"] == "finetune" and r["selected"]]
+    assert ft.score.mean == pytest.approx(sum(expected) / len(expected))
+    timings = {t.method: t for t in timing_rows(groups_of(recs))}
+    assert timings["retrain"].retrain_ratio == pytest.approx(1.0)
+    assert timings["finetune"].retrain_ratio == pytest.approx(6.0 / 21.0, rel=0.01)
+    assert timings["ssd"].grid_seconds is not None and timings["finetune"].grid_seconds is None
+    # ssd alpha 0.1 seed 0 adds a 0.4 s candidate to its 0.5 s selected one: the grid mean rises by 0.4/60
+    assert timings["ssd"].grid_seconds.mean == pytest.approx(timings["ssd"].seconds.mean + 0.4 / 60)
+
+
+def test_html_is_self_contained_with_the_expected_tables(tmp_path: Path) -> None:
+    folder = write(tmp_path / "res", realistic())
+    (html_path,) = write_report(folder, tmp_path / "out", "html")
+    html = html_path.read_text()
+    for needle in ("Table 1: change in acc_retain", "alpha*: least discovery rate", "REM score", "Timings",
+                   "results per method and alpha", "target_acc", "⚠ target class lost", "Missing runs",
+                   "oracle (bound)", "rem_ideal (bound)", "original (none)"):
+        assert needle in html, needle
+    assert html.count("data:image/png;base64,") == 2  # one figure per setting, embedded
+    assert "<script" not in html and "<link" not in html and 'src="http' not in html
+    assert not (tmp_path / "out" / "report.md").exists()
+
+
+def test_markdown_with_figure_files(tmp_path: Path) -> None:
+    folder = write(tmp_path, realistic())
+    paths = write_report(folder, fmt="md")
+    assert paths == [tmp_path / "report.md"]
+    md = paths[0].read_text()
+    assert "| method | alpha | acc_corr | target_acc |" in md and "**⚠ target class lost**" in md
+    pngs = sorted((tmp_path / "figures").glob("*.png"))
+    assert len(pngs) == 2 and all(f"figures/{p.name}" in md for p in pngs)
+
+
+def test_figures_are_deterministic() -> None:
+    (g,) = groups_of([r for r in realistic() if r["manipulation"] == "poison"])
+    colour = report_plots.colours(g.methods)
+    a, b = report_plots.group_figure(g, colour), report_plots.group_figure(g, colour)
+    assert a == b and a.startswith(b"\x89PNG")
+
+
+def test_without_matplotlib_tables_still_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(report_plots, "available", lambda: False)
+    (path,) = write_report(write(tmp_path, realistic()), fmt="html")
+    html = path.read_text()
+    assert "data:image/png" not in html and "pip install &#x27;corrective-unlearning[report]&#x27;" in html
+    assert "Table 1" in html
+
+
+def test_nested_record_layout() -> None:
+    rec = record("ssd", 0.3, 1)
+    for key in ("dataset", "manipulation", "seed", "size", "model", "job_id"):
+        del rec[key]
+    rec |= {"job": {"id": "j7", "dataset": "digits", "seed": 1, "model": "cnn"},
+            "manipulation": {"kind": "poison", "settings": {"size": 0.05}}}
+    row = to_row(rec)
+    assert (row.dataset, row.manipulation, row.seed, row.size, row.model, row.job) == (
+        "digits", "poison", 1, 0.05, "cnn", "j7")
+    assert row.training == "standard" and row.get("target_acc") == 0.9
+
+
+def test_torn_last_line_is_skipped_with_a_note(tmp_path: Path) -> None:
+    results = read_results(write(tmp_path, [record("none", 1.0, 0)], tail='{"method": "ss'))
+    assert len(results.rows) == 1 and "torn" in results.notes[0] and "line 2" in results.notes[0]
+
+
+@pytest.mark.parametrize(
+    ("setup", "needle"),
+    [
+        (lambda d: None, "does not exist"),
+        (lambda d: d.mkdir(), "has no results.jsonl"),
+        (lambda d: write(d, []), "holds no records"),
+        (lambda d: write(d, [], tail="\n\n"), "holds no records"),
+        (lambda d: write(d, [], tail="{torn\n" + json.dumps(record("none", 1.0, 0)) + "\n"),
+         "results.jsonl:1 is not valid"),
+        (lambda d: write(d, [], tail="[1, 2]\n"), "not a JSON object"),
+        (lambda d: write(d, [{k: v for k, v in record("none", 1.0, 0).items() if k != "dataset"}]),
+         "lacks field 'dataset'"),
+        (lambda d: write(d, [{k: v for k, v in record("none", 1.0, 0).items() if k != "acc_corr"}]),
+         "lacks field 'acc_corr'"),
+        (lambda d: write(d, [record("none", 1.0, 0, acc_corr="high")]), "'acc_corr' should be a number"),
+    ],
+)
+def test_bad_input_is_one_clear_user_error(tmp_path: Path, setup: Callable[[Path], Any], needle: str) -> None:
+    folder = tmp_path / "res"
+    setup(folder)
+    with pytest.raises(UserError) as e:
+        read_results(folder)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_cli_prints_paths_and_errors_in_one_line(tmp_path: Path) -> None:
+    folder = write(tmp_path / "res", realistic())
+    run = [sys.executable, "-m", "corrective", "report"]
+    ok = subprocess.run([*run, str(folder), "--out", str(tmp_path / "o"), "--no-plots"], capture_output=True,
+                        text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.split() == [str(tmp_path / "o" / "report.html"), str(tmp_path / "o" / "report.md")]
+    bad = subprocess.run([*run, str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "does not exist" in bad.stderr
+    with pytest.raises(UserError, match="unknown report format 'pdf'"):
+        write_report(folder, fmt="pdf")
+
+
+def test_report_imports_no_methods_bench_or_training() -> None:
+    code = ("import sys, corrective.report, corrective.report.plots; "
+            "bad = [m for m in sys.modules if m.split('.')[:2] in (['corrective', 'methods'], "
+            "['corrective', 'bench'], ['corrective', 'training'], ['corrective', 'metrics']) or m == 'torch']; "
+            "assert not bad, bad")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
