@@ -19,6 +19,7 @@ from corrective.errors import UserError
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import UnlearnTask, get_method, make_settings, run_methods_grid, select, settings_dict
 from corrective.metrics import accuracy, evaluate, predict
+from corrective.models.masks import TRAINING_TYPES
 from corrective.runs import (
     FORMAT,
     MANIFEST,
@@ -32,7 +33,7 @@ from corrective.runs import (
     write_dir,
     write_json,
 )
-from corrective.training import TrainConfig, get_preset, train
+from corrective.training import TrainConfig, cross_entropy, example_tied_cross_entropy, get_preset, train
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -62,6 +63,7 @@ class Run:
     metrics: dict[str, Any] = field(default_factory=dict)
     train_seconds: float = float("nan")
     path: Path | None = None
+    training_type: str = "standard"  # models.masks.TRAINING_TYPES: standard, capacity or etd
 
     @property
     def train_split(self):  # noqa: ANN201
@@ -76,6 +78,7 @@ class Run:
                       "in_channels": self.spec.in_channels, "kwargs": self.spec.kwargs},
             "manipulation": self.manipulation.to_record(),
             "training": self.config.to_dict(),
+            "training_type": self.training_type,
             "seed": self.seed,
             "metrics": self.metrics,
             "train_seconds": self.train_seconds,
@@ -121,8 +124,16 @@ def train_run(
     out: str | Path | None = None,
     overwrite: bool = False,
     progress: bool | None = None,
+    training: str = "standard",
 ) -> Run:
-    """Load data, manipulate it, train algorithm A on it, evaluate; save to `out` when given."""
+    """Load data, manipulate it, train algorithm A on it, evaluate; save to `out` when given.
+
+    `training` is the training type (`models.masks.TRAINING_TYPES`): standard, capacity (half the
+    masked channels trained, the rest reserved for REM) or etd (example-tied dropout). Capacity and
+    etd models infer in drop mode.
+    """
+    if training not in TRAINING_TYPES:
+        raise UserError(f"unknown training type {training!r}; known: {', '.join(TRAINING_TYPES)}")
     if out is not None:
         check_out_dir(Path(out), overwrite)  # fail before training, not after
     dev = resolve_device(device)
@@ -132,13 +143,15 @@ def train_run(
     manip = manipulate(ds, manipulation, seed=seed, size=size, **(manipulation_settings or {}))
     cfg = get_preset(preset or default_preset(dataset))
     cfg = TrainConfig(**{**cfg.to_dict(), "seed": seed, **({"steps": steps} if steps else {})})
-    spec = ModelSpec(model or get_info(dataset).model, ds.num_classes, ds.in_channels,
-                     {"width": width} if width is not None else {})
+    kwargs = {**({"width": width} if width is not None else {}), **TRAINING_TYPES[training]}
+    spec = ModelSpec(model or get_info(dataset).model, ds.num_classes, ds.in_channels, kwargs)
     net = build_model(spec, seed, dev)
     start = time.perf_counter()
     desc = f"train {dataset}/{manipulation}"
-    train(net, manip.apply(ds.train).to(dev), Pipeline.of(ds), cfg, desc=desc, progress=progress)
-    run = Run(ds.to(dev), manip, net, spec, cfg, seed, data, train_seconds=time.perf_counter() - start)
+    loss_fn = cross_entropy if training == "standard" else example_tied_cross_entropy
+    train(net, manip.apply(ds.train).to(dev), Pipeline.of(ds), cfg, loss_fn, desc=desc, progress=progress)
+    seconds = time.perf_counter() - start
+    run = Run(ds.to(dev), manip, net, spec, cfg, seed, data, train_seconds=seconds, training_type=training)
     run.metrics = evaluate(net, run.dataset, manip)
     if out is not None:
         run.save(Path(out), overwrite)
@@ -166,7 +179,8 @@ def load_run(run_dir: str | Path, device: str = "auto") -> Run:
                         "(different data files?); re-create the run")
     net = load_weights(spec.build(), run_dir / WEIGHTS).to(dev).eval()
     seconds = man.get("train_seconds") or float("nan")
-    return Run(ds.to(dev), manip, net, spec, cfg, seed, data, man.get("metrics", {}), seconds, run_dir)
+    training = man.get("training_type", "standard")
+    return Run(ds.to(dev), manip, net, spec, cfg, seed, data, man.get("metrics", {}), seconds, run_dir, training)
 
 
 def evaluate_run(run_dir: str | Path, device: str = "auto") -> dict[str, Any]:

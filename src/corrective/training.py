@@ -72,6 +72,11 @@ def cross_entropy(model: nn.Module, batch: Batch) -> Tensor:
     return nn.functional.cross_entropy(model(batch.x), batch.y)
 
 
+def example_tied_cross_entropy(model: nn.Module, batch: Batch) -> Tensor:
+    """Cross-entropy with each example's capacity mask on (`models.masks`): capacity and ETD training."""
+    return nn.functional.cross_entropy(model(batch.x, ids=batch.ids, mode="masked"), batch.y)
+
+
 def use_bf16(precision: str, device: torch.device, image_size: int) -> bool:
     if precision not in ("auto", "bf16", "fp32"):
         raise UserError(f"precision must be auto, bf16 or fp32, got {precision!r}")
@@ -93,8 +98,12 @@ def fit(
     desc: str = "train",
     progress: bool | None = None,
     params: list[nn.Parameter] | None = None,
+    stop: Callable[[int], bool] | None = None,
 ) -> nn.Module:
-    """Run `cfg.steps` SGD steps of `loss_fn` over `batches`; trains `model` in place and returns it."""
+    """Run `cfg.steps` SGD steps of `loss_fn` over `batches`; trains `model` in place and returns it.
+
+    `stop`, when given, is called after each step with the number of steps done; True ends the run early.
+    """
     device = device_of(model)
     opt = torch.optim.SGD(
         params if params is not None else model.parameters(),
@@ -123,6 +132,8 @@ def fit(
         bar.update()
         if step % 50 == 0:
             bar.set_postfix(loss=f"{loss.item():.3f}")
+        if stop is not None and stop(step + 1):
+            break
     bar.close()
     model.eval()
     return model

@@ -41,6 +41,8 @@ def train(
     val_fraction: Annotated[float, typer.Option(help="Clean validation share carved from the training data.")] = 0.1,
     option: Annotated[list[str] | None, typer.Option(help="Loader option key=value, e.g. crop=96 (pcam).")] = None,
     download: Annotated[bool, typer.Option(help="Fetch missing files with torchvision.")] = False,
+    training: Annotated[str, typer.Option(help="Training type: standard, capacity (half the channels trained, room "
+                                          "reserved for REM) or etd (example-tied dropout).")] = "standard",
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
@@ -66,7 +68,7 @@ def train(
         dataset, manipulation=manipulation, size=size, seed=seed, root=root, model=model, width=width,
         preset=preset, steps=steps, val_fraction=val_fraction, device=device, manipulation_settings=settings,
         dataset_options=parse_sets(option), download=download, out=out, overwrite=overwrite,
-        progress=False if quiet or as_json else None,
+        progress=False if quiet or as_json else None, training=training,
     )
     print_metrics(run.metrics, as_json, {"run_dir": str(run.path), "train_seconds": run.train_seconds})
 

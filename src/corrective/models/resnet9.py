@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
+from corrective.models.masks import CapacityMask, context
 from corrective.models.registry import register_model
 
 
@@ -31,11 +34,25 @@ class Residual(nn.Module):
 
 
 class ResNet9(nn.Module):
-    """conv1 -> conv2+pool -> res1 -> conv3+pool -> res2 -> conv4+pool -> global max-pool -> fc (no bias)."""
+    """conv1 -> conv2+pool -> res1 -> conv3+pool -> res2 -> conv4+pool -> global max-pool -> fc (no bias).
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> None:
+    Capacity masks (`models.masks`) sit after conv1, conv2, the res1 output, conv3, the res2 output
+    and conv4, never inside a residual branch; with the default `p_fixed = 1` they do nothing.
+    `channels` (c1, c2, c3, c4) overrides `width`.
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        width: float = 1.0,
+        p_fixed: float = 1.0,
+        p_mem: float = 0.0,
+        channels: Sequence[int] | None = None,
+    ) -> None:
         super().__init__()
-        c1, c2, c3, c4 = (max(1, int(round(c * width))) for c in (64, 128, 256, 128))
+        self.num_classes, self.in_channels, self.p_fixed = num_classes, in_channels, p_fixed
+        c1, c2, c3, c4 = channels or [max(1, int(round(c * width))) for c in (64, 128, 256, 128)]
         self.conv1 = conv_bn(in_channels, c1)
         self.conv2 = conv_bn(c1, c2, pool=True)
         self.res1 = Residual(c2)
@@ -44,13 +61,34 @@ class ResNet9(nn.Module):
         self.conv4 = conv_bn(c3, c4, pool=True)
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.fc = nn.Linear(c4, num_classes, bias=False)
+        widths = (c1, c2, c2, c3, c3, c4)
+        self.masks = nn.ModuleList(CapacityMask(c, p_fixed, p_mem, i) for i, c in enumerate(widths))
 
-    def forward(self, x: Tensor) -> Tensor:
-        for layer in (self.conv1, self.conv2, self.res1, self.conv3, self.res2, self.conv4):
-            x = layer(x)
+    def forward(self, x: Tensor, ids: Tensor | None = None, mode: str | None = None) -> Tensor:
+        ctx = context(mode, ids)
+        layers = (self.conv1, self.conv2, self.res1, self.conv3, self.res2, self.conv4)
+        for layer, mask in zip(layers, self.masks, strict=True):
+            x = mask(layer(x), ctx)
         return self.fc(self.pool(x).flatten(1))
+
+    def widened(self) -> ResNet9:
+        """The same network with every masked layer twice as wide, the old channels as the fixed group."""
+        channels = [2 * self.conv1[0].out_channels, 2 * self.conv2[0].out_channels,
+                    2 * self.conv3[0].out_channels, 2 * self.conv4[0].out_channels]
+        return ResNet9(self.num_classes, self.in_channels, p_fixed=0.5, channels=channels)
+
+    def zero_cross(self) -> list[str]:
+        """Weights fed by branch-internal channels (no mask in between): new-to-old entries zeroed on expansion."""
+        return ["res1.branch.1.0.weight", "res2.branch.1.0.weight"]
 
 
 @register_model
-def resnet9(num_classes: int = 10, in_channels: int = 3, width: float = 1.0) -> nn.Module:
-    return ResNet9(num_classes, in_channels, width)
+def resnet9(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    width: float = 1.0,
+    p_fixed: float = 1.0,
+    p_mem: float = 0.0,
+    channels: Sequence[int] | None = None,
+) -> nn.Module:
+    return ResNet9(num_classes, in_channels, width, p_fixed, p_mem, channels)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from corrective.models.masks import CapacityMask, context
 from corrective.models.registry import register_model
 
 
@@ -29,10 +30,25 @@ class WideBlock(nn.Module):
 
 
 class WideResNet(nn.Module):
-    """stem conv -> three groups of (depth-4)/6 blocks at 16k, 32k, 64k channels -> BN-ReLU -> avg-pool -> fc."""
+    """stem conv -> three groups of (depth-4)/6 blocks at 16k, 32k, 64k channels -> BN-ReLU -> avg-pool -> fc.
 
-    def __init__(self, num_classes: int, in_channels: int, depth: int, widen: int, dropout: float) -> None:
+    Capacity masks (`models.masks`) sit after each group's output (the sum of its last residual block),
+    not inside blocks. With pre-activation blocks, new channels reach old ones through BN and
+    within-group blocks, so expansion zeroes every new-to-old weight (`zero_cross`).
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int,
+        depth: int,
+        widen: int,
+        dropout: float,
+        p_fixed: float = 1.0,
+        p_mem: float = 0.0,
+    ) -> None:
         super().__init__()
+        self.args = (num_classes, in_channels, depth, widen, dropout)
         if (depth - 4) % 6:
             raise ValueError(f"WideResNet depth must be 6n+4, got {depth}")
         n = (depth - 4) // 6
@@ -49,14 +65,34 @@ class WideResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(widths[3], num_classes)
+        self.masks = nn.ModuleList(CapacityMask(widths[g + 1], p_fixed, p_mem, g) for g in range(3))
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = self.group3(self.group2(self.group1(self.stem(x))))
+    def forward(self, x: Tensor, ids: Tensor | None = None, mode: str | None = None) -> Tensor:
+        ctx = context(mode, ids)
+        x = self.stem(x)
+        for group, mask in zip((self.group1, self.group2, self.group3), self.masks, strict=True):
+            x = mask(group(x), ctx)
         return self.fc(self.pool(self.relu(self.bn(x))).flatten(1))
+
+    def widened(self) -> WideResNet:
+        """Twice the widening factor (every group twice as wide), the old channels as the fixed group."""
+        num_classes, in_channels, depth, widen, dropout = self.args
+        if widen == 1:
+            raise ValueError("WideResNet with widen=1 has an identity shortcut that widening replaces; use widen >= 2")
+        return WideResNet(num_classes, in_channels, depth, 2 * widen, dropout, p_fixed=0.5)
+
+    def zero_cross(self) -> list[str]:
+        return [n for n, p in self.named_parameters() if p.ndim >= 2 and not n.startswith("stem")]
 
 
 @register_model
 def wrn28_10(
-    num_classes: int = 10, in_channels: int = 3, depth: int = 28, widen: int = 10, dropout: float = 0.0
+    num_classes: int = 10,
+    in_channels: int = 3,
+    depth: int = 28,
+    widen: int = 10,
+    dropout: float = 0.0,
+    p_fixed: float = 1.0,
+    p_mem: float = 0.0,
 ) -> nn.Module:
-    return WideResNet(num_classes, in_channels, depth, widen, dropout)
+    return WideResNet(num_classes, in_channels, depth, widen, dropout, p_fixed, p_mem)

@@ -1,0 +1,119 @@
+"""NPO — Negative Preference Optimisation (Zhang et al. 2024), forget-only, as used by REM (seed 002).
+
+L = -(2/beta) * mean_{S_f} log sigmoid(beta * (CE_theta(x, y) - CE_ref(x, y))), beta = 1, the reference a
+frozen copy of the starting model, labels as given. Epochs over S_f until the accuracy on S_f (given
+labels, the model's inference mode) is <= gamma = 0.2: at least one epoch, at most the budget.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from corrective.data.base import Split
+from corrective.data.batches import Batch, Pipeline, epochs
+from corrective.methods.base import UnlearnTask, register_method
+from corrective.metrics import accuracy
+from corrective.training import TrainConfig, fit
+
+FORGET_LOSSES = ("npo", "ascent")
+
+
+@dataclass(frozen=True)
+class NpoSettings:
+    lr: float = 0.005
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    beta: float = 1.0
+    gamma: float = 0.2  # stop once Acc(S_f) <= gamma
+    budget: float = 0.245  # at most this share of the original training steps (980 of 4000)
+
+    def __post_init__(self) -> None:
+        check_common(self)
+
+
+def check_common(s: Any) -> None:
+    """Checks shared by NPO's and REM's settings."""
+    if s.lr <= 0 or s.beta <= 0 or s.budget <= 0:
+        raise ValueError(f"lr, beta and budget must be > 0, got lr={s.lr}, beta={s.beta}, budget={s.budget}")
+    if not 0.0 <= s.gamma <= 1.0:
+        raise ValueError(f"gamma is an accuracy in [0, 1], got {s.gamma}")
+
+
+def method_config(task: UnlearnTask, s: Any, steps: int) -> TrainConfig:
+    """SGD with the method's lr, momentum and weight decay at a constant rate; batches and augmentation of A."""
+    return replace(task.config, steps=max(1, steps), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
+                   schedule="constant", seed=task.seed)
+
+
+def frozen(model: nn.Module) -> nn.Module:
+    """A copy that never trains: the reference of NPO."""
+    return copy.deepcopy(model).eval().requires_grad_(False)
+
+
+def npo_term(logits: Tensor, ref_logits: Tensor, y: Tensor, beta: float) -> Tensor:
+    """Per-sample -(2/beta) log sigmoid(beta (CE_theta - CE_ref)): minimising it raises CE_theta."""
+    ce = F.cross_entropy(logits.float(), y, reduction="none")
+    ce_ref = F.cross_entropy(ref_logits.float(), y, reduction="none")
+    return -(2 / beta) * F.logsigmoid(beta * (ce - ce_ref))
+
+
+def forget_term(model: nn.Module, ref: nn.Module, x: Tensor, y: Tensor, loss: str, beta: float) -> Tensor:
+    """Per-sample forgetting loss in the model's inference (drop) mode: NPO, or gradient ascent (-CE)."""
+    logits = model(x)
+    if loss == "ascent":
+        return -F.cross_entropy(logits.float(), y, reduction="none")
+    with torch.no_grad():
+        ref_logits = ref(x)
+    return npo_term(logits, ref_logits, y, beta)
+
+
+def forget_until(
+    model: nn.Module,
+    ref: nn.Module,
+    forget: Split,
+    pipeline: Pipeline,
+    batches: Any,
+    cfg: TrainConfig,
+    *,
+    gamma: float,
+    max_steps: int,
+    loss: str = "npo",
+    beta: float = 1.0,
+    progress: bool | None = None,
+) -> int:
+    """Epochs of the forgetting loss over S_f (from `batches`) until Acc(S_f) <= gamma, at least one epoch,
+    at most `max_steps` steps (whole epochs where it fits); returns the steps taken."""
+    per_epoch = math.ceil(len(forget) / cfg.batch_size)
+    taken = 0
+
+    def stop(done: int) -> bool:
+        nonlocal taken
+        taken = done
+        return done % per_epoch == 0 and accuracy(model, forget, pipeline) <= gamma
+
+    def loss_fn(m: nn.Module, b: Batch) -> Tensor:
+        return forget_term(m, ref, b.x, b.y, loss, beta).mean()
+
+    fit(model, batches, replace(cfg, steps=max_steps), loss_fn, desc=f"forget ({loss})", progress=progress, stop=stop)
+    return taken
+
+
+@register_method(NpoSettings, lambda: [{"lr": lr} for lr in (0.005, 0.01, 0.05)])
+def npo(task: UnlearnTask, s: NpoSettings) -> nn.Module:
+    """NPO on S_f only (Zhang et al. 2024), until Acc(S_f) <= gamma or the budget is spent."""
+    model = task.copy_model()
+    ref = frozen(task.model)
+    forget = task.forget()
+    cfg = method_config(task, s, 1)
+    batches = epochs(forget, task.pipeline, cfg.batch_size, task.generator(1), augment=cfg.augment)
+    budget = max(1, round(s.budget * task.config.steps))
+    forget_until(model, ref, forget, task.pipeline, batches, cfg, gamma=s.gamma, max_steps=budget, beta=s.beta,
+                 progress=task.progress)
+    return model

@@ -1,0 +1,125 @@
+"""REM — Redirection for Erasing Memory (Schoepf et al., seed 002), and its oracle bound `rem_ideal`.
+
+1. Expand: switch the added group theta_o2 on (p_mem = 0.2): the reserved channels of a capacity/etd
+   model, or new randomly initialised channels appended to a full-width model (`models.masks.expand`).
+2. Flush: NPO on S_f in drop mode (theta_o1 only) until Acc(S_f) <= gamma (<= 100 epochs, outside the budget).
+3. Repair: one epoch over S_tr minimising mean_i [r_i + 1[i in S_f] n_i], with
+   r_i = (2/beta) log sigmoid(beta (CE_theta,m_i - CE_ref,m_i)) on the masked forward and n_i the NPO
+   term on the drop-mode forward. Redirection: all of S_f share ONE mask, every other sample has its own.
+4. Repeat 2-3 until the budget (980 of 4000 steps) is spent; keep the iterate with the best train-only
+   proxy Acc(D_r, drop) * (1 - max(Acc(S_f, drop), gamma)).
+5. The returned model infers in drop mode (theta_o2 dropped).
+SGD lr 0.005, momentum 0.9, weight decay 5e-4, constant lr, through `training.fit`.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from corrective.data.batches import Batch, epochs
+from corrective.errors import UserError
+from corrective.methods.base import UnlearnTask, register_method
+from corrective.methods.npo import FORGET_LOSSES, check_common, forget_term, forget_until, frozen, method_config
+from corrective.metrics import accuracy
+from corrective.models.masks import with_capacity
+from corrective.training import device_of, fit
+
+
+@dataclass(frozen=True)
+class RemSettings:
+    lr: float = 0.005
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    beta: float = 1.0
+    gamma: float = 0.2
+    budget: float = 0.245  # repair steps as a share of the original training steps (980 of 4000)
+    p_mem: float = 0.2  # probability that an added channel is on for an example
+    max_flush_epochs: int = 100
+    forget_loss: str = "npo"  # "npo", or "ascent" (gradient ascent) in flush and repair
+    repair_npo: bool = True  # False: no forgetting term n_i during repair
+    redirect: bool = True  # False: repair in drop mode (no masks, nothing redirected)
+
+    def __post_init__(self) -> None:
+        check_common(self)
+        if self.forget_loss not in FORGET_LOSSES:
+            raise ValueError(f"forget_loss must be one of {', '.join(FORGET_LOSSES)}, got {self.forget_loss!r}")
+        if not 0.0 < self.p_mem <= 1.0 or self.max_flush_epochs < 0:
+            raise ValueError(f"need 0 < p_mem <= 1, max_flush_epochs >= 0; got {self.p_mem}, {self.max_flush_epochs}")
+
+
+def shared_mask_id(seed: int) -> int:
+    """The pseudo sample id whose mask all redirected samples share (negative: never a real id)."""
+    return -(seed + 1)
+
+
+def retain_term(logits: Tensor, ref_logits: Tensor, y: Tensor, beta: float) -> Tensor:
+    """Per-sample (2/beta) log sigmoid(beta (CE_theta - CE_ref)): minimising it lowers CE_theta."""
+    ce = nn.functional.cross_entropy(logits.float(), y, reduction="none")
+    ce_ref = nn.functional.cross_entropy(ref_logits.float(), y, reduction="none")
+    return (2 / beta) * nn.functional.logsigmoid(beta * (ce - ce_ref))
+
+
+def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
+    """REM with the samples of `redirected` sharing one mask (S_f for REM, S_m for the ideal bound)."""
+    with torch.random.fork_rng(devices=[]):  # new channels depend on the task's seed only
+        torch.manual_seed(task.seed)
+        model = with_capacity(task.model, s.p_mem)  # 1. expand
+    ref = frozen(model)
+    device = device_of(model)
+    train = task.train.to(device)
+    forget, retain = task.forget().to(device), task.retain().to(device)
+    forget_ids = task.forget_ids.to(device)
+    redirected = redirected.to(device)
+    shared = shared_mask_id(task.seed)
+    cfg = method_config(task, s, 1)
+    bs = cfg.batch_size
+    forget_batches = epochs(forget, task.pipeline, bs, task.generator(1), augment=cfg.augment)
+    train_batches = epochs(train, task.pipeline, bs, task.generator(2), augment=cfg.augment)
+
+    def repair_loss(m: nn.Module, b: Batch) -> Tensor:
+        kwargs: dict = {}
+        if s.redirect:
+            kwargs = {"ids": torch.where(torch.isin(b.ids, redirected), shared, b.ids), "mode": "masked"}
+        with torch.no_grad():
+            ref_logits = ref(b.x, **kwargs)
+        total = retain_term(m(b.x, **kwargs), ref_logits, b.y, s.beta).sum()
+        in_f = torch.isin(b.ids, forget_ids)
+        if s.repair_npo and bool(in_f.any()):
+            total = total + forget_term(m, ref, b.x[in_f], b.y[in_f], s.forget_loss, s.beta).sum()
+        return total / len(b.y)
+
+    budget = max(1, round(s.budget * task.config.steps))
+    per_epoch = math.ceil(len(train) / bs)
+    used, best, best_score = 0, None, -math.inf
+    while used < budget:
+        if accuracy(model, forget, task.pipeline) > s.gamma and s.max_flush_epochs > 0:  # 2. flush
+            max_steps = s.max_flush_epochs * math.ceil(len(forget) / bs)
+            forget_until(model, ref, forget, task.pipeline, forget_batches, cfg, gamma=s.gamma, max_steps=max_steps,
+                         loss=s.forget_loss, beta=s.beta, progress=task.progress)
+        steps = min(per_epoch, budget - used)  # 3. repair
+        fit(model, train_batches, method_config(task, s, steps), repair_loss, desc="repair", progress=task.progress)
+        used += steps
+        score = accuracy(model, retain, task.pipeline) * (1 - max(accuracy(model, forget, task.pipeline), s.gamma))
+        if score > best_score:  # 4. keep the best iterate (a real copy)
+            best, best_score = copy.deepcopy(model), score
+    assert best is not None
+    return best.eval()  # 5. infers in drop mode, the model's default
+
+
+@register_method(RemSettings)
+def rem(task: UnlearnTask, s: RemSettings) -> nn.Module:
+    """REM: flush S_f from theta_o1 with NPO, repair on S_tr redirecting S_f into added capacity, drop it."""
+    return run_rem(task, s, task.forget_ids)
+
+
+@register_method(RemSettings, name="rem_ideal", is_method=False)
+def rem_ideal(task: UnlearnTask, s: RemSettings) -> nn.Module:
+    """REM (ideal): every manipulated sample (S_m, known) shares the redirection mask — an upper bound."""
+    if task.known_manipulated is None:
+        raise UserError("rem_ideal is an oracle bound: it needs the manipulated ids S_m (task.known_manipulated)")
+    return run_rem(task, s, task.known_manipulated)

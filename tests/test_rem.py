@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from corrective import api
+from corrective.data.batches import epochs
+from corrective.errors import UserError
+from corrective.methods import make_settings, run_method
+from corrective.methods.npo import forget_until, frozen, method_config
+from corrective.methods.rem import rem_ideal
+from corrective.metrics import accuracy
+from corrective.models.masks import has_reserve
+
+
+def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def test_npo_stops_at_gamma_after_whole_epochs(poison_run) -> None:
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(1.0), progress=False)
+    forget = task.forget()
+    s = make_settings("npo", {"lr": 0.05})
+    cfg = method_config(task, s, 1)
+    per_epoch = math.ceil(len(forget) / cfg.batch_size)
+    assert accuracy(task.model, forget, task.pipeline) > 0.5  # the poison was learnt
+    model = task.copy_model()
+    batches = epochs(forget, task.pipeline, cfg.batch_size, task.generator(1))
+    taken = forget_until(model, frozen(model), forget, task.pipeline, batches, cfg, gamma=0.2, max_steps=500)
+    assert taken < 500 and taken % per_epoch == 0
+    assert accuracy(model, forget, task.pipeline) <= 0.2
+    model = task.copy_model()  # gamma already met: still one epoch
+    taken = forget_until(model, frozen(model), forget, task.pipeline, batches, cfg, gamma=1.0, max_steps=500)
+    assert taken == per_epoch
+    unlearnt, _ = run_method(task, "npo", s)
+    assert accuracy(unlearnt, forget, task.pipeline) <= 0.2
+
+
+def test_rem_returns_a_drop_mode_model_and_leaves_m_o_alone(poison_run) -> None:
+    before = state(poison_run.model)
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
+    model, seconds = run_method(task, "rem", make_settings("rem", {"budget": 0.1}))
+    assert seconds > 0 and has_reserve(model) and not has_reserve(poison_run.model)
+    x = next(iter(epochs(task.train, task.pipeline, 16, torch.Generator().manual_seed(0)))).x
+    assert torch.equal(model(x), model(x, mode="drop"))
+    assert not torch.equal(model(x), model(x, mode="full"))
+    assert all(torch.equal(before[k], v) for k, v in poison_run.model.state_dict().items())
+    again, _ = run_method(task, "rem", make_settings("rem", {"budget": 0.1}))  # same seed, same model
+    assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_rem_uses_the_reserved_capacity_of_a_capacity_model() -> None:
+    run = api.train_run("digits", manipulation="poison", steps=60, training="capacity", progress=False)
+    task = api.make_task(run, run.manipulation.forget_ids(1.0), progress=False)
+    for overrides in ({}, {"forget_loss": "ascent", "repair_npo": False, "redirect": False}):
+        model, _ = run_method(task, "rem", make_settings("rem", {"budget": 0.2, **overrides}))
+        assert [p.shape for p in model.parameters()] == [p.shape for p in run.model.parameters()]
+        assert accuracy(model, task.forget(), task.pipeline) < accuracy(run.model, task.forget(), task.pipeline)
+
+
+def test_rem_ideal_needs_s_m_and_settings_are_checked(poison_run) -> None:
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
+    with pytest.raises(UserError, match="oracle"):
+        run_method(task, "rem_ideal", make_settings("rem_ideal"))
+    with pytest.raises(UserError, match="S_m"):
+        rem_ideal(task, make_settings("rem_ideal"))
+    ideal = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), oracle=True, progress=False)
+    model, _ = run_method(ideal, "rem_ideal", make_settings("rem_ideal", {"budget": 0.05}))
+    assert has_reserve(model)
+    with pytest.raises(UserError, match="forget_loss"):
+        make_settings("rem", {"forget_loss": "kl"})
+    with pytest.raises(UserError, match="gamma"):
+        make_settings("npo", {"gamma": 2.0})
