@@ -1,6 +1,6 @@
 """Unlearning methods: one file each, a registry, and the selection rule."""
 
-from corrective.methods import none, npo, rem  # noqa: F401  (registers)
+from corrective.methods import bad_teacher, finetune, none, npo, oracle, rem, retrain, scrub, ssd  # noqa: F401  (registers)
 from corrective.methods.base import (
     METHODS,
     MethodInfo,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
@@ -119,7 +120,8 @@ def make_settings(name: str, overrides: dict[str, Any] | None = None) -> Any:
     values: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
         if key not in known:
-            raise UserError(f"method {name!r} has no setting {key!r}; its settings: {', '.join(known) or 'none'}")
+            hint = f" (did you mean {key}_?)" if f"{key}_" in known else ""
+            raise UserError(f"method {name!r} has no setting {key!r}{hint}; its settings: {', '.join(known) or 'none'}")
         values[key] = coerce(name, key, value, hints[key])
     try:
         return info.settings(**values)
@@ -129,6 +131,11 @@ def make_settings(name: str, overrides: dict[str, Any] | None = None) -> Any:
 
 def coerce(method: str, key: str, value: Any, hint: Any) -> Any:
     """`value` as the setting's declared type (int, float, bool or str), or a clear error."""
+    args = typing.get_args(hint)
+    if value is None and type(None) in args:
+        return None
+    if type(None) in args and len(args) == 2:  # `X | None`
+        hint = next(a for a in args if a is not type(None))
     target = hint if hint in (int, float, bool, str) else None
     if target is None:
         return value
@@ -149,9 +156,7 @@ def settings_dict(settings: Any) -> dict[str, Any]:
 
 def run_method(task: UnlearnTask, name: str, settings: Any) -> tuple[nn.Module, float]:
     """Apply one method with one setting; returns the new model and the method's wall-clock seconds."""
-    info = get_method(name)
-    if not info.is_method and task.known_manipulated is None:
-        raise UserError(f"{name!r} is an oracle bound, not a method: it needs the manipulated ids S_m")
+    info = _checked(task, name)
     before = _fingerprint(task.model)
     start = time.perf_counter()
     model = info.fn(task, settings)
@@ -163,14 +168,27 @@ def run_method(task: UnlearnTask, name: str, settings: Any) -> tuple[nn.Module, 
 
 def run_methods_grid(task: UnlearnTask, name: str, settings_list: list[Any]) -> Iterator[tuple[Any, nn.Module, float]]:
     """Every setting of a grid: (settings, model, seconds), through the method's shared-work runner if it has one."""
-    info = get_method(name)
+    info = _checked(task, name)
     if info.run_grid is None:
         for s in settings_list:
             model, seconds = run_method(task, name, s)
             yield s, model, seconds
         return
+    before = _fingerprint(task.model)
     for s, model, seconds in info.run_grid(task, settings_list):
+        if not torch.equal(before, _fingerprint(task.model)):
+            raise RuntimeError(f"method {name!r} modified the original model in place")
         yield s, model.eval(), seconds
+
+
+def _checked(task: UnlearnTask, name: str) -> MethodInfo:
+    """The method's entry; an oracle bound without S_m, or a method handed S_m, is refused."""
+    info = get_method(name)
+    if not info.is_method and task.known_manipulated is None:
+        raise UserError(f"{name!r} is an oracle bound, not a method: it needs the manipulated ids S_m")
+    if info.is_method and task.known_manipulated is not None:
+        raise UserError(f"{name!r} is an unlearning method: it must not be handed the manipulated ids S_m")
+    return info
 
 
 def _fingerprint(model: nn.Module) -> Tensor:

@@ -1,0 +1,85 @@
+"""`corrective unlearn` and `corrective methods`."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from corrective import api
+from corrective.cli.app import app
+from corrective.cli.common import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, RunArg, fmt, parse_sets
+from corrective.errors import UserError
+from corrective.methods import METHODS, make_settings
+from corrective.runs import WEIGHTS, check_out_dir, dumps, save_model, write_dir, write_json
+
+UNLEARN_FILE = "unlearn.json"
+UNLEARN_FORMAT = "corrective-unlearn/1"
+TABLE_METRICS = ("acc_corr", "acc_retain", "val_accuracy", "forget_changed", "target_acc", "unlearn_seconds")
+
+
+@app.command()
+def unlearn(
+    run_dir: RunArg,
+    out: OutOpt,
+    method: Annotated[str, typer.Option(help="A method of `corrective methods`.")] = "ssd",
+    alpha: Annotated[float, typer.Option(help="Discovery rate |S_f|/|S_m| in (0, 1]: the first share of S_m.")] = 1.0,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
+    grid: Annotated[bool, typer.Option("--grid", help="Try the method's grid; the selection rule picks.")] = False,
+    device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Unlearn the identified share of a run's manipulated samples; save the selected model and every candidate.
+
+    Example: corrective unlearn runs/p0 --method ssd --alpha 0.1 --grid --out runs/p0-ssd
+    """
+    if not 0.0 < alpha <= 1.0:
+        raise UserError(f"--alpha must be in (0, 1], got {alpha}")
+    settings = parse_sets(set_)
+    make_settings(method, settings)  # unknown method or bad setting: fail before loading anything
+    check_out_dir(out, overwrite)
+    run = api.load_run(run_dir, device)
+    result = api.unlearn(run, method, alpha, settings=settings, grid=grid, progress=False if quiet or as_json else None)
+
+    def fill(tmp: Path) -> None:
+        save_model(result.model, tmp / WEIGHTS)
+        write_json(tmp / UNLEARN_FILE, {"format": UNLEARN_FORMAT, "run": str(run_dir), "method": method, "alpha": alpha,
+                                        "selected": result.selected, "candidates": result.records})
+
+    write_dir(out, overwrite, fill)
+    if as_json:
+        for rec in result.records:
+            typer.echo(dumps(rec))
+    else:
+        print_table(result.records)
+        typer.echo(f"selected candidate {result.selected} -> {out / WEIGHTS}")
+
+
+def print_table(records: list[dict[str, Any]]) -> None:
+    """One line per candidate: its settings that vary, and the headline metrics."""
+    varying = [k for k in records[0]["settings"] if len({repr(r["settings"][k]) for r in records}) > 1]
+    shown = varying or list(records[0]["settings"])[:2]
+    metrics = [m for m in TABLE_METRICS if m in records[0]]
+    typer.echo("  ".join(["sel", *(f"{k:>10}" for k in shown), *(f"{m:>15}" for m in metrics)]))
+    for rec in records:
+        cells = ["  *" if rec["selected"] else "   ", *(f"{setting_str(rec['settings'][k]):>10}" for k in shown)]
+        typer.echo("  ".join([*cells, *(f"{fmt(rec[m]):>15}" for m in metrics)]))
+
+
+def setting_str(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+@app.command()
+def methods() -> None:
+    """List the unlearning methods with their settings, defaults and grid sizes (oracle bounds marked)."""
+    for name, info in sorted(METHODS.items()):
+        kind = "oracle bound: needs S_m, not a method" if not info.is_method else f"grid {len(info.grid())}"
+        typer.echo(f"{name:<13}{info.summary}  [{kind}]")
+        for f in dataclasses.fields(info.settings):
+            note = "  (Python keyword: write lambda_)" if f.name == "lambda_" else ""
+            typer.echo(f"{'':<13}--set {f.name}={setting_str(f.default)}{note}")

@@ -1,0 +1,35 @@
+"""CF: catastrophic forgetting by fine-tuning (Goel et al., App. A.2 (2)).
+
+Continue training all layers of `M_o` on `D_r = S_tr \\ S_f` with algorithm A's optimiser, learning rate
+and schedule (linear warm-up then linear decay, laid over the fine-tuning budget: "the same
+hyperparameters are used during unlearning unless otherwise specified", App. A.1) for 25 % of the
+original training steps (1000 of 4000 on CIFAR-10).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from corrective.methods.base import UnlearnTask, register_method
+from corrective.training import train
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    fraction: float = 0.25  # share of the original training steps
+    lr: float | None = None  # None: algorithm A's learning rate
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction <= 10:
+            raise ValueError(f"fraction must be in (0, 10], got {self.fraction}")
+        if self.lr is not None and self.lr <= 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+
+@register_method(FinetuneSettings)
+def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
+    """CF: continue training M_o on S_tr minus S_f with algorithm A, 25 % of its steps."""
+    cfg = task.config.scaled(settings.fraction, **({"lr": settings.lr} if settings.lr is not None else {}))
+    return train(task.copy_model(), task.retain(), task.pipeline, cfg, desc="finetune", progress=task.progress)

@@ -1,0 +1,30 @@
+"""The oracle bound U*_corr = A(S_tr \\ S_m) (Goel et al., §2.3): retrain knowing every manipulated sample.
+
+Not a method (`is_method=False`): it is handed `S_m` through `task.known_manipulated`, which methods
+never get. It draws the fresh model and the batches exactly as `retrain` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from corrective.errors import UserError
+from corrective.methods.base import UnlearnTask, register_method
+from corrective.training import train
+
+
+@dataclass(frozen=True)
+class OracleSettings:
+    pass
+
+
+@register_method(OracleSettings, is_method=False)
+def oracle(task: UnlearnTask, settings: OracleSettings) -> nn.Module:
+    """Oracle bound: algorithm A from scratch on S_tr minus all of S_m (needs S_m)."""
+    if task.known_manipulated is None:
+        raise UserError("the oracle needs the manipulated ids S_m (task.known_manipulated); methods never get them")
+    model = task.fresh_model()
+    return train(model, task.train.without(task.known_manipulated), task.pipeline, task.config,
+                 desc="oracle", progress=task.progress)

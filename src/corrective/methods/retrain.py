@@ -1,0 +1,32 @@
+"""RewoD: retrain without the identified deletion set (Goel et al., Corrective Machine Unlearning, App. A.2 (1)).
+
+Algorithm A from scratch on `D_r = S_tr \\ S_f`, with the original recipe and step budget. The fresh
+model is initialised from the run's seed (the same initialisation as `M_o`), so at a given seed the
+only difference from the original training is the data left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from corrective.methods.base import UnlearnTask, register_method
+from corrective.training import train
+
+
+@dataclass(frozen=True)
+class RetrainSettings:
+    fraction: float = 1.0  # share of the original training steps (the paper: all of them)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.fraction <= 10:
+            raise ValueError(f"fraction must be in (0, 10], got {self.fraction}")
+
+
+@register_method(RetrainSettings)
+def retrain(task: UnlearnTask, settings: RetrainSettings) -> nn.Module:
+    """RewoD: algorithm A from scratch on S_tr minus S_f, the original number of steps."""
+    model = task.fresh_model()
+    cfg = task.config.scaled(settings.fraction)
+    return train(model, task.retain(), task.pipeline, cfg, desc="retrain", progress=task.progress)

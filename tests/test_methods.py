@@ -1,0 +1,197 @@
+"""The paper's unlearning methods: what they see, what they touch, what they compute."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from corrective import api, training
+from corrective.errors import UserError
+from corrective.methods import METHODS, UnlearnTask, bad_teacher, make_settings, run_method, run_methods_grid, scrub
+from corrective.methods.bad_teacher import teacher_targets
+from corrective.methods.scrub import scrub_batches
+from corrective.methods.ssd import dampen, importance_ratios, importances, save_ratios, ssd_grid, task_importances
+
+ALLOWED_FIELDS = {"model", "train", "forget_ids", "pipeline", "config", "spec", "seed", "progress", "known_manipulated"}
+
+
+def small_task(run: api.Run, alpha: float = 0.5, steps: int = 24, oracle: bool = False) -> UnlearnTask:
+    task = api.make_task(run, run.manipulation.forget_ids(alpha), oracle=oracle, progress=False)
+    return dataclasses.replace(task, config=dataclasses.replace(task.config, steps=steps))
+
+
+def state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_every_method_of_the_paper_is_registered() -> None:
+    assert {"none", "retrain", "finetune", "ssd", "bad_teacher", "scrub", "oracle"} <= set(METHODS)
+    assert not METHODS["oracle"].is_method
+    assert all(METHODS[m].is_method for m in ("none", "retrain", "finetune", "ssd", "bad_teacher", "scrub"))
+    assert len(METHODS["ssd"].grid()) == 50 and len(METHODS["scrub"].grid()) == 8
+
+
+def test_a_method_is_handed_nothing_it_may_not_see(poison_run: api.Run) -> None:
+    assert {f.name for f in dataclasses.fields(UnlearnTask)} == ALLOWED_FIELDS
+    task = small_task(poison_run)
+    assert task.known_manipulated is None
+    assert set(task.forget_ids.tolist()) < set(poison_run.manipulation.ids.tolist())
+    with pytest.raises(UserError, match="oracle bound"):
+        run_method(task, "oracle", make_settings("oracle"))
+    with pytest.raises(UserError, match="must not be handed"):
+        run_method(small_task(poison_run, oracle=True), "retrain", make_settings("retrain"))
+
+
+@pytest.mark.parametrize("name", ["retrain", "finetune", "ssd", "bad_teacher", "scrub", "oracle"])
+def test_no_method_modifies_the_original_model(poison_run: api.Run, name: str) -> None:
+    task = small_task(poison_run, oracle=name == "oracle")
+    before = state(poison_run.model)
+    model, seconds = run_method(task, name, make_settings(name))
+    assert same(before, state(poison_run.model)) and not poison_run.model.training
+    assert model is not poison_run.model and seconds > 0
+
+
+def ids_seen_by_fit(monkeypatch: pytest.MonkeyPatch, record: list) -> None:
+    real_fit = training.fit
+
+    def spy(model, batches, cfg, loss_fn=training.cross_entropy, **kw):  # noqa: ANN001, ANN003, ANN202
+        def tap():  # noqa: ANN202
+            for b in batches:
+                record.append(b)
+                yield b
+
+        return real_fit(model, tap(), cfg, loss_fn, **kw)
+
+    for module in (training, bad_teacher, scrub):
+        monkeypatch.setattr(module, "fit", spy)
+
+
+def test_retrain_never_touches_an_identified_sample(poison_run: api.Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list = []
+    ids_seen_by_fit(monkeypatch, seen)
+    task = small_task(poison_run, alpha=1.0, steps=40)
+    run_method(task, "retrain", make_settings("retrain"))
+    ids = torch.cat([b.ids for b in seen])
+    assert len(seen) == 40 and not torch.isin(ids, task.forget_ids).any()
+    assert len(ids.unique()) == len(task.retain())  # whole epochs over D_r
+
+
+def test_ssd_identity_when_nothing_is_selected(poison_run: api.Run) -> None:
+    task = small_task(poison_run)
+    model, _ = run_method(task, "ssd", make_settings("ssd", {"a": 1e30, "lambda_": 1.0}))
+    assert same(state(model), state(poison_run.model))
+
+
+def test_ssd_leaves_unselected_parameters_bitwise_unchanged(poison_run: api.Run) -> None:
+    task = small_task(poison_run)
+    imp_f, imp_r = task_importances(task, make_settings("ssd"))
+    out = dict(dampen(poison_run.model, imp_f, imp_r, a=10.0, lambda_=1.0).named_parameters())
+    n_selected = 0
+    for name, p in poison_run.model.named_parameters():
+        sel = imp_f[name] > 10.0 * imp_r[name]
+        n_selected += int(sel.sum())
+        assert torch.equal(out[name][~sel], p[~sel])
+        factor = (imp_r[name] / imp_f[name]).clamp(max=1)[sel]
+        assert torch.allclose(out[name][sel], p[sel] * factor)
+    assert n_selected > 0
+
+
+def test_ssd_grid_shares_importances_and_matches_single_runs(poison_run: api.Run) -> None:
+    task = small_task(poison_run)
+    settings = [make_settings("ssd", g) for g in ssd_grid()[20:23]]
+    grid = list(run_methods_grid(task, "ssd", settings))
+    assert [s for s, _, _ in grid] == settings
+    for s, model, seconds in grid:
+        single, _ = run_method(task, "ssd", s)
+        assert same(state(model), state(single)) and seconds > 0
+
+
+def test_ssd_per_sample_importance_is_the_mean_of_per_sample_squared_gradients(poison_run: api.Run) -> None:
+    task = small_task(poison_run)
+    split = task.forget().subset(torch.arange(3))
+    per_sample = importances(task.model, split, task.pipeline, batch_size=3, per_sample=True)
+    batch_of_one = importances(task.model, split, task.pipeline, batch_size=1, per_sample=False)
+    for name in per_sample:
+        assert torch.allclose(per_sample[name], batch_of_one[name], rtol=1e-3, atol=1e-8)
+
+
+def test_ssd_importance_ratios_are_saved_for_the_histogram(poison_run: api.Run, tmp_path) -> None:  # noqa: ANN001
+    ratios = importance_ratios(small_task(poison_run))
+    assert ratios.keys() == dict(poison_run.model.named_parameters()).keys()
+    save_ratios(ratios, tmp_path / "r.npz")
+    saved = np.load(tmp_path / "r.npz")
+    assert sum(saved[k].size for k in saved.files) == sum(p.numel() for p in poison_run.model.parameters())
+
+
+def test_bad_teacher_targets_follow_the_incompetent_teacher_on_the_forget_set() -> None:
+    z_orig, z_bad = torch.randn(6, 10), torch.randn(6, 10)
+    in_forget = torch.tensor([True, False, True, False, False, True])
+    for t in (1.0, 2.0):
+        target = teacher_targets(z_orig, z_bad, in_forget, t)
+        assert torch.equal(target[in_forget], torch.softmax(z_bad[in_forget] / t, 1))
+        assert torch.equal(target[~in_forget], torch.softmax(z_orig[~in_forget] / t, 1))
+
+
+def test_bad_teacher_trains_over_all_of_the_training_set(poison_run: api.Run, monkeypatch) -> None:  # noqa: ANN001
+    seen: list = []
+    ids_seen_by_fit(monkeypatch, seen)
+    task = small_task(poison_run, alpha=1.0, steps=160)  # 40 steps of batch 64: two epochs of ~1200
+    run_method(task, "bad_teacher", make_settings("bad_teacher"))
+    ids = torch.cat([b.ids for b in seen])
+    assert len(ids.unique()) == len(task.train)
+
+
+def test_scrub_takes_forget_steps_only_in_its_first_phase(poison_run: api.Run) -> None:
+    task = small_task(poison_run, alpha=1.0)
+    forget, retain = task.forget(), task.retain()
+    gen = torch.Generator().manual_seed(0)
+    n_retain = -(-len(retain) // 16)
+    limit = 4 + n_retain + 2  # 61 forget samples = 4 batches of 16; the second forget pass is cut after 2 steps
+    batches = scrub_batches(forget, retain, task.pipeline, 16, forget_steps=limit, gen=gen)
+    kinds = [next(batches) for _ in range(3 * limit)]
+    ascend = [i for i, b in enumerate(kinds) if b.ascend]
+    assert ascend == [0, 1, 2, 3, 4 + n_retain, 5 + n_retain] and max(ascend) < limit
+    for b in kinds:
+        in_forget = torch.isin(b.ids, task.forget_ids)
+        assert bool(in_forget.all()) if b.ascend else not in_forget.any()
+
+
+def test_scrub_wiring_records_step_kinds(poison_run: api.Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list = []
+    ids_seen_by_fit(monkeypatch, seen)
+    task = small_task(poison_run, alpha=1.0, steps=400)  # 100 SCRUB steps, forget steps in the first 20
+    run_method(task, "scrub", make_settings("scrub"))
+    ascend = [i for i, b in enumerate(seen) if b.ascend]
+    assert len(seen) == 100 and ascend and max(ascend) < 20
+
+
+@pytest.mark.parametrize("name", ["finetune", "bad_teacher", "scrub", "ssd"])
+def test_same_seed_same_result(poison_run: api.Run, name: str) -> None:
+    task = small_task(poison_run)
+    a, _ = run_method(task, name, make_settings(name))
+    b, _ = run_method(task, name, make_settings(name))
+    assert same(state(a), state(b))
+
+
+def test_settings_are_validated() -> None:
+    assert make_settings("ssd", {"a": 5, "lambda_": 2}).a == 5.0
+    assert make_settings("finetune", {"lr": 1}).lr == 1.0
+    for overrides, match in [
+        ({"a": 0}, "a must be > 0"),
+        ({"a": "x"}, "must be float"),
+        ({"lambda": 1}, "did you mean lambda_"),
+        ({"retain_set": "test"}, "retain_set"),
+    ]:
+        with pytest.raises(UserError, match=match):
+            make_settings("ssd", overrides)
+    with pytest.raises(UserError, match="forget_objective"):
+        make_settings("scrub", {"forget_objective": "ce"})
+    with pytest.raises(UserError, match="unknown method"):
+        make_settings("nope")
