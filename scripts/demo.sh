@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Quick start, command 1: set up, then run the default benchmark (digits, three manipulations, every method,
-# alpha 0.1..1.0, the oracle) into results/default; re-running resumes it. Extra arguments go to `corrective bench`.
+# Quick start, command 1: set up, run the default benchmark (digits, three manipulations, every method,
+# alpha 0.1..1.0, the oracle) into results/default (re-running resumes it), then write its HTML report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/corrective bench "$@"
+.venv/bin/corrective bench --out results/default
+.venv/bin/corrective report results/default --out results/default/report
