@@ -35,15 +35,10 @@ class NpoSettings:
     budget: float = 0.245  # at most this share of the original training steps (980 of 4000)
 
     def __post_init__(self) -> None:
-        check_common(self)
-
-
-def check_common(s: Any) -> None:
-    """Checks shared by NPO's and REM's settings."""
-    if s.lr <= 0 or s.beta <= 0 or s.budget <= 0:
-        raise ValueError(f"lr, beta and budget must be > 0, got lr={s.lr}, beta={s.beta}, budget={s.budget}")
-    if not 0.0 <= s.gamma <= 1.0:
-        raise ValueError(f"gamma is an accuracy in [0, 1], got {s.gamma}")
+        if self.lr <= 0 or self.beta <= 0 or self.budget <= 0:
+            raise ValueError(f"lr, beta and budget must be > 0; got {self.lr}, {self.beta}, {self.budget}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma is an accuracy in [0, 1], got {self.gamma}")
 
 
 def method_config(task: UnlearnTask, s: Any, steps: int) -> TrainConfig:

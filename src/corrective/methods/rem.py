@@ -24,20 +24,16 @@ from torch import Tensor, nn
 from corrective.data.batches import Batch, epochs
 from corrective.errors import UserError
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.methods.npo import FORGET_LOSSES, check_common, forget_term, forget_until, frozen, method_config
+from corrective.methods.npo import FORGET_LOSSES, NpoSettings, forget_term, forget_until, frozen, method_config
 from corrective.metrics import accuracy
 from corrective.models.masks import with_capacity
 from corrective.training import device_of, fit
 
 
 @dataclass(frozen=True)
-class RemSettings:
-    lr: float = 0.005
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    beta: float = 1.0
-    gamma: float = 0.2
-    budget: float = 0.245  # repair steps as a share of the original training steps (980 of 4000)
+class RemSettings(NpoSettings):
+    """NPO's settings (lr, momentum, weight decay, beta, gamma; `budget` here counts repair steps) and REM's own."""
+
     p_mem: float = 0.2  # probability that an added channel is on for an example
     max_flush_epochs: int = 100
     forget_loss: str = "npo"  # "npo", or "ascent" (gradient ascent) in flush and repair
@@ -45,7 +41,7 @@ class RemSettings:
     redirect: bool = True  # False: repair in drop mode (no masks, nothing redirected)
 
     def __post_init__(self) -> None:
-        check_common(self)
+        super().__post_init__()
         if self.forget_loss not in FORGET_LOSSES:
             raise ValueError(f"forget_loss must be one of {', '.join(FORGET_LOSSES)}, got {self.forget_loss!r}")
         if not 0.0 < self.p_mem <= 1.0 or self.max_flush_epochs < 0:
