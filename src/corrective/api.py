@@ -17,7 +17,15 @@ from corrective.data import Dataset, Split, get_info, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.manipulations import Manipulation, manipulate
-from corrective.methods import UnlearnTask, get_method, make_settings, run_methods_grid, select, settings_dict
+from corrective.methods import (
+    UnlearnTask,
+    get_method,
+    make_settings,
+    run_methods_grid,
+    select,
+    selection_score,
+    settings_dict,
+)
 from corrective.metrics import accuracy, evaluate, predict
 from corrective.models.masks import TRAINING_TYPES
 from corrective.runs import (
@@ -208,20 +216,28 @@ class UnlearnResult:
 def run_candidates(
     task: UnlearnTask,
     method: str,
-    overrides: list[dict[str, Any]],
+    settings: dict[str, Any] | None,
+    grid: bool | list[dict[str, Any]],
     measure: Callable[[nn.Module], dict[str, Any]],
 ) -> UnlearnResult:
-    """Run `method` once per settings override, measure each model, select by the paper's rule."""
+    """Run `method` once per candidate, measure each model, select by the paper's rule.
+
+    The candidates are `settings` alone, or with `grid` every setting of the method's grid (or of the
+    given list) with `settings` applied on top.
+    """
     info = get_method(method)
+    grid_list = info.grid() if grid is True else list(grid or [])
+    overrides = [{**g, **(settings or {})} for g in grid_list] if grid_list else [settings or {}]
     candidates = [make_settings(method, o) for o in overrides]
     records: list[dict[str, Any]] = []
     best: nn.Module | None = None
+    best_score = float("-inf")
     for s, model, seconds in run_methods_grid(task, method, candidates):
         record = {"method": method, "settings": settings_dict(s), "selected": False, "is_method": info.is_method}
         record |= {"n_forget": len(task.forget_ids), "unlearn_seconds": seconds}
         records.append(record | measure(model))
-        if select(records) == len(records) - 1:
-            best = model
+        if best is None or selection_score(records[-1]) > best_score:  # strict: the first of equals wins
+            best, best_score = model, selection_score(records[-1])
     chosen = select(records)
     records[chosen]["selected"] = True
     assert best is not None
@@ -262,14 +278,12 @@ def unlearn(
     info = get_method(method)
     forget_ids = run.manipulation.forget_ids(alpha)
     task = make_task(run, forget_ids, oracle=not info.is_method, progress=progress)
-    grid_list = info.grid() if grid is True else list(grid or [])
-    overrides = [{**g, **(settings or {})} for g in grid_list] if grid_list else [settings or {}]
 
     def measure(model: nn.Module) -> dict[str, Any]:
         metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids)
         return {"alpha": alpha, **metrics}
 
-    return run_candidates(task, method, overrides, measure)
+    return run_candidates(task, method, settings, grid, measure)
 
 
 def read_flagged(path: str | Path) -> torch.Tensor:
@@ -334,7 +348,6 @@ def correct(
     if grid and (held_out is None or len(held_out) == 0):
         raise UserError("--grid selects settings on trusted held-out data; provide a test split (or drop --grid)")
     task = UnlearnTask(model, train, flagged, pipeline, config, spec, seed, progress)
-    overrides = [{**g, **(settings or {})} for g in info.grid()] if grid else [settings or {}]
     flagged_split = task.forget()
     before = predict(model, flagged_split, pipeline)
 
@@ -346,7 +359,7 @@ def correct(
             "flagged_given_label_acc": float((after == flagged_split.y.cpu()).float().mean()),
         }
 
-    return run_candidates(task, method, overrides, measure)
+    return run_candidates(task, method, settings, grid, measure)
 
 
 def bench(
