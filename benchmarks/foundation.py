@@ -48,12 +48,8 @@ def quality(seeds: list[int]) -> dict[str, list[dict]]:
 
 def throughput(model: nn.Module, split: Split, pipe: Pipeline, cfg: TrainConfig, steps: int) -> tuple[float, float]:
     """Images/s of the training loop vs a bare forward+backward+step on pre-made tensors, same model and precision."""
-    x = pipe(split, torch.arange(cfg.batch_size) % len(split))
-    y = (
-        split.y[: cfg.batch_size]
-        if len(split) >= cfg.batch_size
-        else split.y[torch.arange(cfg.batch_size) % len(split)]
-    )
+    pos = torch.arange(cfg.batch_size) % len(split)
+    x, y = pipe(split, pos), split.y[pos]
     bf16 = use_bf16(cfg.precision, torch.device("cpu"), x.shape[-1])
     if bf16:
         model.to(memory_format=torch.channels_last)
