@@ -20,74 +20,7 @@ from corrective.report import build_document, read_results, record_rows, to_row,
 from corrective.report import plots as report_plots
 from corrective.report.aggregate import Stat, build_groups, score_rows, timing_rows
 from corrective.report.content import alpha_star_table, detail_table, holes, table1
-
-ALPHAS = [round(0.1 * k, 1) for k in range(1, 11)]
-METHODS = {"none": True, "oracle": False, "retrain": True, "finetune": True, "ssd": True, "rem_ideal": False}
-
-
-def record(method: str, alpha: float, seed: int, *, manipulation: str = "poison", dataset: str = "digits",
-           selected: bool = True, **metrics: Any) -> dict[str, Any]:
-    """One record shaped like the bench's: api.unlearn's flat fields plus the job's config."""
-    base = {"acc_corr": 0.5, "acc_retain": 0.9, "healed": 0.5, "utility": 0.9, "clean_acc": 0.9,
-            "val_accuracy": 0.9, "forget_changed": 0.5, "per_class_acc": [0.9] * 10}
-    if manipulation == "poison":
-        base |= {"attack_success": 0.5, "target_acc": 0.9}
-    base |= metrics
-    base["score"] = None if base["healed"] is None else base["utility"] * base["healed"]
-    return {"job_id": f"{dataset}-{manipulation}-{method}-{alpha}-{seed}", "stage": "unlearn", "dataset": dataset,
-            "model": "cnn", "training": "standard", "manipulation": manipulation, "size": 0.05, "seed": seed,
-            "method": method, "alpha": alpha, "settings": {}, "selected": selected,
-            "is_method": METHODS.get(method, True), "n_forget": 10, "unlearn_seconds": 1.0} | base
-
-
-def original(seed: int, **kw: Any) -> dict[str, Any]:
-    """The bench's record of a trained original model: no method, no alpha, its metrics."""
-    rec = record("none", 1.0, seed, **kw)
-    for key in ("method", "alpha", "settings", "selected", "is_method", "n_forget", "unlearn_seconds"):
-        del rec[key]
-    return rec | {"stage": "original", "method": None, "alpha": None, "train_seconds": 9.0}
-
-
-def grid(values: Callable[[str, float, int], dict[str, Any]], *, methods: tuple[str, ...] = tuple(METHODS),
-         alphas: list[float] = ALPHAS, seeds: tuple[int, ...] = (0, 1, 2), **kw: Any) -> list[dict[str, Any]]:
-    """Every (method, alpha, seed) with metrics from `values(method, alpha, seed)`."""
-    return [record(m, a, s, **kw, **values(m, a, s)) for m in methods for a in alphas for s in seeds]
-
-
-def write(folder: Path, records: list[dict[str, Any]], tail: str = "") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = "".join(json.dumps(r) + "\n" for r in records)
-    (folder / "results.jsonl").write_text(lines + tail)
-    return folder
-
-
-def realistic() -> list[dict[str, Any]]:
-    """A digits-like benchmark: poisoning where SSD 'recovers' acc_corr by erasing the target class, IC, a hole."""
-
-    def poison(m: str, a: float, s: int) -> dict[str, Any]:
-        j = 0.01 * s
-        corr = {"none": 0.12, "oracle": 0.95, "retrain": 0.12 if a < 0.8 else 0.9, "finetune": 0.3 + 0.6 * a,
-                "ssd": 0.88, "rem_ideal": 0.93}[m] + j
-        target = 0.02 + j if m == "ssd" and a <= 0.3 else 0.95 - j
-        retain = {"ssd": 0.85}.get(m, 0.96) - j
-        return {"acc_corr": corr, "acc_retain": retain, "healed": corr, "utility": retain, "target_acc": target,
-                "attack_success": 1 - corr, "unlearn_seconds": {"retrain": 20.0, "finetune": 5.0}.get(m, 0.5) + s}
-
-    def interclass(m: str, a: float, s: int) -> dict[str, Any]:
-        corr = {"none": 0.7, "oracle": 0.97, "ssd": 0.7, "finetune": 0.6 + 0.3 * a}.get(m, 0.7 + 0.25 * a) - 0.01 * s
-        return {"acc_corr": corr, "acc_retain": 0.97 - 0.01 * s, "healed": corr - 0.1, "utility": 0.97,
-                "unlearn_seconds": {"retrain": 20.0, "finetune": 5.0}.get(m, 0.5) + s}
-
-    recs = grid(poison) + grid(interclass, manipulation="interclass")
-    recs += [original(s, **poison("none", 1.0, s)) for s in (0, 1, 2)]  # the bench's records of the originals
-    # a hole: finetune IC alpha 0.5 never finished for seed 2, and alpha 0.7 for no seed
-    recs = [r for r in recs if not (r["manipulation"] == "interclass" and r["method"] == "finetune"
-                                    and (r["alpha"] == 0.7 or (r["alpha"] == 0.5 and r["seed"] == 2)))]
-    # the bench nests a job's grid candidates in its record: here one unselected ssd candidate
-    job = next(r for r in recs if (r["method"], r["alpha"], r["seed"], r["manipulation"]) == ("ssd", 0.1, 0, "poison"))
-    job["candidates"] = [{k: v for k, v in job.items() if k not in ("job_id", "stage")},
-                         record("ssd", 0.1, 0, selected=False, acc_corr=0.1, unlearn_seconds=0.4)]
-    return recs
+from report_records import grid, original, realistic, record, write
 
 
 def groups_of(records: list[dict[str, Any]]):  # noqa: ANN201
@@ -148,11 +81,12 @@ def test_table1_retain_change_in_points() -> None:
         return {"acc_retain": retain + 0.01 * s}
 
     (g,) = groups_of(grid(values, methods=("none", "oracle", "finetune", "ssd")))
-    assert g.retain_change("finetune") == (pytest.approx(0.02), 10)
-    assert g.retain_change("ssd")[0] == pytest.approx(-0.10)
+    delta, k = g.retain_change("finetune")  # +1 point at five alphas, +3 at the other five
+    assert (delta.mean, delta.std, k) == (pytest.approx(0.02), pytest.approx(math.sqrt(10 * 0.01**2 / 9)), 10)
+    assert g.retain_change("ssd")[0].mean == pytest.approx(-0.10)
     t = table1([g])
     cells = {row[0].text: row[1].text for row in t.rows}
-    assert cells == {"finetune": "+2.00", "ssd": "-10.00", "oracle (bound)": "+2.00",
+    assert cells == {"finetune": "+2.00 ± 1.05", "ssd": "-10.00 ± 0.00", "oracle (bound)": "+2.00",
                      "original acc_retain (%)": "91.00"}
 
 
@@ -187,7 +121,8 @@ def test_holes_are_shown_not_interpolated(tmp_path: Path) -> None:
     rows = {(r[0].text, r[1].text): r for r in detail_table(g).rows}
     assert rows[("finetune", "0.7")][2].text == "missing" and rows[("finetune", "0.7")][-1].text == "0/3"
     assert rows[("finetune", "0.5")][-1].text == "2/3" and rows[("finetune", "0.5")][-1].cls == "hole"
-    sec = build_document(read_results(write(tmp_path, recs)), with_plots=False).sections[1]
+    sec = next(s for s in build_document(read_results(write(tmp_path, recs)), with_plots=False).sections
+               if s.level == 3)  # the setting's own section
     missing = [t for t in sec.items if getattr(t, "title", "").startswith("Missing runs")]
     assert missing and missing[0].rows[0][0].text == ("finetune: 4 of 30 runs missing: alpha 0.5 seed 2; "
                                                       "alpha 0.7 (all seeds)")
@@ -239,13 +174,16 @@ def test_score_and_timings() -> None:
 
 def test_html_is_self_contained_with_the_expected_tables(tmp_path: Path) -> None:
     folder = write(tmp_path / "res", realistic())
-    (html_path,) = write_report(folder, tmp_path / "out", "html")
+    *pngs, html_path = write_report(folder, tmp_path / "out", "html")
     html = html_path.read_text()
     for needle in ("Table 1: change in acc_retain", "alpha*: least discovery rate", "REM score", "Timings",
                    "results per method and alpha", "target_acc", "⚠ target class lost", "Missing runs",
                    "oracle (bound)", "rem_ideal (bound)", "original (none)"):
         assert needle in html, needle
-    assert html.count("data:image/png;base64,") == 2  # one figure per setting, embedded
+    # Figures 2, 5b/6b, Table 1 bars, REM's map, timings (one block) and one per setting: embedded and beside it
+    assert html_path.name == "report.html" and len(pngs) == 5 + 2
+    assert html.count("data:image/png;base64,") == len(pngs) and all(p.parent.name == "figures" for p in pngs)
+    assert "the SSD records hold no importance-ratio histogram" in html and "no method with more than one" in html
     assert "<script" not in html and "<link" not in html and 'src="http' not in html
     assert not (tmp_path / "out" / "report.md").exists()
 
@@ -253,17 +191,17 @@ def test_html_is_self_contained_with_the_expected_tables(tmp_path: Path) -> None
 def test_markdown_with_figure_files(tmp_path: Path) -> None:
     folder = write(tmp_path, realistic())
     paths = write_report(folder, fmt="md")
-    assert paths == [tmp_path / "report.md"]
-    md = paths[0].read_text()
+    assert paths[-1] == tmp_path / "report.md" and all(p.suffix == ".png" for p in paths[:-1])
+    md = paths[-1].read_text()
     assert "| method | alpha | acc_corr | target_acc |" in md and "**⚠ target class lost**" in md
     pngs = sorted((tmp_path / "figures").glob("*.png"))
-    assert len(pngs) == 2 and all(f"figures/{p.name}" in md for p in pngs)
+    assert pngs == sorted(paths[:-1]) and all(f"figures/{p.name}" in md for p in pngs)
 
 
 def test_figures_are_deterministic() -> None:
     (g,) = groups_of([r for r in realistic() if r["manipulation"] == "poison"])
     colour = report_plots.colours(g.methods)
-    a, b = report_plots.group_figure(g, colour), report_plots.group_figure(g, colour)
+    a, b = (report_plots.png(report_plots.group_figure(g, colour)) for _ in range(2))
     assert a == b and a.startswith(b"\x89PNG")
 
 

@@ -18,11 +18,16 @@ def report(
     fmt: Annotated[str, typer.Option("--format", help="html, md or both.")] = "both",
     plots: Annotated[bool, typer.Option(help="Draw plots (needs matplotlib).")] = True,
 ) -> None:
-    """Write report.html (self-contained) and/or report.md from benchmark records; print their paths.
+    """Write report.html (self-contained) and/or report.md, and the figures as PNGs, from benchmark records.
 
     Example: corrective report results/digits --out reports/digits --format html
     """
     from corrective.report import write_report
 
-    for path in write_report(results, out, fmt, plots=plots):
-        typer.echo(str(path))
+    written = write_report(results, out, fmt, plots=plots)
+    for path in written:
+        if path.suffix != ".png":
+            typer.echo(str(path))
+    pngs = [p for p in written if p.suffix == ".png"]
+    if pngs:
+        typer.echo(f"{pngs[0].parent} ({len(pngs)} figures as PNG)")

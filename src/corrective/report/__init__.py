@@ -20,7 +20,8 @@ FIGURES = "figures"
 
 def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: str = "both",
                  plots: bool = True) -> list[Path]:
-    """Write `report.html` and/or `report.md` (+ its `figures/`) for a results folder; return the files written."""
+    """Write `figures/*.png` and `report.html` (figures embedded) and/or `report.md` (figures linked) for a
+    results folder; return the files written, the report pages last."""
     if fmt not in FORMATS:
         raise UserError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")
     results = read_results(results_dir)
@@ -30,16 +31,17 @@ def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: st
     out.mkdir(parents=True, exist_ok=True)
     doc = build_document(results, with_plots=plots)
     generated = datetime.date.today().isoformat()
+    figures = [item for s in doc.sections for item in s.items if isinstance(item, Figure)]
+    if figures:
+        (out / FIGURES).mkdir(exist_ok=True)
     written = []
+    for f in figures:
+        written.append(out / FIGURES / f"{f.name}.png")
+        written[-1].write_bytes(f.png)
     if "html" in FORMATS[fmt]:
         written.append(out / "report.html")
         written[-1].write_text(render_html(doc, generated), encoding="utf-8")
     if "md" in FORMATS[fmt]:
-        figures = [item for s in doc.sections for item in s.items if isinstance(item, Figure)]
-        if figures:
-            (out / FIGURES).mkdir(exist_ok=True)
-        for f in figures:
-            (out / FIGURES / f"{f.name}.png").write_bytes(f.png)
         written.append(out / "report.md")
         written[-1].write_text(render_md(doc, generated, FIGURES), encoding="utf-8")
     return written

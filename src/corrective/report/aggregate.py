@@ -12,7 +12,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from corrective.report.records import Results, Row
+from corrective.errors import UserError
+from corrective.report.records import RatioHist, Results, Row
 
 ORIGINAL, ORACLE, RETRAIN = "none", "oracle", "retrain"
 FLAT = (ORIGINAL, ORACLE)  # drawn as horizontal lines: they do not depend on alpha
@@ -154,18 +155,44 @@ class Group:
                 return a, gaps
         return None, gaps
 
-    def retain_change(self, method: str) -> tuple[float, int]:
-        """Table 1: mean over alpha of the method's mean acc_retain, minus the original model's; and #alphas."""
+    def retain_change(self, method: str) -> tuple[Stat, int]:
+        """Table 1: the method's mean acc_retain minus the original model's, mean ± std over alpha; #alphas."""
         original = self.reference(ORIGINAL, "acc_retain")
         if original is None:
-            return math.nan, 0
+            return Stat.of([]), 0
         if method in FLAT:
             ref = self.reference(method, "acc_retain")
-            return (math.nan, 0) if ref is None else (ref.mean - original.mean, 1)
-        means = [m for m in (self.cell(method, a, "acc_retain").mean for a in self.alphas) if not math.isnan(m)]
-        if not means:
-            return math.nan, 0
-        return math.fsum(means) / len(means) - original.mean, len(means)
+            return (Stat.of([]), 0) if ref is None else (Stat(ref.mean - original.mean, math.nan, 1), 1)
+        delta = Stat.of(self.cell(method, a, "acc_retain").mean - original.mean for a in self.alphas)
+        return delta, delta.n
+
+    def settings_cells(self, method: str, metric: str) -> dict[str, dict[float, Stat]]:
+        """Every grid setting of `method` (selected or not): settings JSON -> alpha -> Stat over seeds."""
+        by: dict[str, dict[float, dict[int, float]]] = defaultdict(lambda: defaultdict(dict))
+        for r in self.candidates:
+            if r.method == method and r.alpha is not None:
+                by[r.settings][r.alpha][r.seed] = r.get(metric)  # a repeated record: the last one counts
+        return {s: {a: Stat.of(v.values()) for a, v in sorted(per.items())} for s, per in sorted(by.items())}
+
+    def ratio_hists(self) -> dict[float, tuple[RatioHist, int]]:
+        """SSD's importance-ratio histograms per alpha, summed over seeds: (histogram, records summed)."""
+        by: dict[float, dict[int, RatioHist]] = defaultdict(dict)
+        for r in self.rows:
+            if r.ratio_hist is not None and r.alpha is not None:
+                by[r.alpha][r.seed] = r.ratio_hist
+        return {a: (sum_hists(list(h.values())), len(h)) for a, h in sorted(by.items())}
+
+
+def sum_hists(hists: list[RatioHist]) -> RatioHist:
+    """Add histograms over the same bins (a UserError if the bins differ); max_finite is the largest."""
+    first = hists[0]
+    if any(h.edges != first.edges for h in hists):
+        raise UserError("SSD importance-ratio histograms with different bins cannot be added; "
+                        "re-run the SSD jobs with one version of corrective")
+    maxima = [h.max_finite for h in hists if not math.isnan(h.max_finite)]
+    return RatioHist(first.edges, tuple(map(sum, zip(*(h.counts for h in hists), strict=True))),
+                     sum(h.n_params for h in hists), sum(h.n_inf for h in hists), sum(h.n_nan for h in hists),
+                     sum(h.n_zero for h in hists), max(maxima) if maxima else math.nan)
 
 
 def build_groups(results: Results) -> tuple[list[Group], list[str]]:

@@ -9,6 +9,7 @@ import math
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from corrective.report import plots
 from corrective.report.aggregate import (
@@ -25,6 +26,9 @@ from corrective.report.aggregate import (
     timing_rows,
 )
 from corrective.report.records import Results
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure as MplFigure
 
 WARN = "⚠"
 HOLE = "missing"
@@ -81,12 +85,6 @@ def pm(stat: Stat) -> str:
     return pct(stat.mean) if math.isnan(stat.std) else f"{pct(stat.mean)} ± {pct(stat.std)}"
 
 
-def method_label(method: str, is_method: bool) -> str:
-    if method == ORIGINAL:
-        return "original (none)"
-    return method if is_method else f"{method} (bound)"
-
-
 def anchor(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
@@ -116,25 +114,26 @@ def ordered_methods(groups: list[Group]) -> list[tuple[str, bool]]:
 
 
 def table1(groups: list[Group]) -> Table:
-    """The paper's Table 1: change in acc_retain vs the original model, mean over alpha, in points."""
+    """The paper's Table 1: change in acc_retain vs the original model, mean ± std over alpha, in points."""
     rows = []
     short = False
     for method, is_method in ordered_methods(groups):
         if method == ORIGINAL:
             continue
-        cells = [Cell(method_label(method, is_method), "" if is_method else "bound")]
+        cells = [Cell(plots.method_label(method, is_method), "" if is_method else "bound")]
         for g in groups:
             delta, k = g.retain_change(method)
             partial = method not in FLAT and 0 < k < len(g.alphas)
             short |= partial
-            cells.append(Cell(HOLE, "hole") if math.isnan(delta) else
-                          Cell(f"{100 * delta:+.2f}{' †' if partial else ''}"))
+            spread = "" if math.isnan(delta.std) else f" ± {100 * delta.std:.2f}"
+            cells.append(Cell(HOLE, "hole") if delta.n == 0 else
+                          Cell(f"{100 * delta.mean:+.2f}{spread}{' †' if partial else ''}"))
         rows.append(cells)
     original = [Cell("original acc_retain (%)")]
     for g in groups:
         ref = g.reference(ORIGINAL, "acc_retain")
         original.append(Cell(HOLE, "hole") if ref is None else Cell(pct(ref.mean, 2)))
-    notes = ["Change in acc_retain of the selected setting vs the original model, in points, averaged over the "
+    notes = ["Change in acc_retain of the selected setting vs the original model, in points: mean ± std over the "
              "alphas (each alpha's value is itself a mean over seeds). Positive: the method kept or improved "
              "accuracy outside the affected domain."]
     if short:
@@ -151,7 +150,7 @@ def alpha_star_table(groups: list[Group]) -> Table:
     for method, is_method in ordered_methods(groups):
         if method in FLAT:
             continue
-        cells = [Cell(method_label(method, is_method), "" if is_method else "bound")]
+        cells = [Cell(plots.method_label(method, is_method), "" if is_method else "bound")]
         for g in groups:
             try:
                 star, gaps = g.alpha_star(method)
@@ -204,10 +203,10 @@ def detail_table(g: Group) -> Table:
     for method in (ORIGINAL, ORACLE):
         refs = [g.reference(method, m) for m in metrics]
         if refs[0] is None:
-            rows.append(row(method_label(method, False), "hole", "any", [Stat.of([])] * len(metrics), 0, False))
+            rows.append(row(plots.method_label(method, False), "hole", "any", [Stat.of([])] * len(metrics), 0, False))
             continue
         n = len({r.seed for r in g.rows if r.method == method})
-        rows.append(row(method_label(method, method == ORIGINAL), "bound", "any", refs, n,
+        rows.append(row(plots.method_label(method, method == ORIGINAL), "bound", "any", refs, n,
                         method != ORIGINAL and g.target_flag(method, None)))
     breaks = set()
     for method in g.curves:
@@ -215,7 +214,7 @@ def detail_table(g: Group) -> Table:
         breaks.add(len(rows))
         for a in g.alphas:
             n = len(g.values(method, a, "acc_corr"))
-            rows.append(row(method_label(method, is_method), "" if is_method else "bound", f"{a:g}",
+            rows.append(row(plots.method_label(method, is_method), "" if is_method else "bound", f"{a:g}",
                             [g.cell(method, a, m) for m in metrics], n, g.target_flag(method, a)))
     notes = ["In %: mean ± sample std over seeds of the selected setting; 'n seeds' = records averaged / seeds "
              "in the grid. 'missing' = no record (not interpolated). The original model and the oracle do not "
@@ -273,7 +272,8 @@ def group_section(g: Group, colour: dict[str, tuple] | None) -> Section:
         if g.key.manipulation == "poison":
             caption += (f" Red line on target_acc: the original's value minus {100 * TARGET_DROP:g} points; red "
                         "circles: points below it.")
-        sec.items.append(Figure(anchor(g.key.label()), caption, plots.group_figure(g, colour)))
+        sec.items.append(Figure(anchor(g.key.label()), caption + f" {seeds_note([g], g.curves)}",
+                                plots.png(plots.group_figure(g, colour))))
     sec.items.append(detail_table(g))
     missing = holes(g)
     if missing:
@@ -291,7 +291,7 @@ def score_table(groups: list[Group]) -> Table:
         covered = len(s.manipulations) == len(s.all_manipulations)
         partial |= not covered
         rows.append([Cell(s.dataset + (f" · {s.model}" if s.model else "")),
-                     Cell(method_label(s.method, s.is_method), "" if s.is_method else "bound"), Cell(s.training),
+                     Cell(plots.method_label(s.method, s.is_method), "" if s.is_method else "bound"), Cell(s.training),
                      Cell(pct(s.score.mean, 2), "" if covered else "hole"), Cell(pct(s.healed.mean, 2)),
                      Cell(pct(s.utility.mean, 2)), Cell(str(s.score.n)),
                      Cell(", ".join(s.manipulations) or "–", "" if covered else "hole")])
@@ -309,7 +309,7 @@ def timing_table(groups: list[Group]) -> Table:
     rows = []
     for t in timing_rows(groups):
         rows.append([Cell(block_label(t.dataset, t.model, t.training)),
-                     Cell(method_label(t.method, t.is_method), "" if t.is_method else "bound"),
+                     Cell(plots.method_label(t.method, t.is_method), "" if t.is_method else "bound"),
                      Cell("–" if t.seconds.n == 0 else f"{t.seconds.mean:.2f}" +
                           ("" if math.isnan(t.seconds.std) else f" ± {t.seconds.std:.2f}")),
                      Cell(str(t.seconds.n)),
@@ -323,12 +323,205 @@ def timing_table(groups: list[Group]) -> Table:
     return Table("Timings (unlearn_seconds)", header, rows, notes, (0, 1))
 
 
+REGULARITY = ("poison", "interclass", "random_swap")  # the manipulations of the papers, most regular first
+BAND_CAPTION = ("Lines: mean over seeds of the setting the selection rule picked; bands: ± sample std over seeds. "
+                "Dotted: the original model; dashed: the oracle (a bound: it knows all of S_m), each ± std. "
+                "Dash-dotted curves are bounds, not methods. A missing alpha is a gap in its line, never "
+                "interpolated.")
+
+
+def seeds_note(groups: list[Group], methods: list[str]) -> str:
+    """'Averages 3 seeds (0, 1, 2).' plus the range of records per point when some points have fewer."""
+    seeds = sorted({s for g in groups for s in g.seeds})
+    counts = [g.cell(m, a, "acc_corr").n for g in groups for m in methods if m not in FLAT for a in g.alphas]
+    text = f"Averages {len(seeds)} seed{'s' * (len(seeds) != 1)} ({', '.join(map(str, seeds))})"
+    if counts and min(counts) < len(seeds):
+        text += f"; some points have fewer: {min(counts)} to {max(counts)} records per point (see the tables)"
+    return text + "."
+
+
+def absent_manipulations(groups: list[Group]) -> list[str]:
+    have = {g.key.manipulation for g in groups}
+    return [m for m in REGULARITY if m not in have]
+
+
+def coverage_note(groups: list[Group]) -> str | None:
+    """What a block lacks: the papers' manipulations with no record, settings without an oracle."""
+    parts = []
+    absent = absent_manipulations(groups)
+    if absent:
+        parts.append(f"no records for {', '.join(absent)}: no panel for {'them' if len(absent) > 1 else 'it'}")
+    no_oracle = [setting_label(g) for g in groups if g.reference(ORACLE, "acc_corr") is None]
+    if no_oracle:
+        parts.append(f"no oracle records for {', '.join(no_oracle)}: no oracle line there")
+    return f"Missing here: {'; '.join(parts)}." if parts else None
+
+
+class Figures:
+    """Makes the report's figure items, with one colour per method in every figure."""
+
+    def __init__(self, groups: list[Group]) -> None:
+        self.colour = plots.colours([m for g in groups for m in g.methods])
+
+    def make(self, name: str, caption: str, fig: MplFigure) -> Figure:
+        return Figure(name, caption, plots.png(fig))
+
+
+def block_items(label: str, groups: list[Group]) -> list[str | Figure | Table]:
+    """A block's sub-heading as a paragraph, so the topic sections read by dataset, model and training."""
+    return [f"{label}: {len(groups)} setting{'s' * (len(groups) != 1)} "
+            f"({', '.join(setting_label(g) for g in groups)})."]
+
+
+def metric_section(title: str, metric: str, figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+    """Figure 2 (acc_corr) or Figures 5b/6b (healed) per block: a panel per manipulation, a line per method."""
+    sec = Section(title, anchor(title))
+    for key, gs in by_block.items():
+        label = block_label(*key)
+        sec.items += block_items(label, gs)
+        if figures is None:
+            continue
+        caption = f"{metric} against alpha, {label}. {BAND_CAPTION} {seeds_note(gs, [m for g in gs for m in g.curves])}"
+        if any(g.key.manipulation == "poison" for g in gs) and metric != "healed":
+            caption += (f" Red circles: points whose target_acc is more than {100 * TARGET_DROP:g} points below the "
+                        "original's (the target class erased, not the backdoor unlearned).")
+        if any(g.key.manipulation == "random_swap" for g in gs) and metric == "acc_corr":
+            caption += " Random swap has no test-side domain: its acc_corr is measured on the swapped samples."
+        sec.items.append(figures.make(f"{metric}-{anchor(label)}", caption, plots.by_alpha(gs, metric,
+                                                                                           figures.colour)))
+        note = coverage_note(gs)
+        if note:
+            sec.items.append(note)
+        unrecorded = [setting_label(g) for g in gs
+                      if all(math.isnan(r.get(metric)) for r in g.rows)]
+        if unrecorded:
+            sec.items.append(f"{metric} is not recorded for {', '.join(unrecorded)}: those panels are empty.")
+    return sec
+
+
+def retain_section(figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+    sec = Section("Change in acc_retain (Table 1)", "table-1")
+    for key, gs in by_block.items():
+        label = block_label(*key)
+        t = table1(gs)
+        t.title = f"{t.title} — {label}"
+        sec.items.append(t)
+        if figures is not None:
+            caption = (f"Table 1 as bars, {label}: change in acc_retain vs the original, mean over alpha; whiskers: "
+                       f"± std over alpha; one bar per setting (hatch). {seeds_note(gs, [])}")
+            sec.items.append(figures.make(f"retain-{anchor(label)}", caption,
+                                          plots.retain_bars(gs, ordered_methods(gs), figures.colour)))
+    return sec
+
+
+def score_section(groups: list[Group], figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+    sec = Section("REM's map and score", "rem-map")
+    for key, gs in by_block.items():
+        label = block_label(*key)
+        if figures is None:
+            continue
+        methods = ordered_methods(gs)
+        caption = (f"REM's Figure 1, {label}: per method, the mean over seeds of utility × healed (×100) for each "
+                   "manipulation (rows, most regular first) and alpha (columns); grey '–': no record. The original "
+                   "model and the oracle do not depend on alpha: their one value fills the row. Panel titles: the "
+                   "mean of the cells shown. Red squares: target_acc more than "
+                   f"{100 * TARGET_DROP:g} points below the original's — REM's score ignores the target class, so "
+                   f"there a high score partly comes from erasing it. {seeds_note(gs, [m for m, _ in methods])}")
+        sec.items.append(figures.make(f"rem-map-{anchor(label)}", caption, plots.score_map(gs, methods)))
+        note = coverage_note(gs)
+        if note:
+            sec.items.append(note)
+    sec.items.append(score_table(groups))
+    return sec
+
+
+def alpha_star_section(by_block: dict[tuple, list[Group]]) -> Section:
+    sec = Section("alpha*", "alpha-star")
+    for key, gs in by_block.items():
+        t = alpha_star_table(gs)
+        t.title = f"{t.title} — {block_label(*key)}"
+        sec.items.append(t)
+    return sec
+
+
+def ssd_section(figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+    """The paper's Figure 3 where the SSD records hold their importance-ratio histograms; else why not."""
+    sec = Section("SSD's importance ratios (Figure 3)", "ssd-ratios")
+    for key, gs in by_block.items():
+        label = block_label(*key)
+        ssd = [r for g in gs for r in g.rows if r.method == "ssd"]
+        if not ssd:
+            sec.items.append(f"{label}: no SSD records, so no importance ratios.")
+            continue
+        held = [g for g in gs if g.ratio_hists()]
+        if not held:
+            sec.items.append(f"{label}: the SSD records hold no importance-ratio histogram (written by an older "
+                             "corrective, or by a run without diagnostics); re-run the SSD jobs to get Figure 3.")
+            continue
+        lacking = [setting_label(g) for g in gs if g not in held]
+        lacking += [m for m in ("poison", "interclass") if m in absent_manipulations(gs)]
+        if figures is not None:
+            caption = (f"Figure 3, {label}: share of the model's parameters per bin of log10(I_f / I_r), the ratio "
+                       "SSD thresholds to choose what to dampen (default recipe: I_r on the retain set), counts "
+                       "summed over the seeds given in the legend, at the smallest, middle and largest alpha "
+                       "recorded. Legend: the largest finite ratio and how many parameters have I_r = 0 < I_f "
+                       "(inf). The paper: poisoning has a few outlier parameters, interclass confusion none.")
+            sec.items.append(figures.make(f"ssd-ratios-{anchor(label)}", caption, plots.ratio_histograms(held)))
+        if lacking:
+            sec.items.append(f"Missing here: no histogram for {', '.join(lacking)}.")
+    return sec
+
+
+def sensitivity_section(figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+    """Figures 7-14: every grid setting of each method with more than one, per block."""
+    sec = Section("Settings sensitivity (Figures 7–14)", "sensitivity")
+    for key, gs in by_block.items():
+        label = block_label(*key)
+        gridded = [m for m, _ in ordered_methods(gs)
+                   if m not in FLAT and len({s for g in gs for s in g.settings_cells(m, "acc_corr")}) > 1]
+        if not gridded:
+            sec.items.append(f"{label}: no method with more than one setting in these records (the bench keeps "
+                             "every candidate of a grid; these results have none).")
+            continue
+        if figures is None:
+            continue
+        for method in gridded:
+            n = len({s for g in gs for s in g.settings_cells(method, "acc_corr")})
+            caption = (f"{method}, {label}: top, acc_corr against alpha for each of its {n} grid settings (mean over "
+                       "seeds; thin lines) and the setting the rule selected per alpha and seed (red); bottom, "
+                       f"acc_corr against acc_retain per setting at alpha {plots.TRADEOFF_ALPHA:g} (or the nearest "
+                       f"recorded), the selected one as a star, the original and the oracle as crosses. "
+                       f"{seeds_note(gs, [method])}")
+            sec.items.append(figures.make(f"sensitivity-{method}-{anchor(label)}", caption,
+                                          plots.sensitivity(gs, method, figures.colour)))
+    return sec
+
+
+def timing_section(groups: list[Group], figures: Figures | None) -> Section:
+    sec = Section("Timings (Table 3)", "timings")
+    rows = timing_rows(groups)
+    sec.items.append(timing_table(groups))
+    if figures is None:
+        return sec
+    by_block: dict[tuple, list] = defaultdict(list)
+    for t in rows:
+        if t.seconds.n and t.seconds.mean > 0:
+            by_block[(t.dataset, t.model, t.training)].append(t)
+    for key, ts in by_block.items():
+        label = block_label(*key)
+        caption = (f"Wall time of the selected setting per method, {label}, mean over its records, log scale; "
+                   f"labels: seconds and the ratio to {RETRAIN} (RewoD) where it ran. Timings from a shared "
+                   "machine are noisy: compare ratios.")
+        sec.items.append(figures.make(f"timings-{anchor(label)}", caption, plots.timing_bars(ts, figures.colour)))
+    return sec
+
+
 def build_document(results: Results, with_plots: bool = True) -> Document:
     groups, notes = build_groups(results)
     notes = results.notes + notes
-    colour = None
+    figures = None
     if with_plots and plots.available() and groups:
-        colour = plots.colours([m for g in groups for m in g.methods])
+        figures = Figures(groups)
     elif with_plots:
         notes.append(f"Plots need matplotlib: {plots.INSTALL_HINT}. Tables only.")
     selected = sum(len(g.rows) for g in groups)
@@ -338,18 +531,29 @@ def build_document(results: Results, with_plots: bool = True) -> Document:
              f"seeds {', '.join(map(str, sorted({r.seed for r in results.rows})))}",
              "All metrics are fractions shown ×100 (%). Bounds (is_method false: the oracle, rem_ideal …) are "
              "handed S_m and are not methods; they are labelled '(bound)'."]
-    sections = []
+    by_block = blocks(groups)
     overview = Section("Overview", "overview")
     flagged = [line for g in groups for line in target_warning(g)]
     if flagged:
-        overview.warnings.append(f"{WARN} target_acc warnings in {len(flagged)} setting(s); see their sections.")
-    for (dataset, model, training), gs in blocks(groups).items():
-        label = block_label(dataset, model, training)
-        for t in (table1(gs), alpha_star_table(gs)):
-            t.title = f"{t.title} — {label}"
-            overview.items.append(t)
-    overview.items += [score_table(groups), timing_table(groups)]
-    sections.append(overview)
-    for g in groups:
-        sections.append(group_section(g, colour))
+        overview.warnings.append(f"{WARN} target_acc warnings in {len(flagged)} setting(s): there a method 'removes' "
+                                 "the backdoor by erasing the target class; see the red circles and the settings' "
+                                 "sections.")
+    for key, gs in by_block.items():
+        note = coverage_note(gs)
+        overview.items.append(f"{block_label(*key)}: {', '.join(setting_label(g) for g in gs)}; methods "
+                              f"{', '.join(m for m in gs[0].curves)}." + (f" {note}" if note else ""))
+    sections = [overview,
+                metric_section("acc_corr against alpha (Figure 2)", "acc_corr", figures, by_block),
+                metric_section("healed against alpha (Figures 5b, 6b)", "healed", figures, by_block),
+                retain_section(figures, by_block),
+                score_section(groups, figures, by_block),
+                alpha_star_section(by_block),
+                ssd_section(figures, by_block),
+                sensitivity_section(figures, by_block),
+                timing_section(groups, figures)]
+    colour = None if figures is None else figures.colour
+    sections.append(Section("Per setting", "per-setting", items=[
+        "Each setting in detail: acc_corr, target_acc (poisoning) and acc_retain against alpha, every number "
+        "with its seed count, and the runs that are missing."]))
+    sections += [group_section(g, colour) for g in groups]
     return Document("Corrective unlearning benchmark report", facts, notes, sections)

@@ -4,6 +4,7 @@ The bench's record layout may nest its config (`manipulation: {kind: ...}`, `job
 one place that knows where each field may sit. A missing field is a one-line `UserError` naming it.
 Records of the bench's `original` stage (the trained model, no method) become rows of method `none`
 without an alpha; the unselected grid candidates a record nests under `candidates` become rows of their own.
+A record may carry method diagnostics (`diagnostics.importance_ratio`: SSD's histogram of I_f / I_r).
 """
 
 from __future__ import annotations
@@ -41,6 +42,39 @@ DEFAULT_TRAINING = "standard"
 
 
 @dataclass(frozen=True)
+class RatioHist:
+    """Counts of log10(I_f / I_r) over a model's parameters in fixed bins, plus what the bins cannot hold."""
+
+    edges: tuple[float, ...]
+    counts: tuple[int, ...]
+    n_params: int
+    n_inf: int
+    n_nan: int
+    n_zero: int
+    max_finite: float
+
+
+def ratio_hist(record: dict[str, Any], where: str) -> RatioHist | None:
+    """The record's `diagnostics.importance_ratio`, checked; None when absent."""
+    diag = record.get("diagnostics")
+    h = diag.get("importance_ratio") if isinstance(diag, dict) else None
+    if h is None:
+        return None
+    try:
+        edges = tuple(float(e) for e in h["log10_edges"])
+        counts = tuple(int(c) for c in h["counts"])
+        hist = RatioHist(edges, counts, int(h["n_params"]), int(h["n_inf"]), int(h["n_nan"]), int(h["n_zero"]),
+                         math.nan if h["max_finite"] is None else float(h["max_finite"]))
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{where}: diagnostics.importance_ratio is malformed ({type(e).__name__}: {e}); "
+                        "re-run that SSD job or delete its diagnostics") from None
+    if len(edges) != len(counts) + 1:
+        raise UserError(f"{where}: diagnostics.importance_ratio has {len(edges)} edges for {len(counts)} counts; "
+                        "re-run that SSD job or delete its diagnostics")
+    return hist
+
+
+@dataclass(frozen=True)
 class Row:
     """One result record, flattened: its config, the method and alpha, and its metrics (NaN where null)."""
 
@@ -57,6 +91,8 @@ class Row:
     size: float | None = None
     job: str | None = None
     line: int = 0
+    settings: str = ""  # the method's settings as canonical JSON: tells grid candidates apart
+    ratio_hist: RatioHist | None = None  # SSD's importance-ratio histogram, when the record holds one
 
     def get(self, metric: str) -> float:
         return self.metrics.get(metric, math.nan)
@@ -126,6 +162,8 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
         size=None if size is None else to_float(size, "size", where),
         job=None if found["job"] is None else str(found["job"]),
         line=line,
+        settings=json.dumps(record.get("settings") or {}, sort_keys=True),
+        ratio_hist=ratio_hist(record, where),
     )
 
 
@@ -135,7 +173,8 @@ def record_rows(record: dict[str, Any], where: str = "record", line: int = 0) ->
     if not isinstance(candidates, list):
         return [to_row(record, where, line)]
     parent = {k: v for k, v in record.items() if k != "candidates"}
-    return [to_row(parent, where, line)] + [to_row({**parent, **c}, f"{where} candidate {k}", line)
+    config = {k: v for k, v in parent.items() if k != "diagnostics"}  # diagnostics belong to the job, once
+    return [to_row(parent, where, line)] + [to_row({**config, **c}, f"{where} candidate {k}", line)
                                             for k, c in enumerate(candidates)
                                             if isinstance(c, dict) and not c.get("selected")]
 
