@@ -91,7 +91,7 @@ def jitter(*key: object) -> float:
 def histogram(manipulation: str, seed: int, alpha: float) -> dict[str, Any]:
     """SSD's diagnostics record: poisoning with a tail of outlier ratios, interclass without."""
     rng = np.random.default_rng(zlib.crc32(repr((manipulation, seed, alpha)).encode()))
-    logs = rng.normal(0.0, 0.8, 5000)
+    logs = rng.normal(0.0, 0.5, 5000)
     if manipulation == "poison":
         logs = np.concatenate([logs, rng.uniform(2.5, 3.0, 12)])
     counts, _ = np.histogram(np.clip(logs, -8, 8), bins=np.array(EDGES))

@@ -211,12 +211,12 @@ def retain_bars(groups: list[Group], methods: list[tuple[str, bool]], colour: di
     return fig
 
 
-def score_matrix(g: Group, method: str, alphas: list[float]) -> list[float]:
+def score_matrix(g: Group, method: str, alphas: list[float | None]) -> list[float]:
     """REM's map row of one setting: mean score (utility × healed) per alpha; the flat references repeat."""
     if method in FLAT:
         ref = g.reference(method, "score")
         return [math.nan if ref is None else ref.mean] * len(alphas)
-    return [g.cell(method, a, "score").mean for a in alphas]
+    return [math.nan if a is None else g.cell(method, a, "score").mean for a in alphas]
 
 
 def score_map(groups: list[Group], methods: list[tuple[str, bool]]) -> Figure:
@@ -225,7 +225,7 @@ def score_map(groups: list[Group], methods: list[tuple[str, bool]]) -> Figure:
     from matplotlib import colormaps
     from matplotlib.patches import Rectangle
 
-    alphas = sorted({a for g in groups for a in g.alphas})
+    alphas: list[float | None] = sorted({a for g in groups for a in g.alphas}) or [None]  # None: "any" alpha
     cmap = colormaps["viridis"].with_extremes(bad="#dddddd")
     cols = min(len(methods), 4)
     fig = new_figure(3.4 * cols + 0.8, (0.45 * len(groups) + 1.3) * math.ceil(len(methods) / cols) + 0.3)
@@ -239,13 +239,13 @@ def score_map(groups: list[Group], methods: list[tuple[str, bool]]) -> Figure:
                     color="black" if math.isnan(v) or v > 60 else "white")
         for i, g in enumerate(groups):
             for j, a in enumerate(alphas):
-                if method not in FLAT and g.target_flag(method, a):
+                if method not in FLAT and a is not None and g.target_flag(method, a):
                     ax.add_patch(Rectangle((j - 0.45, i - 0.45), 0.9, 0.9, fill=False, ec="red", lw=1.6))
         mean = Stat.of(grid.ravel().tolist()).mean
         label = method_label(method, is_method)
         ax.set_title(f"{label}: {mean:.1f}" if not math.isnan(mean) else label, fontsize=9)
         ax.set_xticks(range(len(alphas)))
-        ax.set_xticklabels([f"{a:g}" for a in alphas], fontsize=6.5)
+        ax.set_xticklabels(["any" if a is None else f"{a:g}" for a in alphas], fontsize=6.5)
         ax.set_yticks(range(len(groups)))
         ax.set_yticklabels([short_title(g) for g in groups] if k % cols == 0 else [], fontsize=7.5)
         ax.set_xlabel("alpha", fontsize=8)
