@@ -465,7 +465,8 @@ def ssd_section(figures: Figures | None, by_block: dict[tuple, list[Group]]) -> 
                        "SSD thresholds to choose what to dampen (default recipe: I_r on the retain set), counts "
                        "summed over the seeds given in the legend, at the smallest, middle and largest alpha "
                        "recorded. Legend: the largest finite ratio and how many parameters have I_r = 0 < I_f "
-                       "(inf). The paper: poisoning has a few outlier parameters, interclass confusion none.")
+                       "(inf). The paper: poisoning has a few outlier parameters, interclass confusion none. "
+                       f"{seeds_note(held, [])}")
             sec.items.append(figures.make(f"ssd-ratios-{anchor(label)}", caption, plots.ratio_histograms(held)))
         if lacking:
             sec.items.append(f"Missing here: no histogram for {', '.join(lacking)}.")
@@ -497,21 +498,21 @@ def sensitivity_section(figures: Figures | None, by_block: dict[tuple, list[Grou
     return sec
 
 
-def timing_section(groups: list[Group], figures: Figures | None) -> Section:
+def timing_section(groups: list[Group], figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
     sec = Section("Timings (Table 3)", "timings")
     rows = timing_rows(groups)
     sec.items.append(timing_table(groups))
     if figures is None:
         return sec
-    by_block: dict[tuple, list] = defaultdict(list)
+    timed: dict[tuple, list] = defaultdict(list)
     for t in rows:
         if t.seconds.n and t.seconds.mean > 0:
-            by_block[(t.dataset, t.model, t.training)].append(t)
-    for key, ts in by_block.items():
+            timed[(t.dataset, t.model, t.training)].append(t)
+    for key, ts in timed.items():
         label = block_label(*key)
         caption = (f"Wall time of the selected setting per method, {label}, mean over its records, log scale; "
                    f"labels: seconds and the ratio to {RETRAIN} (RewoD) where it ran. Timings from a shared "
-                   "machine are noisy: compare ratios.")
+                   f"machine are noisy: compare ratios. {seeds_note(by_block[key], [])}")
         sec.items.append(figures.make(f"timings-{anchor(label)}", caption, plots.timing_bars(ts, figures.colour)))
     return sec
 
@@ -550,7 +551,7 @@ def build_document(results: Results, with_plots: bool = True) -> Document:
                 alpha_star_section(by_block),
                 ssd_section(figures, by_block),
                 sensitivity_section(figures, by_block),
-                timing_section(groups, figures)]
+                timing_section(groups, figures, by_block)]
     colour = None if figures is None else figures.colour
     sections.append(Section("Per setting", "per-setting", items=[
         "Each setting in detail: acc_corr, target_acc (poisoning) and acc_retain against alpha, every number "
