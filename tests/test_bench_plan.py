@@ -22,7 +22,7 @@ def test_stage_order_and_dependencies():
     assert len(originals) == 3  # three manipulations x one size x one seed
     for j in jobs:
         assert (j.deps == ()) if j.stage == "original" else (len(j.deps) == 1 and j.deps[0] in originals)
-    assert sum(j.stage == "unlearn" for j in jobs) == 3 * 2  # x method none x two alphas
+    assert sum(j.stage == "unlearn" for j in jobs) == 3 * 2 * 2  # x methods none and ssd x two alphas
 
 
 def test_ids_are_stable_and_unique():
@@ -53,7 +53,10 @@ def test_method_fields_change_only_their_jobs():
     same = {j.id for j in base} & {j.id for j in moved}
     assert same == {j.id for j in base if j.stage != "unlearn" or j.params["alpha"] == 0.5}
     grid = plan(load_spec("smoke", sets={"methods.none.grid": [{}, {}]}), "cpu")
-    assert {j.id for j in grid if j.stage == "unlearn"}.isdisjoint(j.id for j in base)
+    changed = {j.id for j in grid if j.stage == "unlearn" and j.params["method"] == "none"}
+    assert changed.isdisjoint(j.id for j in base)  # method none's jobs change, the others keep their ids
+    kept = {j.id for j in base if j.stage != "unlearn" or j.params["method"] != "none"}
+    assert {j.id for j in grid} - changed == kept
 
 
 def test_device_and_version_change_ids(monkeypatch):

@@ -57,9 +57,12 @@ def test_records_and_files(smoke):
     assert {r["job_id"] for r in records} == {j.id for j in result.jobs}
     unlearn = [r for r in records if r["stage"] == "unlearn"]
     for r in unlearn:
-        assert r["selected"] is True and r["method"] == "none" and r["alpha"] in (0.5, 1.0)
+        assert r["selected"] is True and r["method"] in ("none", "ssd") and r["alpha"] in (0.5, 1.0)
         assert {"acc_corr", "acc_retain", "healed", "utility", "score", "forget_changed", "val_accuracy"} <= set(r)
         assert r["unlearn_seconds"] >= 0 and r["versions"]["corrective"]
+        # SSD's records carry its importance-ratio histogram once, at top level (not in the candidates)
+        assert ("diagnostics" in r) == (r["method"] == "ssd")
+        assert not any("diagnostics" in c for c in r["candidates"])
     assert (out / "summary.csv").read_text().count("\n") == 1 + len(result.summary)
     assert len(result.summary) == len(unlearn) + sum(j.stage == "oracle" for j in result.jobs)
     for job in result.jobs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -11,11 +12,21 @@ import torch
 from corrective import api, training
 from corrective.errors import UserError
 from corrective.methods import METHODS, UnlearnTask, bad_teacher, make_settings, run_method, run_methods_grid, scrub
+from corrective.methods import ssd as ssd_module
 from corrective.methods.bad_teacher import teacher_targets
 from corrective.methods.scrub import scrub_batches
-from corrective.methods.ssd import dampen, importance_ratios, importances, save_ratios, ssd_grid, task_importances
+from corrective.methods.ssd import (
+    dampen,
+    importance_ratios,
+    importances,
+    ratio_histogram,
+    save_ratios,
+    ssd_grid,
+    task_importances,
+)
 
-ALLOWED_FIELDS = {"model", "train", "forget_ids", "pipeline", "config", "spec", "seed", "progress", "known_manipulated"}
+ALLOWED_FIELDS = {"model", "train", "forget_ids", "pipeline", "config", "spec", "seed", "progress", "known_manipulated",
+                  "cache"}
 
 
 def small_task(run: api.Run, alpha: float = 0.5, steps: int = 24, oracle: bool = False) -> UnlearnTask:
@@ -41,7 +52,7 @@ def test_every_method_of_the_paper_is_registered() -> None:
 def test_a_method_is_handed_nothing_it_may_not_see(poison_run: api.Run) -> None:
     assert {f.name for f in dataclasses.fields(UnlearnTask)} == ALLOWED_FIELDS
     task = small_task(poison_run)
-    assert task.known_manipulated is None
+    assert task.known_manipulated is None and task.cache == {}  # the cache starts empty: it is given nothing
     assert set(task.forget_ids.tolist()) < set(poison_run.manipulation.ids.tolist())
     with pytest.raises(UserError, match="oracle bound"):
         run_method(task, "oracle", make_settings("oracle"))
@@ -91,7 +102,7 @@ def test_ssd_identity_when_nothing_is_selected(poison_run: api.Run) -> None:
 
 def test_ssd_leaves_unselected_parameters_bitwise_unchanged(poison_run: api.Run) -> None:
     task = small_task(poison_run)
-    imp_f, imp_r = task_importances(task, make_settings("ssd"))
+    imp_f, imp_r, _ = task_importances(task, make_settings("ssd"))
     out = dict(dampen(poison_run.model, imp_f, imp_r, a=10.0, lambda_=1.0).named_parameters())
     n_selected = 0
     for name, p in poison_run.model.named_parameters():
@@ -128,6 +139,32 @@ def test_ssd_importance_ratios_are_saved_for_the_histogram(poison_run: api.Run, 
     save_ratios(ratios, tmp_path / "r.npz")
     saved = np.load(tmp_path / "r.npz")
     assert sum(saved[k].size for k in saved.files) == sum(p.numel() for p in poison_run.model.parameters())
+
+
+def test_ssd_diagnostics_bin_every_ratio(poison_run: api.Run) -> None:
+    task = small_task(poison_run)
+    diag = ratio_histogram(task)["importance_ratio"]
+    ratios = np.concatenate([r.flatten().double().numpy() for r in importance_ratios(task).values()])
+    assert len(diag["log10_edges"]) == 65 and len(diag["counts"]) == 64 and diag["log10_edges"][::64] == [-8, 8]
+    n = sum(p.numel() for p in poison_run.model.parameters())
+    assert diag["n_params"] == n == sum(diag["counts"]) + diag["n_zero"] + diag["n_inf"] + diag["n_nan"]
+    positive = ratios[np.isfinite(ratios) & (ratios > 0)]
+    bins = np.clip(np.floor((np.log10(positive) + 8) / 0.25), 0, 63).astype(int)  # 0.25-wide bins, ends clipped
+    assert diag["counts"] == np.bincount(bins, minlength=64).tolist()
+    assert diag["max_finite"] == pytest.approx(positive.max()) and diag["retain_set"] == "retain"
+    json.dumps(diag)  # JSON-able as it is
+
+
+def test_ssd_grid_shares_its_importances_with_the_diagnostics(poison_run: api.Run,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = []
+    real = ssd_module.importances
+    monkeypatch.setattr(ssd_module, "importances", lambda *a, **k: calls.append(1) or real(*a, **k))
+    result = api.unlearn(poison_run, "ssd", 0.5, grid=[{"a": 1.0}, {"a": 10.0}, {"a": 1e3}], progress=False)
+    assert len(calls) == 2  # I_f and I_r once, for three settings and the histogram
+    assert [r for r in result.records if "diagnostics" in r] == [result.record]
+    assert sum(result.record["diagnostics"]["importance_ratio"]["counts"]) > 0
+    assert "diagnostics" not in api.unlearn(poison_run, "none", 0.5, progress=False).record
 
 
 def test_bad_teacher_targets_follow_the_incompetent_teacher_on_the_forget_set() -> None:

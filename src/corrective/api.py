@@ -201,6 +201,8 @@ def evaluate_run(run_dir: str | Path, device: str = "auto") -> dict[str, Any]:
 class UnlearnResult:
     """Every candidate setting of one (method, alpha) as records, the selected one marked, and its model.
 
+    The selected record also holds the method's `diagnostics`, where it registered some (SSD's ratio histogram).
+
     Only the selected candidate's model is kept: a 50-setting grid of a large model would not fit in memory.
     """
 
@@ -240,6 +242,8 @@ def run_candidates(
             best, best_score = model, selection_score(records[-1])
     chosen = select(records)
     records[chosen]["selected"] = True
+    if info.diagnostics is not None:  # once per (method, S_f), untimed; on the selected record only
+        records[chosen]["diagnostics"] = info.diagnostics(task)
     assert best is not None
     return UnlearnResult(records, best, chosen)
 

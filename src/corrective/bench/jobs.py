@@ -108,7 +108,7 @@ def unlearn(job: Job, out: Path) -> dict[str, Any]:
     p = job.params
     run = api.load_run(model_dir(out, p["original_id"]), device=p["device_type"])
     result = api.unlearn(run, p["method"], p["alpha"], grid=p["grid"], progress=False)
-    candidates = [dict(r) for r in result.records]
+    candidates = [{k: v for k, v in r.items() if k != "diagnostics"} for r in result.records]  # kept once, below
     for c in candidates:
         print(f"  {json.dumps(c['settings'])}: acc_corr {c['acc_corr']} acc_retain {c['acc_retain']} "
               f"selected {c['selected']}")

@@ -5,6 +5,10 @@ its settings (the paper's defaults). The task holds only what a method may see: 
 original model, the training data with its given labels, the identified ids `S_f`, the
 training recipe and a way to build a fresh model. `S_m \\ S_f`, clean labels, the test set
 and the manipulation type are not in it.
+
+A method may also register `diagnostics(task) -> dict` (JSON-able): what it learned about the task
+that a report can show (SSD: its importance-ratio histogram, the paper's Figure 3). It runs once per
+(method, alpha) after the grid, outside the timed part, and may reuse work kept in `task.cache`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import dataclasses
 import time
 import typing
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
 import torch
@@ -41,6 +45,9 @@ class UnlearnTask:
     progress: bool | None = None
     # Only for entries marked `is_method=False` (oracle bounds): every manipulated id, S_m.
     known_manipulated: Tensor | None = None
+    # Work a method shares between its settings and its diagnostics (e.g. SSD's importances), by key;
+    # never copied: `dataclasses.replace` gives a task with its own, empty cache.
+    cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def forget(self) -> Split:
         """S_f as a split (given labels)."""
@@ -78,6 +85,7 @@ class MethodInfo:
     # Optional: run a whole grid sharing work (e.g. SSD's importances); yields (settings, model, seconds)
     # where seconds is what that one setting would have cost alone, shared work included.
     run_grid: Callable[[UnlearnTask, list[Any]], Iterator[tuple[Any, nn.Module, float]]] | None = None
+    diagnostics: Callable[[UnlearnTask], dict[str, Any]] | None = None  # see the module docstring
 
 
 METHODS: dict[str, MethodInfo] = {}
@@ -90,13 +98,15 @@ def register_method(
     name: str | None = None,
     is_method: bool = True,
     run_grid: Callable[..., Iterator[tuple[Any, nn.Module, float]]] | None = None,
+    diagnostics: Callable[[UnlearnTask], dict[str, Any]] | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator filing a method under its function name (or `name`) with its settings dataclass and grid."""
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        METHODS[key] = MethodInfo(key, fn, settings, grid or (lambda: [{}]), is_method, summary, run_grid)
+        METHODS[key] = MethodInfo(key, fn, settings, grid or (lambda: [{}]), is_method, summary, run_grid,
+                                  diagnostics)
         return fn
 
     return wrap

@@ -9,7 +9,8 @@
 
 Defaults a = 10, λ = 1 (`lambda_`: `lambda` is a Python keyword). The paper's grid is a ∈ {0.1 … 1e6} ×
 λ ∈ {0.1a, 0.5a, a, 5a, 10a}, 50 settings; `run_grid` computes the importances once per (model, S_f)
-and shares them with every setting. `importance_ratios` gives `I_f / I_r` per parameter (Figure 3).
+and shares them with every setting (kept in `task.cache`). `importance_ratios` gives `I_f / I_r` per
+parameter; `ratio_histogram`, SSD's registered diagnostics, bins them for the report's Figure 3.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from corrective.training import device_of
 Importances = dict[str, Tensor]
 A_GRID = (0.1, 1.0, 10.0, 50.0, 100.0, 500.0, 1e3, 1e4, 1e5, 1e6)
 LAMBDA_SHARES = (0.1, 0.5, 1.0, 5.0, 10.0)
+HIST_EDGES = np.linspace(-8.0, 8.0, 65)  # log10 ratio bins of the diagnostics histogram, 0.25 wide
 
 
 @dataclass(frozen=True)
@@ -86,13 +88,17 @@ def importances(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: 
     return {n: t / max(count, 1) for n, t in total.items()}
 
 
-def task_importances(task: UnlearnTask, settings: SSDSettings) -> tuple[Importances, Importances]:
-    """(I_f on S_f, I_r on the retain set of `settings`)."""
-    bs = settings.batch_size or task.config.batch_size
-    retain = task.retain() if settings.retain_set == "retain" else task.train
-    imp_f = importances(task.model, task.forget(), task.pipeline, bs, settings.per_sample)
-    imp_r = importances(task.model, retain, task.pipeline, bs, settings.per_sample)
-    return imp_f, imp_r
+def task_importances(task: UnlearnTask, settings: SSDSettings) -> tuple[Importances, Importances, float]:
+    """(I_f on S_f, I_r on the retain set of `settings`, seconds it took), computed once per task and recipe."""
+    key = ("ssd importances", settings.retain_set, settings.per_sample, settings.batch_size)
+    if key not in task.cache:
+        start = time.perf_counter()
+        bs = settings.batch_size or task.config.batch_size
+        retain = task.retain() if settings.retain_set == "retain" else task.train
+        imp_f = importances(task.model, task.forget(), task.pipeline, bs, settings.per_sample)
+        imp_r = importances(task.model, retain, task.pipeline, bs, settings.per_sample)
+        task.cache[key] = (imp_f, imp_r, time.perf_counter() - start)
+    return task.cache[key]
 
 
 @torch.no_grad()
@@ -109,8 +115,24 @@ def dampen(model: nn.Module, imp_f: Importances, imp_r: Importances, a: float, l
 
 def importance_ratios(task: UnlearnTask, settings: SSDSettings | None = None) -> dict[str, Tensor]:
     """`I_f / I_r` per parameter (inf where I_r = 0 < I_f, NaN where both are 0): the paper's Figure 3."""
-    imp_f, imp_r = task_importances(task, settings or SSDSettings())
+    imp_f, imp_r, _ = task_importances(task, settings or SSDSettings())
     return {n: (imp_f[n] / imp_r[n]).cpu() for n in imp_f}
+
+
+def ratio_histogram(task: UnlearnTask) -> dict[str, Any]:
+    """SSD's diagnostics: log10(I_f / I_r) of every parameter (default recipe) in 64 bins over [-8, 8].
+
+    Ratios outside the range fall in the end bins; 0 (I_f = 0 < I_r), inf (I_f > 0 = I_r) and NaN (both 0)
+    are counted apart, so `sum(counts) + n_zero + n_inf + n_nan == n_params`.
+    """
+    ratios = np.concatenate([r.flatten().double().numpy() for r in importance_ratios(task).values()])
+    finite = ratios[np.isfinite(ratios) & (ratios > 0)]
+    counts, edges = np.histogram(np.clip(np.log10(finite), -8.0, 8.0), bins=HIST_EDGES)
+    return {"importance_ratio": {
+        "log10_edges": edges.tolist(), "counts": counts.tolist(), "n_params": int(ratios.size),
+        "n_inf": int(np.isposinf(ratios).sum()), "n_nan": int(np.isnan(ratios).sum()),
+        "n_zero": int((ratios == 0).sum()), "max_finite": float(finite.max()) if finite.size else None,
+        "retain_set": SSDSettings().retain_set}}
 
 
 def save_ratios(ratios: dict[str, Tensor], path: str | Path) -> None:
@@ -120,21 +142,15 @@ def save_ratios(ratios: dict[str, Tensor], path: str | Path) -> None:
 
 def run_ssd_grid(task: UnlearnTask, settings_list: list[SSDSettings]) -> Iterator[tuple[SSDSettings, nn.Module, float]]:
     """Every setting, computing the importances once per importance recipe; seconds = importances + dampening."""
-    cache: dict[tuple[str, bool, int], tuple[Importances, Importances, float]] = {}
     for s in settings_list:
-        key = (s.retain_set, s.per_sample, s.batch_size)
-        if key not in cache:
-            start = time.perf_counter()
-            imp_f, imp_r = task_importances(task, s)
-            cache[key] = (imp_f, imp_r, time.perf_counter() - start)
-        imp_f, imp_r, imp_seconds = cache[key]
+        imp_f, imp_r, imp_seconds = task_importances(task, s)
         start = time.perf_counter()
         model = dampen(task.model, imp_f, imp_r, s.a, s.lambda_)
         yield s, model, imp_seconds + time.perf_counter() - start
 
 
-@register_method(SSDSettings, ssd_grid, run_grid=run_ssd_grid)
+@register_method(SSDSettings, ssd_grid, run_grid=run_ssd_grid, diagnostics=ratio_histogram)
 def ssd(task: UnlearnTask, settings: SSDSettings) -> nn.Module:
     """SSD: dampen the parameters far more important to S_f than to the retain set (no training)."""
-    imp_f, imp_r = task_importances(task, settings)
+    imp_f, imp_r, _ = task_importances(task, settings)
     return dampen(task.model, imp_f, imp_r, settings.a, settings.lambda_)
