@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Quick start, command 1: set up, run the default benchmark (digits, three manipulations, every method,
-# alpha 0.1..1.0, the oracle) into results/default (re-running resumes it), then write its HTML report.
+# alpha 0.1..1.0, the oracle) into results/default (re-running resumes it); the bench ends by writing
+# its report, results/default/report/report.html (and report.md, figures/*.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/corrective bench --out results/default
-.venv/bin/corrective report results/default --out results/default/report

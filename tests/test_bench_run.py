@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -118,6 +119,14 @@ def test_kill_9_then_resume(smoke, tmp_path):
     lines = (target / RESULTS).read_bytes().split(b"\n")
     assert lines[-1] == b"" and len(lines) - 1 == len(result.jobs)  # no torn line, no duplicate
     assert comparable(read_records(target / RESULTS)) == comparable(read_records(out / RESULTS))
+    # the bench ends with its report; --no-report leaves none (here on the finished folder: nothing runs)
+    assert f"report: {target / 'report' / 'report.html'}" in done.stdout
+    assert {"report.html", "report.md", "figures"} <= {p.name for p in (target / "report").iterdir()}
+    quiet = tmp_path / "quiet"
+    shutil.copytree(target, quiet, ignore=shutil.ignore_patterns("report"))
+    again = cli("bench", "--preset", "smoke", "--out", str(quiet), "-q", "--no-report", timeout=120)
+    assert again.returncode == 0 and "report:" not in again.stdout
+    assert not (quiet / "report").exists()
 
 
 def test_a_failed_job_blocks_only_its_dependents(tmp_path):

@@ -33,9 +33,11 @@ def bench(
     device: BenchDeviceOpt = None,
     list_presets: Annotated[bool, typer.Option("--list", help="List the shipped presets and exit.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Plan and count the jobs, run nothing.")] = False,
+    report: Annotated[bool, typer.Option(help="Write the report (OUT/report/report.html, .md, figures) at the end."
+                                         )] = True,
     quiet: QuietOpt = False,
 ) -> None:
-    """Run a benchmark: originals, oracle and every method x alpha; results.jsonl, summary.csv, a table.
+    """Run a benchmark: originals, oracle and every method x alpha; results.jsonl, summary.csv, a table, a report.
 
     Results are keyed by job id (a hash of everything that determines a result), so re-running a
     command skips finished jobs, and another spec in the same folder adds its own jobs.
@@ -71,7 +73,22 @@ def bench(
     typer.echo(f"\n{len(result.jobs)} jobs: {result.skipped} already done, {result.ran} run, "
                f"{len(result.failed)} failed in {result.seconds:.1f} s")
     typer.echo(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.csv'}  logs: {out / 'logs'}")
+    if report:
+        write_bench_report(out)
     if result.failed:
         for line in result.failed[:10]:
             typer.echo(f"failed: {line}", err=True)
         raise typer.Exit(1)
+
+
+def write_bench_report(out: Path) -> None:
+    """The report of everything in `out` (failed jobs show as holes); a failure here never costs the results."""
+    from corrective.errors import UserError
+    from corrective.report import write_report
+
+    try:
+        pages = [p for p in write_report(out, out / "report") if p.suffix != ".png"]
+    except UserError as e:
+        typer.echo(f"report not written: {e}", err=True)
+        return
+    typer.echo(f"report: {pages[0]}")
