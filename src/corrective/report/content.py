@@ -367,10 +367,9 @@ class Figures:
         return Figure(name, caption, plots.png(fig))
 
 
-def block_items(label: str, groups: list[Group]) -> list[str | Figure | Table]:
+def block_intro(label: str, groups: list[Group]) -> str:
     """A block's sub-heading as a paragraph, so the topic sections read by dataset, model and training."""
-    return [f"{label}: {len(groups)} setting{'s' * (len(groups) != 1)} "
-            f"({', '.join(setting_label(g) for g in groups)})."]
+    return f"{label}: {len(groups)} setting{'s' * (len(groups) != 1)} ({', '.join(setting_label(g) for g in groups)})."
 
 
 def metric_section(title: str, metric: str, figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
@@ -378,11 +377,11 @@ def metric_section(title: str, metric: str, figures: Figures | None, by_block: d
     sec = Section(title, anchor(title))
     for key, gs in by_block.items():
         label = block_label(*key)
-        sec.items += block_items(label, gs)
+        sec.items.append(block_intro(label, gs))
         if figures is None:
             continue
         caption = f"{metric} against alpha, {label}. {BAND_CAPTION} {seeds_note(gs, [m for g in gs for m in g.curves])}"
-        if any(g.key.manipulation == "poison" for g in gs) and metric != "healed":
+        if any(g.key.manipulation == "poison" for g in gs):
             caption += (f" Red circles: points whose target_acc is more than {100 * TARGET_DROP:g} points below the "
                         "original's (the target class erased, not the backdoor unlearned).")
         if any(g.key.manipulation == "random_swap" for g in gs) and metric == "acc_corr":
