@@ -93,7 +93,7 @@ def histogram(manipulation: str, seed: int, alpha: float) -> dict[str, Any]:
     rng = np.random.default_rng(zlib.crc32(repr((manipulation, seed, alpha)).encode()))
     logs = rng.normal(0.0, 0.5, 5000)
     if manipulation == "poison":
-        logs = np.concatenate([logs, rng.uniform(2.5, 3.0, 12)])
+        logs = np.concatenate([logs, rng.uniform(2.75, 3.25, 12)])
     counts, _ = np.histogram(np.clip(logs, -8, 8), bins=np.array(EDGES))
     return {"importance_ratio": {"log10_edges": EDGES, "counts": counts.tolist(), "n_params": len(logs) + 3,
                                 "n_inf": 1, "n_nan": 1, "n_zero": 1, "max_finite": float(10 ** logs.max()),

@@ -142,10 +142,12 @@ def test_ssd_histograms_sum_the_seeds_counts(bench: tuple) -> None:
             expected = [sum(h["counts"][k] for h in hists) / total for k in range(64)]
             data = step.get_data()
             assert data.values.tolist() == pytest.approx(expected) and data.edges.tolist() == hists[0]["log10_edges"]
-            assert f"max {max(h['max_finite'] for h in hists):.3g}" in step.get_label()
-    # the poisoned model's tail of outliers (log10 ratio 2.5-3, bins 42-43) is drawn; interclass has none
+            above = sum(h["counts"][k] for h in hists for k in range(44, 64))  # log10 ratio >= 3
+            assert f"max {max(h['max_finite'] for h in hists):.3g}, {above} ≥ 1e3, 3 inf" in step.get_label()
+            assert (above > 0) == (manip == "poison")
+    # the poisoned model's tail of outliers (log10 ratio 2.75-3.25, bins 43-44) is drawn; interclass has none
     poison, interclass = (s.get_data() for s in fig.axes[0].patches if isinstance(s, StepPatch))
-    assert poison.values[42:45].sum() > 0 and interclass.values[42:45].sum() == 0
+    assert poison.values[43:45].sum() > 0 and interclass.values[43:45].sum() == 0
 
 
 def test_sensitivity_draws_every_setting_and_the_tradeoff_at_half(bench: tuple) -> None:

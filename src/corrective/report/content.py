@@ -463,8 +463,9 @@ def ssd_section(figures: Figures | None, by_block: dict[tuple, list[Group]]) -> 
             caption = (f"Figure 3, {label}: share of the model's parameters per bin of log10(I_f / I_r), the ratio "
                        "SSD thresholds to choose what to dampen (default recipe: I_r on the retain set), counts "
                        "summed over the seeds given in the legend, at the smallest, middle and largest alpha "
-                       "recorded. Legend: the largest finite ratio and how many parameters have I_r = 0 < I_f "
-                       "(inf). The paper: poisoning has a few outlier parameters, interclass confusion none. "
+                       "recorded. Legend: the largest finite ratio, how many parameters have a ratio of at least "
+                       "10^3, and how many have I_r = 0 < I_f (inf), summed over seeds. The paper: poisoning has a "
+                       "few outlier parameters, interclass confusion none. "
                        f"{seeds_note(held, [])}")
             sec.items.append(figures.make(f"ssd-ratios-{anchor(label)}", caption, plots.ratio_histograms(held)))
         if lacking:

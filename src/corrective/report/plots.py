@@ -29,6 +29,7 @@ PANELS = {
 FLAT_STYLE = {ORACLE: ("black", "--", "oracle (bound)"), ORIGINAL: ("dimgray", ":", "original (none)")}
 ALPHA_LABEL = "alpha (share of S_m identified)"
 TRADEOFF_ALPHA = 0.5  # the paper's Figures 11-14 compare settings at this alpha (or the nearest recorded)
+OUTLIER_LOG10 = 3.0  # the histogram legend counts parameters with I_f / I_r >= 10^3 (the paper's outliers: ~800)
 
 
 def available() -> bool:
@@ -277,9 +278,13 @@ def ratio_histograms(groups: list[Group]) -> Figure:
                 continue
             h, n = hists[id(g)][alpha]
             top = "–" if math.isnan(h.max_finite) else f"{h.max_finite:.3g}"
+            above = sum(c for c, lo in zip(h.counts, h.edges, strict=False) if lo >= OUTLIER_LOG10)
             ax.stairs([c / h.n_params for c in h.counts], h.edges, lw=1.5,
-                      label=f"{panel_title(g)}: max {top}, {h.n_inf} inf ({n} seed{'s' * (n != 1)})")
+                      label=f"{short_title(g)}: max {top}, {above} ≥ 1e{OUTLIER_LOG10:g}, {h.n_inf} inf "
+                            f"({n} seed{'s' * (n != 1)})")
         ax.set_yscale("log")
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high * 300)  # head room for the legend above the curves
         ax.set_title(f"alpha {alpha:g}", fontsize=10)
         ax.set_xlabel("log10(I_f / I_r) (ends: clipped)", fontsize=9)
         ax.grid(alpha=0.25)
