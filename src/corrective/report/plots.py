@@ -270,7 +270,7 @@ def ratio_histograms(groups: list[Group]) -> Figure:
     """The paper's Figure 3: share of parameters per log10(I_f / I_r) bin, the settings overlaid, per alpha."""
     hists = {id(g): g.ratio_hists() for g in groups}
     alphas = histogram_alphas(sorted({a for h in hists.values() for a in h}))
-    fig = new_figure(4.6 * len(alphas), 3.9)
+    fig = new_figure(4.6 * len(alphas), 4.1 + 0.16 * len(groups))
     axes = panel_grid(fig, len(alphas), ncols=len(alphas), sharey=True)
     for ax, alpha in zip(axes, alphas, strict=True):
         for g in groups:
@@ -283,12 +283,10 @@ def ratio_histograms(groups: list[Group]) -> Figure:
                       label=f"{short_title(g)}: max {top}, {above} ≥ 1e{OUTLIER_LOG10:g}, {h.n_inf} inf "
                             f"({n} seed{'s' * (n != 1)})")
         ax.set_yscale("log")
-        low, high = ax.get_ylim()
-        ax.set_ylim(low, high * 300)  # head room for the legend above the curves
         ax.set_title(f"alpha {alpha:g}", fontsize=10)
         ax.set_xlabel("log10(I_f / I_r) (ends: clipped)", fontsize=9)
         ax.grid(alpha=0.25)
-        ax.legend(fontsize=7.5, frameon=False, loc="upper right")
+        ax.legend(fontsize=7.5, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.16))
     axes[0].set_ylabel("share of parameters", fontsize=9)
     fig.tight_layout()
     return fig
