@@ -24,7 +24,6 @@ PANELS = {
     "acc_corr": "acc_corr: clean labels on the affected domain",
     "target_acc": "target_acc: clean test accuracy, target class",
     "acc_retain": "acc_retain: outside the affected domain",
-    "healed": "healed: clean labels on all of S_m",
 }
 FLAT_STYLE = {ORACLE: ("black", "--", "oracle (bound)"), ORIGINAL: ("dimgray", ":", "original (none)")}
 ALPHA_LABEL = "alpha (share of S_m identified)"
