@@ -80,7 +80,7 @@ def test_capacity_and_etd_training_record_their_type(tmp_path) -> None:
         assert has_reserve(run.model) and run.metrics["clean_acc"] > 0.3
         loaded = api.load_run(tmp_path / kind, device="cpu")
         assert loaded.training_type == kind and loaded.spec.kwargs["p_fixed"] == 0.5
-        x = run.dataset.test.x[:8].float()
+        x = loaded.dataset.test.x[:8].float()  # the loaded run's data: on the CPU, as its model
         assert torch.equal(loaded.model(x), loaded.model(x, mode="drop"))  # inference is drop mode
     masks = [m for m in loaded.model.modules() if isinstance(m, CapacityMask)]
     assert [m.p_mem for m in masks] == [0.2] * 3

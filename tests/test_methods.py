@@ -90,7 +90,7 @@ def test_retrain_never_touches_an_identified_sample(poison_run: api.Run, monkeyp
     task = small_task(poison_run, alpha=1.0, steps=40)
     run_method(task, "retrain", make_settings("retrain"))
     ids = torch.cat([b.ids for b in seen])
-    assert len(seen) == 40 and not torch.isin(ids, task.forget_ids).any()
+    assert len(seen) == 40 and not torch.isin(ids.cpu(), task.forget_ids.cpu()).any()
     assert len(ids.unique()) == len(task.retain())  # whole epochs over D_r
 
 
@@ -129,8 +129,9 @@ def test_ssd_per_sample_importance_is_the_mean_of_per_sample_squared_gradients(p
     split = task.forget().subset(torch.arange(3))
     per_sample = importances(task.model, split, task.pipeline, batch_size=3, per_sample=True)
     batch_of_one = importances(task.model, split, task.pipeline, batch_size=1, per_sample=False)
+    rtol = 1e-2 if per_sample[next(iter(per_sample))].is_cuda else 1e-3  # cuDNN's TF32 convolutions on CUDA
     for name in per_sample:
-        assert torch.allclose(per_sample[name], batch_of_one[name], rtol=1e-3, atol=1e-8)
+        assert torch.allclose(per_sample[name], batch_of_one[name], rtol=rtol, atol=1e-8)
 
 
 def test_ssd_importance_ratios_are_saved_for_the_histogram(poison_run: api.Run, tmp_path) -> None:  # noqa: ANN001
@@ -196,7 +197,7 @@ def test_scrub_takes_forget_steps_only_in_its_first_phase(poison_run: api.Run) -
     ascend = [i for i, b in enumerate(kinds) if b.ascend]
     assert ascend == [0, 1, 2, 3, 4 + n_retain, 5 + n_retain] and max(ascend) < limit
     for b in kinds:
-        in_forget = torch.isin(b.ids, task.forget_ids)
+        in_forget = torch.isin(b.ids.cpu(), task.forget_ids.cpu())
         assert bool(in_forget.all()) if b.ascend else not in_forget.any()
 
 
