@@ -129,6 +129,21 @@ def test_kill_9_then_resume(smoke, tmp_path):
     assert not (quiet / "report").exists()
 
 
+def test_a_report_failure_costs_neither_results_nor_exit_status(smoke, tmp_path, monkeypatch):
+    out, _ = smoke
+    done = tmp_path / "done"
+    shutil.copytree(out, done, ignore=shutil.ignore_patterns("report"))
+
+    def broken(*args, **kwargs):
+        raise UserError("no records to report")
+
+    monkeypatch.setattr("corrective.report.write_report", broken)
+    res = CliRunner().invoke(app, ["bench", "--preset", "smoke", "--out", str(done), "-q"])
+    assert res.exit_code == 0 and res.exception is None, res.output
+    assert "report not written: no records to report\n" in res.output and "report:" not in res.output
+    assert (done / RESULTS).read_bytes() == (out / RESULTS).read_bytes()
+
+
 def test_a_failed_job_blocks_only_its_dependents(tmp_path):
     sets = {"manipulations": {"poison": {"sizes": [0.05], "target": 99}, "interclass": [0.05]}, "alphas": [1.0]}
     result = run_bench(load_spec("smoke", sets=sets), tmp_path / "f", progress=False)
@@ -138,6 +153,15 @@ def test_a_failed_job_blocks_only_its_dependents(tmp_path):
     assert all("skipped, its original model failed" in line for line in result.failed[1:])
     assert len(result.failed) == 1 + sum(j.stage != "original" and j.params["manipulation"] == "poison"
                                          for j in result.jobs)
+    # through the CLI (the finished jobs are skipped, the failed ones fail again): the report still shows the rest
+    config = tmp_path / "failing.toml"
+    config.write_text('name = "failing"\ndatasets = ["digits"]\nseeds = [0]\nalphas = [1.0]\noracle = true\n'
+                      'steps = 40\ndevice = "cpu"\nworkers = 1\n[manipulations]\ninterclass = [0.05]\n'
+                      '[manipulations.poison]\nsizes = [0.05]\ntarget = 99\n'
+                      '[methods.none]\ngrid = false\n[methods.ssd]\ngrid = false\n')
+    res = CliRunner().invoke(app, ["bench", "--config", str(config), "--out", str(tmp_path / "f"), "-q"])
+    assert res.exit_code == 1 and f"{result.skipped + result.ran} already done" in res.output, res.output
+    assert (tmp_path / "f" / "report" / "report.html").exists() and "report not written" not in res.output
 
 
 def test_ray_executor(smoke, tmp_path):
@@ -177,4 +201,5 @@ def test_cli_error_is_one_line_exit_2(tmp_path):
 def test_cli_dry_run_and_list(tmp_path):
     res = CliRunner().invoke(app, ["bench", "--preset", "smoke", "--dry-run", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0 and "jobs (3 original" in res.output and "0 already done" in res.output
+    assert not (tmp_path / "o").exists()  # no report for a dry run
     assert "smoke" in CliRunner().invoke(app, ["bench", "--list"]).output.split()

@@ -164,8 +164,31 @@ def test_ssd_grid_shares_its_importances_with_the_diagnostics(poison_run: api.Ru
     result = api.unlearn(poison_run, "ssd", 0.5, grid=[{"a": 1.0}, {"a": 10.0}, {"a": 1e3}], progress=False)
     assert len(calls) == 2  # I_f and I_r once, for three settings and the histogram
     assert [r for r in result.records if "diagnostics" in r] == [result.record]
-    assert sum(result.record["diagnostics"]["importance_ratio"]["counts"]) > 0
-    assert "diagnostics" not in api.unlearn(poison_run, "none", 0.5, progress=False).record
+    assert result.diagnostics is result.record["diagnostics"]
+    assert sum(result.diagnostics["importance_ratio"]["counts"]) > 0
+    plain = api.unlearn(poison_run, "none", 0.5, progress=False)
+    assert "diagnostics" not in plain.record and plain.diagnostics == {}
+
+
+def test_ssd_grid_seconds_include_the_shared_importances(poison_run: api.Run) -> None:
+    task = small_task(poison_run)
+    settings = [make_settings("ssd", {"a": a}) for a in (1.0, 10.0)]
+    seconds = [sec for _, _, sec in run_methods_grid(task, "ssd", settings)]
+    (imp_seconds,) = [v[2] for v in task.cache.values()]  # one recipe, one entry
+    assert all(s >= imp_seconds > 0 for s in seconds)  # each setting pays the importances it would cost alone
+
+
+def test_ssd_diagnostics_count_zeros_infinities_nans_and_outliers_apart(poison_run: api.Run) -> None:
+    task = small_task(poison_run)
+    f = torch.tensor([0.0, 1.0, 0.0, 1e-3, 1e-30, 2.0, 1.0, 1e-3], dtype=torch.float32)
+    r = torch.tensor([1.0, 0.0, 0.0, 1e-44, 1e-3, 2.0, 10.0 ** -0.1, 1e-3], dtype=torch.float32)
+    task.cache[("ssd importances", "retain", False, 0)] = ({"w": f}, {"w": r}, 0.0)  # the default recipe's entry
+    diag = ratio_histogram(task)["importance_ratio"]
+    assert (diag["n_params"], diag["n_zero"], diag["n_inf"], diag["n_nan"]) == (8, 1, 1, 1)
+    # 1e-3 / 1e-44 (a float32 subnormal) is 1e41, finite in float64: the last bin, not an infinity
+    counts = [0] * 64
+    counts[63], counts[0], counts[32] = 1, 1, 3  # 1e41 clipped to 8, 1e-27 clipped to -8; 1, 1 and 10^0.1
+    assert diag["counts"] == counts and diag["max_finite"] == pytest.approx(float(f[3]) / float(r[3]))
 
 
 def test_bad_teacher_targets_follow_the_incompetent_teacher_on_the_forget_set() -> None:

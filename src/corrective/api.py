@@ -214,6 +214,11 @@ class UnlearnResult:
     def record(self) -> dict[str, Any]:
         return self.records[self.selected]
 
+    @property
+    def diagnostics(self) -> dict[str, Any]:
+        """The method's diagnostics for this task (empty where it registered none)."""
+        return self.record.get("diagnostics", {})
+
 
 def run_candidates(
     task: UnlearnTask,

@@ -91,4 +91,8 @@ def write_bench_report(out: Path) -> None:
     except UserError as e:
         typer.echo(f"report not written: {e}", err=True)
         return
+    except Exception as e:  # a bug or a full disk: still one line, the results and the exit status kept
+        typer.echo(f"report not written: {type(e).__name__}: {e}; `corrective report {out}` shows the traceback",
+                   err=True)
+        return
     typer.echo(f"report: {pages[0]}")

@@ -114,9 +114,10 @@ def dampen(model: nn.Module, imp_f: Importances, imp_r: Importances, a: float, l
 
 
 def importance_ratios(task: UnlearnTask, settings: SSDSettings | None = None) -> dict[str, Tensor]:
-    """`I_f / I_r` per parameter (inf where I_r = 0 < I_f, NaN where both are 0): the paper's Figure 3."""
+    """`I_f / I_r` per parameter in float64 on the CPU (inf where I_r = 0 < I_f, NaN where both are 0): the
+    paper's Figure 3. float64 so that no ratio of two float32 importances overflows to inf or underflows to 0."""
     imp_f, imp_r, _ = task_importances(task, settings or SSDSettings())
-    return {n: (imp_f[n] / imp_r[n]).cpu() for n in imp_f}
+    return {n: imp_f[n].cpu().double() / imp_r[n].cpu().double() for n in imp_f}
 
 
 def ratio_histogram(task: UnlearnTask) -> dict[str, Any]:
@@ -125,9 +126,10 @@ def ratio_histogram(task: UnlearnTask) -> dict[str, Any]:
     Ratios outside the range fall in the end bins; 0 (I_f = 0 < I_r), inf (I_f > 0 = I_r) and NaN (both 0)
     are counted apart, so `sum(counts) + n_zero + n_inf + n_nan == n_params`.
     """
-    ratios = np.concatenate([r.flatten().double().numpy() for r in importance_ratios(task).values()])
-    finite = ratios[np.isfinite(ratios) & (ratios > 0)]
-    counts, edges = np.histogram(np.clip(np.log10(finite), -8.0, 8.0), bins=HIST_EDGES)
+    ratios = np.concatenate([r.flatten().numpy() for r in importance_ratios(task).values()])
+    finite = ratios[np.isfinite(ratios)]
+    positive = finite[finite > 0]
+    counts, edges = np.histogram(np.clip(np.log10(positive), -8.0, 8.0), bins=HIST_EDGES)
     return {"importance_ratio": {
         "log10_edges": edges.tolist(), "counts": counts.tolist(), "n_params": int(ratios.size),
         "n_inf": int(np.isposinf(ratios).sum()), "n_nan": int(np.isnan(ratios).sum()),
