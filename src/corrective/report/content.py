@@ -478,8 +478,9 @@ def sensitivity_section(figures: Figures | None, by_block: dict[tuple, list[Grou
     sec = Section("Settings sensitivity (Figures 7–14)", "sensitivity")
     for key, gs in by_block.items():
         label = block_label(*key)
-        gridded = [m for m, _ in ordered_methods(gs)
-                   if m not in FLAT and len({s for g in gs for s in g.settings_cells(m, "acc_corr")}) > 1]
+        n_settings = {m: len({s for g in gs for s in g.settings_cells(m, "acc_corr")})
+                      for m, _ in ordered_methods(gs) if m not in FLAT}
+        gridded = [m for m, n in n_settings.items() if n > 1]
         if not gridded:
             sec.items.append(f"{label}: no method with more than one setting in these records (the bench keeps "
                              "every candidate of a grid; these results have none).")
@@ -487,8 +488,8 @@ def sensitivity_section(figures: Figures | None, by_block: dict[tuple, list[Grou
         if figures is None:
             continue
         for method in gridded:
-            n = len({s for g in gs for s in g.settings_cells(method, "acc_corr")})
-            caption = (f"{method}, {label}: top, acc_corr against alpha for each of its {n} grid settings (mean over "
+            caption = (f"{method}, {label}: top, acc_corr against alpha for each of its {n_settings[method]} grid "
+                       "settings (mean over "
                        "seeds; thin lines) and the setting the rule selected per alpha and seed (red); bottom, "
                        f"acc_corr against acc_retain per setting at alpha {plots.TRADEOFF_ALPHA:g} (or the nearest "
                        f"recorded), the selected one as a star, the original and the oracle as crosses. "
