@@ -34,7 +34,7 @@ def quality(seeds: list[int]) -> dict[str, list[dict]]:
             run = api.train_run("digits", manipulation=kind, seed=seed, progress=False)
             out[kind].append({**run.metrics, "train_seconds": run.train_seconds})
             if kind == "interclass":  # the oracle: algorithm A on S_tr \ S_m
-                model = api.build_model(run.spec, seed, torch.device("cpu"))
+                model = run.spec.build(seed, torch.device("cpu"))
                 train(
                     model,
                     run.train_split.without(run.manipulation.ids),

@@ -27,12 +27,12 @@ from corrective.methods import (
     settings_dict,
 )
 from corrective.metrics import accuracy, evaluate, predict
+from corrective.models import ModelSpec, resolve_device
 from corrective.models.masks import TRAINING_TYPES
 from corrective.runs import (
     FORMAT,
     MANIFEST,
     WEIGHTS,
-    ModelSpec,
     check_out_dir,
     load_weights,
     read_manifest,
@@ -42,19 +42,6 @@ from corrective.runs import (
     write_json,
 )
 from corrective.training import TrainConfig, cross_entropy, example_tied_cross_entropy, get_preset, train
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """'auto' picks CUDA when available, else the CPU; an unavailable device is a clear error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UserError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} asked for but CUDA is not available here; use --device cpu")
-    return dev
 
 
 @dataclass
@@ -102,17 +89,6 @@ class Run:
         return self.path
 
 
-def build_model(spec: ModelSpec, seed: int, device: torch.device) -> nn.Module:
-    """A freshly initialised model: its initial weights depend on `seed` only."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return spec.build().to(device)
-
-
-def default_preset(dataset: str) -> str:
-    return "digits" if dataset == "digits" else "paper"
-
-
 def train_run(
     dataset: str = "digits",
     *,
@@ -149,11 +125,11 @@ def train_run(
             "options": dataset_options or {}}
     ds = load_dataset(dataset, root, val_fraction=val_fraction, seed=seed, download=download, **(dataset_options or {}))
     manip = manipulate(ds, manipulation, seed=seed, size=size, **(manipulation_settings or {}))
-    cfg = get_preset(preset or default_preset(dataset))
+    cfg = get_preset(preset or get_info(dataset).preset)
     cfg = TrainConfig(**{**cfg.to_dict(), "seed": seed, **({"steps": steps} if steps else {})})
     kwargs = {**({"width": width} if width is not None else {}), **TRAINING_TYPES[training]}
     spec = ModelSpec(model or get_info(dataset).model, ds.num_classes, ds.in_channels, kwargs)
-    net = build_model(spec, seed, dev)
+    net = spec.build(seed, dev)
     start = time.perf_counter()
     desc = f"train {dataset}/{manipulation}"
     loss_fn = cross_entropy if training == "standard" else example_tied_cross_entropy
@@ -370,16 +346,3 @@ def correct(
 
     return run_candidates(task, method, settings, grid, measure)
 
-
-def bench(
-    preset: str | None = None,
-    *,
-    config: str | Path | None = None,
-    sets: dict[str, Any] | None = None,
-    out: str | Path | None = None,
-    progress: bool | None = None,
-) -> Any:
-    """Run a benchmark spec (a preset, default `default`, or a TOML file) into `out`, resuming it; a BenchOutcome."""
-    from corrective.bench import load_spec, run_bench
-
-    return run_bench(load_spec(preset, config, sets), out or Path("results") / (preset or "default"), progress=progress)

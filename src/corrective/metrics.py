@@ -13,7 +13,7 @@ from torch import Tensor, nn
 from corrective.data.base import Dataset, Split
 from corrective.data.batches import Pipeline, one_pass
 from corrective.manipulations import Manipulation
-from corrective.training import device_of
+from corrective.models import device_of
 
 METRICS = (
     "acc_corr",

@@ -9,7 +9,6 @@ import platform
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from corrective.errors import UserError
-from corrective.models import create_model
 
 MANIFEST = "run.json"
 WEIGHTS = "model.safetensors"
@@ -128,15 +126,3 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
         raise UserError(f"{path} is not a {FORMAT} manifest; re-create the run with this version of corrective")
     return manifest
 
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """What builds the model's architecture; stored in manifests next to the weights."""
-
-    name: str
-    num_classes: int
-    in_channels: int
-    kwargs: dict[str, Any]
-
-    def build(self) -> nn.Module:
-        return create_model(self.name, self.num_classes, self.in_channels, **self.kwargs)

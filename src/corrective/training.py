@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from corrective.data.base import Split
 from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.errors import UserError
+from corrective.models.device import device_of
 
 LossFn = Callable[[nn.Module, Batch], Tensor]
 
@@ -83,10 +84,6 @@ def use_bf16(precision: str, device: torch.device, image_size: int) -> bool:
     if precision == "auto":
         return device.type == "cuda" or image_size >= 32
     return precision == "bf16"
-
-
-def device_of(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
 
 
 def fit(

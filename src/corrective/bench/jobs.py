@@ -9,7 +9,6 @@ half-written model and two writers of the same model cannot clash.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import os
 import shutil
@@ -21,6 +20,7 @@ from typing import Any
 
 import torch
 
+from corrective import api
 from corrective.bench.plan import Job
 from corrective.errors import UserError
 from corrective.runs import MANIFEST, dumps, read_manifest, versions
@@ -67,24 +67,17 @@ def _base(job: Job) -> dict[str, Any]:
 
 def train_original(job: Job, out: Path) -> dict[str, Any]:
     """The original model of `job`, trained once and cached by its id; its record comes from the manifest."""
-    from corrective import api
-
     final = model_dir(out, job.id)
     if not (final / MANIFEST).exists():
         p = job.params
-        extra = {}
-        if p["training"] != "standard":
-            if "training" not in inspect.signature(api.train_run).parameters:
-                raise UserError(f"training type {p['training']!r} needs REM's training (api.train_run(training=...)), "
-                                "which this version of corrective lacks; use training = [\"standard\"]")
-            extra["training"] = p["training"]
         partial = out / MODELS / ".partial" / f"{job.id}.{uuid.uuid4().hex[:8]}"
         try:
             api.train_run(
                 p["dataset"], manipulation=p["manipulation"], size=p["size"], seed=p["seed"], root=p["root"],
                 model=p["model"], preset=p["train_preset"] if p["train_preset"] != "default" else None,
                 steps=p["steps"] or None, val_fraction=p["val_fraction"], device=p["device_type"],
-                manipulation_settings=dict(p["manipulation_settings"]), out=partial, progress=False, **extra,
+                manipulation_settings=dict(p["manipulation_settings"]), out=partial, progress=False,
+                training=p["training"],
             )
             try:
                 os.rename(partial, final)
@@ -103,8 +96,6 @@ def train_original(job: Job, out: Path) -> dict[str, Any]:
 
 def unlearn(job: Job, out: Path) -> dict[str, Any]:
     """One method at one alpha over its grid, from the cached original; the selected candidate's record."""
-    from corrective import api
-
     p = job.params
     run = api.load_run(model_dir(out, p["original_id"]), device=p["device_type"])
     result = api.unlearn(run, p["method"], p["alpha"], grid=p["grid"], progress=False)

@@ -20,7 +20,6 @@ from corrective import __version__
 from corrective.bench.spec import ORACLE, BenchSpec, MethodSpec, check_spec, method_specs, settings_grid
 from corrective.data import get_info
 from corrective.errors import UserError
-from corrective.methods import METHODS
 from corrective.training import get_preset
 
 STAGES = ("original", "oracle", "unlearn")
@@ -53,9 +52,7 @@ def versions_key() -> dict[str, str]:
 
 def train_config(spec: BenchSpec, dataset: str, seed: int) -> dict[str, Any]:
     """The resolved training recipe (preset values, steps override, seed): part of the original's id."""
-    from corrective.api import default_preset
-
-    cfg = get_preset(default_preset(dataset) if spec.train_preset == "default" else spec.train_preset).to_dict()
+    cfg = get_preset(get_info(dataset).preset if spec.train_preset == "default" else spec.train_preset).to_dict()
     return {**cfg, "seed": seed, **({"steps": spec.steps} if spec.steps else {})}
 
 
@@ -65,7 +62,7 @@ def plan(spec: BenchSpec, device_type: str) -> list[Job]:
     methods = {name: settings_grid(name, m) for name, m in method_specs(spec).items()}
     if not methods and not spec.oracle:
         raise UserError("bench spec: methods: no method to run (every registered method excluded)")
-    oracle_grid = settings_grid(ORACLE, MethodSpec(ORACLE, False)) if ORACLE in METHODS else []
+    oracle_grid = settings_grid(ORACLE, MethodSpec(ORACLE, False))
     originals, oracles, unlearns = [], [], []
     for dataset in spec.datasets:
         for model in spec.models:
@@ -84,7 +81,7 @@ def plan(spec: BenchSpec, device_type: str) -> list[Job]:
                             key = {"stage": "original", **params, "versions": versions_key()}
                             orig = Job(job_id(key), "original", {**params, "root": spec.roots.get(dataset)})
                             originals.append(orig)
-                            if spec.oracle and ORACLE in METHODS:
+                            if spec.oracle:
                                 oracles.append(_unlearn_job(orig, "oracle", ORACLE, 1.0, oracle_grid))
                             for name, grid in methods.items():
                                 for alpha in spec.alphas:

@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 from corrective.bench.executors import Executor, make_executor
 from corrective.bench.jobs import RESULTS
 from corrective.bench.plan import STAGES, Job, plan
-from corrective.bench.spec import ORACLE, BenchSpec
+from corrective.bench.spec import BenchSpec
 from corrective.bench.store import ResultStore, summarize, write_summary
 from corrective.errors import UserError
-from corrective.methods import METHODS
+from corrective.models import resolve_device
 
 SUMMARY = "summary.csv"
 SPEC = "spec.json"
@@ -40,14 +40,7 @@ class BenchOutcome:
     failed: list[str] = field(default_factory=list)  # one line per failed or blocked job
     records: list[dict[str, Any]] = field(default_factory=list)  # the spec's records, in plan order
     summary: list[dict[str, Any]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
-
-
-def resolve_device_type(device: str) -> str:
-    from corrective.api import resolve_device
-
-    return resolve_device(device).type
 
 
 def lock(out: Path):  # noqa: ANN201
@@ -74,17 +67,14 @@ def run_bench(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder; choose another path")
-    device_type = resolve_device_type(spec.device)
+    device_type = resolve_device(spec.device).type
     jobs = plan(spec, device_type)
-    notes = []
-    if spec.oracle and ORACLE not in METHODS:
-        notes.append("no 'oracle' method is registered in this version: the oracle stage is skipped")
     handle = lock(out)
     try:
         store = ResultStore(out / RESULTS)
         (out / SPEC).write_text(json.dumps(asdict(spec), indent=2, default=list) + "\n")
         todo = [j for j in jobs if j.id not in store.done()]
-        outcome = BenchOutcome(out, jobs, len(jobs) - len(todo), 0, notes=notes)
+        outcome = BenchOutcome(out, jobs, len(jobs) - len(todo), 0)
         if todo:
             own = executor is None
             ex = executor or make_executor(spec.executor, spec.workers, device_type, spec.address)

@@ -14,7 +14,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from corrective.data import DATASETS
 from corrective.errors import UserError
+from corrective.methods import METHODS, get_method, make_settings, settings_dict
+from corrective.models import MODELS
+from corrective.training import PRESETS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -266,11 +270,6 @@ def load_spec(
 
 def check_spec(spec: BenchSpec) -> None:
     """Check names against the registries: datasets, models, training preset, methods and their settings."""
-    from corrective.data import DATASETS
-    from corrective.methods import METHODS
-    from corrective.models import MODELS
-    from corrective.training import PRESETS
-
     for i, name in enumerate(spec.datasets):
         if name not in DATASETS:
             raise fail(f"datasets[{i}]", f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
@@ -293,8 +292,6 @@ def check_spec(spec: BenchSpec) -> None:
 
 def method_specs(spec: BenchSpec) -> dict[str, MethodSpec]:
     """Every method the spec runs (not the oracle stage), by name, in registry order for `all`."""
-    from corrective.methods import METHODS
-
     named = {m.name: m for m in spec.methods if m.name != ALL}
     out: dict[str, MethodSpec] = {}
     for m in spec.methods:
@@ -309,8 +306,6 @@ def method_specs(spec: BenchSpec) -> dict[str, MethodSpec]:
 
 def settings_grid(name: str, m: MethodSpec) -> list[dict[str, Any]]:
     """The full settings of every candidate of method `name` (defaults filled in), checked."""
-    from corrective.methods import get_method, make_settings, settings_dict
-
     info = get_method(name)
     known = [f.name for f in fields(info.settings)]
     where = f"methods.{m.name}"

@@ -58,17 +58,15 @@ def bench(
     spec = b.load_spec(preset, config, sets)
     out = out or Path("results") / (config.stem if config is not None else preset or "default")
     if dry_run:
-        from corrective.bench.runner import resolve_device_type
+        from corrective.models import resolve_device
 
-        jobs = b.plan(spec, resolve_device_type(spec.device))
+        jobs = b.plan(spec, resolve_device(spec.device).type)
         done = {r.get("job_id") for r in b.read_records(out / "results.jsonl")}
         stages = {s: sum(j.stage == s for j in jobs) for s in ("original", "oracle", "unlearn")}
         typer.echo(f"{len(jobs)} jobs ({', '.join(f'{n} {s}' for s, n in stages.items())}), "
                    f"{sum(j.id in done for j in jobs)} already done in {out}")
         return
     result = b.run_bench(spec, out, progress=False if quiet else None)
-    for note in result.notes:
-        typer.echo(f"note: {note}", err=True)
     typer.echo(b.format_table(result.summary))
     typer.echo(f"\n{len(result.jobs)} jobs: {result.skipped} already done, {result.ran} run, "
                f"{len(result.failed)} failed in {result.seconds:.1f} s")

@@ -15,7 +15,8 @@ from corrective.data import load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.metrics import accuracy
-from corrective.runs import ModelSpec, check_out_dir, load_weights, save_model, write_dir, write_json
+from corrective.models import ModelSpec, resolve_device
+from corrective.runs import check_out_dir, load_weights, save_model, write_dir, write_json
 from corrective.training import get_preset
 
 
@@ -62,7 +63,7 @@ def fix(
     Example: corrective fix --root mydata --weights model.safetensors --flagged bad_ids.txt --method ssd --out fixed
     """
     check_out_dir(out, overwrite)
-    dev = api.resolve_device(device)
+    dev = resolve_device(device)
     ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
     ids = api.read_flagged(flagged)
     spec = ModelSpec(model, ds.num_classes, ds.in_channels, {"width": width} if width is not None else {})

@@ -28,6 +28,7 @@ register_dataset(
         flip=False,
         crop_pad=1,
         model="cnn_small",
+        preset="digits",
         interclass=(3, 8),  # the pair most alike in 8x8 digits, as cat/dog in CIFAR-10,
         embedded=True,
     )

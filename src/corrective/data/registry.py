@@ -33,6 +33,7 @@ class DatasetInfo:
     flip: bool = True
     crop_pad: int = 4
     model: str = "resnet9"
+    preset: str = "paper"  # the training preset (`training.PRESETS`) a run on this dataset uses by default
     interclass: tuple[int, int] | None = None
     download: Callable[[Path], None] | None = None  # fetch the files (needs torchvision, online)
     embedded: bool = False

@@ -18,7 +18,8 @@ from torch.nn import functional as F
 
 from corrective.data.batches import Batch, epochs
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.training import device_of, fit
+from corrective.models import device_of
+from corrective.training import fit
 
 INCOMPETENT_SALT = 7_919  # the incompetent teacher's init seed is derived from the run's seed
 

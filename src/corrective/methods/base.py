@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
-from corrective.runs import ModelSpec
+from corrective.models import ModelSpec, device_of
 from corrective.training import TrainConfig
 
 
@@ -62,10 +62,7 @@ class UnlearnTask:
 
     def fresh_model(self, seed: int | None = None) -> nn.Module:
         """A newly initialised model of M_o's architecture on M_o's device."""
-        device = next(self.model.parameters()).device
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.seed if seed is None else seed)
-            return self.spec.build().to(device)
+        return self.spec.build(self.seed if seed is None else seed, device_of(self.model))
 
     def generator(self, salt: int = 0) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)

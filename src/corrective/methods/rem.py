@@ -26,8 +26,9 @@ from corrective.errors import UserError
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.methods.npo import FORGET_LOSSES, NpoSettings, forget_term, forget_until, frozen, method_config
 from corrective.metrics import accuracy
+from corrective.models import device_of
 from corrective.models.masks import with_capacity
-from corrective.training import device_of, fit
+from corrective.training import fit
 
 
 @dataclass(frozen=True)

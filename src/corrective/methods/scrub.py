@@ -28,7 +28,8 @@ from torch.nn import functional as F
 from corrective.data.base import Split
 from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.training import device_of, fit
+from corrective.models import device_of
+from corrective.training import fit
 
 ALPHA_GRID = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 

@@ -30,7 +30,7 @@ from torch.func import functional_call, grad, vmap
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline, one_pass
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.training import device_of
+from corrective.models import device_of
 
 Importances = dict[str, Tensor]
 A_GRID = (0.1, 1.0, 10.0, 50.0, 100.0, 500.0, 1e3, 1e4, 1e5, 1e6)
