@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from corrective import api
+from corrective.errors import UserError
 from corrective.models import create_model
 from corrective.models.masks import CapacityMask, MaskContext, example_masks, expand, has_reserve, set_p_mem
 
@@ -84,5 +85,5 @@ def test_capacity_and_etd_training_record_their_type(tmp_path) -> None:
         assert torch.equal(loaded.model(x), loaded.model(x, mode="drop"))  # inference is drop mode
     masks = [m for m in loaded.model.modules() if isinstance(m, CapacityMask)]
     assert [m.p_mem for m in masks] == [0.2] * 3
-    with pytest.raises(Exception, match="unknown training type"):
+    with pytest.raises(UserError, match="unknown training type"):
         api.train_run("digits", training="wide", progress=False)

@@ -32,6 +32,20 @@ def test_resnet9_has_the_papers_shape() -> None:
 def test_unknown_model_and_bad_setting_are_clear() -> None:
     with pytest.raises(UserError, match="known: .*resnet9"):
         create_model("resnet10", 10)
-    with pytest.raises(UserError, match="does not take"):
+    with pytest.raises(UserError, match="model 'wrn28_10' does not take setting 'width'; its settings: depth, widen"):
         create_model("wrn28_10", 10, width=2.0)
     assert {"cnn_small", "resnet9", "wrn28_10"} <= set(list_models())
+
+
+def test_a_bug_inside_a_constructor_is_not_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings are checked against the factory's signature; a TypeError raised inside it stays a bug."""
+    from corrective.models import registry
+
+    def broken(num_classes: int, in_channels: int, width: float = 1.0) -> torch.nn.Module:
+        raise TypeError("a bug in the constructor")
+
+    monkeypatch.setitem(registry.MODELS, "broken", broken)
+    with pytest.raises(TypeError, match="a bug in the constructor"):
+        create_model("broken", 10, width=2.0)
+    with pytest.raises(UserError, match="does not take setting 'depth'; its settings: width"):
+        create_model("broken", 10, depth=3)

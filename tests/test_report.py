@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from corrective.errors import UserError
-from corrective.report import build_document, read_results, record_rows, to_row, write_report
+from corrective.report import build_document, read_results, record_rows, write_report
 from corrective.report import plots as report_plots
 from corrective.report.aggregate import Stat, build_groups, score_rows, timing_rows
 from corrective.report.content import alpha_star_table, detail_table, holes, table1
@@ -211,18 +211,6 @@ def test_without_matplotlib_tables_still_render(tmp_path: Path, monkeypatch: pyt
     html = path.read_text()
     assert "data:image/png" not in html and "pip install &#x27;corrective-unlearning[report]&#x27;" in html
     assert "Table 1" in html
-
-
-def test_nested_record_layout() -> None:
-    rec = record("ssd", 0.3, 1)
-    for key in ("dataset", "manipulation", "seed", "size", "model", "job_id"):
-        del rec[key]
-    rec |= {"job": {"id": "j7", "dataset": "digits", "seed": 1, "model": "cnn"},
-            "manipulation": {"kind": "poison", "settings": {"size": 0.05}}}
-    row = to_row(rec)
-    assert (row.dataset, row.manipulation, row.seed, row.size, row.model, row.job) == (
-        "digits", "poison", 1, 0.05, "cnn", "j7")
-    assert row.training == "standard" and row.get("target_acc") == 0.9
 
 
 def test_torn_last_line_is_skipped_with_a_note(tmp_path: Path) -> None:

@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pytest
 import torch
 
+from corrective import api
+from corrective.errors import UserError
 from corrective.models import create_model
 from corrective.models.vit import LocalitySelfAttention, ShiftedPatchTokens
 
@@ -42,5 +47,19 @@ def test_lsa_masks_each_tokens_attention_to_itself() -> None:
 
 
 def test_vit_rejects_bad_shapes() -> None:
-    with pytest.raises(Exception, match="multiple of the patch"):
+    with pytest.raises(UserError, match="multiple of the patch"):
         create_model("vit_small", 10, 3, image_size=30)
+    with pytest.raises(UserError, match="multiple of the patch"):
+        create_model("vit_small", 10, 3, image_size=32, patch=5)
+
+
+def test_vit_gets_the_datas_image_size(tmp_path: Path) -> None:
+    """28 px data (MNIST's size): the run hands vit_small its image size, patches of 7 px, and trains."""
+    gen = torch.Generator().manual_seed(0)
+    for split, n in (("train", 40), ("test", 20)):
+        x = torch.randint(0, 256, (n, 28, 28), generator=gen, dtype=torch.uint8).numpy()
+        np.savez(tmp_path / f"{split}.npz", x=x, y=np.arange(n) % 4)
+    run = api.train_run("npz", root=tmp_path, manipulation="random_swap", size=4, model="vit_small", preset="digits",
+                        steps=2, val_fraction=0.0, progress=False)
+    assert run.spec.kwargs["image_size"] == 28 and run.model.args["patch"] == 7
+    assert 0.0 <= run.metrics["clean_acc"] <= 1.0

@@ -19,6 +19,7 @@ from corrective.errors import UserError
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import (
     UnlearnTask,
+    candidate_overrides,
     get_method,
     make_settings,
     run_methods_grid,
@@ -29,6 +30,7 @@ from corrective.methods import (
 from corrective.metrics import accuracy, evaluate, predict
 from corrective.models import ModelSpec, resolve_device
 from corrective.models.masks import TRAINING_TYPES
+from corrective.models.registry import data_settings
 from corrective.runs import (
     FORMAT,
     MANIFEST,
@@ -127,8 +129,10 @@ def train_run(
     manip = manipulate(ds, manipulation, seed=seed, size=size, **(manipulation_settings or {}))
     cfg = get_preset(preset or get_info(dataset).preset)
     cfg = TrainConfig(**{**cfg.to_dict(), "seed": seed, **({"steps": steps} if steps else {})})
-    kwargs = {**({"width": width} if width is not None else {}), **TRAINING_TYPES[training]}
-    spec = ModelSpec(model or get_info(dataset).model, ds.num_classes, ds.in_channels, kwargs)
+    model = model or get_info(dataset).model
+    kwargs = {**({"width": width} if width is not None else {}), **TRAINING_TYPES[training],
+              **data_settings(model, ds.image_size)}
+    spec = ModelSpec(model, ds.num_classes, ds.in_channels, kwargs)
     net = spec.build(seed, dev)
     start = time.perf_counter()
     desc = f"train {dataset}/{manipulation}"
@@ -209,9 +213,7 @@ def run_candidates(
     given list) with `settings` applied on top.
     """
     info = get_method(method)
-    grid_list = info.grid() if grid is True else list(grid or [])
-    overrides = [{**g, **(settings or {})} for g in grid_list] if grid_list else [settings or {}]
-    candidates = [make_settings(method, o) for o in overrides]
+    candidates = [make_settings(method, o) for o in candidate_overrides(method, grid, settings)]
     records: list[dict[str, Any]] = []
     best: nn.Module | None = None
     best_score = float("-inf")

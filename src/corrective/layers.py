@@ -17,7 +17,7 @@ from pathlib import Path
 
 # In import order: each layer builds only on the ones before it (docs/design.md).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("corrective", "corrective.errors", "corrective.layers", "corrective.runs")),
+    ("base", ("corrective", "corrective.errors", "corrective.layers", "corrective.runs", "corrective.schema")),
     ("data", ("corrective.data",)),
     ("manipulations", ("corrective.manipulations",)),
     ("models", ("corrective.models",)),
@@ -30,7 +30,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("report", ("corrective.report",)),
     ("cli", ("corrective.cli", "corrective.__main__")),
 )
-REPORT_MAY_IMPORT = ("corrective", "corrective.errors")
+REPORT_MAY_IMPORT = ("corrective", "corrective.errors", "corrective.schema")
 
 ROOT = Path(__file__).resolve().parent
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from corrective import schema
 from corrective.data.base import Dataset, Split
 from corrective.data.registry import get_info
 from corrective.errors import UserError
@@ -206,8 +207,8 @@ def random_swap(train: Split, num_classes: int, *, size: float, seed: int) -> Ma
     return Manipulation("random_swap", train.ids.cpu()[pos], clean, (clean + shift) % num_classes, seed, {"size": size})
 
 
-DEFAULT_SIZE = {"poison": 0.05, "interclass": 0.05, "random_swap": 0.05}
-MANIPULATIONS = ("none", "poison", "interclass", "random_swap")
+DEFAULT_SIZE = dict.fromkeys(schema.MANIPULATIONS, 0.05)
+MANIPULATIONS = ("none", *schema.MANIPULATIONS)
 
 
 def manipulate(dataset: Dataset, kind: str, *, seed: int, size: float | None = None, **settings: Any) -> Manipulation:

@@ -10,24 +10,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from corrective import schema
 from corrective.data.base import Dataset, Split
 from corrective.data.batches import Pipeline, one_pass
 from corrective.manipulations import Manipulation
 from corrective.models import device_of
 
-METRICS = (
-    "acc_corr",
-    "acc_retain",
-    "healed",
-    "utility",
-    "score",
-    "clean_acc",
-    "val_accuracy",
-    "forget_changed",
-    "attack_success",
-    "target_acc",
-    "per_class_acc",
-)
+METRICS = (*schema.METRICS, schema.PER_CLASS)  # every metric `evaluate` may write
 
 
 @torch.no_grad()

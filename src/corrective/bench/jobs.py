@@ -25,7 +25,6 @@ from corrective.bench.plan import Job
 from corrective.errors import UserError
 from corrective.runs import MANIFEST, dumps, read_manifest, versions
 
-RESULTS = "results.jsonl"
 MODELS = "models"
 LOGS = "logs"
 CONFIG_KEYS = ("dataset", "model", "training", "manipulation", "size", "seed", "train_preset", "steps")

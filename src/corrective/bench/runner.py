@@ -19,15 +19,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from corrective.bench.executors import Executor, make_executor
-from corrective.bench.jobs import RESULTS
 from corrective.bench.plan import STAGES, Job, plan
 from corrective.bench.spec import BenchSpec
 from corrective.bench.store import ResultStore, summarize, write_summary
 from corrective.errors import UserError
 from corrective.models import resolve_device
+from corrective.schema import RESULTS, SPEC, SUMMARY
 
-SUMMARY = "summary.csv"
-SPEC = "spec.json"
 LOCK = ".lock"
 
 

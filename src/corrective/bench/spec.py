@@ -16,8 +16,11 @@ from typing import Any
 
 from corrective.data import DATASETS
 from corrective.errors import UserError
-from corrective.methods import METHODS, get_method, make_settings, settings_dict
+from corrective.manipulations import DEFAULT_SIZE
+from corrective.methods import METHODS, candidate_overrides, get_method, make_settings, settings_dict
 from corrective.models import MODELS
+from corrective.models.masks import TRAINING_TYPES
+from corrective.schema import MANIPULATIONS
 from corrective.training import PRESETS
 
 if sys.version_info >= (3, 11):
@@ -25,9 +28,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-MANIPULATIONS = ("poison", "interclass", "random_swap")
-TRAININGS = ("standard", "capacity", "etd")
 EXECUTORS = ("local", "ray")
+TRAININGS = tuple(TRAINING_TYPES)
 ALL = "all"  # `[methods.all]`: every registered method not listed by name (the oracle has its own stage)
 ORACLE = "oracle"
 
@@ -187,7 +189,7 @@ def parse_spec(raw: dict[str, Any]) -> BenchSpec:
         datasets=_list("datasets", get("datasets", list(d.datasets)), _str),
         models=_list("models", get("models", list(d.models)), _str),
         training=_list("training", get("training", list(d.training)), lambda w, v: _choice(w, v, TRAININGS)),
-        manipulations=_manipulations(get("manipulations", {k: [0.05] for k in MANIPULATIONS})),
+        manipulations=_manipulations(get("manipulations", {k: [s] for k, s in DEFAULT_SIZE.items()})),
         seeds=_list("seeds", get("seeds", list(d.seeds)), lambda w, v: _int(w, v, 0)),
         alphas=_list("alphas", get("alphas", list(d.alphas)), _alpha),
         methods=_methods(get("methods", {ALL: {"grid": True}})),
@@ -309,15 +311,8 @@ def settings_grid(name: str, m: MethodSpec) -> list[dict[str, Any]]:
     info = get_method(name)
     known = [f.name for f in fields(info.settings)]
     where = f"methods.{m.name}"
-    if m.grid is True:
-        overrides = info.grid()
-    elif m.grid is False:
-        overrides = [{}]
-    else:
-        overrides = list(m.grid)
     out = []
-    for i, o in enumerate(overrides):
-        full = {**o, **m.settings}
+    for i, full in enumerate(candidate_overrides(name, m.grid, m.settings)):
         for key in full:
             if key not in known:
                 part = "settings" if key in m.settings else f"grid[{i}]" if isinstance(m.grid, tuple) else "grid"

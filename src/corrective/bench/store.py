@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from corrective.runs import dumps
+from corrective.schema import SUMMARY_METRICS, mean_std
 
 GROUP_KEYS = ("dataset", "model", "training", "manipulation", "size", "method", "alpha")
-SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success",
-                   "unlearn_seconds")
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -80,15 +79,6 @@ class ResultStore:
         self.records[job_id] = record
 
 
-def _mean_std(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    if n == 0:
-        return float("nan"), float("nan")
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else float("nan")
-    return mean, std
-
-
 def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (dataset, model, training, manipulation, size, method, alpha): the selected settings and
     mean, sample std (n-1) and n over seeds of the main metrics. Originals' records are left out."""
@@ -104,8 +94,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         row["settings"] = " | ".join(sorted({json.dumps(r.get("settings", {}), sort_keys=True) for r in rs}))
         for m in SUMMARY_METRICS:
             values = [float(r[m]) for r in rs if isinstance(r.get(m), (int, float))]
-            mean, std = _mean_std(values)
-            row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = mean, std, len(values)
+            row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = mean_std(values)
         rows.append(row)
     order = {"oracle": 0}
     rows.sort(key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in GROUP_KEYS[:5])

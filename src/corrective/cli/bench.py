@@ -7,15 +7,18 @@ from typing import Annotated
 
 import typer
 
+from corrective.bench.jobs import LOGS
+from corrective.bench.spec import EXECUTORS, list_presets
 from corrective.cli.app import app
-from corrective.cli.common import QuietOpt, parse_sets
+from corrective.cli.common import QuietOpt, names, parse_sets
+from corrective.schema import RESULTS, SUMMARY
 
-PresetOpt = Annotated[str | None, typer.Option(help="A shipped experiment: default, smoke, paper-cifar10, ...")]
+PresetOpt = Annotated[str | None, typer.Option(help=f"A shipped experiment: {names(list_presets())}.")]
 ConfigOpt = Annotated[Path | None, typer.Option(help="An experiment spec as a TOML file (instead of --preset).")]
 SetOpt = Annotated[list[str] | None, typer.Option(
     "--set", help="Override a spec field: key=value, dotted when nested (seeds=0,1,2  methods.scrub.grid=false).")]
 BenchOutOpt = Annotated[Path | None, typer.Option(help="Results folder (default results/PRESET); re-run to resume.")]
-ExecutorOpt = Annotated[str | None, typer.Option(help="local (a process pool) or ray.")]
+ExecutorOpt = Annotated[str | None, typer.Option(help=f"{names(EXECUTORS)} (local: a process pool).")]
 WorkersOpt = Annotated[int | None, typer.Option(help="Jobs at once (default: one per core; one per GPU on CUDA).")]
 AddressOpt = Annotated[str | None, typer.Option(help="Ray cluster address (auto joins a running one).")]
 BenchDeviceOpt = Annotated[str | None, typer.Option(help="auto, cpu, cuda or cuda:N (default: the spec's).")]
@@ -61,7 +64,7 @@ def bench(
         from corrective.models import resolve_device
 
         jobs = b.plan(spec, resolve_device(spec.device).type)
-        done = {r.get("job_id") for r in b.read_records(out / "results.jsonl")}
+        done = {r.get("job_id") for r in b.read_records(out / RESULTS)}
         stages = {s: sum(j.stage == s for j in jobs) for s in ("original", "oracle", "unlearn")}
         typer.echo(f"{len(jobs)} jobs ({', '.join(f'{n} {s}' for s, n in stages.items())}), "
                    f"{sum(j.id in done for j in jobs)} already done in {out}")
@@ -70,7 +73,7 @@ def bench(
     typer.echo(b.format_table(result.summary))
     typer.echo(f"\n{len(result.jobs)} jobs: {result.skipped} already done, {result.ran} run, "
                f"{len(result.failed)} failed in {result.seconds:.1f} s")
-    typer.echo(f"results: {out / 'results.jsonl'}  summary: {out / 'summary.csv'}  logs: {out / 'logs'}")
+    typer.echo(f"results: {out / RESULTS}  summary: {out / SUMMARY}  logs: {out / LOGS}")
     if report:
         write_bench_report(out)
     if result.failed:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,6 +19,11 @@ OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing output fol
 OutOpt = Annotated[Path, typer.Option(help="Output folder (refused if it exists, unless --overwrite).")]
 RunArg = Annotated[Path, typer.Argument(help="A run folder written by `corrective train`.", show_default=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def names(registry: Iterable[str]) -> str:
+    """A registry's names for a --help text, so the help lists exactly what the code accepts."""
+    return ", ".join(sorted(registry))
 
 
 def parse_sets(items: list[str] | None) -> dict[str, Any]:

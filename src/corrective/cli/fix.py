@@ -10,14 +10,26 @@ import typer
 
 from corrective import api
 from corrective.cli.app import app
-from corrective.cli.common import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SeedOpt, parse_sets, print_metrics
-from corrective.data import load_dataset
+from corrective.cli.common import (
+    DeviceOpt,
+    JsonOpt,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
+    SeedOpt,
+    names,
+    parse_sets,
+    print_metrics,
+)
+from corrective.data import DATASETS, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
+from corrective.methods import METHODS
 from corrective.metrics import accuracy
-from corrective.models import ModelSpec, resolve_device
+from corrective.models import MODELS, ModelSpec, resolve_device
+from corrective.models.registry import data_settings
 from corrective.runs import check_out_dir, load_weights, save_model, write_dir, write_json
-from corrective.training import get_preset
+from corrective.training import PRESETS, get_preset
 
 
 def parse_channels(text: str | None, default: tuple[float, ...], flag: str) -> tuple[float, ...]:
@@ -38,14 +50,15 @@ def fix(
     weights: Annotated[Path, typer.Option(help="Your trained model's weights (.safetensors).")],
     flagged: Annotated[Path, typer.Option(help="File of flagged training sample ids (lines, JSON list or .npy).")],
     out: OutOpt,
-    dataset: Annotated[str, typer.Option(help="Loader of your data: npz, imagefolder or a named dataset.")] = "npz",
+    dataset: Annotated[str, typer.Option(help=f"Loader of your data: {names(DATASETS)}.")] = "npz",
     root: Annotated[Path | None, typer.Option(help="Folder with your data files.")] = None,
-    model: Annotated[str, typer.Option(help="Architecture of your model (a registered name).")] = "resnet9",
+    model: Annotated[str, typer.Option(help=f"Architecture of your model: {names(MODELS)}.")] = "resnet9",
     width: Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")] = None,
-    method: Annotated[str, typer.Option(help="Unlearning method (see `corrective methods`).")] = "scrub",
+    method: Annotated[str, typer.Option(help=f"Unlearning method: {names(n for n, m in METHODS.items() if m.is_method)}"
+                                        " (see `corrective methods`).")] = "scrub",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     grid: Annotated[bool, typer.Option(help="Search the method's grid; select on your test split.")] = False,
-    preset: Annotated[str, typer.Option(help="The recipe your model was trained with: paper or digits.")] = "paper",
+    preset: Annotated[str, typer.Option(help=f"The recipe your model was trained with: {names(PRESETS)}.")] = "paper",
     steps: Annotated[int | None, typer.Option(help="Steps your model was trained for (budgets are shares).")] = None,
     mean: Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")] = None,
     std: Annotated[str | None, typer.Option(help="Per-channel std your model expects.")] = None,
@@ -66,7 +79,8 @@ def fix(
     dev = resolve_device(device)
     ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
     ids = api.read_flagged(flagged)
-    spec = ModelSpec(model, ds.num_classes, ds.in_channels, {"width": width} if width is not None else {})
+    kwargs = {**({"width": width} if width is not None else {}), **data_settings(model, ds.image_size)}
+    spec = ModelSpec(model, ds.num_classes, ds.in_channels, kwargs)
     net = load_weights(spec.build(), weights).to(dev).eval()
     cfg = get_preset(preset)
     cfg = cfg.scaled(steps / cfg.steps, seed=seed) if steps else cfg.scaled(1.0, seed=seed)

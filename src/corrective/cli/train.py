@@ -17,23 +17,30 @@ from corrective.cli.common import (
     QuietOpt,
     RunArg,
     SeedOpt,
+    names,
     parse_sets,
     print_metrics,
 )
+from corrective.data import DATASETS
 from corrective.errors import UserError
+from corrective.manipulations import MANIPULATIONS
+from corrective.models import MODELS
+from corrective.models.masks import TRAINING_TYPES
+from corrective.training import PRESETS
 
 
 @app.command()
 def train(
     out: OutOpt,
-    dataset: Annotated[str, typer.Option(help="A dataset of `corrective datasets`.")] = "digits",
-    manipulation: Annotated[str, typer.Option(help="poison, interclass, random_swap or none.")] = "poison",
+    dataset: Annotated[str, typer.Option(help=f"Dataset: {names(DATASETS)} (see `corrective datasets`).")] = "digits",
+    manipulation: Annotated[str, typer.Option(help=f"Manipulation: {names(MANIPULATIONS)}.")] = "poison",
     size: Annotated[float | None, typer.Option(help="Share of S_tr (<1) or a count (>=1); default 0.05.")] = None,
     seed: SeedOpt = 0,
     root: Annotated[Path | None, typer.Option(help="Folder with the dataset's files (default data/NAME).")] = None,
-    model: Annotated[str | None, typer.Option(help="Model name (default: the dataset's).")] = None,
+    model: Annotated[str | None, typer.Option(help=f"Model: {names(MODELS)} (default: the dataset's).")] = None,
     width: Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")] = None,
-    preset: Annotated[str | None, typer.Option(help="Training preset: paper or digits.")] = None,
+    preset: Annotated[str | None, typer.Option(help=f"Training preset: {names(PRESETS)} (default: the "
+                                                    "dataset's).")] = None,
     steps: Annotated[int | None, typer.Option(help="Override the preset's step budget.")] = None,
     target: Annotated[int | None, typer.Option(help="Poison: the trigger's target class (default 0).")] = None,
     trigger_size: Annotated[int | None, typer.Option(help="Poison: trigger side in px (default 3; 2 on 8x8).")] = None,
@@ -41,8 +48,9 @@ def train(
     val_fraction: Annotated[float, typer.Option(help="Clean validation share carved from the training data.")] = 0.1,
     option: Annotated[list[str] | None, typer.Option(help="Loader option key=value, e.g. crop=96 (pcam).")] = None,
     download: Annotated[bool, typer.Option(help="Fetch missing files with torchvision.")] = False,
-    training: Annotated[str, typer.Option(help="Training type: standard, capacity (half the channels trained, room "
-                                          "reserved for REM) or etd (example-tied dropout).")] = "standard",
+    training: Annotated[str, typer.Option(help=f"Training type: {names(TRAINING_TYPES)} (capacity: half the masked "
+                                          "channels trained, room reserved for REM; etd: example-tied dropout)."
+                                          )] = "standard",
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,

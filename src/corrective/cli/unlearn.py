@@ -10,7 +10,7 @@ import typer
 
 from corrective import api
 from corrective.cli.app import app
-from corrective.cli.common import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, RunArg, fmt, parse_sets
+from corrective.cli.common import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, RunArg, fmt, names, parse_sets
 from corrective.errors import UserError
 from corrective.methods import METHODS, make_settings
 from corrective.runs import WEIGHTS, check_out_dir, dumps, save_model, write_dir, write_json
@@ -24,7 +24,7 @@ TABLE_METRICS = ("acc_corr", "acc_retain", "val_accuracy", "forget_changed", "ta
 def unlearn(
     run_dir: RunArg,
     out: OutOpt,
-    method: Annotated[str, typer.Option(help="A method of `corrective methods`.")] = "ssd",
+    method: Annotated[str, typer.Option(help=f"Method: {names(METHODS)} (see `corrective methods`).")] = "ssd",
     alpha: Annotated[float, typer.Option(help="Discovery rate |S_f|/|S_m| in (0, 1]: the first share of S_m.")] = 1.0,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     grid: Annotated[bool, typer.Option("--grid", help="Try the method's grid; the selection rule picks.")] = False,

@@ -17,7 +17,7 @@ import copy
 import dataclasses
 import time
 import typing
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, get_type_hints
 
@@ -117,6 +117,15 @@ def get_method(name: str) -> MethodInfo:
 
 def list_methods() -> list[str]:
     return sorted(METHODS)
+
+
+def candidate_overrides(
+    name: str, grid: bool | Sequence[dict[str, Any]] = False, settings: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The settings overrides of every candidate of method `name`: each entry of its registered grid
+    (`grid=True`) or of the given list, or the defaults alone (`False`, empty), with `settings` on top."""
+    entries = get_method(name).grid() if grid is True else list(grid or []) or [{}]
+    return [{**g, **(settings or {})} for g in entries]
 
 
 def make_settings(name: str, overrides: dict[str, Any] | None = None) -> Any:

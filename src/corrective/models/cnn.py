@@ -11,6 +11,7 @@ from corrective.models.registry import register_model
 from corrective.models.resnet9 import conv_bn
 
 
+@register_model(name="cnn_small")
 class SmallCNN(nn.Module):
     """conv1 (8x8) -> conv2+pool (4x4) -> conv3+pool (2x2) -> global max-pool -> fc.
 
@@ -50,14 +51,3 @@ class SmallCNN(nn.Module):
     def zero_cross(self) -> list[str]:
         return []  # every new channel passes a mask before it reaches an old one
 
-
-@register_model
-def cnn_small(
-    num_classes: int = 10,
-    in_channels: int = 1,
-    width: float = 1.0,
-    p_fixed: float = 1.0,
-    p_mem: float = 0.0,
-    channels: Sequence[int] | None = None,
-) -> nn.Module:
-    return SmallCNN(num_classes, in_channels, width, p_fixed, p_mem, channels)

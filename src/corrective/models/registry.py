@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -14,25 +15,49 @@ from corrective.errors import UserError
 MODELS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """File a model factory under its function name."""
-    MODELS[fn.__name__] = fn
-    return fn
+def register_model(factory: Any = None, *, name: str | None = None) -> Any:
+    """File a model factory (a function or the `nn.Module` class itself) under `name` or its own name.
+
+    Use bare (`@register_model`) or with a name (`@register_model(name="cnn_small")` on a class).
+    """
+
+    def wrap(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        MODELS[name or f.__name__] = f
+        return f
+
+    return wrap(factory) if factory is not None else wrap
+
+
+def settings_of(name: str) -> list[str]:
+    """The keyword settings model `name` takes besides num_classes and in_channels, from its signature."""
+    params = inspect.signature(get_factory(name)).parameters
+    return [p for p in params if p not in ("num_classes", "in_channels")]
+
+
+def data_settings(name: str, image_size: int) -> dict[str, int]:
+    """What model `name` must know of the data besides classes and channels: the image size, if it takes one."""
+    return {"image_size": image_size} if "image_size" in settings_of(name) else {}
 
 
 def list_models() -> list[str]:
     return sorted(MODELS)
 
 
-def create_model(name: str, num_classes: int, in_channels: int = 3, **kwargs: Any) -> nn.Module:
-    """Build a registered model; None-valued kwargs are dropped so callers can pass optional settings."""
+def get_factory(name: str) -> Callable[..., nn.Module]:
     if name not in MODELS:
         raise UserError(f"unknown model {name!r}; known: {', '.join(list_models())}")
+    return MODELS[name]
+
+
+def create_model(name: str, num_classes: int, in_channels: int = 3, **kwargs: Any) -> nn.Module:
+    """Build a registered model; None-valued kwargs are dropped so callers can pass optional settings."""
+    factory = get_factory(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
-    try:
-        return MODELS[name](num_classes=num_classes, in_channels=in_channels, **kwargs)
-    except TypeError as e:
-        raise UserError(f"model {name!r} does not take these settings: {e}") from None
+    known = settings_of(name)
+    unknown = sorted(set(kwargs) - set(known))
+    if unknown:
+        raise UserError(f"model {name!r} does not take setting {unknown[0]!r}; its settings: {', '.join(known)}")
+    return factory(num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from corrective.errors import UserError
 from corrective.models.masks import CapacityMask, MaskContext, context
 from corrective.models.registry import register_model
 
@@ -83,6 +84,7 @@ class Block(nn.Module):
         return x + self.fc2(self.mask(self.act(self.fc1(self.norm2(x))), ctx))
 
 
+@register_model(name="vit_small")
 class ViT(nn.Module):
     """SPT tokens + class token + learned positions -> `depth` blocks -> LayerNorm -> linear head on the class token."""
 
@@ -91,7 +93,7 @@ class ViT(nn.Module):
         num_classes: int = 10,
         in_channels: int = 3,
         image_size: int = 32,
-        patch: int = 8,
+        patch: int | None = None,
         dim: int = 512,
         depth: int = 4,
         heads: int = 8,
@@ -100,8 +102,10 @@ class ViT(nn.Module):
         p_mem: float = 0.0,
     ) -> None:
         super().__init__()
+        patch = patch or max(1, image_size // 4)  # a 4 x 4 grid of patches by default (8 px at 32 px)
         if image_size % patch:
-            raise ValueError(f"image size {image_size} must be a multiple of the patch size {patch}")
+            raise UserError(f"vit_small: the image size ({image_size} px) must be a multiple of the patch size "
+                            f"({patch} px); pick a patch that divides it")
         self.args = dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size, patch=patch,
                          dim=dim, depth=depth, heads=heads, mlp_dim=mlp_dim)
         self.tokens = ShiftedPatchTokens(in_channels, patch, dim)
@@ -126,18 +130,3 @@ class ViT(nn.Module):
     def zero_cross(self) -> list[str]:
         return []  # new hidden features pass the mask before fc2
 
-
-@register_model
-def vit_small(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    image_size: int = 32,
-    patch: int = 8,
-    dim: int = 512,
-    depth: int = 4,
-    heads: int = 8,
-    mlp_dim: int = 1536,
-    p_fixed: float = 1.0,
-    p_mem: float = 0.0,
-) -> nn.Module:
-    return ViT(num_classes, in_channels, image_size, patch, dim, depth, heads, mlp_dim, p_fixed, p_mem)

@@ -29,6 +29,7 @@ class WideBlock(nn.Module):
         return o + skip
 
 
+@register_model(name="wrn28_10")
 class WideResNet(nn.Module):
     """stem conv -> three groups of (depth-4)/6 blocks at 16k, 32k, 64k channels -> BN-ReLU -> avg-pool -> fc.
 
@@ -39,11 +40,11 @@ class WideResNet(nn.Module):
 
     def __init__(
         self,
-        num_classes: int,
-        in_channels: int,
-        depth: int,
-        widen: int,
-        dropout: float,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        depth: int = 28,
+        widen: int = 10,
+        dropout: float = 0.0,
         p_fixed: float = 1.0,
         p_mem: float = 0.0,
     ) -> None:
@@ -84,15 +85,3 @@ class WideResNet(nn.Module):
     def zero_cross(self) -> list[str]:
         return [n for n, p in self.named_parameters() if p.ndim >= 2 and not n.startswith("stem")]
 
-
-@register_model
-def wrn28_10(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    depth: int = 28,
-    widen: int = 10,
-    dropout: float = 0.0,
-    p_fixed: float = 1.0,
-    p_mem: float = 0.0,
-) -> nn.Module:
-    return WideResNet(num_classes, in_channels, depth, widen, dropout, p_fixed, p_mem)

@@ -7,19 +7,23 @@ Every number comes from the records; nothing is recomputed from models or data. 
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from corrective.errors import UserError
 from corrective.report.records import RatioHist, Results, Row
+from corrective.schema import MANIPULATIONS, mean_std
 
 ORIGINAL, ORACLE, RETRAIN = "none", "oracle", "retrain"
 FLAT = (ORIGINAL, ORACLE)  # drawn as horizontal lines: they do not depend on alpha
 TARGET_DROP = 0.20  # flag target_acc this far (a fraction) below the original model's
 ALPHA_STAR_SHARE = 0.9  # alpha* = smallest alpha with acc_corr >= this share of the oracle's
-MANIPULATION_ORDER = {"poison": 0, "interclass": 1, "random_swap": 2}  # high to low regularity (REM's axis)
+
+
+def rank(manipulation: str) -> int:
+    """Position of a manipulation on REM's regularity axis (high to low); unknown ones last."""
+    return MANIPULATIONS.index(manipulation) if manipulation in MANIPULATIONS else 9
 
 
 @dataclass(frozen=True)
@@ -32,10 +36,7 @@ class Stat:
 
     @classmethod
     def of(cls, values: Iterable[float]) -> Stat:
-        vals = [v for v in values if not math.isnan(v)]
-        if not vals:
-            return cls(math.nan, math.nan, 0)
-        return cls(math.fsum(vals) / len(vals), statistics.stdev(vals) if len(vals) > 1 else math.nan, len(vals))
+        return cls(*mean_std(values))
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class GroupKey:
     training: str
 
     def sort_key(self) -> tuple:
-        return (self.dataset, self.model or "", self.training, MANIPULATION_ORDER.get(self.manipulation, 9),
+        return (self.dataset, self.model or "", self.training, rank(self.manipulation),
                 self.manipulation, -1.0 if self.size is None else self.size)
 
     def label(self) -> str:

@@ -26,6 +26,7 @@ from corrective.report.aggregate import (
     timing_rows,
 )
 from corrective.report.records import Results
+from corrective.schema import MANIPULATIONS
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as MplFigure
@@ -323,7 +324,6 @@ def timing_table(groups: list[Group]) -> Table:
     return Table("Timings (unlearn_seconds)", header, rows, notes, (0, 1))
 
 
-REGULARITY = ("poison", "interclass", "random_swap")  # the manipulations of the papers, most regular first
 BAND_CAPTION = ("Lines: mean over seeds of the setting the selection rule picked; bands: ± sample std over seeds. "
                 "Dotted: the original model; dashed: the oracle (a bound: it knows all of S_m), each ± std. "
                 "Dash-dotted curves are bounds, not methods. A missing alpha is a gap in its line, never "
@@ -342,7 +342,7 @@ def seeds_note(groups: list[Group], methods: list[str]) -> str:
 
 def absent_manipulations(groups: list[Group]) -> list[str]:
     have = {g.key.manipulation for g in groups}
-    return [m for m in REGULARITY if m not in have]
+    return [m for m in MANIPULATIONS if m not in have]
 
 
 def coverage_note(groups: list[Group]) -> str | None:

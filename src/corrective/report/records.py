@@ -1,7 +1,7 @@
 """Read a results folder: `results.jsonl` (one JSON record per finished job) -> flat `Row`s.
 
-The bench's record layout may nest its config (`manipulation: {kind: ...}`, `job: {...}`); `to_row` is the
-one place that knows where each field may sit. A missing field is a one-line `UserError` naming it.
+A record holds its config and metrics as top-level fields, as `corrective bench` writes them
+(`bench/jobs.py`); a missing field is a one-line `UserError` naming it.
 Records of the bench's `original` stage (the trained model, no method) become rows of method `none`
 without an alpha; the unselected grid candidates a record nests under `candidates` become rows of their own.
 A record may carry method diagnostics (`diagnostics.importance_ratio`: SSD's histogram of I_f / I_r).
@@ -15,30 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from corrective import schema
 from corrective.errors import UserError
 
-RESULTS = "results.jsonl"
-SPEC = "spec.json"  # the bench's spec beside its results: which seeds and alphas were asked for
-
-# Where each field may sit in a record, first match wins; dotted paths look inside nested objects.
-CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
-    "dataset": ("dataset", "dataset.name", "data.name", "config.dataset", "job.dataset"),
-    "manipulation": ("manipulation", "manipulation.kind", "config.manipulation", "job.manipulation",
-                     "job.manipulation.kind"),
-    "seed": ("seed", "config.seed", "job.seed"),
-    "model": ("model", "model.name", "config.model", "job.model"),
-    "training": ("training_type", "train_type", "training", "config.training_type", "job.training_type",
-                 "job.training"),
-    "size": ("size", "manipulation_size", "manipulation.size", "manipulation.settings.size", "config.size",
-             "job.size"),
-    "job": ("job_id", "job", "id", "job.id", "job.job_id"),
-}
+# The record's config fields, each under the key the bench writes it with (bench/jobs.py).
+CONFIG_FIELDS = {"dataset": "dataset", "manipulation": "manipulation", "seed": "seed", "model": "model",
+                 "training": "training", "size": "size", "job": "job_id"}
 REQUIRED_CONFIG = ("dataset", "manipulation", "seed")
 REQUIRED_RECORD = ("method", "alpha", "is_method", "acc_corr", "acc_retain")
 ORIGINAL_STAGE = "original"  # a bench record of the trained original model: method none, no alpha
-METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "forget_changed",
-           "attack_success", "target_acc", "unlearn_seconds")
-DEFAULT_TRAINING = "standard"
+METRICS = (*schema.METRICS, schema.SECONDS)
+DEFAULT_TRAINING = "standard"  # records written before training types existed
 
 
 @dataclass(frozen=True)
@@ -109,15 +96,10 @@ class Results:
     expected: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
 
 
-def lookup(record: dict[str, Any], paths: tuple[str, ...]) -> Any:
-    """The first scalar found at one of the dotted `paths`; None when none holds one."""
-    for path in paths:
-        value: Any = record
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is not None and not isinstance(value, (dict, list)):
-            return value
-    return None
+def scalar(record: dict[str, Any], key: str) -> Any:
+    """The record's value at `key` when it is a scalar; None otherwise."""
+    value = record.get(key)
+    return None if isinstance(value, (dict, list)) else value
 
 
 def to_float(value: Any, name: str, where: str) -> float:
@@ -132,21 +114,19 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
     """Map one result record to a `Row`; a missing required field is a `UserError` naming it and where."""
     if record.get("stage") == ORIGINAL_STAGE and record.get("method") is None:
         record = {**record, "method": "none", "alpha": None, "is_method": True, "selected": True}
-    found = {name: lookup(record, paths) for name, paths in CONFIG_FIELDS.items()}
+    found = {name: scalar(record, key) for name, key in CONFIG_FIELDS.items()}
     for name in REQUIRED_CONFIG:
         if found[name] is None:
-            raise UserError(f"{where}: record lacks field {name!r} (looked for {', '.join(CONFIG_FIELDS[name])}); "
-                            "is this a results.jsonl written by `corrective bench`?")
-    nested = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+            raise UserError(f"{where}: record lacks field {CONFIG_FIELDS[name]!r}; is this a {schema.RESULTS} "
+                            "written by `corrective bench`?")
     for name in REQUIRED_RECORD:
         if name == "alpha" and record.get("stage") == ORIGINAL_STAGE:
             continue
-        missing = record.get(name) is None if name in ("method", "alpha", "is_method") else (
-            name not in record and name not in nested)
+        missing = record.get(name) is None if name in ("method", "alpha", "is_method") else name not in record
         if missing:
-            raise UserError(f"{where}: record lacks field {name!r}; is this a results.jsonl written by "
+            raise UserError(f"{where}: record lacks field {name!r}; is this a {schema.RESULTS} written by "
                             "`corrective bench`?")
-    metrics = {m: to_float(lookup(record, (m, f"metrics.{m}")), m, where) for m in METRICS}
+    metrics = {m: to_float(scalar(record, m), m, where) for m in METRICS}
     size = found["size"]
     return Row(
         dataset=str(found["dataset"]),
@@ -186,9 +166,9 @@ def results_file(path: Path) -> Path:
         return path
     if not path.exists():
         raise UserError(f"results folder {path} does not exist; pass the folder `corrective bench` wrote (its --out)")
-    if not (path / RESULTS).is_file():
-        raise UserError(f"{path} has no {RESULTS}; pass the folder `corrective bench` wrote (its --out)")
-    return path / RESULTS
+    if not (path / schema.RESULTS).is_file():
+        raise UserError(f"{path} has no {schema.RESULTS}; pass the folder `corrective bench` wrote (its --out)")
+    return path / schema.RESULTS
 
 
 def read_results(path: str | Path) -> Results:
@@ -212,7 +192,7 @@ def read_results(path: str | Path) -> Results:
         rows += record_rows(record, where, number)
     if not rows:
         raise UserError(f"{file} holds no records; run `corrective bench` first or wait for a job to finish")
-    return Results(file, rows, notes, expected_grid(file.parent / SPEC, notes))
+    return Results(file, rows, notes, expected_grid(file.parent / schema.SPEC, notes))
 
 
 def expected_grid(spec: Path, notes: list[str]) -> dict[str, tuple[list[int], list[float]]]:

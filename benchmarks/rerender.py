@@ -1,0 +1,62 @@
+"""Re-render every committed benchmark report from its records and compare it with the committed one.
+
+For each `benchmarks/results/*/` holding `results.jsonl.gz`: unpack the records (with `spec.json`) into a
+temporary folder, run `corrective report --format md` there, and compare `report.md` (its generation
+date aside) and every `figures/*.png` byte for byte with the committed files. Prints one line per report;
+exit status 1 when anything differs. A change that must not alter behaviour keeps this at "identical".
+
+    .venv/bin/python benchmarks/rerender.py
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from corrective.report import write_report
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+
+
+def undated(text: str) -> str:
+    return DATE.sub("DATE", text)
+
+
+def check(folder: Path) -> list[str]:
+    """What differs between the committed report in `folder` and one re-rendered from its records."""
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        (work / "results.jsonl").write_bytes(gzip.decompress((folder / "results.jsonl.gz").read_bytes()))
+        if (folder / "spec.json").exists():
+            shutil.copy(folder / "spec.json", work / "spec.json")
+        write_report(work, work / "report", fmt="md")
+        diffs = []
+        if undated((work / "report" / "report.md").read_text()) != undated((folder / "report.md").read_text()):
+            diffs.append("report.md")
+        new = {p.name: p.read_bytes() for p in (work / "report" / "figures").glob("*.png")}
+        old = {p.name: p.read_bytes() for p in (folder / "figures").glob("*.png")}
+        diffs += [f"figures/{n}: {'missing' if n not in new else 'new' if n not in old else 'differs'}"
+                  for n in sorted(set(new) | set(old)) if new.get(n) != old.get(n)]
+        return diffs
+
+
+def main() -> int:
+    failed = 0
+    for folder in sorted(p.parent for p in RESULTS.glob("*/results.jsonl.gz")):
+        start = time.perf_counter()
+        diffs = check(folder)
+        failed += bool(diffs)
+        n = len(list((folder / "figures").glob("*.png")))
+        state = "identical" if not diffs else "DIFFERS: " + "; ".join(diffs)
+        print(f"{folder.name}: report.md and {n} figures {state} ({time.perf_counter() - start:.1f} s)")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
