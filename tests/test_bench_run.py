@@ -15,12 +15,12 @@ import pytest
 from typer.testing import CliRunner
 
 from corrective.bench import load_spec, read_records, run_bench
-from corrective.bench.jobs import RESULTS
 from corrective.cli import (
     app,
     commands,  # noqa: F401  (registers the sub-commands)
 )
 from corrective.errors import UserError
+from corrective.schema import RESULTS
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 TIMING = ("unlearn_seconds", "job_seconds", "job_cpu_seconds", "train_seconds")
