@@ -1,11 +1,12 @@
 """Re-render every committed benchmark report from its records and compare it with the committed one.
 
 For each `benchmarks/results/*/` holding `results.jsonl.gz`: unpack the records (with `spec.json`) into a
-temporary folder, run `corrective report --format md` there, and compare `report.md` (its generation
-date aside) and every `figures/*.png` byte for byte with the committed files. Prints one line per report;
-exit status 1 when anything differs. A change that must not alter behaviour keeps this at "identical".
+temporary folder, run `corrective report --format md` there, and compare `report.md` (its generation date
+and the records' path aside) and every `figures/*.png` byte for byte with the committed files. Prints one
+line per report; exit status 1 when anything differs. A change that must not alter behaviour keeps this
+at "identical".
 
-    .venv/bin/python benchmarks/rerender.py
+    .venv/bin/python benchmarks/rerender.py [--keep DIR]   # DIR/<name>/report/: the re-rendered reports
 """
 
 from __future__ import annotations
@@ -22,16 +23,19 @@ from corrective.report import write_report
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
+SOURCE = re.compile(r"^- source: .*$", re.MULTILINE)  # the records' path: a temporary folder here
 
 
 def undated(text: str) -> str:
-    return DATE.sub("DATE", text)
+    return SOURCE.sub("- source: -", DATE.sub("DATE", text))
 
 
-def check(folder: Path) -> list[str]:
-    """What differs between the committed report in `folder` and one re-rendered from its records."""
+def check(folder: Path, keep: Path | None = None) -> list[str]:
+    """What differs between the committed report in `folder` and one re-rendered from its records
+    (kept in `keep`/<folder name> when given, to diff)."""
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
+        work = Path(tmp) if keep is None else keep / folder.name
+        work.mkdir(parents=True, exist_ok=True)
         (work / "results.jsonl").write_bytes(gzip.decompress((folder / "results.jsonl.gz").read_bytes()))
         if (folder / "spec.json").exists():
             shutil.copy(folder / "spec.json", work / "spec.json")
@@ -46,11 +50,12 @@ def check(folder: Path) -> list[str]:
         return diffs
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    keep = Path(argv[argv.index("--keep") + 1]) if "--keep" in argv else None
     failed = 0
     for folder in sorted(p.parent for p in RESULTS.glob("*/results.jsonl.gz")):
         start = time.perf_counter()
-        diffs = check(folder)
+        diffs = check(folder, keep)
         failed += bool(diffs)
         n = len(list((folder / "figures").glob("*.png")))
         state = "identical" if not diffs else "DIFFERS: " + "; ".join(diffs)
@@ -59,4 +64,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -6,9 +6,7 @@ import pytest
 
 from corrective.bench import list_presets, load_spec, plan
 from corrective.bench.spec import check_spec, parse_spec, set_dotted
-from corrective.data import DATASETS
 from corrective.errors import UserError
-from corrective.methods import METHODS
 
 
 def test_defaults_and_overrides():
@@ -76,11 +74,7 @@ def test_file_errors(tmp_path):
 def test_every_preset_validates(name):
     spec = load_spec(name)
     assert spec.name == name
-    needed = {m.name for m in spec.methods} - {"all"}
-    missing = sorted(needed - set(METHODS)) + sorted(set(spec.datasets) - set(DATASETS))
-    if missing:
-        pytest.skip(f"preset {name} loads; planning it needs {', '.join(missing)}, not registered in this version")
-    assert plan(spec, "cpu")
+    assert plan(spec, "cpu")  # every method, dataset and model it names is registered, every setting valid
 
 
 def test_shipped_presets():

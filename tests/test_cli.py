@@ -64,3 +64,17 @@ def test_load_run_reproduces_metrics(poison_run: api.Run) -> None:
     again = api.evaluate_run(poison_run.path)
     assert again["acc_corr"] == poison_run.metrics["acc_corr"]
     assert again["attack_success"] == poison_run.metrics["attack_success"]
+
+
+def test_datasets_lists_every_registered_loader_with_its_files() -> None:
+    from corrective.data import DATASETS
+
+    r = cli("datasets")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    names = [line.split()[0] for line in lines if not line.startswith(" ")]
+    assert names == sorted(DATASETS)
+    for i, name in enumerate(names):
+        assert DATASETS[name].files in lines[2 * i] and f"model {DATASETS[name].model}" in lines[2 * i + 1]
+    assert "interclass 3,8" in lines[2 * names.index("digits") + 1]
+    assert "--download with torchvision" in lines[2 * names.index("cifar10") + 1]

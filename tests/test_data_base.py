@@ -58,6 +58,9 @@ def test_digits_splits_are_disjoint_and_scaled() -> None:
 def test_unknown_dataset_and_missing_folder_are_clear(tmp_path) -> None:
     with pytest.raises(UserError, match="unknown dataset 'nope'; known:"):
         load_dataset("nope")
+    missing = tmp_path / "nowhere"
+    with pytest.raises(UserError, match=f"cifar10: data folder {missing} does not exist; put .*data_batch_1"):
+        load_dataset("cifar10", missing)
 
 
 def test_unknown_loader_option_is_clear() -> None:

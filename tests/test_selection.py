@@ -8,6 +8,7 @@ import pytest
 
 from corrective import api
 from corrective.methods import select, selection_score
+from corrective.metrics import evaluate
 
 
 def cand(val: float | None, changed: float | None, **extra: float) -> dict:
@@ -44,5 +45,11 @@ def test_unlearn_marks_exactly_the_selected_candidate(poison_run: api.Run) -> No
     assert len(result.records) == 8
     assert [r["selected"] for r in result.records].count(True) == 1
     assert result.record["selected"] and result.selected == select(result.records)
+    # the returned model is the selected candidate's: its metrics are the selected record's, not another's
+    forget_ids = poison_run.manipulation.forget_ids(0.5)
+    again = evaluate(result.model, poison_run.dataset, poison_run.manipulation, reference=poison_run.model,
+                     forget_ids=forget_ids)
+    assert {k: result.record[k] for k in again} == again
+    assert any({k: r[k] for k in again} != again for r in result.records if not r["selected"])
     assert all(r["settings"]["fraction"] == 0.05 for r in result.records)
     assert {r["settings"]["alpha"] for r in result.records} == {0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0}

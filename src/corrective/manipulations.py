@@ -87,7 +87,8 @@ class Manipulation:
         return Split(train.x, y, train.ids, stamp)
 
     def forget_ids(self, alpha: float) -> Tensor:
-        """The identified subset `S_f` for discovery rate alpha: the first ceil-rounded share of `S_m`."""
+        """The identified subset `S_f` for discovery rate alpha: the first `alpha` share of `S_m`,
+        rounded to the nearest count (at least one)."""
         if not 0.0 < alpha <= 1.0:
             raise UserError(f"alpha must be in (0, 1], got {alpha}")
         k = max(1, round(alpha * len(self.ids))) if len(self.ids) else 0

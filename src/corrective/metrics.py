@@ -1,4 +1,4 @@
-"""Every metric of the protocol (`shared/docs/protocol.md`), as fractions in [0, 1].
+"""Every metric of the protocol (`docs/protocol.md`), as fractions in [0, 1].
 
 `score` is REM's `utility x healed` on fractions (REM prints it x100).
 """

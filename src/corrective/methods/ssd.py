@@ -19,7 +19,6 @@ import copy
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -135,11 +134,6 @@ def ratio_histogram(task: UnlearnTask) -> dict[str, Any]:
         "n_inf": int(np.isposinf(ratios).sum()), "n_nan": int(np.isnan(ratios).sum()),
         "n_zero": int((ratios == 0).sum()), "max_finite": float(finite.max()) if finite.size else None,
         "retain_set": SSDSettings().retain_set}}
-
-
-def save_ratios(ratios: dict[str, Tensor], path: str | Path) -> None:
-    """Write the ratios as an .npz, one flat float32 array per parameter name."""
-    np.savez_compressed(path, **{n.replace(".", "/"): r.flatten().float().numpy() for n, r in ratios.items()})
 
 
 def run_ssd_grid(task: UnlearnTask, settings_list: list[SSDSettings]) -> Iterator[tuple[SSDSettings, nn.Module, float]]:
