@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from corrective import __version__
 from corrective.bench.jobs import LOGS
 from corrective.bench.spec import EXECUTORS, list_presets
 from corrective.cli.app import app
 from corrective.cli.common import QuietOpt, names, parse_sets
-from corrective.schema import RESULTS, SUMMARY
+from corrective.schema import RESULTS, SPEC, SUMMARY
+
+STAMP = ".records.sha256"  # in OUT/report: the digest of the records the report was drawn from
 
 PresetOpt = Annotated[str | None, typer.Option(help=f"A shipped experiment: {names(list_presets())}.")]
 ConfigOpt = Annotated[Path | None, typer.Option(help="An experiment spec as a TOML file (instead of --preset).")]
@@ -82,13 +86,29 @@ def bench(
         raise typer.Exit(1)
 
 
+def records_digest(out: Path) -> str:
+    """What the report of `out` is drawn from: its records and spec (and this version of corrective)."""
+    digest = hashlib.sha256(__version__.encode())
+    for name in (RESULTS, SPEC):
+        digest.update(b"\0" + ((out / name).read_bytes() if (out / name).exists() else b""))
+    return digest.hexdigest()
+
+
 def write_bench_report(out: Path) -> None:
-    """The report of everything in `out` (failed jobs show as holes); a failure here never costs the results."""
+    """The report of everything in `out` (failed jobs show as holes); a failure here never costs the results.
+
+    A report already drawn from the same records (a resumed, finished bench) is kept, not drawn again.
+    """
     from corrective.errors import UserError
     from corrective.report import write_report
 
+    digest, stamp, page = records_digest(out), out / "report" / STAMP, out / "report" / "report.html"
+    if page.exists() and stamp.exists() and stamp.read_text() == digest:
+        typer.echo(f"report: {page} (up to date: the records have not changed)")
+        return
     try:
         pages = [p for p in write_report(out, out / "report") if p.suffix != ".png"]
+        stamp.write_text(digest)
     except UserError as e:
         typer.echo(f"report not written: {e}", err=True)
         return
