@@ -44,7 +44,8 @@ def main() -> None:
     lines = [
         "# Resuming a finished benchmark",
         "",
-        f"- Command: `{' '.join(['python', *sys.argv])}`; {now:%Y-%m-%d %H:%M} UTC, corrective {corrective.__version__}, Python {platform.python_version()}, {os.cpu_count()} cores "
+        f"- Command: `{' '.join(['python', *sys.argv])}`; {now:%Y-%m-%d %H:%M} UTC, "
+        f"corrective {corrective.__version__}, Python {platform.python_version()}, {os.cpu_count()} cores "
         f"(shared; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} at the end).",
         "",
         "| step | seconds |",
