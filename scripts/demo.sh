@@ -4,5 +4,5 @@
 # its report, results/default/report/report.html (and report.md, figures/*.png).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+EXTRA=report bash scripts/setup.sh  # the benchmark and its report: matplotlib, no test tools
 .venv/bin/corrective bench --out results/default

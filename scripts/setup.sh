@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if needed) and install the package with its dev extra. Idempotent.
+# Create .venv (if needed) and install the package with an extra: dev (tests, lint, Ray, Playwright) unless
+# EXTRA names another (the demo needs only `report`). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -12,5 +13,5 @@ if ! "$VPY" -c "import torch" 2>/dev/null; then
   { "$VPY" -m pip install -q "torch==${TORCH_VERSION:-2.13.0}" || "$VPY" -m pip install -q torch; } 2>&1 \
     | { grep -v "^WARNING: Location" || true; }
 fi
-"$VPY" -m pip install -q -e ".[dev]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+"$VPY" -m pip install -q -e ".[${EXTRA:-dev}]" 2>&1 | { grep -v "^WARNING: Location" || true; }
 "$VPY" -c "import corrective, torch; print(f'corrective {corrective.__version__}, torch {torch.__version__}')"

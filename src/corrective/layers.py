@@ -17,7 +17,8 @@ from pathlib import Path
 
 # In import order: each layer builds only on the ones before it (docs/design.md).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("corrective", "corrective.errors", "corrective.layers", "corrective.runs", "corrective.schema")),
+    ("base", ("corrective", "corrective.errors", "corrective.layers", "corrective.progress", "corrective.runs",
+              "corrective.schema")),
     ("data", ("corrective.data",)),
     ("manipulations", ("corrective.manipulations",)),
     ("models", ("corrective.models",)),

@@ -7,19 +7,18 @@ original model, the oracle, retraining and every fine-tuning method use this sam
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from corrective.data.base import Split
 from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.errors import UserError
 from corrective.models.device import device_of
+from corrective.progress import Progress
 
 LossFn = Callable[[nn.Module, Batch], Tensor]
 
@@ -110,8 +109,7 @@ def fit(
         nesterov=False,
     )
     model.train()
-    show = sys.stderr.isatty() if progress is None else progress
-    bar = tqdm(total=cfg.steps, desc=desc, disable=not show, leave=False)
+    bar = Progress(cfg.steps, desc, progress, leave=False)
     bf16: bool | None = None
     for step in range(cfg.steps):
         batch = next(batches)

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import fcntl
 import json
-import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-
-from tqdm.auto import tqdm
 
 from corrective.bench.executors import Executor, make_executor
 from corrective.bench.plan import STAGES, Job, plan
@@ -24,6 +21,7 @@ from corrective.bench.spec import BenchSpec
 from corrective.bench.store import ResultStore, summarize, write_summary
 from corrective.errors import UserError
 from corrective.models import resolve_device
+from corrective.progress import Progress
 from corrective.schema import RESULTS, SPEC, SUMMARY
 
 LOCK = ".lock"
@@ -97,8 +95,7 @@ def _schedule(todo: list[Job], store: ResultStore, ex: Executor, out: str, outco
     pending = sorted(todo, key=lambda j: STAGES.index(j.stage))  # stable: plan order within a stage
     running: dict[Future, Job] = {}
     failed: set[str] = set()
-    bar = tqdm(total=total, initial=outcome.skipped, desc="bench", unit="job", dynamic_ncols=True,
-               disable=not (sys.stderr.isatty() if progress is None else progress))
+    bar = Progress(total, "bench", progress, unit="job", initial=outcome.skipped, dynamic_ncols=True)
     try:
         while pending or running:
             done = store.done()
@@ -111,12 +108,13 @@ def _schedule(todo: list[Job], store: ResultStore, ex: Executor, out: str, outco
             for job in ready[: max(0, ex.slots - len(running))]:
                 pending.remove(job)
                 running[ex.submit(job, out)] = job
-            bar.set_postfix(running=len(running), failed=len(failed), refresh=False)
+            bar.set_postfix(running=len(running), failed=len(failed))
             if not running:
                 if pending:
                     raise RuntimeError("bench scheduler: jobs wait on dependencies that will never finish")
                 break
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            finished, _ = wait(running, timeout=bar.every if bar.lines else None, return_when=FIRST_COMPLETED)
+            bar.tick()
             for fut in finished:
                 job = running.pop(fut)
                 try:
