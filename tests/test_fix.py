@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -77,8 +78,12 @@ def test_fix_writes_a_corrected_model_and_summary(user_files: Path, tmp_path: Pa
     [
         ("", [], "flags no sample"),
         ("1 2 99999", [], "not in the training data"),
-        ("1 two", [], "integer sample ids"),
-        ("1 2", ["--model", "resnet9"], "does not fit the model"),
+        ("1 two", [], "'two' is not a sample id"),
+        ("1 2", ["--model", "resnet9"], "does not fit the model: tensor "),
+        ("1 12.5", [], "'12.5' is not a sample id"),
+        ("1 2", ["--epochs", "0"], "--epochs must be > 0"),
+        ("1 2", ["--epochs", "3"], "give --epochs or --steps, not both"),
+        ("1 2", ["--method", "nope"], "unknown method 'nope'"),
         ("1 2", ["--mean", "0.1,0.2"], "channels"),
     ],
 )
@@ -89,6 +94,56 @@ def test_fix_bad_input_is_one_line(user_files: Path, tmp_path: Path, content: st
     assert r.returncode == 2, r.stderr
     assert needle in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_flagged_file_with_a_bom_or_integral_floats(tmp_path: Path) -> None:
+    bom = tmp_path / "bom.txt"
+    bom.write_text("\ufeff12\n7\n", encoding="utf-8")
+    assert api.read_flagged(bom).tolist() == [7, 12]
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("12.0,7.0\n3\n")
+    assert api.read_flagged(sheet).tolist() == [3, 7, 12]
+    as_json = tmp_path / "ids.json"
+    as_json.write_text("\ufeff[12.0, 3]", encoding="utf-8")
+    assert api.read_flagged(as_json).tolist() == [3, 12]
+    np.save(tmp_path / "ids.npy", np.array([4.0, 5.0]))
+    assert api.read_flagged(tmp_path / "ids.npy").tolist() == [4, 5]
+    for text in ("[12.5]", "[true]", '{"a": 1}'):
+        as_json.write_text(text)
+        with pytest.raises(UserError, match="is not a sample id|must hold integer sample ids"):
+            api.read_flagged(as_json)
+
+
+def test_a_label_outside_the_models_classes_is_named(user_files: Path, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    root.mkdir()
+    with np.load(user_files / "train.npz") as f:
+        x, y = f["x"], f["y"].copy()
+    y[5] = 12  # the model (trained on these digits) has 10 classes
+    np.savez(root / "train.npz", x=x, y=y)
+    (root / "test.npz").write_bytes((user_files / "test.npz").read_bytes())
+    shutil.copytree(user_files / "run", root / "run")
+    (tmp_path / "flagged.txt").write_text("1 2")
+    r = fix(root, tmp_path / "out", "--flagged", str(tmp_path / "flagged.txt"), "--method", "none")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"npz data in {root}: label 12 in the train split is outside the model's 10 classes (0..9)" in r.stderr
+
+
+def test_the_recipe_defaults_to_epochs_of_the_data_and_is_printed(user_files: Path, tmp_path: Path) -> None:
+    from corrective.cli.fix import recipe
+
+    assert (recipe(1500, None, None, None, None, None, 0).steps, recipe(1500, None, None, None, 64, 0.05, 0).steps) == (
+        round(40 * 1500 / 512), round(40 * 1500 / 64))
+    assert recipe(1500, "digits", None, None, None, None, 3).steps == 400  # a named preset keeps its budget
+    assert recipe(1500, "digits", 2.0, None, None, None, 3).steps == round(2 * 1500 / 64)
+    r = cli("fix", "--root", str(user_files), "--model", "cnn_small", "--weights",
+            str(user_files / "run" / "model.safetensors"), "--flagged", str(user_files / "flagged.txt"), "--method",
+            "none", "--epochs", "2", "--batch-size", "32", "--lr", "0.01", "--out", str(tmp_path / "f"))
+    assert r.returncode == 0, r.stderr
+    n = len(load_dataset("npz", user_files, val_fraction=0.0).train)
+    steps = round(2 * n / 32)
+    assert f"fix: your model's recipe: {steps} steps of batch 32 (" in r.stderr
+    assert "at lr 0.01; none spends a share of it on each of 1 setting(s)" in r.stderr
 
 
 def test_check_flagged_dedupes_and_validates(digits) -> None:

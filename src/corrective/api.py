@@ -273,8 +273,30 @@ def unlearn(
     return run_candidates(task, method, settings, grid, measure)
 
 
+def sample_id(value: Any) -> int:
+    """An id as written by hand or a spreadsheet: `12`, `12.0` or 12.0 are 12; `12.5`, `x` and true are refused."""
+    if isinstance(value, bool):
+        raise ValueError(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            value = float(value)
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError(value)
+        return int(value)
+    if isinstance(value, int):
+        return value
+    raise ValueError(value)
+
+
 def read_flagged(path: str | Path) -> torch.Tensor:
-    """Flagged sample ids from a file: whitespace/comma separated integers, a JSON list, or a .npy array."""
+    """Flagged sample ids from a file: whitespace/comma separated integers, a JSON list, or a .npy array.
+
+    A byte-order mark is skipped and integral floats (`12.0`, as spreadsheets export ids) are ids;
+    anything else that is not a whole number is refused, naming it.
+    """
     path = Path(path)
     if not path.exists():
         raise UserError(f"flagged-ids file {path} does not exist; write one sample id per line")
@@ -282,12 +304,20 @@ def read_flagged(path: str | Path) -> torch.Tensor:
         if path.suffix == ".npy":
             values = np.load(path, allow_pickle=False).reshape(-1).tolist()
         elif path.suffix == ".json":
-            values = json.loads(path.read_text())
+            values = json.loads(path.read_text(encoding="utf-8-sig"))
         else:
-            values = path.read_text().replace(",", " ").split()
-        ids = [int(v) for v in values]
-    except (ValueError, TypeError, json.JSONDecodeError):
+            values = path.read_text(encoding="utf-8-sig").replace(",", " ").split()
+        if not isinstance(values, list):
+            raise TypeError(values)
+    except (ValueError, TypeError, UnicodeDecodeError, json.JSONDecodeError):
         raise UserError(f"{path} must hold integer sample ids (one per line, a JSON list or a .npy array)") from None
+    ids = []
+    for v in values:
+        try:
+            ids.append(sample_id(v))
+        except (ValueError, OverflowError):
+            raise UserError(f"{path}: {v!r} is not a sample id; ids are whole numbers (one per line, a JSON list or "
+                            "a .npy array)") from None
     if not ids:
         raise UserError(f"{path} flags no sample; the identified set S_f must hold at least one id")
     return torch.tensor(sorted(set(ids)), dtype=torch.long)

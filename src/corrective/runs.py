@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -101,13 +101,33 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
         raise UserError(
             f"checkpoint {path} is corrupt or truncated ({e}); re-create it with `corrective train`"
         ) from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        hint = "check --model, its settings and the class count"
-        raise UserError(f"checkpoint {path} does not fit the model ({first}); {hint}") from None
+    mismatch = state_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise UserError(f"checkpoint {path} does not fit the model: {mismatch}; check --model, its settings and "
+                        "the class count")
+    model.load_state_dict(state)
     return model
+
+
+def state_mismatch(expected: dict[str, torch.Tensor], given: dict[str, torch.Tensor]) -> str:
+    """The first difference between a model's tensors and a checkpoint's, in the model's order; '' if none."""
+    for name, tensor in expected.items():
+        if name not in given:
+            return f"the model's tensor {name} {tuple(tensor.shape)} is not in the file"
+        if given[name].shape != tensor.shape:
+            return f"tensor {name} is {tuple(given[name].shape)} in the file but {tuple(tensor.shape)} in the model"
+    extra = [n for n in given if n not in expected]
+    return f"the file's tensor {extra[0]} {tuple(given[extra[0]].shape)} is not in the model" if extra else ""
+
+
+def checkpoint_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    """Each tensor's shape in a safetensors file, read from its header (no weights loaded); {} if unreadable."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = f.keys()
+            return {k: tuple(f.get_slice(k).get_shape()) for k in names}
+    except (SafetensorError, OSError, ValueError):
+        return {}
 
 
 def write_json(path: Path, obj: Any) -> None:

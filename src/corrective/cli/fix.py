@@ -21,15 +21,15 @@ from corrective.cli.common import (
     parse_sets,
     print_metrics,
 )
-from corrective.data import DATASETS, load_dataset
+from corrective.data import DATASETS, Dataset, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
-from corrective.methods import METHODS
+from corrective.methods import METHODS, candidate_overrides, make_settings
 from corrective.metrics import accuracy
 from corrective.models import MODELS, ModelSpec, resolve_device
 from corrective.models.registry import data_settings
-from corrective.runs import check_out_dir, load_weights, save_model, write_dir, write_json
-from corrective.training import PRESETS, get_preset
+from corrective.runs import check_out_dir, checkpoint_shapes, load_weights, save_model, write_dir, write_json
+from corrective.training import PRESETS, TrainConfig, get_preset
 
 
 def parse_channels(text: str | None, default: tuple[float, ...], flag: str) -> tuple[float, ...]:
@@ -45,6 +45,42 @@ def parse_channels(text: str | None, default: tuple[float, ...], flag: str) -> t
     return values
 
 
+DEFAULT_EPOCHS = 40.0  # the paper's recipe: 4000 steps of 512 over CIFAR-10's 50,000 training images, ~41 epochs
+
+
+def recipe(n: int, preset: str | None, epochs: float | None, steps: int | None, batch_size: int | None,
+           lr: float | None, seed: int) -> TrainConfig:
+    """The recipe the model was trained with: a preset's optimiser, the budget in epochs of `n` samples (or steps)."""
+    for flag, value in (("--epochs", epochs), ("--steps", steps), ("--batch-size", batch_size), ("--lr", lr)):
+        if value is not None and not value > 0:
+            raise UserError(f"{flag} must be > 0, got {value}")
+    if epochs is not None and steps is not None:
+        raise UserError("give --epochs or --steps, not both")
+    base = get_preset(preset or "paper")
+    batch = batch_size or base.batch_size
+    if steps is None and epochs is None and preset is not None:
+        steps = base.steps  # a named preset keeps its budget
+    elif steps is None:
+        steps = max(1, round((epochs or DEFAULT_EPOCHS) * n / batch))
+    return replace(base, steps=steps, batch_size=batch, lr=lr or base.lr, seed=seed)
+
+
+def model_classes(spec: ModelSpec, weights: Path) -> int:
+    """How many classes the checkpoint's model has (its head's rows), else the data's count."""
+    head, tensor = list(spec.build().state_dict().items())[-1]
+    shape = checkpoint_shapes(weights).get(head)
+    return shape[0] if shape and tensor.shape[0] == spec.num_classes else spec.num_classes
+
+
+def check_labels(ds: Dataset, classes: int, where: str) -> None:
+    """Every label of the data must be one of the model's classes 0..classes-1."""
+    for split in ("train", "test"):
+        y = getattr(ds, split).y
+        if len(y) and int(y.max()) >= classes:
+            raise UserError(f"{where}: label {int(y.max())} in the {split} split is outside the model's {classes} "
+                            f"classes (0..{classes - 1}); relabel the data or check --model and --weights")
+
+
 @app.command()
 def fix(
     weights: Annotated[Path, typer.Option(help="Your trained model's weights (.safetensors).")],
@@ -58,8 +94,15 @@ def fix(
                                         " (see `corrective methods`).")] = "scrub",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     grid: Annotated[bool, typer.Option(help="Search the method's grid; select on your test split.")] = False,
-    preset: Annotated[str, typer.Option(help=f"The recipe your model was trained with: {names(PRESETS)}.")] = "paper",
-    steps: Annotated[int | None, typer.Option(help="Steps your model was trained for (budgets are shares).")] = None,
+    epochs: Annotated[float | None, typer.Option(help=f"Epochs your model was trained for (method budgets are shares "
+                                                 f"of it; default {DEFAULT_EPOCHS:g}, the paper's).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size it was trained with (default: the preset's).")
+                          ] = None,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate it was trained with (default: the preset's).")
+                  ] = None,
+    preset: Annotated[str | None, typer.Option(help=f"A named recipe instead: {names(PRESETS)} (its steps, unless "
+                                               "--epochs or --steps).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimiser steps it was trained for (instead of --epochs).")] = None,
     mean: Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")] = None,
     std: Annotated[str | None, typer.Option(help="Per-channel std your model expects.")] = None,
     seed: SeedOpt = 0,
@@ -76,17 +119,26 @@ def fix(
     Example: corrective fix --root mydata --weights model.safetensors --flagged bad_ids.txt --method ssd --out fixed
     """
     check_out_dir(out, overwrite)
+    settings = parse_sets(set_)
+    # an unknown method or setting fails here, before any work
+    candidates = len([make_settings(method, o) for o in candidate_overrides(method, grid, settings)])
     dev = resolve_device(device)
     ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
     ids = api.read_flagged(flagged)
     kwargs = {**({"width": width} if width is not None else {}), **data_settings(model, ds.image_size)}
-    spec = ModelSpec(model, ds.num_classes, ds.in_channels, kwargs)
+    classes = model_classes(ModelSpec(model, ds.num_classes, ds.in_channels, kwargs), weights)
+    check_labels(ds, classes, f"{dataset} data in {root}")
+    spec = ModelSpec(model, classes, ds.in_channels, kwargs)
     net = load_weights(spec.build(), weights).to(dev).eval()
-    cfg = get_preset(preset)
-    cfg = cfg.scaled(steps / cfg.steps, seed=seed) if steps else cfg.scaled(1.0, seed=seed)
+    cfg = recipe(len(ds.train), preset, epochs, steps, batch_size, lr, seed)
     pipe = Pipeline.of(ds)
     if mean or std:
         pipe = replace(pipe, mean=parse_channels(mean, pipe.mean, "--mean"), std=parse_channels(std, pipe.std, "--std"))
+    ids = api.check_flagged(ds.train, ids)
+    if not (quiet or as_json):  # what the run will cost, before it starts
+        typer.echo(f"fix: your model's recipe: {cfg.steps} steps of batch {cfg.batch_size} "
+                   f"({cfg.steps * cfg.batch_size / len(ds.train):.3g} epochs of {len(ds.train)} samples) at lr "
+                   f"{cfg.lr:g}; {method} spends a share of it on each of {candidates} setting(s)", err=True)
     result = api.correct(
         net,
         ds.train,
@@ -96,7 +148,7 @@ def fix(
         config=cfg,
         spec=spec,
         held_out=ds.test,
-        settings=parse_sets(set_),
+        settings=settings,
         grid=grid,
         seed=seed,
         progress=False if quiet or as_json else None,

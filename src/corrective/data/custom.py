@@ -14,21 +14,36 @@ from corrective.errors import UserError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
-def to_nchw(name: str, where: str, x: np.ndarray) -> torch.Tensor:
-    """Images (N, H, W), (N, H, W, C) or (N, C, H, W) as uint8 (N, C, H, W); C is the smaller of the two axes.
+MAX_CHANNELS = 4  # a channel axis holds 1 (grey), 3 (RGB) or up to 4 (RGBA) values; image sides are larger
 
-    uint8 is kept, other integers must lie in 0..255, floats in [0, 1] (scaled to 0..255).
+
+def to_nchw(name: str, where: str, x: np.ndarray) -> torch.Tensor:
+    """Images (N, H, W), (N, H, W, C) or (N, C, H, W) as uint8 (N, C, H, W).
+
+    The channel axis is the one of axes 1 and 3 with at most MAX_CHANNELS values; when both or neither
+    could be, the layout is ambiguous and refused. uint8 is kept, other integers must lie in 0..255,
+    floats in [0, 1] (scaled to 0..255); NaN and inf are refused.
     """
     if x.ndim == 3:
         x = x[:, None]
-    elif x.ndim == 4 and x.shape[-1] < x.shape[1]:
-        x = x.transpose(0, 3, 1, 2)
-    elif x.ndim != 4:
+    elif x.ndim == 4:
+        first, last = x.shape[1] <= MAX_CHANNELS, x.shape[3] <= MAX_CHANNELS
+        if first == last:
+            raise UserError(f"{name}: {where} has shape {x.shape}: cannot tell the channel axis (1 to {MAX_CHANNELS} "
+                            "values) from the image sides; save images as (N, H, W, C) or (N, C, H, W)")
+        if last:
+            x = x.transpose(0, 3, 1, 2)
+    else:
         raise UserError(f"{name}: {where} has shape {x.shape}; expected images (N, H, W), (N, H, W, C) or (N, C, H, W)")
     if x.dtype == np.uint8:
         pass
     elif np.issubdtype(x.dtype, np.floating):
-        if x.size and not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
+        finite = np.isfinite(x)
+        if not finite.all():
+            i = int(np.argwhere(~finite)[0][0])
+            raise UserError(f"{name}: {where} holds NaN or inf pixels ({int((~finite).sum())} values, the first in "
+                            f"image {i}); replace them or drop those images")
+        if x.size and not (x.min() >= 0 and x.max() <= 1):
             raise UserError(f"{name}: {where} holds floats outside [0, 1]; scale the images to [0, 1] or uint8 0..255")
         x = np.rint(x * 255).astype(np.uint8)
     elif np.issubdtype(x.dtype, np.integer) and (not x.size or (x.min() >= 0 and x.max() <= 255)):
