@@ -69,8 +69,6 @@ def plan(spec: BenchSpec, device_type: str) -> list[Job]:
         raise UserError("bench spec: methods: no method to run (every registered method excluded)")
     oracle_grid = settings_grid(ORACLE, MethodSpec(ORACLE, False)) if ORACLE in METHODS else []
     check_data(spec)
-    # Fields that join a job's key only when set, so a spec without them keeps its ids.
-    relearn = {"relearn": True} if spec.relearn else {}
     originals, oracles, unlearns = [], [], []
     for dataset in spec.datasets:
         for model in spec.models:
@@ -85,7 +83,7 @@ def plan(spec: BenchSpec, device_type: str) -> list[Job]:
                                     "manipulation": m.kind, "size": size, "manipulation_settings": variant,
                                     "seed": seed, "train_config": train_config(spec, dataset, seed),
                                     "train_preset": spec.train_preset, "steps": spec.steps,
-                                    "val_fraction": spec.val_fraction, "device_type": device_type, **relearn,
+                                    "val_fraction": spec.val_fraction, "device_type": device_type,
                                 }
                                 key = {"stage": "original", **params, "versions": versions_key()}
                                 orig = Job(job_id(key), "original", {**params, "root": spec.roots.get(dataset)})
