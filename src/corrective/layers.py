@@ -18,7 +18,7 @@ from pathlib import Path
 # In import order: each layer builds only on the ones before it (docs/design.md).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("base", ("corrective", "corrective.errors", "corrective.layers", "corrective.progress", "corrective.runs",
-              "corrective.schema")),
+              "corrective.names")),
     ("data", ("corrective.data",)),
     ("manipulations", ("corrective.manipulations",)),
     ("models", ("corrective.models",)),
@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("report", ("corrective.report",)),
     ("cli", ("corrective.cli", "corrective.__main__")),
 )
-REPORT_MAY_IMPORT = ("corrective", "corrective.errors", "corrective.schema")
+REPORT_MAY_IMPORT = ("corrective", "corrective.errors", "corrective.names")
 
 ROOT = Path(__file__).resolve().parent
 

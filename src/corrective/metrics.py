@@ -10,13 +10,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from corrective import schema
+from corrective import names
 from corrective.data.base import Dataset, Split
 from corrective.data.batches import Pipeline, one_pass
 from corrective.manipulations import Manipulation
 from corrective.models import device_of
 
-METRICS = (*schema.METRICS, schema.PER_CLASS)  # every metric `evaluate` may write
+METRICS = (*names.METRICS, *names.PER_CLASS)  # every metric `evaluate` may write
 
 
 @torch.no_grad()
@@ -37,6 +37,14 @@ def accuracy(model: nn.Module, split: Split, pipeline: Pipeline) -> float:
     if len(split) == 0:
         return float("nan")
     return float((predict(model, split, pipeline) == split.y.cpu()).float().mean())
+
+
+def per_class_accuracy(model: nn.Module, split: Split, pipeline: Pipeline, num_classes: int) -> list[float]:
+    """Accuracy on each class of `split` (its labels), NaN for a class it lacks."""
+    y = split.y.cpu()
+    correct = predict(model, split, pipeline) == y
+    return [float(correct[y == c].float().mean()) if bool((y == c).any()) else float("nan")
+            for c in range(num_classes)]
 
 
 def evaluate(
@@ -61,6 +69,7 @@ def evaluate(
         "acc_retain": accuracy(model, retain, pipe),
         "clean_acc": float(correct.float().mean()),
         "val_accuracy": accuracy(model, dataset.val, pipe),
+        "val_per_class_acc": per_class_accuracy(model, dataset.val, pipe, dataset.num_classes),
         "per_class_acc": [float(correct[test_y == c].float().mean()) for c in range(dataset.num_classes)],
     }
     if manipulation.kind == "none":

@@ -21,8 +21,8 @@ from corrective.bench.spec import BenchSpec
 from corrective.bench.store import ResultStore, summarize, write_summary
 from corrective.errors import UserError
 from corrective.models import resolve_device
+from corrective.names import RESULTS, SPEC, SUMMARY
 from corrective.progress import Progress
-from corrective.schema import RESULTS, SPEC, SUMMARY
 
 LOCK = ".lock"
 

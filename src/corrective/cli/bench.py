@@ -13,7 +13,7 @@ from corrective.bench.jobs import LOGS
 from corrective.bench.spec import EXECUTORS, list_presets
 from corrective.cli.app import app
 from corrective.cli.common import QuietOpt, names, parse_sets
-from corrective.schema import RESULTS, SPEC, SUMMARY
+from corrective.names import RESULTS, SPEC, SUMMARY
 
 STAMP = ".records.sha256"  # in OUT/report: the digest of the records the report was drawn from
 

@@ -13,10 +13,12 @@ from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
     JsonOpt,
+    MaxDropOpt,
     OutOpt,
     OverwriteOpt,
     QuietOpt,
     SeedOpt,
+    SelectionOpt,
     names,
     parse_sets,
     print_metrics,
@@ -94,6 +96,8 @@ def fix(
                                         " (see `corrective methods`).")] = "scrub",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     grid: Annotated[bool, typer.Option(help="Search the method's grid; select on your test split.")] = False,
+    selection: SelectionOpt = None,
+    max_class_drop: MaxDropOpt = None,
     epochs: Annotated[float | None, typer.Option(help=f"Epochs your model was trained for (method budgets are shares "
                                                  f"of it; default {DEFAULT_EPOCHS:g}, the paper's).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size it was trained with (default: the preset's).")
@@ -118,9 +122,10 @@ def fix(
 
     Example: corrective fix --root mydata --weights model.safetensors --flagged bad_ids.txt --method ssd --out fixed
     """
+    api.resolve_selection(method, selection, max_class_drop)  # an unknown method or rule: fail before loading
     check_out_dir(out, overwrite)
     settings = parse_sets(set_)
-    # an unknown method or setting fails here, before any work
+    # an unknown setting fails here, before any work
     candidates = len([make_settings(method, o) for o in candidate_overrides(method, grid, settings)])
     dev = resolve_device(device)
     ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
@@ -150,6 +155,8 @@ def fix(
         held_out=ds.test,
         settings=settings,
         grid=grid,
+        selection=selection,
+        max_class_drop=max_class_drop,
         seed=seed,
         progress=False if quiet or as_json else None,
     )
@@ -160,6 +167,8 @@ def fix(
         "test_acc_before": accuracy(net, ds.test, pipe),
         "test_acc_after": accuracy(result.model, ds.test, pipe),
         "flagged_changed": result.record["forget_changed"],
+        "selection": result.record["selection"],
+        **({"guard_fallback": result.record["guard_fallback"]} if "guard_fallback" in result.record else {}),
         "unlearn_seconds": result.record["unlearn_seconds"],
     }
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from corrective import schema
+from corrective import names
 from corrective.errors import UserError
+from corrective.names import RECORD_SETTINGS
 
 # The record's config fields, each under the key the bench writes it with (bench/jobs.py).
 CONFIG_FIELDS = {"dataset": "dataset", "manipulation": "manipulation", "seed": "seed", "model": "model",
@@ -24,7 +25,7 @@ CONFIG_FIELDS = {"dataset": "dataset", "manipulation": "manipulation", "seed": "
 REQUIRED_CONFIG = ("dataset", "manipulation", "seed")
 REQUIRED_RECORD = ("method", "alpha", "is_method", "acc_corr", "acc_retain")
 ORIGINAL_STAGE = "original"  # a bench record of the trained original model: method none, no alpha
-METRICS = (*schema.METRICS, schema.SECONDS)
+METRICS = (*names.METRICS, names.SECONDS)
 DEFAULT_TRAINING = "standard"  # records written before training types existed
 
 
@@ -80,6 +81,10 @@ class Row:
     line: int = 0
     settings: str = ""  # the method's settings as canonical JSON: tells grid candidates apart
     ratio_hist: RatioHist | None = None  # SSD's importance-ratio histogram, when the record holds one
+    # The manipulation's recorded settings (target, trigger_size, corner, value, classes) as (name, text), and the
+    # share of false flags in S_f (None: not recorded, e.g. an original model's record)
+    manipulation_settings: tuple[tuple[str, str], ...] = ()
+    false_flags: float | None = None
 
     def get(self, metric: str) -> float:
         return self.metrics.get(metric, math.nan)
@@ -117,14 +122,14 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
     found = {name: scalar(record, key) for name, key in CONFIG_FIELDS.items()}
     for name in REQUIRED_CONFIG:
         if found[name] is None:
-            raise UserError(f"{where}: record lacks field {CONFIG_FIELDS[name]!r}; is this a {schema.RESULTS} "
+            raise UserError(f"{where}: record lacks field {CONFIG_FIELDS[name]!r}; is this a {names.RESULTS} "
                             "written by `corrective bench`?")
     for name in REQUIRED_RECORD:
         if name == "alpha" and record.get("stage") == ORIGINAL_STAGE:
             continue
         missing = record.get(name) is None if name in ("method", "alpha", "is_method") else name not in record
         if missing:
-            raise UserError(f"{where}: record lacks field {name!r}; is this a {schema.RESULTS} written by "
+            raise UserError(f"{where}: record lacks field {name!r}; is this a {names.RESULTS} written by "
                             "`corrective bench`?")
     metrics = {m: to_float(scalar(record, m), m, where) for m in METRICS}
     size = found["size"]
@@ -144,7 +149,18 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
         line=line,
         settings=json.dumps(record.get("settings") or {}, sort_keys=True),
         ratio_hist=ratio_hist(record, where),
+        manipulation_settings=tuple((k, setting_text(record[k])) for k in RECORD_SETTINGS
+                                    if record.get(k) is not None),
+        false_flags=None if record.get("false_flags") is None else to_float(record["false_flags"], "false_flags",
+                                                                            where),
     )
+
+
+def setting_text(value: Any) -> str:
+    """A manipulation setting as a label: 3, 0.5, bottom-right, 3-8 (an interclass pair)."""
+    if isinstance(value, list):
+        return "-".join(setting_text(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def record_rows(record: dict[str, Any], where: str = "record", line: int = 0) -> list[Row]:
@@ -166,9 +182,9 @@ def results_file(path: Path) -> Path:
         return path
     if not path.exists():
         raise UserError(f"results folder {path} does not exist; pass the folder `corrective bench` wrote (its --out)")
-    if not (path / schema.RESULTS).is_file():
-        raise UserError(f"{path} has no {schema.RESULTS}; pass the folder `corrective bench` wrote (its --out)")
-    return path / schema.RESULTS
+    if not (path / names.RESULTS).is_file():
+        raise UserError(f"{path} has no {names.RESULTS}; pass the folder `corrective bench` wrote (its --out)")
+    return path / names.RESULTS
 
 
 def read_results(path: str | Path) -> Results:
@@ -192,7 +208,7 @@ def read_results(path: str | Path) -> Results:
         rows += record_rows(record, where, number)
     if not rows:
         raise UserError(f"{file} holds no records; run `corrective bench` first or wait for a job to finish")
-    return Results(file, rows, notes, expected_grid(file.parent / schema.SPEC, notes))
+    return Results(file, rows, notes, expected_grid(file.parent / names.SPEC, notes))
 
 
 def expected_grid(spec: Path, notes: list[str]) -> dict[str, tuple[list[int], list[float]]]:

@@ -1,7 +1,11 @@
-"""The names shared by every producer and reader of results: manipulations, metrics, result files, mean/std.
+"""Names shared by the library and the report, which reads records without importing torch: defined once here.
 
-Defined once, imported where used. Imports nothing but the standard library, so the report (which
-never loads torch) reads records with the same names the bench writes them with.
+`MANIPULATIONS`: the manipulations of the papers, most regular first (REM's axis; `manipulations.py` adds
+"none"); `METRICS`, `SUMMARY_METRICS`: the metric names records hold; `RESULTS`, `SUMMARY`, `SPEC`: the
+files of a results folder; `mean_std`: the one mean and std over seeds (summary.csv and the report).
+
+`SETTINGS`: the settings each manipulation takes besides its size (the bench spec's axes);
+`RECORD_SETTINGS`: all of them, the record fields that hold them (None where a manipulation takes no such setting).
 """
 
 from __future__ import annotations
@@ -10,13 +14,19 @@ import math
 import statistics
 from collections.abc import Iterable
 
-# The manipulations of the papers, most regular first (REM's axis); `manipulations.py` adds "none".
-MANIPULATIONS = ("poison", "interclass", "random_swap")
+SETTINGS: dict[str, tuple[str, ...]] = {
+    "poison": ("target", "trigger_size", "corner", "value"),
+    "interclass": ("classes",),
+    "random_swap": (),
+}
+RECORD_SETTINGS: tuple[str, ...] = tuple(dict.fromkeys(k for keys in SETTINGS.values() for k in keys))
+MANIPULATIONS: tuple[str, ...] = tuple(SETTINGS)  # SETTINGS is written in REM's order
 
-# Every scalar metric `metrics.evaluate` may write (fractions in [0, 1]); it also writes PER_CLASS.
+
+# Every scalar metric `metrics.evaluate` may write (fractions in [0, 1]); it also writes the PER_CLASS lists.
 METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "forget_changed",
            "attack_success", "target_acc")
-PER_CLASS = "per_class_acc"
+PER_CLASS = ("per_class_acc", "val_per_class_acc")  # one accuracy per class: test, validation
 SECONDS = "unlearn_seconds"  # what a method cost, on every unlearning record
 # What `summary.csv` averages over seeds.
 SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success", SECONDS)
