@@ -57,7 +57,7 @@ def test_settings_are_axes():
         ({"poison": {"sizes": [0.05], "trigger_size": 0}},
          "bench spec: manipulations.poison.trigger_size[0]: must be >= 1"),
         ({"poison": {"sizes": [0.05], "value": 2}},
-         "bench spec: manipulations.poison.value[0]: a trigger value is a pixel value in [0, 1]"),
+         "bench spec: manipulations.poison.value[0]: must be in [0, 1], got"),
         ({"poison": {"sizes": [0.05], "classes": [1, 2]}},
          "bench spec: manipulations.poison.classes: unknown setting of poison; known: sizes, target"),
         ({"random_swap": {"sizes": [0.05], "target": 1}},
@@ -75,7 +75,7 @@ def test_bad_settings_name_the_field(manipulations, message):
     ("raw", "message"),
     [
         ({"false_flags": [0, -0.2]}, "bench spec: false_flags[1]: a false-flag share is a number >= 0"),
-        ({"false_flags": "many"}, "bench spec: false_flags[0]: expected a number"),
+        ({"false_flags": "many"}, "bench spec: false_flags[0]: must be a number, got 'many'"),
     ],
 )
 def test_bad_new_fields_name_the_field(raw, message):

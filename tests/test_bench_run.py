@@ -190,7 +190,7 @@ def test_ray_executor(smoke, tmp_path):
     [
         (["--preset", "nope"], "unknown bench preset 'nope'"),
         (["--preset", "smoke", "--set", "methods.magic.grid=true"], "bench spec: methods: unknown method 'magic'"),
-        (["--preset", "smoke", "--set", "alphas=2"], "bench spec: alphas[0]: alpha must be in (0, 1]"),
+        (["--preset", "smoke", "--set", "alphas=2"], "bench spec: alphas[0]: must be in (0, 1]"),
         (["--preset", "smoke", "--set", "seed=1"], "bench spec: seed: unknown field"),
         (["--preset", "smoke", "--config", "x.toml"], "give either --preset or --config"),
     ],
@@ -202,7 +202,7 @@ def test_cli_errors(args, message, tmp_path):
 
 def test_cli_error_is_one_line_exit_2(tmp_path):
     res = cli("bench", "--preset", "smoke", "--set", "steps=x", "--out", str(tmp_path / "o"))
-    assert res.returncode == 2 and res.stderr == "corrective: error: bench spec: steps: expected an integer, got 'x'\n"
+    assert res.returncode == 2 and res.stderr == "corrective: error: bench spec: steps: must be an integer, got 'x'\n"
 
 
 def test_cli_dry_run_and_list(tmp_path):

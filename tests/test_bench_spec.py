@@ -19,9 +19,9 @@ def test_defaults_and_overrides():
     ("raw", "message"),
     [
         ({"seed": [0]}, "bench spec: seed: unknown field; known:"),
-        ({"seeds": ["a"]}, "bench spec: seeds[0]: expected an integer, got 'a'"),
+        ({"seeds": ["a"]}, "bench spec: seeds[0]: must be an integer, got 'a'"),
         ({"seeds": []}, "bench spec: seeds: must not be empty"),
-        ({"alphas": [0.5, 1.5]}, "bench spec: alphas[1]: alpha must be in (0, 1], got 1.5"),
+        ({"alphas": [0.5, 1.5]}, "bench spec: alphas[1]: must be in (0, 1], got 1.5"),
         ({"training": ["fancy"]}, "bench spec: training[0]: unknown value 'fancy'; known: standard, capacity, etd"),
         ({"manipulations": {"flip": [0.1]}}, "bench spec: manipulations: unknown value 'flip'"),
         ({"manipulations": {"poison": [2.5]}}, "bench spec: manipulations.poison[0]: a size is a share below 1"),
@@ -29,7 +29,7 @@ def test_defaults_and_overrides():
         ({"methods": {"none": {"grid": "yes"}}}, "bench spec: methods.none.grid: expected true, false or a list"),
         ({"methods": {"none": {"exclude": ["x"]}}}, "bench spec: methods.none.exclude: only [methods.all]"),
         ({"executor": "dask"}, "bench spec: executor: unknown value 'dask'; known: local, ray"),
-        ({"oracle": "yes"}, "bench spec: oracle: expected true or false"),
+        ({"oracle": "yes"}, "bench spec: oracle: must be true or false, got 'yes'"),
         ({"steps": -1}, "bench spec: steps: must be >= 0"),
     ],
 )

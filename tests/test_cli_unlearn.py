@@ -49,6 +49,9 @@ def test_methods_lists_settings_grids_and_oracle_bounds(monkeypatch, capsys) -> 
     assert rc == 0
     assert "grid 50" in stdout and "grid 8" in stdout and "oracle bound" in stdout
     assert "--set lambda_=1" in stdout and "--set a=10" in stdout
+    # each setting with its allowed values and meaning, from its declaration
+    assert "--set kl_weight=1" in stdout and ">= 0; the paper's α: weight of the distillation KL" in stdout
+    assert "one of 'retain', 'train'; I_r on D_r" in stdout and "in (0, 10]; share of the original" in stdout
 
 
 @pytest.mark.parametrize(
@@ -56,7 +59,7 @@ def test_methods_lists_settings_grids_and_oracle_bounds(monkeypatch, capsys) -> 
     [
         (["--method", "nope"], "unknown method 'nope'"),
         (["--method", "ssd", "--set", "a=0"], "a must be > 0"),
-        (["--method", "ssd", "--set", "a=ten"], "must be float"),
+        (["--method", "ssd", "--set", "a=ten"], "a must be a number, got 'ten'"),
         (["--method", "ssd", "--set", "lambda=1"], "did you mean lambda_"),
         (["--method", "ssd", "--set", "a"], "not key=value"),
         (["--method", "ssd", "--alpha", "0"], "--alpha must be in (0, 1]"),

@@ -243,14 +243,24 @@ def test_settings_are_validated() -> None:
     assert make_settings("ssd", {"a": 5, "lambda_": 2}).a == 5.0
     assert make_settings("finetune", {"lr": 1}).lr == 1.0
     for overrides, match in [
-        ({"a": 0}, "a must be > 0"),
-        ({"a": "x"}, "must be float"),
+        ({"a": 0}, "method 'ssd': a must be > 0, got 0.0"),
+        ({"a": "x"}, "method 'ssd': a must be a number, got 'x'"),
+        ({"batch_size": 1.5}, "batch_size must be an integer, got 1.5"),
+        ({"per_sample": 1}, "per_sample must be true or false, got 1"),
         ({"lambda": 1}, "did you mean lambda_"),
         ({"retain_set": "test"}, "retain_set"),
     ]:
         with pytest.raises(UserError, match=match):
             make_settings("ssd", overrides)
-    with pytest.raises(UserError, match="forget_objective"):
+    with pytest.raises(UserError, match="forget_objective must be one of 'ce\\+kl', 'kl', got 'ce'"):
         make_settings("scrub", {"forget_objective": "ce"})
+    with pytest.raises(ValueError, match=r"fraction must be in \(0, 10\], got 11.0"):  # also when built directly
+        METHODS["retrain"].settings(fraction=11)
+
+
+def test_scrubs_old_alpha_is_kl_weight_with_a_warning() -> None:
+    with pytest.warns(FutureWarning, match="setting 'alpha' is now 'kl_weight'"):
+        assert make_settings("scrub", {"alpha": 0.5}).kl_weight == 0.5
+    assert {g["kl_weight"] for g in METHODS["scrub"].grid()} == {0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0}
     with pytest.raises(UserError, match="unknown method"):
         make_settings("nope")

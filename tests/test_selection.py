@@ -54,7 +54,7 @@ def test_unlearn_marks_exactly_the_selected_candidate(poison_run: api.Run) -> No
     assert {k: result.record[k] for k in again} == again
     assert any({k: r[k] for k in again} != again for r in result.records if not r["selected"])
     assert all(r["settings"]["fraction"] == 0.05 for r in result.records)
-    assert {r["settings"]["alpha"] for r in result.records} == {0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0}
+    assert {r["settings"]["kl_weight"] for r in result.records} == {0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0}
 
 
 # ---------------------------------------------------------------- guarded selection

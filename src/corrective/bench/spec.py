@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from corrective.constraints import Rule, validate
 from corrective.data import DATASETS
 from corrective.errors import UserError
 from corrective.manipulations import CORNERS, DEFAULT_SIZE
@@ -88,24 +89,24 @@ class BenchSpec:
 FIELDS = {f.name for f in fields(BenchSpec)}
 
 
+def _value(where: str, value: Any, hint: Any, **rule: Any) -> Any:
+    """`value` as `hint` (int, float, bool or str) within `rule` (a `constraints.Rule`), or one line naming where."""
+    try:
+        return validate(value, hint, Rule(**rule))
+    except ValueError as e:
+        raise fail(where, str(e)) from None
+
+
 def _str(where: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise fail(where, f"expected a string, got {value!r}")
-    return value
+    return _value(where, value, str)
 
 
 def _int(where: str, value: Any, minimum: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise fail(where, f"expected an integer, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise fail(where, f"must be >= {minimum}, got {value}")
-    return value
+    return _value(where, value, int, ge=minimum)
 
 
 def _number(where: str, value: Any) -> float:
-    if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise fail(where, f"expected a number, got {value!r}")
-    return float(value)
+    return _value(where, value, float)
 
 
 def _list(where: str, value: Any, item: Any) -> tuple[Any, ...]:
@@ -133,10 +134,7 @@ def _table(where: str, value: Any) -> dict[str, Any]:
 
 
 def _alpha(where: str, value: Any) -> float:
-    a = _number(where, value)
-    if not 0 < a <= 1:
-        raise fail(where, f"alpha must be in (0, 1], got {a}")
-    return a
+    return _value(where, value, float, gt=0, le=1)
 
 
 def _size(where: str, value: Any) -> float:
@@ -159,10 +157,7 @@ def _corner(where: str, value: Any) -> str:
 
 
 def _pixel(where: str, value: Any) -> float:
-    v = _number(where, value)
-    if not 0 <= v <= 1:
-        raise fail(where, f"a trigger value is a pixel value in [0, 1], got {v}")
-    return v
+    return _value(where, value, float, ge=0, le=1)  # a pixel value
 
 
 def _pair(where: str, value: Any) -> list[int]:
@@ -263,9 +258,7 @@ def parse_spec(raw: dict[str, Any]) -> BenchSpec:
 
 
 def _bool(where: str, value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise fail(where, f"expected true or false, got {value!r}")
-    return value
+    return _value(where, value, bool)
 
 
 def _share(where: str, value: Any) -> float:
@@ -276,10 +269,7 @@ def _share(where: str, value: Any) -> float:
 
 
 def _fraction(where: str, value: Any) -> float:
-    v = _number(where, value)
-    if not 0 < v < 1:
-        raise fail(where, f"must be in (0, 1), got {v}")
-    return v
+    return _value(where, value, float, gt=0, lt=1)
 
 
 # ---------------------------------------------------------------- files, presets, overrides

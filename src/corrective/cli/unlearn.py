@@ -23,6 +23,7 @@ from corrective.cli.common import (
     names,
     parse_sets,
 )
+from corrective.constraints import help_of, rule_of
 from corrective.errors import UserError
 from corrective.methods import METHODS, make_settings
 from corrective.runs import WEIGHTS, check_out_dir, dumps, save_model, write_dir, write_json
@@ -105,10 +106,13 @@ def setting_str(value: Any) -> str:
 
 @app.command()
 def methods() -> None:
-    """List the unlearning methods with their settings, defaults and grid sizes (oracle bounds marked)."""
+    """List the unlearning methods with their settings: default, allowed values, meaning; grid sizes."""
     for name, info in sorted(METHODS.items()):
         kind = "oracle bound: needs S_m, not a method" if not info.is_method else f"grid {len(info.grid())}"
         typer.echo(f"{name:<13}{info.summary}  [{kind}]")
         for f in dataclasses.fields(info.settings):
-            note = "  (Python keyword: write lambda_)" if f.name == "lambda_" else ""
-            typer.echo(f"{'':<13}--set {f.name}={setting_str(f.default)}{note}")
+            rule = rule_of(f).describe()
+            note = "; Python keyword: write lambda_" if f.name == "lambda_" else ""
+            about = "; ".join(x for x in (rule, help_of(f) + note) if x)
+            flag = f"--set {f.name}={setting_str(f.default)}"
+            typer.echo(f"{'':<13}{flag:<34}{f'  {about}' if about else ''}".rstrip())

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from corrective.constraints import Checked, setting
 from corrective.data.batches import Batch, epochs
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.models import device_of
@@ -25,15 +26,9 @@ INCOMPETENT_SALT = 7_919  # the incompetent teacher's init seed is derived from 
 
 
 @dataclass(frozen=True)
-class BadTeacherSettings:
-    temperature: float = 1.0  # T
-    fraction: float = 0.25  # share of the original training steps
-
-    def __post_init__(self) -> None:
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if not 0 < self.fraction <= 10:
-            raise ValueError(f"fraction must be in (0, 10], got {self.fraction}")
+class BadTeacherSettings(Checked):
+    temperature: float = setting(1.0, "distillation temperature T", gt=0)
+    fraction: float = setting(0.25, "share of the original training steps", gt=0, le=10)
 
 
 def teacher_targets(z_orig: Tensor, z_bad: Tensor, in_forget: Tensor, temperature: float) -> Tensor:

@@ -16,10 +16,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-import typing
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, get_type_hints
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -132,41 +132,27 @@ def candidate_overrides(
 
 
 def make_settings(name: str, overrides: dict[str, Any] | None = None) -> Any:
-    """The method's settings dataclass with `overrides` applied and checked: unknown keys, wrong types."""
+    """The method's settings dataclass with `overrides` applied and checked: unknown keys, types, ranges.
+
+    A setting renamed since (`RENAMED` on the settings class, old -> new) is accepted with a warning.
+    """
     info = get_method(name)
-    known = {f.name: f for f in fields(info.settings)}
-    hints = get_type_hints(info.settings)
+    known = [f.name for f in fields(info.settings)]
+    renamed: dict[str, str] = getattr(info.settings, "RENAMED", {})
     values: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
+        if key in renamed:
+            warnings.warn(f"method {name!r}: setting {key!r} is now {renamed[key]!r}; the old name will go",
+                          FutureWarning, stacklevel=2)
+            key = renamed[key]
         if key not in known:
             hint = f" (did you mean {key}_?)" if f"{key}_" in known else ""
             raise UserError(f"method {name!r} has no setting {key!r}{hint}; its settings: {', '.join(known) or 'none'}")
-        values[key] = coerce(name, key, value, hints[key])
+        values[key] = value
     try:
         return info.settings(**values)
     except ValueError as e:
         raise UserError(f"method {name!r}: {e}") from None
-
-
-def coerce(method: str, key: str, value: Any, hint: Any) -> Any:
-    """`value` as the setting's declared type (int, float, bool or str), or a clear error."""
-    args = typing.get_args(hint)
-    if value is None and type(None) in args:
-        return None
-    if type(None) in args and len(args) == 2:  # `X | None`
-        hint = next(a for a in args if a is not type(None))
-    target = hint if hint in (int, float, bool, str) else None
-    if target is None:
-        return value
-    if target is bool and isinstance(value, bool):
-        return value
-    if target is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if target is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if target is str and isinstance(value, str):
-        return value
-    raise UserError(f"method {method!r}: setting {key}={value!r} must be {target.__name__}")
 
 
 def settings_dict(settings: Any) -> dict[str, Any]:

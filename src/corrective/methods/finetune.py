@@ -12,20 +12,15 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from corrective.constraints import Checked, setting
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.training import train
 
 
 @dataclass(frozen=True)
-class FinetuneSettings:
-    fraction: float = 0.25  # share of the original training steps
-    lr: float | None = None  # None: algorithm A's learning rate
-
-    def __post_init__(self) -> None:
-        if not 0 < self.fraction <= 10:
-            raise ValueError(f"fraction must be in (0, 10], got {self.fraction}")
-        if self.lr is not None and self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+class FinetuneSettings(Checked):
+    fraction: float = setting(0.25, "share of the original training steps", gt=0, le=10)
+    lr: float | None = setting(None, "learning rate; none: algorithm A's", gt=0)
 
 
 @register_method(FinetuneSettings)

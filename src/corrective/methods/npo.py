@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from corrective.constraints import Checked, setting
 from corrective.data.base import Split
 from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.methods.base import UnlearnTask, register_method
@@ -26,19 +27,13 @@ FORGET_LOSSES = ("npo", "ascent")
 
 
 @dataclass(frozen=True)
-class NpoSettings:
-    lr: float = 0.005
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    beta: float = 1.0
-    gamma: float = 0.2  # stop once Acc(S_f) <= gamma
-    budget: float = 0.245  # at most this share of the original training steps (980 of 4000)
-
-    def __post_init__(self) -> None:
-        if self.lr <= 0 or self.beta <= 0 or self.budget <= 0:
-            raise ValueError(f"lr, beta and budget must be > 0; got {self.lr}, {self.beta}, {self.budget}")
-        if not 0.0 <= self.gamma <= 1.0:
-            raise ValueError(f"gamma is an accuracy in [0, 1], got {self.gamma}")
+class NpoSettings(Checked):
+    lr: float = setting(0.005, "learning rate (constant)", gt=0)
+    momentum: float = setting(0.9, "SGD momentum", ge=0)
+    weight_decay: float = setting(5e-4, "SGD weight decay", ge=0)
+    beta: float = setting(1.0, "NPO's inverse temperature", gt=0)
+    gamma: float = setting(0.2, "stop once the accuracy on S_f is at most this", ge=0, le=1)
+    budget: float = setting(0.245, "at most this share of the original training steps (980 of 4000)", gt=0)
 
 
 def method_config(task: UnlearnTask, s: Any, steps: int) -> TrainConfig:

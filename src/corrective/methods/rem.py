@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from corrective.constraints import setting
 from corrective.data.batches import Batch, epochs
 from corrective.errors import UserError
 from corrective.methods.base import UnlearnTask, register_method
@@ -35,18 +36,12 @@ from corrective.training import fit
 class RemSettings(NpoSettings):
     """NPO's settings (lr, momentum, weight decay, beta, gamma; `budget` here counts repair steps) and REM's own."""
 
-    p_mem: float = 0.2  # probability that an added channel is on for an example
-    max_flush_epochs: int = 100
-    forget_loss: str = "npo"  # "npo", or "ascent" (gradient ascent) in flush and repair
-    repair_npo: bool = True  # False: no forgetting term n_i during repair
-    redirect: bool = True  # False: repair in drop mode (no masks, nothing redirected)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.forget_loss not in FORGET_LOSSES:
-            raise ValueError(f"forget_loss must be one of {', '.join(FORGET_LOSSES)}, got {self.forget_loss!r}")
-        if not 0.0 < self.p_mem <= 1.0 or self.max_flush_epochs < 0:
-            raise ValueError(f"need 0 < p_mem <= 1, max_flush_epochs >= 0; got {self.p_mem}, {self.max_flush_epochs}")
+    p_mem: float = setting(0.2, "probability that an added channel is on for an example", gt=0, le=1)
+    max_flush_epochs: int = setting(100, "at most this many flush passes over S_f", ge=0)
+    forget_loss: str = setting("npo", "the forgetting loss in flush and repair (ascent: gradient ascent)",
+                               choices=FORGET_LOSSES)
+    repair_npo: bool = setting(True, "false: no forgetting term during repair")
+    redirect: bool = setting(True, "false: repair in drop mode (no masks, nothing redirected)")
 
 
 def shared_mask_id(seed: int) -> int:

@@ -11,17 +11,14 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from corrective.constraints import Checked, setting
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.training import train
 
 
 @dataclass(frozen=True)
-class RetrainSettings:
-    fraction: float = 1.0  # share of the original training steps (the paper: all of them)
-
-    def __post_init__(self) -> None:
-        if not 0 < self.fraction <= 10:
-            raise ValueError(f"fraction must be in (0, 10], got {self.fraction}")
+class RetrainSettings(Checked):
+    fraction: float = setting(1.0, "share of the original training steps (the paper: all of them)", gt=0, le=10)
 
 
 @register_method(RetrainSettings)

@@ -1,6 +1,7 @@
 """SCRUB (Kurmanji et al. 2023), as benchmarked by Goel et al. (App. A.2 (5)).
 
-Student from `M_o`, teacher = frozen `M_o`. With `L = CE(student, y) + α · KL_T(teacher ‖ student)`:
+Student from `M_o`, teacher = frozen `M_o`. With `L = CE(student, y) + α · KL_T(teacher ‖ student)`
+(α is the setting `kl_weight`; `alpha` is accepted with a warning):
 - retain step: minimise `L` on a batch of `D_r = S_tr \\ S_f`;
 - forget step: maximise `L` on a batch of `S_f` (the benchmark's variant, gradient ascent on the task
   loss too); `forget_objective="kl"` maximises only the KL, as the original SCRUB does.
@@ -19,47 +20,38 @@ import itertools
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from corrective.constraints import Checked, setting
 from corrective.data.base import Split
 from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.models import device_of
 from corrective.training import fit
 
-ALPHA_GRID = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
+KL_WEIGHT_GRID = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 
 
 @dataclass(frozen=True)
-class ScrubSettings:
-    alpha: float = 1.0  # the paper's α: weight of the distillation KL against the task loss
-    temperature: float = 4.0  # T of KL_T
-    lr: float = 0.0025
-    fraction: float = 0.25  # share of the original training steps
-    forget_share: float = 0.2  # forget steps only in this first share of SCRUB's steps (200 of 1000)
-    forget_objective: str = "ce+kl"  # maximised on S_f: "ce+kl" (the benchmark) or "kl" (original SCRUB)
+class ScrubSettings(Checked):
+    kl_weight: float = setting(1.0, "the paper's α: weight of the distillation KL against the task loss", ge=0)
+    temperature: float = setting(4.0, "T of KL_T", gt=0)
+    lr: float = setting(0.0025, "learning rate", gt=0)
+    fraction: float = setting(0.25, "share of the original training steps", gt=0, le=10)
+    forget_share: float = setting(0.2, "forget steps only in this first share of SCRUB's steps (200 of 1000)",
+                                  ge=0, le=1)
+    forget_objective: str = setting("ce+kl", "maximised on S_f: the benchmark's ce+kl, or kl (original SCRUB)",
+                                    choices=("ce+kl", "kl"))
 
-    def __post_init__(self) -> None:
-        if self.alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if not 0 < self.fraction <= 10:
-            raise ValueError(f"fraction must be in (0, 10], got {self.fraction}")
-        if not 0 <= self.forget_share <= 1:
-            raise ValueError(f"forget_share must be in [0, 1], got {self.forget_share}")
-        if self.forget_objective not in ("ce+kl", "kl"):
-            raise ValueError(f"forget_objective must be 'ce+kl' or 'kl', got {self.forget_objective!r}")
+    RENAMED: ClassVar[dict[str, str]] = {"alpha": "kl_weight"}  # old name -> new (alpha is the discovery rate)
 
 
 def scrub_grid() -> list[dict[str, Any]]:
-    return [{"alpha": a} for a in ALPHA_GRID]
+    return [{"kl_weight": a} for a in KL_WEIGHT_GRID]
 
 
 @dataclass(frozen=True)
@@ -113,7 +105,7 @@ def scrub(task: UnlearnTask, settings: ScrubSettings) -> nn.Module:
         with torch.no_grad():
             teacher_logits = teacher(batch.x)
         kl = distill_kl(logits, teacher_logits, settings.temperature)
-        loss = F.cross_entropy(logits.float(), batch.y) + settings.alpha * kl
+        loss = F.cross_entropy(logits.float(), batch.y) + settings.kl_weight * kl
         if batch.ascend:
             return -(kl if settings.forget_objective == "kl" else loss)
         return loss

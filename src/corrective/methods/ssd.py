@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from corrective.constraints import Checked, setting
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline, one_pass
 from corrective.methods.base import UnlearnTask, register_method
@@ -38,22 +39,13 @@ HIST_EDGES = np.linspace(-8.0, 8.0, 65)  # log10 ratio bins of the diagnostics h
 
 
 @dataclass(frozen=True)
-class SSDSettings:
-    a: float = 10.0  # selection threshold: dampen θ where I_f > a · I_r (the paper's α)
-    lambda_: float = 1.0  # dampening constant λ (the paper's γ); factor min(λ I_r / I_f, 1)
-    retain_set: str = "retain"  # "retain": I_r on D_r = S_tr \ S_f; "train": on all of S_tr (original SSD)
-    per_sample: bool = False  # mean of per-sample squared gradients instead of squared batch gradients
-    batch_size: int = 0  # importance batch size; 0: the training recipe's
-
-    def __post_init__(self) -> None:
-        if self.a <= 0:
-            raise ValueError(f"a must be > 0, got {self.a}")
-        if self.lambda_ <= 0:
-            raise ValueError(f"lambda_ must be > 0, got {self.lambda_}")
-        if self.retain_set not in ("retain", "train"):
-            raise ValueError(f"retain_set must be 'retain' or 'train', got {self.retain_set!r}")
-        if self.batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0, got {self.batch_size}")
+class SSDSettings(Checked):
+    a: float = setting(10.0, "selection threshold: dampen θ where I_f > a · I_r (the paper's α)", gt=0)
+    lambda_: float = setting(1.0, "dampening constant λ (the paper's γ): factor min(λ I_r / I_f, 1)", gt=0)
+    retain_set: str = setting("retain", "I_r on D_r = S_tr \\ S_f (retain) or on all of S_tr (train, original SSD)",
+                              choices=("retain", "train"))
+    per_sample: bool = setting(False, "mean of per-sample squared gradients instead of squared batch gradients")
+    batch_size: int = setting(0, "importance batch size; 0: the training recipe's", ge=0)
 
 
 def ssd_grid() -> list[dict[str, Any]]:

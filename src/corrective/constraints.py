@@ -1,0 +1,107 @@
+"""Settings declared once: each field's type, range and help; one validator; one message shape.
+
+A method's settings are a frozen dataclass of `setting(...)` fields deriving from `Checked`, so an
+instance that breaks a range never exists (in the spirit of scikit-learn's `_parameter_constraints`):
+
+    @dataclass(frozen=True)
+    class ScrubSettings(Checked):
+        lr: float = setting(0.0025, "learning rate", gt=0)
+
+Every message reads `must be RULE, got VALUE` after the setting's name or place (`method 'scrub': lr
+must be > 0, got -1.0`, `bench spec: steps: must be >= 0, got -1`). `corrective methods` prints each rule and help.
+Imports nothing of the package.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A range (bounds open with gt/lt, closed with ge/le) or a set of choices; None where there is none."""
+
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+    choices: tuple[Any, ...] | None = None
+
+    def holds(self, value: Any) -> bool:
+        if self.choices is not None:
+            return value in self.choices
+        if isinstance(value, float) and math.isnan(value):
+            return self == Rule()
+        return not ((self.gt is not None and not value > self.gt) or (self.ge is not None and not value >= self.ge)
+                    or (self.lt is not None and not value < self.lt) or (self.le is not None and not value <= self.le))
+
+    def describe(self) -> str:
+        """`> 0`, `>= 0`, `in (0, 10]`, `one of 'ce+kl', 'kl'`; '' for no rule."""
+        if self.choices is not None:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        low = self.gt if self.gt is not None else self.ge
+        high = self.lt if self.lt is not None else self.le
+        if low is not None and high is not None:
+            return f"in {'(' if self.gt is not None else '['}{low:g}, {high:g}{')' if self.lt is not None else ']'}"
+        if low is not None:
+            return f"{'>' if self.gt is not None else '>='} {low:g}"
+        if high is not None:
+            return f"{'<' if self.lt is not None else '<='} {high:g}"
+        return ""
+
+
+def setting(default: Any, help: str = "", *, gt: float | None = None, ge: float | None = None,
+            lt: float | None = None, le: float | None = None, choices: tuple[Any, ...] | None = None) -> Any:
+    """A dataclass field with its default, its rule and its help (shown by `corrective methods`)."""
+    return dataclasses.field(default=default, metadata={"rule": Rule(gt, ge, lt, le, choices), "help": help})
+
+
+def rule_of(f: dataclasses.Field[Any]) -> Rule:
+    return f.metadata.get("rule", Rule())
+
+
+def help_of(f: dataclasses.Field[Any]) -> str:
+    return f.metadata.get("help", "")
+
+
+TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def validate(value: Any, hint: Any, rule: Rule = Rule()) -> Any:
+    """`value` as the declared type (int, float, bool or str; `X | None` takes None) keeping `rule`, else a
+    ValueError `must be RULE, got VALUE` (the caller puts the name or place in front).
+
+    An int is a float; nothing else converts (a bool is not an int, a string is not a number).
+    None, where allowed, means 'not set' and keeps every rule.
+    """
+    args = typing.get_args(hint)
+    if value is None and type(None) in args:
+        return None
+    if type(None) in args and len(args) == 2:  # `X | None`
+        hint = next(a for a in args if a is not type(None))
+    if hint in TYPE_NAMES:
+        if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = float(value)
+        elif not (isinstance(value, hint) and (hint is bool or not isinstance(value, bool))):
+            raise ValueError(f"must be {TYPE_NAMES[hint]}, got {value!r}")
+    if not rule.holds(value):
+        raise ValueError(f"must be {rule.describe()}, got {value!r}")
+    return value
+
+
+class Checked:
+    """Base of a frozen dataclass of `setting` fields: each field is coerced to its declared type and its
+    rule checked when an instance is created, so an invalid one never exists."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            try:
+                value = validate(getattr(self, f.name), hints[f.name], rule_of(f))
+            except ValueError as e:
+                raise ValueError(f"{f.name} {e}") from None
+            object.__setattr__(self, f.name, value)
