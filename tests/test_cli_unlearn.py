@@ -21,7 +21,7 @@ def cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
 
 
 def test_unlearn_writes_the_selected_model_and_every_candidate(poison_run: api.Run, tmp_path: Path, monkeypatch,
-                                                               capsys) -> None:  # noqa: ANN001
+                                                               capsys) -> None:
     out = tmp_path / "u"
     args = ["unlearn", str(poison_run.path), "--method", "scrub", "--alpha", "0.5", "--set", "fraction=0.05",
             "--grid", "--json", "--out", str(out)]
@@ -44,7 +44,7 @@ def test_unlearn_writes_the_selected_model_and_every_candidate(poison_run: api.R
     assert saved["selection"] == "guarded" and saved["guard_fallback"] is False and saved["val_class_drop"] == 0.0
 
 
-def test_methods_lists_settings_grids_and_oracle_bounds(monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_methods_lists_settings_grids_and_oracle_bounds(monkeypatch, capsys) -> None:
     rc, stdout, _ = cli(["methods"], monkeypatch, capsys)
     assert rc == 0
     assert "grid 50" in stdout and "grid 8" in stdout and "oracle bound" in stdout
@@ -69,13 +69,13 @@ def test_methods_lists_settings_grids_and_oracle_bounds(monkeypatch, capsys) -> 
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(poison_run: api.Run, tmp_path: Path, monkeypatch, capsys, args: list[str],
-                                          message: str) -> None:  # noqa: ANN001
+                                          message: str) -> None:
     rc, _, err = cli(["unlearn", str(poison_run.path), *args, "--out", str(tmp_path / "x")], monkeypatch, capsys)
     assert rc == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
 
 
-def test_not_a_run_folder_and_existing_output(poison_run: api.Run, tmp_path: Path, monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_not_a_run_folder_and_existing_output(poison_run: api.Run, tmp_path: Path, monkeypatch, capsys) -> None:
     rc, _, err = cli(["unlearn", str(tmp_path), "--method", "none", "--out", str(tmp_path / "o")], monkeypatch, capsys)
     assert rc == 2 and "is not a run folder" in err
     (tmp_path / "o").mkdir()

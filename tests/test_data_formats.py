@@ -121,7 +121,7 @@ def test_cifar_refuses_a_pickle_with_a_forbidden_global(cifar10_root: Path, tmp_
         (lambda b: pickle.dumps({b"labels": [0]}), "not a valid CIFAR batch .'data'"),
     ],
 )
-def test_cifar_bad_batch(cifar10_root: Path, content, match: str) -> None:  # noqa: ANN001
+def test_cifar_bad_batch(cifar10_root: Path, content, match: str) -> None:
     path = cifar10_root / "cifar-10-batches-py" / "test_batch"
     path.write_bytes(content(path.read_bytes()))
     with pytest.raises(UserError, match=match):
@@ -261,7 +261,7 @@ def test_idx_loads(tmp_path: Path, name: str, gz: bool, sub: str) -> None:
         (lambda b: gzip.compress(b)[:100], ".gz", "not a valid gzip file"),
     ],
 )
-def test_idx_bad_files(tmp_path: Path, damage, suffix: str, match: str) -> None:  # noqa: ANN001
+def test_idx_bad_files(tmp_path: Path, damage, suffix: str, match: str) -> None:
     write_idx(tmp_path, gz=False)
     path = tmp_path / "t10k-images-idx3-ubyte"
     data = damage(path.read_bytes())

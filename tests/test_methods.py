@@ -71,8 +71,8 @@ def test_no_method_modifies_the_original_model(poison_run: api.Run, name: str) -
 def ids_seen_by_fit(monkeypatch: pytest.MonkeyPatch, record: list) -> None:
     real_fit = training.fit
 
-    def spy(model, batches, cfg, loss_fn=training.cross_entropy, **kw):  # noqa: ANN001, ANN003, ANN202
-        def tap():  # noqa: ANN202
+    def spy(model, batches, cfg, loss_fn=training.cross_entropy, **kw):
+        def tap():
             for b in batches:
                 record.append(b)
                 yield b
@@ -198,7 +198,7 @@ def test_bad_teacher_targets_follow_the_incompetent_teacher_on_the_forget_set() 
         assert torch.equal(target[~in_forget], torch.softmax(z_orig[~in_forget] / t, 1))
 
 
-def test_bad_teacher_trains_over_all_of_the_training_set(poison_run: api.Run, monkeypatch) -> None:  # noqa: ANN001
+def test_bad_teacher_trains_over_all_of_the_training_set(poison_run: api.Run, monkeypatch) -> None:
     seen: list = []
     ids_seen_by_fit(monkeypatch, seen)
     task = small_task(poison_run, alpha=1.0, steps=160)  # 40 steps of batch 64: two epochs of ~1200

@@ -23,7 +23,7 @@ from corrective.report.content import alpha_star_table, detail_table, holes, tab
 from report_records import grid, original, realistic, record, write
 
 
-def groups_of(records: list[dict[str, Any]]):  # noqa: ANN201
+def groups_of(records: list[dict[str, Any]]):
     from corrective.report.records import Results
 
     return build_groups(Results(Path("results.jsonl"), [row for r in records for row in record_rows(r)]))[0]

@@ -38,7 +38,7 @@ def test_nan_or_missing_never_wins_over_a_number() -> None:
 
 def test_all_nan_falls_back_to_the_first_and_empty_is_an_error() -> None:
     assert select([cand(math.nan, math.nan), cand(None, None)]) == 0
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="no candidates"):
         select([])
 
 

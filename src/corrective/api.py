@@ -63,7 +63,7 @@ class Run:
     training_type: str = "standard"  # models.masks.TRAINING_TYPES: standard, capacity or etd
 
     @property
-    def train_split(self):  # noqa: ANN201
+    def train_split(self):
         """The training data as given to the original model (manipulated labels, triggers)."""
         return self.manipulation.apply(self.dataset.train)
 

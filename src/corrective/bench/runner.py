@@ -39,7 +39,7 @@ class BenchOutcome:
     seconds: float = 0.0
 
 
-def lock(out: Path):  # noqa: ANN201
+def lock(out: Path):
     """An exclusive lock on the folder (released by the OS even on kill -9): one writer at a time."""
     out.mkdir(parents=True, exist_ok=True)
     handle = open(out / LOCK, "w")  # noqa: SIM115  (held open for the whole run)
