@@ -63,7 +63,7 @@ class Run:
     training_type: str = "standard"  # models.masks.TRAINING_TYPES: standard, capacity or etd
 
     @property
-    def train_split(self):
+    def train_split(self) -> Split:
         """The training data as given to the original model (manipulated labels, triggers)."""
         return self.manipulation.apply(self.dataset.train)
 
@@ -197,7 +197,8 @@ class UnlearnResult:
     @property
     def diagnostics(self) -> dict[str, Any]:
         """The method's diagnostics for this task (empty where it registered none)."""
-        return self.record.get("diagnostics", {})
+        diagnostics: dict[str, Any] = self.record.get("diagnostics", {})
+        return diagnostics
 
 
 def resolve_selection(method: str, selection: str | Selection | None, max_class_drop: float | None) -> Selection:

@@ -18,7 +18,7 @@ import dataclasses
 import math
 import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 
 @dataclass(frozen=True)
@@ -61,11 +61,12 @@ def setting(default: Any, help: str = "", *, gt: float | None = None, ge: float 
 
 
 def rule_of(f: dataclasses.Field[Any]) -> Rule:
-    return f.metadata.get("rule", Rule())
+    rule: Rule = f.metadata.get("rule", Rule())
+    return rule
 
 
 def help_of(f: dataclasses.Field[Any]) -> str:
-    return f.metadata.get("help", "")
+    return str(f.metadata.get("help", ""))
 
 
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
@@ -99,7 +100,7 @@ class Checked:
 
     def __post_init__(self) -> None:
         hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+        for f in dataclasses.fields(cast(Any, self)):  # a dataclass: Checked is only ever a dataclass's base
             try:
                 value = validate(getattr(self, f.name), hints[f.name], rule_of(f))
             except ValueError as e:

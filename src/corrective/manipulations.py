@@ -124,8 +124,9 @@ class Manipulation:
     def test_domains(self, test: Split) -> tuple[Split, Split]:
         """(`D_m` part of the test set with clean labels, the rest): what `acc_corr` and `acc_retain` read."""
         if self.kind == "poison":
-            assert self.trigger is not None
-            stamped = Split(test.x, test.y, test.ids, lambda x, pos: self.trigger.stamp(x))  # type: ignore[union-attr]
+            trigger = self.trigger
+            assert trigger is not None
+            stamped = Split(test.x, test.y, test.ids, lambda x, pos: trigger.stamp(x))
             return stamped, test
         if self.kind == "interclass":
             inside = torch.isin(test.y, torch.tensor(self.classes, device=test.y.device))

@@ -82,9 +82,10 @@ def evaluate(
     m["score"] = m["utility"] * m["healed"]
     if manipulation.kind == "poison":
         target = manipulation.target
+        assert target is not None  # a poisoning always has one
         triggered = predict(model, corr, pipe)
         others = test_y != target
-        m["attack_success"] = float((triggered[others] == target).float().mean())
+        m["attack_success"] = float(triggered[others].eq(target).float().mean())
         m["target_acc"] = m["per_class_acc"][target]
     if reference is not None and forget_ids is not None:
         m["forget_changed"] = forget_changed(model, reference, dataset, manipulation, forget_ids)

@@ -116,7 +116,7 @@ def fit(
         if bf16 is None:
             bf16 = use_bf16(cfg.precision, device, batch.x.shape[-1])
             if bf16 and batch.x.ndim == 4:
-                model.to(memory_format=torch.channels_last)
+                model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bool(bf16)):

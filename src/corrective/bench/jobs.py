@@ -57,7 +57,8 @@ def execute(job: Job, out: str) -> dict[str, Any]:
         record["job_seconds"] = time.perf_counter() - start
         record["job_cpu_seconds"] = time.process_time() - cpu  # this worker's CPU time: contention-free cost
         print(f"done in {record['job_seconds']:.1f} s")
-    return json.loads(dumps(record))
+    plain: dict[str, Any] = json.loads(dumps(record))  # what the parent will store: JSON values only
+    return plain
 
 
 def _base(job: Job) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from corrective.bench.executors import Executor, make_executor
 from corrective.bench.plan import STAGES, Job, plan
@@ -39,7 +39,7 @@ class BenchOutcome:
     seconds: float = 0.0
 
 
-def lock(out: Path):
+def lock(out: Path) -> TextIO:
     """An exclusive lock on the folder (released by the OS even on kill -9): one writer at a time."""
     out.mkdir(parents=True, exist_ok=True)
     handle = open(out / LOCK, "w")  # noqa: SIM115  (held open for the whole run)
@@ -93,7 +93,7 @@ def _schedule(todo: list[Job], store: ResultStore, ex: Executor, out: str, outco
               progress: bool | None, total: int) -> None:
     """Keep up to `ex.slots` ready jobs running, earliest stage first; record each as it finishes."""
     pending = sorted(todo, key=lambda j: STAGES.index(j.stage))  # stable: plan order within a stage
-    running: dict[Future, Job] = {}
+    running: dict[Future[dict[str, Any]], Job] = {}
     failed: set[str] = set()
     bar = Progress(total, "bench", progress, unit="job", initial=outcome.skipped, dynamic_ncols=True)
     try:

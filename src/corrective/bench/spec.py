@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from corrective.constraints import Rule, validate
 from corrective.data import DATASETS
@@ -30,6 +30,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+T = TypeVar("T")
 EXECUTORS = ("local", "ray")
 TRAININGS = tuple(TRAINING_TYPES)
 ALL = "all"  # `[methods.all]`: every registered method not listed by name (the oracle has its own stage)
@@ -89,10 +90,10 @@ class BenchSpec:
 FIELDS = {f.name for f in fields(BenchSpec)}
 
 
-def _value(where: str, value: Any, hint: Any, **rule: Any) -> Any:
+def _value(where: str, value: Any, hint: type[T], **rule: Any) -> T:
     """`value` as `hint` (int, float, bool or str) within `rule` (a `constraints.Rule`), or one line naming where."""
     try:
-        return validate(value, hint, Rule(**rule))
+        return cast(T, validate(value, hint, Rule(**rule)))
     except ValueError as e:
         raise fail(where, str(e)) from None
 
@@ -121,10 +122,10 @@ def _list(where: str, value: Any, item: Any) -> tuple[Any, ...]:
 
 
 def _choice(where: str, value: Any, known: tuple[str, ...]) -> str:
-    value = _str(where, value)
-    if value not in known:
-        raise fail(where, f"unknown value {value!r}; known: {', '.join(known)}")
-    return value
+    name = _str(where, value)
+    if name not in known:
+        raise fail(where, f"unknown value {name!r}; known: {', '.join(known)}")
+    return name
 
 
 def _table(where: str, value: Any) -> dict[str, Any]:

@@ -88,7 +88,7 @@ def _hashable(value: Any) -> Any:
 def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (dataset, model, training, manipulation, size, its settings, false flags, method, alpha): the selected
     settings and mean, sample std (n-1) and n over seeds of the main metrics. Originals' records are left out."""
-    groups: dict[tuple, list[dict[str, Any]]] = {}
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in records:
         if r.get("stage") in ("unlearn", "oracle"):
             groups.setdefault(tuple(_hashable(r.get(k)) for k in GROUP_KEYS), []).append(r)

@@ -18,12 +18,12 @@ def _pct(v: Any) -> str:
 SHORT = {"trigger_size": "trigger", "false_flags": "ff"}  # column-label names of the setting fields
 
 
-def _settings(row: dict[str, Any]) -> tuple:
+def _settings(row: dict[str, Any]) -> tuple[str, ...]:
     """A column of the table: the manipulation, its size, its settings and the false-flag share."""
     return tuple(str(row.get(k)) for k in ("manipulation", "size", *RECORD_SETTINGS, "false_flags"))
 
 
-def _label(g: tuple, varying: set[int]) -> str:
+def _label(g: tuple[str, ...], varying: set[int]) -> str:
     keys = (*RECORD_SETTINGS, "false_flags")
     extra = "".join(f" {SHORT.get(k, k)}={g[2 + i]}" for i, k in enumerate(keys) if 2 + i in varying)
     return f"{g[0]}@{float(g[1]):g}{extra}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -60,7 +60,7 @@ def train(
 
     Example: corrective train --dataset digits --manipulation poison --size 0.05 --seed 0 --out runs/p0
     """
-    settings: dict = {}
+    settings: dict[str, Any] = {}
     if target is not None:
         settings["target"] = target
     if trigger_size is not None:

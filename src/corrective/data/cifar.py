@@ -22,11 +22,12 @@ def _numpy_globals() -> dict[tuple[str, str], Any]:
     try:
         from numpy._core import multiarray, numeric
     except ImportError:  # numpy < 2
-        from numpy.core import multiarray, numeric  # type: ignore[no-redef]
+        from numpy.core import multiarray, numeric  # type: ignore[no-redef]  # the same names, numpy 1's place
     allowed: dict[tuple[str, str], Any] = {}
     for module in ("numpy.core", "numpy._core"):
         allowed[(f"{module}.multiarray", "_reconstruct")] = multiarray._reconstruct
-        allowed[(f"{module}.numeric", "_frombuffer")] = numeric._frombuffer  # arrays pickled with protocol 5
+        # arrays pickled with protocol 5 (a private numpy helper its stubs do not declare)
+        allowed[(f"{module}.numeric", "_frombuffer")] = numeric._frombuffer  # type: ignore[attr-defined]
     allowed[("numpy", "ndarray")] = np.ndarray
     allowed[("numpy", "dtype")] = np.dtype
     allowed[("_codecs", "encode")] = codecs.encode  # bytes in python 3 pickles of protocol 2
@@ -103,7 +104,7 @@ def load_cifar10(root: Path) -> RawData:
     folder = _folder(root, "cifar-10-batches-py")
     train_files = [f"data_batch_{i}" for i in range(1, 6)]
     _require("cifar10", folder, [*train_files, "test_batch"])
-    names = CIFAR10_CLASSES
+    names: tuple[str, ...] = CIFAR10_CLASSES
     if (folder / "batches.meta").is_file():
         meta = read_pickle("cifar10", folder / "batches.meta")
         names = _names(meta.get("label_names", CIFAR10_CLASSES))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -74,7 +75,7 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
     train_batches = epochs(train, task.pipeline, bs, task.generator(2), augment=cfg.augment)
 
     def repair_loss(m: nn.Module, b: Batch) -> Tensor:
-        kwargs: dict = {}
+        kwargs: dict[str, Any] = {}
         if s.redirect:
             kwargs = {"ids": torch.where(torch.isin(b.ids, redirected), shared, b.ids), "mode": "masked"}
         with torch.no_grad():

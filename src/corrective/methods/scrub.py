@@ -100,13 +100,13 @@ def scrub(task: UnlearnTask, settings: ScrubSettings) -> nn.Module:
     student = task.copy_model()
     device = device_of(student)
 
-    def loss_fn(model: nn.Module, batch: TaggedBatch) -> Tensor:
+    def loss_fn(model: nn.Module, batch: Batch) -> Tensor:  # scrub_batches gives TaggedBatches
         logits = model(batch.x)
         with torch.no_grad():
             teacher_logits = teacher(batch.x)
         kl = distill_kl(logits, teacher_logits, settings.temperature)
         loss = F.cross_entropy(logits.float(), batch.y) + settings.kl_weight * kl
-        if batch.ascend:
+        if isinstance(batch, TaggedBatch) and batch.ascend:
             return -(kl if settings.forget_objective == "kl" else loss)
         return loss
 

@@ -58,7 +58,7 @@ def selection_score(record: dict[str, Any]) -> float:
     val, changed = record.get("val_accuracy"), record.get("forget_changed")
     if val is None or changed is None or math.isnan(val) or math.isnan(changed):
         return float("-inf")
-    return 0.5 * val + 0.5 * changed
+    return 0.5 * float(val) + 0.5 * float(changed)
 
 
 def class_drop(record: dict[str, Any], reference: Sequence[float] | None) -> float:

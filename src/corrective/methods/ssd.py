@@ -89,7 +89,8 @@ def task_importances(task: UnlearnTask, settings: SSDSettings) -> tuple[Importan
         imp_f = importances(task.model, task.forget(), task.pipeline, bs, settings.per_sample)
         imp_r = importances(task.model, retain, task.pipeline, bs, settings.per_sample)
         task.cache[key] = (imp_f, imp_r, time.perf_counter() - start)
-    return task.cache[key]
+    cached: tuple[Importances, Importances, float] = task.cache[key]
+    return cached
 
 
 @torch.no_grad()

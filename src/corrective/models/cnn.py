@@ -8,7 +8,7 @@ from torch import Tensor, nn
 
 from corrective.models.masks import CapacityMask, context
 from corrective.models.registry import register_model
-from corrective.models.resnet9 import conv_bn
+from corrective.models.resnet9 import conv_bn, conv_out
 
 
 @register_model(name="cnn_small")
@@ -45,7 +45,7 @@ class SmallCNN(nn.Module):
 
     def widened(self) -> SmallCNN:
         """Every masked layer twice as wide, the old channels as the fixed group."""
-        channels = [2 * c[0].out_channels for c in (self.conv1, self.conv2, self.conv3)]
+        channels = [2 * conv_out(c) for c in (self.conv1, self.conv2, self.conv3)]
         return SmallCNN(self.num_classes, self.in_channels, p_fixed=0.5, channels=channels)
 
     def zero_cross(self) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import Tensor, nn
@@ -109,6 +110,19 @@ class CapacityMask(nn.Module):
         return f"channels={self.channels}, n_fixed={self.n_fixed}, p_mem={self.p_mem}, layer={self.layer}"
 
 
+@runtime_checkable
+class Widenable(Protocol):
+    """A model REM can give added capacity to (`expand`): every masked layer's width doubled."""
+
+    def widened(self) -> nn.Module:
+        """The same architecture with each masked layer twice as wide, the old channels as the fixed group."""
+        ...
+
+    def zero_cross(self) -> list[str]:
+        """Weights from new channels that reach old ones without passing a mask (zeroed by `expand`)."""
+        ...
+
+
 def masks_of(model: nn.Module) -> list[CapacityMask]:
     return [m for m in model.modules() if isinstance(m, CapacityMask)]
 
@@ -139,7 +153,9 @@ def expand(model: nn.Module, p_mem: float = 0.2) -> nn.Module:
     """
     if has_reserve(model):
         raise ValueError("model already has a reserved group; use it (set_p_mem) instead of expanding")
-    wide: nn.Module = model.widened()  # type: ignore[operator]
+    if not isinstance(model, Widenable):
+        raise ValueError(f"{type(model).__name__} cannot be widened: it needs widened() and zero_cross() (Widenable)")
+    wide = model.widened()
     wide = wide.to(next(model.parameters()).device)
     new_state = wide.state_dict()
     for name, old in model.state_dict().items():
@@ -148,7 +164,7 @@ def expand(model: nn.Module, p_mem: float = 0.2) -> nn.Module:
             new.copy_(old)
             continue
         new[tuple(slice(0, s) for s in old.shape)] = old
-    for name in model.zero_cross():  # type: ignore[operator]
+    for name in model.zero_cross():
         old, new = model.state_dict()[name], new_state[name]
         new[: old.shape[0], old.shape[1] :] = 0
     wide.load_state_dict(new_state)

@@ -22,6 +22,13 @@ def conv_bn(c_in: int, c_out: int, pool: bool = False) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def conv_out(block: nn.Module) -> int:
+    """Output channels of a `conv_bn` block (its first module is the convolution)."""
+    conv = next(iter(block.children()))
+    assert isinstance(conv, nn.Conv2d)
+    return conv.out_channels
+
+
 class Residual(nn.Module):
     """x + f(x) with f two conv-BN-CELU blocks at constant width."""
 
@@ -73,8 +80,7 @@ class ResNet9(nn.Module):
 
     def widened(self) -> ResNet9:
         """The same network with every masked layer twice as wide, the old channels as the fixed group."""
-        channels = [2 * self.conv1[0].out_channels, 2 * self.conv2[0].out_channels,
-                    2 * self.conv3[0].out_channels, 2 * self.conv4[0].out_channels]
+        channels = [2 * conv_out(c) for c in (self.conv1, self.conv2, self.conv3, self.conv4)]
         return ResNet9(self.num_classes, self.in_channels, p_fixed=0.5, channels=channels)
 
     def zero_cross(self) -> list[str]:
