@@ -50,7 +50,8 @@ class RemSettings:
 
     def __post_init__(self) -> None:
         if (self.lr is not None and self.lr <= 0) or self.beta <= 0 or self.repair_epochs <= 0:
-            raise ValueError(f"lr, beta and repair_epochs must be > 0; got {self.lr}, {self.beta}, {self.repair_epochs}")
+            raise ValueError(f"lr, beta and repair_epochs must be > 0; got {self.lr}, {self.beta}, "
+                             f"{self.repair_epochs}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma is an accuracy in [0, 1], got {self.gamma}")
         if self.forget_loss not in FORGET_LOSSES:

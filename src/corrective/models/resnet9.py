@@ -78,7 +78,8 @@ class ResNet9(nn.Module):
         self.pool = nn.AdaptiveMaxPool2d(1)
         self.fc = nn.Linear(c4, num_classes, bias=False)
         widths = (c1, c2, c2, c3, c3, c4)
-        self.masks = nn.ModuleList(CapacityMask(c, p_fixed, p_mem, i) for c, i in zip(widths, MASK_PATTERNS))
+        places = zip(widths, MASK_PATTERNS, strict=True)
+        self.masks = nn.ModuleList(CapacityMask(c, p_fixed, p_mem, i) for c, i in places)
 
     def forward(self, x: Tensor, ids: Tensor | None = None, mode: str | None = None) -> Tensor:
         if min(x.shape[-2:]) < MIN_SIZE:
