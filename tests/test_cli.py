@@ -38,6 +38,10 @@ def test_train_json_then_evaluate_round_trip(tmp_path: Path) -> None:
         (["train", "--out", "{tmp}/a", "--size", "99999"], "has only"),
         (["train", "--out", "{tmp}/a", "--manipulation", "interclass", "--classes", "3,11"], "out of range"),
         (["evaluate", "{tmp}"], "not a run folder"),
+        # a silent wrong answer before: 0 steps meant the preset's, -5 trained nothing, width 0 a 1-channel net
+        (["train", "--out", "{tmp}/a", "--steps", "0"], "training recipe: steps must be >= 1, got 0"),
+        (["train", "--out", "{tmp}/a", "--steps", "-5"], "training recipe: steps must be >= 1, got -5"),
+        (["train", "--out", "{tmp}/a", "--width", "0"], "model 'cnn_small': width must be > 0, got 0.0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:

@@ -60,6 +60,8 @@ def test_methods_lists_settings_grids_and_oracle_bounds(monkeypatch, capsys) -> 
         (["--method", "nope"], "unknown method 'nope'"),
         (["--method", "ssd", "--set", "a=0"], "a must be > 0"),
         (["--method", "ssd", "--set", "a=ten"], "a must be a number, got 'ten'"),
+        (["--method", "scrub", "--set", "kl_weight=inf"], "kl_weight must be a finite number, got inf"),
+        (["--method", "ssd", "--set", "a=1", "--set", "a=2"], "--set a is given twice"),
         (["--method", "ssd", "--set", "lambda=1"], "did you mean lambda_"),
         (["--method", "ssd", "--set", "a"], "not key=value"),
         (["--method", "ssd", "--alpha", "0"], "--alpha must be in (0, 1]"),

@@ -34,7 +34,8 @@ def test_rules_describe_themselves() -> None:
         ({"lr": "fast"}, "lr must be a number, got 'fast'"),
         ({"mode": "c"}, "mode must be one of 'a', 'b', got 'c'"),
         ({"cap": 10}, "cap must be in (0, 10), got 10.0"),
-        ({"lr": float("nan")}, "lr must be > 0, got nan"),
+        ({"lr": float("nan")}, "lr must be a finite number, got nan"),
+        ({"share": float("inf")}, "share must be a finite number, got inf"),
     ],
 )
 def test_one_message_shape(changes: dict[str, object], message: str) -> None:

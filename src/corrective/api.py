@@ -128,7 +128,10 @@ def train_run(
     ds = load_dataset(dataset, root, val_fraction=val_fraction, seed=seed, download=download, **(dataset_options or {}))
     manip = manipulate(ds, manipulation, seed=seed, size=size, **(manipulation_settings or {}))
     cfg = get_preset(preset or get_info(dataset).preset)
-    cfg = TrainConfig(**{**cfg.to_dict(), "seed": seed, **({"steps": steps} if steps else {})})
+    try:
+        cfg = TrainConfig(**{**cfg.to_dict(), "seed": seed, **({"steps": steps} if steps is not None else {})})
+    except ValueError as e:
+        raise UserError(f"training recipe: {e}") from None
     model = model or get_info(dataset).model
     kwargs = {**({"width": width} if width is not None else {}), **TRAINING_TYPES[training],
               **data_settings(model, ds.image_size)}

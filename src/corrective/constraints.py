@@ -77,7 +77,7 @@ def validate(value: Any, hint: Any, rule: Rule = Rule()) -> Any:
     ValueError `must be RULE, got VALUE` (the caller puts the name or place in front).
 
     An int is a float; nothing else converts (a bool is not an int, a string is not a number).
-    None, where allowed, means 'not set' and keeps every rule.
+    None, where allowed, means 'not set' and keeps every rule; a float must be finite.
     """
     args = typing.get_args(hint)
     if value is None and type(None) in args:
@@ -87,6 +87,8 @@ def validate(value: Any, hint: Any, rule: Rule = Rule()) -> Any:
     if hint in TYPE_NAMES:
         if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = float(value)
+            if not math.isfinite(value):  # NaN and inf pass no rule and break JSON records
+                raise ValueError(f"must be a finite number, got {value!r}")
         elif not (isinstance(value, hint) and (hint is bool or not isinstance(value, bool))):
             raise ValueError(f"must be {TYPE_NAMES[hint]}, got {value!r}")
     if not rule.holds(value):

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from corrective.constraints import Checked, setting
 from corrective.data.base import Split
 from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.errors import UserError
@@ -24,18 +25,19 @@ LossFn = Callable[[nn.Module, Batch], Tensor]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    steps: int = 4000  # optimiser steps (the budget)
-    lr: float = 0.025  # peak learning rate
-    batch_size: int = 512
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    warmup: float = 0.01  # share of the steps spent warming up linearly
-    t_mult: float = 1.25  # decay reaches lr * (1 - 1/t_mult) at the last step
-    schedule: str = "linear"  # "linear" (warm-up + decay) or "constant"
-    augment: bool = True
-    precision: str = "auto"  # "auto" (bf16 on CUDA and for images >= 32 px), "bf16" or "fp32"
-    seed: int = 0
+class TrainConfig(Checked):
+    steps: int = setting(4000, "optimiser steps (the budget)", ge=1)
+    lr: float = setting(0.025, "peak learning rate", gt=0)
+    batch_size: int = setting(512, "batch size", ge=1)
+    momentum: float = setting(0.9, "SGD momentum", ge=0)
+    weight_decay: float = setting(5e-4, "SGD weight decay", ge=0)
+    warmup: float = setting(0.01, "share of the steps spent warming up linearly", ge=0, le=1)
+    t_mult: float = setting(1.25, "decay reaches lr * (1 - 1/t_mult) at the last step", gt=0)
+    schedule: str = setting("linear", "linear (warm-up + decay) or constant", choices=("linear", "constant"))
+    augment: bool = setting(True, "flips and crops as the dataset allows")
+    precision: str = setting("auto", "auto (bf16 on CUDA and for images >= 32 px), bf16 or fp32",
+                             choices=("auto", "bf16", "fp32"))
+    seed: int = setting(0, "seed of the batch order and augmentation")
 
     def scaled(self, fraction: float, **changes: Any) -> TrainConfig:
         """The same recipe with `fraction` of the steps (at least one), e.g. 0.25 for fine-tuning budgets."""

@@ -40,6 +40,8 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
         if "=" not in item:
             raise UserError(f"--set {item!r} is not key=value; write e.g. --set lr=0.01")
         key, raw = item.split("=", 1)
+        if key.strip() in out:
+            raise UserError(f"--set {key.strip()} is given twice; give each setting once")
         out[key.strip()] = parse_value(raw.strip())
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -44,6 +45,9 @@ def parse_channels(text: str | None, default: tuple[float, ...], flag: str) -> t
         raise UserError(f"{flag} {text!r} must be comma-separated numbers, one per channel") from None
     if len(values) != len(default):
         raise UserError(f"{flag} has {len(values)} values but the images have {len(default)} channels")
+    if not all(math.isfinite(v) for v in values) or (flag == "--std" and not all(v > 0 for v in values)):
+        rule = "finite numbers > 0" if flag == "--std" else "finite numbers"
+        raise UserError(f"{flag} must be {rule}, one per channel, got {text}")
     return values
 
 
@@ -54,8 +58,8 @@ def recipe(n: int, preset: str | None, epochs: float | None, steps: int | None, 
            lr: float | None, seed: int) -> TrainConfig:
     """The recipe the model was trained with: a preset's optimiser, the budget in epochs of `n` samples (or steps)."""
     for flag, value in (("--epochs", epochs), ("--steps", steps), ("--batch-size", batch_size), ("--lr", lr)):
-        if value is not None and not value > 0:
-            raise UserError(f"{flag} must be > 0, got {value}")
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise UserError(f"{flag} must be a finite number > 0, got {value}")
     if epochs is not None and steps is not None:
         raise UserError("give --epochs or --steps, not both")
     base = get_preset(preset or "paper")
@@ -64,7 +68,10 @@ def recipe(n: int, preset: str | None, epochs: float | None, steps: int | None, 
         steps = base.steps  # a named preset keeps its budget
     elif steps is None:
         steps = max(1, round((epochs or DEFAULT_EPOCHS) * n / batch))
-    return replace(base, steps=steps, batch_size=batch, lr=lr or base.lr, seed=seed)
+    try:
+        return replace(base, steps=steps, batch_size=batch, lr=lr or base.lr, seed=seed)
+    except ValueError as e:
+        raise UserError(f"training recipe: {e}") from None
 
 
 def model_classes(spec: ModelSpec, weights: Path) -> int:

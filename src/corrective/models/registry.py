@@ -57,6 +57,9 @@ def create_model(name: str, num_classes: int, in_channels: int = 3, **kwargs: An
     unknown = sorted(set(kwargs) - set(known))
     if unknown:
         raise UserError(f"model {name!r} does not take setting {unknown[0]!r}; its settings: {', '.join(known)}")
+    width = kwargs.get("width")
+    if isinstance(width, (int, float)) and not width > 0:
+        raise UserError(f"model {name!r}: width must be > 0, got {width!r}")
     return factory(num_classes=num_classes, in_channels=in_channels, **kwargs)
 
 
