@@ -42,6 +42,7 @@ def test_train_json_then_evaluate_round_trip(tmp_path: Path) -> None:
         (["train", "--out", "{tmp}/a", "--steps", "0"], "training recipe: steps must be >= 1, got 0"),
         (["train", "--out", "{tmp}/a", "--steps", "-5"], "training recipe: steps must be >= 1, got -5"),
         (["train", "--out", "{tmp}/a", "--width", "0"], "model 'cnn_small': width must be > 0, got 0.0"),
+        (["train", "--out", "{tmp}/a", "--size", "nan"], "--size must be a finite number > 0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:

@@ -150,8 +150,8 @@ class Manipulation:
 
 def _count(size: float, n: int, what: str) -> int:
     """A size given as a fraction of `n` (< 1) or a count (>= 1)."""
-    if size <= 0:
-        raise UserError(f"--size must be > 0 (a fraction of the training set or a count), got {size}")
+    if not (size > 0 and math.isfinite(size)):
+        raise UserError(f"--size must be a finite number > 0 (a fraction of the training set or a count), got {size}")
     k = int(round(size * n)) if size < 1 else int(size)
     if size >= 1 and size != math.floor(size):
         raise UserError(f"--size {size} is neither a fraction below 1 nor a whole count")
