@@ -289,7 +289,8 @@ def unlearn(
     task = make_task(run, forget_ids, oracle=not info.is_method, progress=progress)
 
     def measure(model: nn.Module) -> dict[str, Any]:
-        metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids)
+        metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids,
+                           original=run.metrics)
         return {"alpha": alpha, **metrics}
 
     return run_candidates(task, method, settings, grid, measure)
