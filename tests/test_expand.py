@@ -41,6 +41,19 @@ def planted(n: int = 300, planted_n: int = 30, seed: int = 0) -> tuple[Split, to
     return Split(x.round().clamp(0, 255).to(torch.uint8), y, ids), ids[bad]
 
 
+def swapped(n: int = 300, swapped_n: int = 30, seed: int = 0) -> tuple[Split, torch.Tensor]:
+    """Four classes of noisy 4x4 prototypes; `swapped_n` samples get another class's label (images unchanged)."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(4, 1, 4, 4, generator=g) * 200
+    y = torch.arange(n) % 4
+    x = protos[y] + torch.rand(n, 1, 4, 4, generator=g) * 40
+    bad = torch.randperm(n, generator=g)[:swapped_n]
+    y = y.clone()
+    y[bad] = (y[bad] + torch.randint(1, 4, (swapped_n,), generator=g)) % 4
+    ids = torch.arange(n)
+    return Split(x.round().clamp(0, 255).to(torch.uint8), y, ids), ids[bad]
+
+
 def prec_rec(e: Expansion, truth: torch.Tensor) -> tuple[float, float]:
     hit = int(torch.isin(e.ids, truth).sum())
     return hit / len(e.ids), hit / len(truth)
@@ -79,6 +92,56 @@ def test_neighbours_finds_a_planted_cluster() -> None:
     assert e.ids.tolist() == sorted(set(e.ids.tolist()))
 
 
+def test_label_noise_finds_swapped_labels() -> None:
+    split, bad = swapped()
+    e = expand(Flat(16, 4), split, bad[:6], PIPE, "label_noise", {"k": 10})
+    precision, recall = prec_rec(e, bad)
+    assert precision >= 0.9 and recall >= 0.9, (precision, recall, e.details["cutoff"])
+
+
+def test_auto_picks_the_strategy_that_fits() -> None:
+    split, bad = planted()
+    e = expand(Flat(16, 4), split, bad[:6], PIPE, "auto")
+    assert e.strategy == "auto" and e.chosen == "neighbours", e.details["cv"]
+    assert min(prec_rec(e, bad)) >= 0.9
+    split, bad = swapped()
+    e = expand(Flat(16, 4), split, bad[:6], PIPE, "auto")
+    assert e.chosen == "label_noise", e.details["cv"]
+    assert min(prec_rec(e, bad)) >= 0.9
+    assert set(e.details["cv"]) == {"neighbours", "label_noise[restrict=labels]", "label_noise"}
+
+
+def test_classifier_ranks_a_planted_cluster_first() -> None:
+    """PU learning: among the unflagged samples, the planted ones get the highest corrected probabilities."""
+    split, bad = planted()
+    e = expand(Flat(16, 4), split, bad[:6], PIPE, "classifier", {"recall": 1.0, "min_precision": 0.0})
+    top = e.added[:24]
+    assert float(torch.isin(top, bad).float().mean()) >= 0.9, e.details["cutoff"]
+    assert float(e.scores.max()) <= 1.0
+
+
+def test_gradients_match_autograd() -> None:
+    """The closed-form last-layer gradient similarity equals cosine similarity of autograd's per-sample gradients."""
+    from corrective.expand import View, get_strategy, make_strategy_settings
+
+    split, bad = planted(40, 4)
+    torch.manual_seed(0)
+    model = Flat(16, 4)
+    view = View(model, split, PIPE)
+    seeds = torch.zeros(len(split), dtype=torch.bool)
+    seeds[3] = True
+    score = get_strategy("gradients").score(view, seeds, make_strategy_settings("gradients"))
+    grads = []
+    for i in range(len(split)):
+        model.zero_grad()
+        x = split.x[i : i + 1].float().div(255)
+        nn.functional.cross_entropy(model(x), split.y[i : i + 1]).backward()
+        grads.append(torch.cat([model.fc.weight.grad.flatten(), model.fc.bias.grad]))
+    g = torch.stack(grads)
+    expected = nn.functional.cosine_similarity(g, g[3:4].expand_as(g), dim=1)
+    assert torch.allclose(score, expected, atol=1e-5)
+
+
 def test_expansion_is_deterministic_per_seed() -> None:
     split, bad = planted()
     a = expand(Flat(16, 4), split, bad[:6], PIPE, "neighbours", seed=3)
@@ -101,7 +164,7 @@ def test_one_flagged_sample_falls_back_and_says_so() -> None:
 
 
 def test_strategies_are_registered() -> None:
-    assert {"none", "neighbours", "auto"} <= set(list_strategies())
+    assert set(list_strategies()) == {"auto", "classifier", "gradients", "label_noise", "neighbours", "none"}
 
 
 @pytest.mark.parametrize(
@@ -113,6 +176,10 @@ def test_strategies_are_registered() -> None:
         ("neighbours", {"recall": 1.5}, "recall must be in"),
         ("neighbours", {"aggregate": "sum"}, "aggregate must be"),
         ("auto", {"candidates": "none"}, "ranking strategies"),
+        ("auto", {"candidates": "neighbours,nearest"}, "unknown expansion strategy 'nearest'"),
+        ("auto", {"candidates": "label_noise[k=zero]"}, "must be int"),
+        ("auto", {"candidates": "label_noise[k]"}, "not key=value"),
+        ("label_noise", {"restrict": "classes"}, "restrict must be one of"),
     ],
 )
 def test_bad_strategy_or_setting_is_one_line(strategy: str, settings: dict | None, match: str) -> None:

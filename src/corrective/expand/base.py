@@ -53,7 +53,9 @@ class Cutoff:
     min_precision: float = 0.8  # estimated precision the cutoff may not fall below (the safeguard)
     max_share: float = 0.25  # held-out samples ranked (median) below this share of the data: no structure, add none
     folds: int = 5  # cross-validation folds inside S_f (at most |S_f|)
-    min_separation: float = 0.8  # a two-group split of the scores explaining this share of their variance is a cluster
+    min_separation: float = 0.75  # a two-group split of the scores explaining this share of their variance: a cluster
+    extension_recall: float = 0.5  # a score cutoff must keep this share of held-out flagged samples (see expand.cutoff)
+    split_slack: float = 4.0  # a score cutoff may add at most this many times 2 * mean count (see expand.cutoff)
 
     def __post_init__(self) -> None:
         if not 0.0 < self.recall <= 1.0:
@@ -64,6 +66,10 @@ class Cutoff:
             raise ValueError(f"max_share must be in (0, 1], got {self.max_share}")
         if not 0.0 < self.min_separation <= 1.0:
             raise ValueError(f"min_separation must be in (0, 1], got {self.min_separation}")
+        if not 0.0 <= self.extension_recall <= 1.0:
+            raise ValueError(f"extension_recall must be in [0, 1], got {self.extension_recall}")
+        if self.split_slack < 0:
+            raise ValueError(f"split_slack must be >= 0, got {self.split_slack}")
         if self.folds < 2:
             raise ValueError(f"folds must be >= 2, got {self.folds}")
 

@@ -48,6 +48,8 @@ def expand(
     if strategy == "none":
         return Expansion("none", "none", flagged_ids, torch.zeros(0, dtype=torch.long), torch.zeros(0),
                          time.perf_counter() - start, jsonable(details))
+    if strategy == "auto":
+        auto_mod.check(chosen_settings)  # every candidate known, its settings valid: before any work
     check_model_classes(model, train, flagged_ids)
     view = View(model, train, pipeline, seed)
     flagged = torch.zeros(len(view), dtype=torch.bool)
@@ -56,11 +58,10 @@ def expand(
     rec = None
     if strategy == "auto":
         if single:
-            chosen = auto_mod.pick_single(view, flagged, chosen_settings)
-            chosen_settings = auto_mod.candidate_settings(chosen, chosen_settings)
+            chosen, chosen_settings = auto_mod.pick_single(view, flagged, chosen_settings)
         else:
             chosen, chosen_settings, recs = auto_mod.pick(view, flagged, chosen_settings, seed)
-            rec = recs[chosen]
+            rec = next(r for r in recs.values() if r.settings == chosen_settings)
             details["cv"] = {name: r.summary() for name, r in recs.items()}
         details["chosen_settings"] = dict(vars(chosen_settings))
     else:
