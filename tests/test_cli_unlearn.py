@@ -36,7 +36,12 @@ def test_unlearn_writes_the_selected_model_and_every_candidate(poison_run: api.R
     assert (out / "model.safetensors").stat().st_size > 0
     rc, stdout, _ = cli(["unlearn", str(poison_run.path), "--method", "none", "--out", str(out), "--overwrite"],
                         monkeypatch, capsys)
-    assert rc == 0 and "selected candidate 0" in stdout
+    assert rc == 0 and "selected candidate 0 by the paper rule" in stdout
+    rc, stdout, _ = cli(["unlearn", str(poison_run.path), "--method", "none", "--selection", "guarded", "--out",
+                         str(out), "--overwrite"], monkeypatch, capsys)
+    assert rc == 0 and "by the guarded rule (1 of the candidates kept every class within 0.05)" in stdout
+    saved = json.loads((out / "unlearn.json").read_text())["candidates"][0]
+    assert saved["selection"] == "guarded" and saved["guard_fallback"] is False and saved["val_class_drop"] == 0.0
 
 
 def test_methods_lists_settings_grids_and_oracle_bounds(monkeypatch, capsys) -> None:  # noqa: ANN001
@@ -56,6 +61,8 @@ def test_methods_lists_settings_grids_and_oracle_bounds(monkeypatch, capsys) -> 
         (["--method", "ssd", "--set", "a"], "not key=value"),
         (["--method", "ssd", "--alpha", "0"], "--alpha must be in (0, 1]"),
         (["--method", "ssd", "--alpha", "1.5"], "--alpha must be in (0, 1]"),
+        (["--method", "ssd", "--selection", "best"], "unknown selection rule 'best'; known: paper, guarded"),
+        (["--method", "ssd", "--selection", "guarded", "--max-class-drop", "5"], "max_class_drop must be a fraction"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(poison_run: api.Run, tmp_path: Path, monkeypatch, capsys, args: list[str],

@@ -70,6 +70,17 @@ def test_fix_writes_a_corrected_model_and_summary(user_files: Path, tmp_path: Pa
     saved = json.loads((tmp_path / "fixed" / "fix.json").read_text())
     assert saved["candidates"][0]["selected"] is True
     assert (tmp_path / "fixed" / "model.safetensors").exists()
+    assert summary["selection"] == "paper" and "guard_fallback" not in summary
+
+
+def test_fix_guarded_selection_compares_classes_on_the_held_out_data(user_files: Path, tmp_path: Path) -> None:
+    r = fix(user_files, tmp_path / "fixed", "--flagged", str(user_files / "flagged.txt"), "--method", "none",
+            "--selection", "guarded", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["selection"] == "guarded" and summary["guard_fallback"] is False
+    cand = json.loads((tmp_path / "fixed" / "fix.json").read_text())["candidates"][0]
+    assert len(cand["val_per_class_acc"]) == 10 and cand["val_class_drop"] == 0.0
 
 
 @pytest.mark.parametrize(
@@ -80,6 +91,8 @@ def test_fix_writes_a_corrected_model_and_summary(user_files: Path, tmp_path: Pa
         ("1 two", [], "integer sample ids"),
         ("1 2", ["--model", "resnet9"], "does not fit the model"),
         ("1 2", ["--mean", "0.1,0.2"], "channels"),
+        ("1 2", ["--selection", "best"], "unknown selection rule 'best'"),
+        ("1 2", ["--selection", "guarded", "--max-class-drop", "-1"], "max_class_drop must be a fraction"),
     ],
 )
 def test_fix_bad_input_is_one_line(user_files: Path, tmp_path: Path, content: str, extra: list[str], needle: str):

@@ -7,7 +7,9 @@ import math
 import pytest
 
 from corrective import api
-from corrective.methods import select, selection_score
+from corrective.errors import UserError
+from corrective.methods import Selection, select, selection_score
+from corrective.methods.selection import class_drop, selection_record
 
 
 def cand(val: float | None, changed: float | None, **extra: float) -> dict:
@@ -46,3 +48,76 @@ def test_unlearn_marks_exactly_the_selected_candidate(poison_run: api.Run) -> No
     assert result.record["selected"] and result.selected == select(result.records)
     assert all(r["settings"]["fraction"] == 0.05 for r in result.records)
     assert {r["settings"]["alpha"] for r in result.records} == {0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0}
+
+
+# ---------------------------------------------------------------- guarded selection
+
+REF = [0.9] * 10  # the original model's validation accuracy per class
+
+
+def per_class(drop_class: int | None = None, value: float = 0.0, base: float = 0.9) -> list[float]:
+    out = [base] * 10
+    if drop_class is not None:
+        out[drop_class] = value
+    return out
+
+
+def test_guarded_rejects_a_class_erasing_candidate_with_the_best_paper_score() -> None:
+    erasing = cand(0.82, 1.0, val_per_class_acc=per_class(0, 0.0))  # paper score 0.91: flips all of S_f
+    honest = cand(0.9, 0.3, val_per_class_acc=per_class(0, 0.87))  # paper score 0.60, class 0 down 3 points
+    unchanged = cand(0.9, 0.0, val_per_class_acc=per_class())  # paper score 0.45
+    records = [unchanged, erasing, honest]
+    assert select(records) == 1  # the paper's rule takes the class eraser
+    guarded = Selection("guarded")
+    assert select(records, guarded, REF) == 2
+    info = selection_record(records, 2, guarded, REF)
+    assert info == {"selection": "guarded", "max_class_drop": 0.05, "n_eligible": 2, "guard_fallback": False}
+    assert class_drop(erasing, REF) == pytest.approx(0.9)
+    # a stricter guard (2 points) leaves only the unchanged model eligible
+    assert select(records, Selection("guarded", 0.02), REF) == 0
+
+
+def test_guarded_falls_back_to_the_least_damaging_candidate_and_says_so() -> None:
+    records = [cand(0.5, 1.0, val_per_class_acc=per_class(3, 0.1)),  # class 3 down 80 points
+               cand(0.6, 0.9, val_per_class_acc=per_class(5, 0.7)),  # class 5 down 20 points: least damage
+               cand(0.7, 0.8, val_per_class_acc=per_class(1, 0.5))]  # class 1 down 40 points
+    guarded = Selection("guarded")
+    chosen = select(records, guarded, REF)
+    assert chosen == 1
+    assert selection_record(records, chosen, guarded, REF)["guard_fallback"] is True
+    assert selection_record(records, chosen, guarded, REF)["n_eligible"] == 0
+
+
+def test_guarded_skips_classes_missing_from_validation_and_needs_per_class_figures() -> None:
+    ref = [float("nan"), *[0.9] * 9]
+    rec = cand(0.9, 0.5, val_per_class_acc=[0.0, *[0.9] * 9])
+    assert class_drop(rec, ref) == 0.0
+    assert class_drop(cand(0.9, 0.5), REF) == math.inf  # no per-class figures: never eligible
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (("best",), "unknown selection rule 'best'; known: paper, guarded"),
+    (("guarded", 1.5), "max_class_drop must be a fraction in [0, 1)"),
+    (("guarded", -0.1), "max_class_drop must be a fraction in [0, 1)"),
+    (("guarded", "x"), "max_class_drop must be a fraction in [0, 1)"),
+])
+def test_bad_selection_is_one_line(args: tuple, needle: str) -> None:
+    with pytest.raises(UserError) as e:
+        Selection(*args)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_unlearn_with_guarded_selection_records_the_rule_and_each_drop(poison_run: api.Run) -> None:
+    grid = [{"a": a, "lambda_": a} for a in (0.1, 1.0, 10.0)]
+    paper = api.unlearn(poison_run, "ssd", 0.1, grid=grid, progress=False)
+    guarded = api.unlearn(poison_run, "ssd", 0.1, grid=grid, selection="guarded", progress=False)
+    assert all(r["selection"] == "paper" and "guard_fallback" not in r for r in paper.records)
+    assert all(r["selection"] == "guarded" and r["max_class_drop"] == 0.05 for r in guarded.records)
+    for r in guarded.records:
+        assert len(r["val_per_class_acc"]) == 10 and r["val_class_drop"] >= -1
+    eligible = [r["val_class_drop"] <= 0.05 + 1e-9 for r in guarded.records]
+    assert guarded.record["guard_fallback"] is (not any(eligible))
+    if any(eligible):
+        assert eligible[guarded.selected]
+    with pytest.raises(UserError, match="max_class_drop"):
+        api.unlearn(poison_run, "none", 0.1, selection="guarded", max_class_drop=2.0, progress=False)

@@ -22,11 +22,10 @@ from corrective.methods import (
     get_method,
     make_settings,
     run_methods_grid,
-    select,
-    selection_score,
     settings_dict,
 )
-from corrective.metrics import accuracy, evaluate, predict
+from corrective.methods.selection import Selection, class_drop, selection_record
+from corrective.metrics import accuracy, evaluate, per_class_accuracy, predict
 from corrective.models.masks import TRAINING_TYPES
 from corrective.runs import (
     FORMAT,
@@ -220,33 +219,56 @@ class UnlearnResult:
         return self.record.get("diagnostics", {})
 
 
+def resolve_selection(method: str, selection: str | Selection | None, max_class_drop: float | None) -> Selection:
+    """The rule the caller chose, else the one the method asks for (`MethodInfo.selection`), else the paper's."""
+    if isinstance(selection, Selection):
+        return selection
+    rule = selection or get_method(method).selection or "paper"
+    return Selection(rule) if max_class_drop is None else Selection(rule, max_class_drop)
+
+
 def run_candidates(
     task: UnlearnTask,
     method: str,
     settings: dict[str, Any] | None,
     grid: bool | list[dict[str, Any]],
     measure: Callable[[nn.Module], dict[str, Any]],
+    selection: Selection | None = None,
+    reference: list[float] | None = None,
 ) -> UnlearnResult:
-    """Run `method` once per candidate, measure each model, select by the paper's rule.
+    """Run `method` once per candidate, measure each model, select by `selection` (default: the paper's rule).
 
     The candidates are `settings` alone, or with `grid` every setting of the method's grid (or of the
-    given list) with `settings` applied on top.
+    given list) with `settings` applied on top. `measure` gives each model's figures, `val_per_class_acc`
+    among them; `reference` is the original model's per-class validation accuracy, which the guarded
+    rule compares against (each record gets its `val_class_drop`, the largest fall of a class).
     """
     info = get_method(method)
+    selection = selection or Selection()
+    if selection.rule == "guarded" and reference is None:
+        raise UserError("guarded selection needs clean held-out data to compare classes on; provide it "
+                        "or use selection 'paper'")
     grid_list = info.grid() if grid is True else list(grid or [])
     overrides = [{**g, **(settings or {})} for g in grid_list] if grid_list else [settings or {}]
     candidates = [make_settings(method, o) for o in overrides]
     records: list[dict[str, Any]] = []
     best: nn.Module | None = None
-    best_score = float("-inf")
+    best_key: tuple[float, float] | None = None
     for s, model, seconds in run_methods_grid(task, method, candidates):
         record = {"method": method, "settings": settings_dict(s), "selected": False, "is_method": info.is_method}
         record |= {"n_forget": len(task.forget_ids), "unlearn_seconds": seconds}
-        records.append(record | measure(model))
-        if best is None or selection_score(records[-1]) > best_score:  # strict: the first of equals wins
-            best, best_score = model, selection_score(records[-1])
-    chosen = select(records)
+        record |= measure(model)
+        if reference is not None:
+            record["val_class_drop"] = class_drop(record, reference)
+        records.append(record)
+        key = selection.key(record, reference)
+        if best_key is None or key > best_key:  # strict: the first of equals wins
+            best, best_key = model, key
+    chosen = next(i for i, r in enumerate(records) if selection.key(r, reference) == best_key)
     records[chosen]["selected"] = True
+    choice = selection_record(records, chosen, selection, reference)
+    for r in records:
+        r |= choice
     if info.diagnostics is not None:  # once per (method, S_f), untimed; on the selected record only
         records[chosen]["diagnostics"] = info.diagnostics(task)
     assert best is not None
@@ -277,22 +299,27 @@ def unlearn(
     *,
     settings: dict[str, Any] | None = None,
     grid: bool | list[dict[str, Any]] = False,
+    selection: str | None = None,
+    max_class_drop: float | None = None,
     progress: bool | None = None,
 ) -> UnlearnResult:
     """Apply `method` to a run with the first `alpha` share of S_m identified; evaluate; apply the selection rule.
 
     With `grid`, every setting of the method's grid (or of the given list of settings), each with
-    `settings` applied on top, is a candidate.
+    `settings` applied on top, is a candidate. `selection` is `paper` or `guarded` (on the clean
+    validation split; default: the method's own choice, else `paper`).
     """
     info = get_method(method)
+    rule = resolve_selection(method, selection, max_class_drop)
     forget_ids = run.manipulation.forget_ids(alpha)
     task = make_task(run, forget_ids, oracle=not info.is_method, progress=progress)
+    reference = per_class_accuracy(run.model, run.dataset.val, Pipeline.of(run.dataset), run.dataset.num_classes)
 
     def measure(model: nn.Module) -> dict[str, Any]:
         metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids)
         return {"alpha": alpha, **metrics}
 
-    return run_candidates(task, method, settings, grid, measure)
+    return run_candidates(task, method, settings, grid, measure, rule, reference)
 
 
 def read_flagged(path: str | Path) -> torch.Tensor:
@@ -340,6 +367,8 @@ def correct(
     held_out: Split | None = None,
     settings: dict[str, Any] | None = None,
     grid: bool = False,
+    selection: str | None = None,
+    max_class_drop: float | None = None,
     seed: int = 0,
     progress: bool | None = None,
 ) -> UnlearnResult:
@@ -347,15 +376,22 @@ def correct(
 
     `train` is the training data as the model saw it (labels as given), `flagged` the ids found to be
     manipulated, `config` the recipe the model was trained with (method budgets are shares of its
-    steps). With `grid`, settings are chosen by the paper's rule on `held_out`, trusted clean data:
-    0.5 * accuracy on it + 0.5 * share of flagged samples whose prediction changed.
+    steps). With `grid`, settings are chosen on `held_out`, trusted clean data, by the paper's rule
+    (0.5 * accuracy on it + 0.5 * share of flagged samples whose prediction changed) or by `guarded`
+    (the same among candidates losing at most `max_class_drop` on every class of `held_out`).
     """
     flagged = check_flagged(train, flagged)
     info = get_method(method)
+    rule = resolve_selection(method, selection, max_class_drop)
     if not info.is_method:
         raise UserError(f"{method!r} is an oracle bound that needs every manipulated id; pick a method")
     if grid and (held_out is None or len(held_out) == 0):
         raise UserError("--grid selects settings on trusted held-out data; provide a test split (or drop --grid)")
+    if rule.rule == "guarded" and (held_out is None or len(held_out) == 0):
+        raise UserError("guarded selection compares classes on trusted held-out data; provide a test split "
+                        "(or use --selection paper)")
+    num_classes = int(spec.num_classes)
+    reference = None if held_out is None else per_class_accuracy(model, held_out, pipeline, num_classes)
     task = UnlearnTask(model, train, flagged, pipeline, config, spec, seed, progress)
     flagged_split = task.forget()
     before = predict(model, flagged_split, pipeline)
@@ -364,11 +400,13 @@ def correct(
         after = predict(new, flagged_split, pipeline)
         return {
             "val_accuracy": accuracy(new, held_out, pipeline) if held_out is not None else float("nan"),
+            **({} if held_out is None else {"val_per_class_acc": per_class_accuracy(new, held_out, pipeline,
+                                                                                    num_classes)}),
             "forget_changed": float((after != before).float().mean()),
             "flagged_given_label_acc": float((after == flagged_split.y.cpu()).float().mean()),
         }
 
-    return run_candidates(task, method, settings, grid, measure)
+    return run_candidates(task, method, settings, grid, measure, rule, reference)
 
 
 def bench(

@@ -27,6 +27,7 @@ METRICS = (
     "attack_success",
     "target_acc",
     "per_class_acc",
+    "val_per_class_acc",
 )
 
 
@@ -48,6 +49,14 @@ def accuracy(model: nn.Module, split: Split, pipeline: Pipeline) -> float:
     if len(split) == 0:
         return float("nan")
     return float((predict(model, split, pipeline) == split.y.cpu()).float().mean())
+
+
+def per_class_accuracy(model: nn.Module, split: Split, pipeline: Pipeline, num_classes: int) -> list[float]:
+    """Accuracy on each class of `split` (its labels), NaN for a class it lacks."""
+    y = split.y.cpu()
+    correct = predict(model, split, pipeline) == y
+    return [float(correct[y == c].float().mean()) if bool((y == c).any()) else float("nan")
+            for c in range(num_classes)]
 
 
 def evaluate(
@@ -72,6 +81,7 @@ def evaluate(
         "acc_retain": accuracy(model, retain, pipe),
         "clean_acc": float(correct.float().mean()),
         "val_accuracy": accuracy(model, dataset.val, pipe),
+        "val_per_class_acc": per_class_accuracy(model, dataset.val, pipe, dataset.num_classes),
         "per_class_acc": [float(correct[test_y == c].float().mean()) for c in range(dataset.num_classes)],
     }
     if manipulation.kind == "none":

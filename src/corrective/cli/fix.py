@@ -10,7 +10,18 @@ import typer
 
 from corrective import api
 from corrective.cli.app import app
-from corrective.cli.common import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, SeedOpt, parse_sets, print_metrics
+from corrective.cli.common import (
+    DeviceOpt,
+    JsonOpt,
+    MaxDropOpt,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
+    SeedOpt,
+    SelectionOpt,
+    parse_sets,
+    print_metrics,
+)
 from corrective.data import load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
@@ -44,6 +55,8 @@ def fix(
     method: Annotated[str, typer.Option(help="Unlearning method (see `corrective methods`).")] = "scrub",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     grid: Annotated[bool, typer.Option(help="Search the method's grid; select on your test split.")] = False,
+    selection: SelectionOpt = None,
+    max_class_drop: MaxDropOpt = None,
     preset: Annotated[str, typer.Option(help="The recipe your model was trained with: paper or digits.")] = "paper",
     steps: Annotated[int | None, typer.Option(help="Steps your model was trained for (budgets are shares).")] = None,
     mean: Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")] = None,
@@ -61,6 +74,7 @@ def fix(
 
     Example: corrective fix --root mydata --weights model.safetensors --flagged bad_ids.txt --method ssd --out fixed
     """
+    api.resolve_selection(method, selection, max_class_drop)  # an unknown method or rule: fail before loading
     check_out_dir(out, overwrite)
     dev = api.resolve_device(device)
     ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
@@ -83,6 +97,8 @@ def fix(
         held_out=ds.test,
         settings=parse_sets(set_),
         grid=grid,
+        selection=selection,
+        max_class_drop=max_class_drop,
         seed=seed,
         progress=False if quiet or as_json else None,
     )
@@ -93,6 +109,8 @@ def fix(
         "test_acc_before": accuracy(net, ds.test, pipe),
         "test_acc_after": accuracy(result.model, ds.test, pipe),
         "flagged_changed": result.record["forget_changed"],
+        "selection": result.record["selection"],
+        **({"guard_fallback": result.record["guard_fallback"]} if "guard_fallback" in result.record else {}),
         "unlearn_seconds": result.record["unlearn_seconds"],
     }
 

@@ -10,14 +10,26 @@ import typer
 
 from corrective import api
 from corrective.cli.app import app
-from corrective.cli.common import DeviceOpt, JsonOpt, OutOpt, OverwriteOpt, QuietOpt, RunArg, fmt, parse_sets
+from corrective.cli.common import (
+    DeviceOpt,
+    JsonOpt,
+    MaxDropOpt,
+    OutOpt,
+    OverwriteOpt,
+    QuietOpt,
+    RunArg,
+    SelectionOpt,
+    fmt,
+    parse_sets,
+)
 from corrective.errors import UserError
 from corrective.methods import METHODS, make_settings
 from corrective.runs import WEIGHTS, check_out_dir, dumps, save_model, write_dir, write_json
 
 UNLEARN_FILE = "unlearn.json"
 UNLEARN_FORMAT = "corrective-unlearn/1"
-TABLE_METRICS = ("acc_corr", "acc_retain", "val_accuracy", "forget_changed", "target_acc", "unlearn_seconds")
+TABLE_METRICS = ("acc_corr", "acc_retain", "val_accuracy", "forget_changed", "val_class_drop", "target_acc",
+                 "unlearn_seconds")
 
 
 @app.command()
@@ -28,6 +40,8 @@ def unlearn(
     alpha: Annotated[float, typer.Option(help="Discovery rate |S_f|/|S_m| in (0, 1]: the first share of S_m.")] = 1.0,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     grid: Annotated[bool, typer.Option("--grid", help="Try the method's grid; the selection rule picks.")] = False,
+    selection: SelectionOpt = None,
+    max_class_drop: MaxDropOpt = None,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
@@ -41,9 +55,11 @@ def unlearn(
         raise UserError(f"--alpha must be in (0, 1], got {alpha}")
     settings = parse_sets(set_)
     make_settings(method, settings)  # unknown method or bad setting: fail before loading anything
+    api.resolve_selection(method, selection, max_class_drop)
     check_out_dir(out, overwrite)
     run = api.load_run(run_dir, device)
-    result = api.unlearn(run, method, alpha, settings=settings, grid=grid, progress=False if quiet or as_json else None)
+    result = api.unlearn(run, method, alpha, settings=settings, grid=grid, selection=selection,
+                         max_class_drop=max_class_drop, progress=False if quiet or as_json else None)
 
     def fill(tmp: Path) -> None:
         save_model(result.model, tmp / WEIGHTS)
@@ -56,7 +72,7 @@ def unlearn(
             typer.echo(dumps(rec))
     else:
         print_table(result.records)
-        typer.echo(f"selected candidate {result.selected} -> {out / WEIGHTS}")
+        typer.echo(f"selected candidate {result.selected} by the {selection_line(result.record)} -> {out / WEIGHTS}")
 
 
 def print_table(records: list[dict[str, Any]]) -> None:
@@ -68,6 +84,18 @@ def print_table(records: list[dict[str, Any]]) -> None:
     for rec in records:
         cells = ["  *" if rec["selected"] else "   ", *(f"{setting_str(rec['settings'][k]):>10}" for k in shown)]
         typer.echo("  ".join([*cells, *(f"{fmt(rec[m]):>15}" for m in metrics)]))
+
+
+def selection_line(record: dict[str, Any]) -> str:
+    """Which rule chose the record, and for the guarded one whether its guard held."""
+    rule = record.get("selection", "paper")
+    if rule != "guarded":
+        return f"{rule} rule"
+    drop = record["max_class_drop"]
+    if record.get("guard_fallback"):
+        return (f"guarded rule (no candidate kept every class within {drop:g}: the least damaging one, "
+                f"a class down {record.get('val_class_drop', float('nan')):.3f})")
+    return f"guarded rule ({record['n_eligible']} of the candidates kept every class within {drop:g})"
 
 
 def setting_str(value: Any) -> str:

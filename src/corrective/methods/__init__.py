@@ -13,10 +13,13 @@ from corrective.methods.base import (
     run_methods_grid,
     settings_dict,
 )
-from corrective.methods.selection import select, selection_score
+from corrective.methods.selection import MAX_CLASS_DROP, SELECTIONS, Selection, select, selection_score
 
 __all__ = [
+    "MAX_CLASS_DROP",
     "METHODS",
+    "SELECTIONS",
+    "Selection",
     "MethodInfo",
     "UnlearnTask",
     "get_method",

@@ -86,6 +86,8 @@ class MethodInfo:
     # where seconds is what that one setting would have cost alone, shared work included.
     run_grid: Callable[[UnlearnTask, list[Any]], Iterator[tuple[Any, nn.Module, float]]] | None = None
     diagnostics: Callable[[UnlearnTask], dict[str, Any]] | None = None  # see the module docstring
+    # The selection rule (methods.selection.SELECTIONS) used when the caller chose none; None: the paper's.
+    selection: str | None = None
 
 
 METHODS: dict[str, MethodInfo] = {}
@@ -99,6 +101,7 @@ def register_method(
     is_method: bool = True,
     run_grid: Callable[..., Iterator[tuple[Any, nn.Module, float]]] | None = None,
     diagnostics: Callable[[UnlearnTask], dict[str, Any]] | None = None,
+    selection: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator filing a method under its function name (or `name`) with its settings dataclass and grid."""
 
@@ -106,7 +109,7 @@ def register_method(
         key = name or fn.__name__
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         METHODS[key] = MethodInfo(key, fn, settings, grid or (lambda: [{}]), is_method, summary, run_grid,
-                                  diagnostics)
+                                  diagnostics, selection)
         return fn
 
     return wrap

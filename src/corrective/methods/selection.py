@@ -1,10 +1,56 @@
-"""The paper's selection rule (§3.2): per (method, alpha), maximise 0.5 val_accuracy + 0.5 forget_changed."""
+"""Selection rules: which candidate (setting of a method's grid) is kept, per (method, alpha).
+
+- `paper` (Goel et al. §3.2): maximise 0.5 val_accuracy + 0.5 forget_changed.
+- `guarded`: the same score, but only among candidates that lose at most `max_class_drop` of
+  accuracy on every class of the clean validation split, relative to the original model. A
+  candidate that buys `forget_changed` by erasing a class (the paper's rule rewards that: flipping
+  every prediction on S_f earns up to 0.5, losing one class of ten costs about 0.05) is not eligible.
+  When no candidate is eligible, the least damaging one (smallest worst per-class drop) is taken
+  and the choice says so (`guard_fallback`).
+
+Both read only validation figures (`val_accuracy`, `val_per_class_acc`) and `forget_changed`: never
+the test set.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from corrective.errors import UserError
+
+SELECTIONS = ("paper", "guarded")
+MAX_CLASS_DROP = 0.05  # the guarded rule's default: 5 points of a class's validation accuracy
+
+
+@dataclass(frozen=True)
+class Selection:
+    """A selection rule and its setting; bad values are one-line `UserError`s."""
+
+    rule: str = "paper"
+    max_class_drop: float = MAX_CLASS_DROP
+
+    def __post_init__(self) -> None:
+        if self.rule not in SELECTIONS:
+            raise UserError(f"unknown selection rule {self.rule!r}; known: {', '.join(SELECTIONS)}")
+        drop = self.max_class_drop
+        if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0 <= drop < 1:
+            raise UserError(f"max_class_drop must be a fraction in [0, 1) (0.05 = 5 points), got {drop!r}")
+
+    def key(self, record: dict[str, Any], reference: Sequence[float] | None) -> tuple[float, float]:
+        """A candidate's rank under this rule: larger wins, the first of equals is kept.
+
+        `reference` is the original model's per-class validation accuracy (needed by `guarded`).
+        """
+        score = selection_score(record)
+        if self.rule == "paper":
+            return (0.0, score)
+        drop = class_drop(record, reference)
+        if drop <= self.max_class_drop + 1e-9:
+            return (1.0, score)  # eligible: the paper's score decides
+        return (0.0, -drop)  # not eligible: ranked by least damage, for the fallback
 
 
 def selection_score(record: dict[str, Any]) -> float:
@@ -15,9 +61,39 @@ def selection_score(record: dict[str, Any]) -> float:
     return 0.5 * val + 0.5 * changed
 
 
-def select(records: Sequence[dict[str, Any]]) -> int:
+def class_drop(record: dict[str, Any], reference: Sequence[float] | None) -> float:
+    """The largest fall of a class's validation accuracy below the original's (inf when unknown).
+
+    Classes absent from the validation split (NaN in either) are skipped.
+    """
+    per_class = record.get("val_per_class_acc")
+    if reference is None or per_class is None or len(per_class) != len(reference):
+        return math.inf
+    drops = [r - c for r, c in zip(reference, per_class, strict=True)
+             if r is not None and c is not None and not math.isnan(r) and not math.isnan(c)]
+    return max(drops, default=0.0)
+
+
+def select(
+    records: Sequence[dict[str, Any]],
+    selection: Selection | None = None,
+    reference: Sequence[float] | None = None,
+) -> int:
     """Index of the selected candidate (the first of equals, so grid order breaks ties)."""
     if not records:
         raise ValueError("no candidates to select from")
-    scores = [selection_score(r) for r in records]
-    return max(range(len(scores)), key=lambda i: (scores[i], -i))
+    rule = selection or Selection()
+    keys = [rule.key(r, reference) for r in records]
+    return max(range(len(keys)), key=lambda i: (keys[i], -i))
+
+
+def selection_record(
+    records: Sequence[dict[str, Any]], chosen: int, selection: Selection, reference: Sequence[float] | None
+) -> dict[str, Any]:
+    """What a record says about the rule that chose it: the rule, and for `guarded` its guard."""
+    out: dict[str, Any] = {"selection": selection.rule}
+    if selection.rule == "guarded":
+        eligible = [class_drop(r, reference) <= selection.max_class_drop + 1e-9 for r in records]
+        out |= {"max_class_drop": selection.max_class_drop, "n_eligible": sum(eligible),
+                "guard_fallback": not eligible[chosen]}
+    return out
