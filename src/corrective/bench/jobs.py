@@ -23,6 +23,7 @@ import torch
 
 from corrective.bench.plan import Job
 from corrective.errors import UserError
+from corrective.manipulations import setting_fields
 from corrective.runs import MANIFEST, dumps, read_manifest, versions
 
 RESULTS = "results.jsonl"
@@ -97,7 +98,8 @@ def train_original(job: Job, out: Path) -> dict[str, Any]:
     if man["training"] != job.params["train_config"]:
         raise RuntimeError(f"cached model {final} was trained with {man['training']}, not the planned "
                            f"{job.params['train_config']}; the planner's recipe and api.train_run disagree")
-    return {**_base(job), "method": None, "alpha": None, "train_seconds": man["train_seconds"],
+    fields = setting_fields(job.params["manipulation"], man["manipulation"]["settings"])
+    return {**_base(job), **fields, "method": None, "alpha": None, "train_seconds": man["train_seconds"],
             "n_manipulated": len(man["manipulation"]["ids"]), **man["metrics"]}
 
 
@@ -107,11 +109,13 @@ def unlearn(job: Job, out: Path) -> dict[str, Any]:
 
     p = job.params
     run = api.load_run(model_dir(out, p["original_id"]), device=p["device_type"])
-    result = api.unlearn(run, p["method"], p["alpha"], grid=p["grid"], progress=False)
+    result = api.unlearn(run, p["method"], p["alpha"], grid=p["grid"], progress=False,
+                         false_flags=p.get("false_flags", 0.0))
     candidates = [{k: v for k, v in r.items() if k != "diagnostics"} for r in result.records]  # kept once, below
     for c in candidates:
         print(f"  {json.dumps(c['settings'])}: acc_corr {c['acc_corr']} acc_retain {c['acc_retain']} "
               f"selected {c['selected']}")
     chosen = {k: v for k, v in result.record.items() if k not in ("method", "alpha")}
-    return {**_base(job), "method": p["method"], "alpha": p["alpha"], "original_id": p["original_id"], **chosen,
+    return {**_base(job), **run.manipulation.setting_fields(), "method": p["method"], "alpha": p["alpha"],
+            "original_id": p["original_id"], **chosen,
             "grid_size": len(candidates), "candidates": candidates}

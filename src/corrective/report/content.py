@@ -91,7 +91,7 @@ def anchor(text: str) -> str:
 
 def setting_label(g: Group) -> str:
     """A group's column label inside its (dataset, model, training) block."""
-    return g.key.manipulation if g.key.size is None else f"{g.key.manipulation} {g.key.size:g}"
+    return plots.short_title(g)
 
 
 def block_label(dataset: str, model: str | None, training: str) -> str:
@@ -526,10 +526,11 @@ def build_document(results: Results, with_plots: bool = True) -> Document:
         figures = Figures(groups)
     elif with_plots:
         notes.append(f"Plots need matplotlib: {plots.INSTALL_HINT}. Tables only.")
-    selected = sum(len(g.rows) for g in groups)
+    selected = len({id(r) for g in groups for r in g.rows})
     facts = [f"source: {results.path}",
              f"{len(results.rows)} results ({selected} selected settings used, the rest unselected grid candidates "
-             f"or repeats), {len(groups)} settings (dataset, manipulation, size, model, training), "
+             f"or repeats), {len(groups)} settings (dataset, manipulation, its size and settings, false flags, model, "
+             "training), "
              f"seeds {', '.join(map(str, sorted({r.seed for r in results.rows})))}",
              "All metrics are fractions shown ×100 (%). Bounds (is_method false: the oracle, rem_ideal …) are "
              "handed S_m and are not methods; they are labelled '(bound)'."]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from corrective.errors import UserError
+from corrective.names import RECORD_SETTINGS
 
 RESULTS = "results.jsonl"
 SPEC = "spec.json"  # the bench's spec beside its results: which seeds and alphas were asked for
@@ -93,6 +94,10 @@ class Row:
     line: int = 0
     settings: str = ""  # the method's settings as canonical JSON: tells grid candidates apart
     ratio_hist: RatioHist | None = None  # SSD's importance-ratio histogram, when the record holds one
+    # The manipulation's recorded settings (target, trigger_size, corner, value, classes) as (name, text), and the
+    # share of false flags in S_f (None: not recorded, e.g. an original model's record)
+    manipulation_settings: tuple[tuple[str, str], ...] = ()
+    false_flags: float | None = None
 
     def get(self, metric: str) -> float:
         return self.metrics.get(metric, math.nan)
@@ -164,7 +169,18 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
         line=line,
         settings=json.dumps(record.get("settings") or {}, sort_keys=True),
         ratio_hist=ratio_hist(record, where),
+        manipulation_settings=tuple((k, setting_text(record[k])) for k in RECORD_SETTINGS
+                                    if record.get(k) is not None),
+        false_flags=None if record.get("false_flags") is None else to_float(record["false_flags"], "false_flags",
+                                                                            where),
     )
+
+
+def setting_text(value: Any) -> str:
+    """A manipulation setting as a label: 3, 0.5, bottom-right, 3-8 (an interclass pair)."""
+    if isinstance(value, list):
+        return "-".join(setting_text(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def record_rows(record: dict[str, Any], where: str = "record", line: int = 0) -> list[Row]:
