@@ -36,6 +36,9 @@ def expand(
     """S_f plus the training samples `strategy` ranks as manipulated like it, as many as the cutoff rule allows.
 
     Sees only the model, `train` (labels as given) and `forget_ids`; deterministic for a given `seed`.
+    `strategy` is one of `list_strategies()`, `settings` overrides its settings dataclass (checked: an
+    unknown key or a wrong type is one clear line). `progress` is accepted for symmetry with the
+    methods; an expansion is a few passes over cached features and shows no bar.
     """
     start = time.perf_counter()
     get_strategy(strategy)  # an unknown strategy is one clear line

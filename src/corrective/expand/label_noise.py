@@ -37,7 +37,7 @@ class LabelNoiseSettings(Cutoff):
             raise ValueError(f"restrict must be one of {', '.join(RESTRICT)}, got {self.restrict!r}")
 
 
-def neighbour_votes(view: View, k: int, chunk: int = 4096) -> Tensor:
+def neighbour_votes(view: View, k: int, chunk: int = 1024) -> Tensor:
     """(N, C) share of each sample's k nearest neighbours (cosine, itself excluded) per given label; cached."""
     key = ("votes", k)
     if key not in view.cache:
