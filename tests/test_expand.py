@@ -207,3 +207,11 @@ def test_flagged_class_the_model_lacks_is_one_line() -> None:
 
 def test_settings_are_checked_before_anything_runs() -> None:
     assert make_strategy_settings("neighbours", {"recall": 0.8}).recall == 0.8
+
+
+def test_every_registered_model_exposes_its_features() -> None:
+    from corrective.models import create_model, list_models
+
+    for name in list_models():
+        head = linear_head(create_model(name, num_classes=10, in_channels=3))
+        assert isinstance(head, nn.Linear) and head.out_features == 10, name
