@@ -17,8 +17,8 @@ from pathlib import Path
 
 # In import order: each layer builds only on the ones before it (docs/design.md).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("corrective", "corrective.constraints", "corrective.errors", "corrective.layers", "corrective.names",
-              "corrective.progress", "corrective.runs")),
+    ("base", ("corrective", "corrective.errors", "corrective.layers", "corrective.names",
+              "corrective.progress", "corrective.runs", "corrective.settings")),
     ("data", ("corrective.data",)),
     ("manipulations", ("corrective.manipulations",)),
     ("models", ("corrective.models",)),

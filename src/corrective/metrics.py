@@ -1,10 +1,14 @@
 """Every metric of the protocol (`docs/protocol.md`), as fractions in [0, 1].
 
-`score` is REM's `utility x healed` on fractions (REM prints it x100).
+`score` is REM's `utility x healed` on fractions (REM prints it x100). For poisoning, the defence view
+under BackdoorBench's names (`DEFENCE`): `c_acc` (clean accuracy), `asr` (attack success), `r_acc`
+(triggered test images of the other classes predicted as their true class) and `der`, the defence
+effectiveness rating against the original model (`defence_effectiveness`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -17,6 +21,14 @@ from corrective.manipulations import Manipulation
 from corrective.models import device_of
 
 METRICS = (*names.METRICS, *names.PER_CLASS)  # every metric `evaluate` may write
+DEFENCE = names.DEFENCE  # BackdoorBench's C-Acc, ASR, R-Acc, DER (poisoning only)
+
+
+def defence_effectiveness(c_acc_original: float, asr_original: float, c_acc: float, asr: float) -> float:
+    """BackdoorBench's DER = [max(0, ΔASR) − max(0, ΔC-Acc) + 1] / 2 with Δ = original − new: 1 when the
+    attack success falls from 1 to 0 at no accuracy cost, 0.5 when nothing changes, 0 when accuracy falls
+    from 1 to 0 and the attack still succeeds."""
+    return (max(0.0, asr_original - asr) - max(0.0, c_acc_original - c_acc) + 1.0) / 2.0
 
 
 @torch.no_grad()
@@ -54,10 +66,13 @@ def evaluate(
     *,
     reference: nn.Module | None = None,
     forget_ids: Tensor | None = None,
+    original: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """All metrics of `model` on the manipulated training set of `dataset`.
 
-    `forget_changed` needs the original model (`reference`) and `S_f` (`forget_ids`).
+    `forget_changed` needs the original model (`reference`) and `S_f` (`forget_ids`). `der` (poisoning)
+    compares with the original model: its metrics `original` (its `clean_acc` and `attack_success`),
+    or else they are measured on `reference`; without either (the original itself) there is no `der`.
     """
     pipe = Pipeline.of(dataset)
     test_y = dataset.test.y.cpu()
@@ -87,6 +102,13 @@ def evaluate(
         others = test_y != target
         m["attack_success"] = float(triggered[others].eq(target).float().mean())
         m["target_acc"] = m["per_class_acc"][target]
+        m["c_acc"], m["asr"] = m["clean_acc"], m["attack_success"]
+        m["r_acc"] = float((triggered[others] == test_y[others]).float().mean())
+        if (original is None or not {"clean_acc", "attack_success"} <= original.keys()) and reference is not None:
+            original = evaluate(reference, dataset, manipulation)
+        if original is not None and {"clean_acc", "attack_success"} <= original.keys():
+            m["der"] = defence_effectiveness(float(original["clean_acc"]), float(original["attack_success"]),
+                                             m["c_acc"], m["asr"])
     if reference is not None and forget_ids is not None:
         m["forget_changed"] = forget_changed(model, reference, dataset, manipulation, forget_ids)
     return m
@@ -102,3 +124,26 @@ def forget_changed(
         return float("nan")
     pipe = Pipeline.of(dataset)
     return float((predict(model, forget, pipe) != predict(reference, forget, pipe)).float().mean())
+
+
+def expansion_quality(expanded: Tensor, forget_ids: Tensor, manipulated: Tensor) -> dict[str, Any]:
+    """How well an expanded forget set matches S_m (benchmark and CLI only: a strategy never sees S_m).
+
+    `expand_precision` and `expand_recall` are of the whole expanded set (S_f included) against S_m;
+    `added_precision` and `added_recall` of the added samples alone against S_m \\ S_f.
+    """
+    expanded, forget_ids, manipulated = (torch.as_tensor(t).reshape(-1).cpu().unique()
+                                         for t in (expanded, forget_ids, manipulated))
+    added = expanded[~torch.isin(expanded, forget_ids)]
+    rest = manipulated[~torch.isin(manipulated, forget_ids)]
+    hit, hit_added = int(torch.isin(expanded, manipulated).sum()), int(torch.isin(added, rest).sum())
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else float("nan")
+
+    return {
+        "expand_precision": ratio(hit, len(expanded)),
+        "expand_recall": ratio(hit, len(manipulated)),
+        "added_precision": ratio(hit_added, len(added)),
+        "added_recall": ratio(hit_added, len(rest)),
+    }

@@ -24,12 +24,14 @@ MANIPULATIONS: tuple[str, ...] = tuple(SETTINGS)  # SETTINGS is written in REM's
 
 
 # Every scalar metric `metrics.evaluate` may write (fractions in [0, 1]); it also writes the PER_CLASS lists.
+DEFENCE = ("c_acc", "asr", "r_acc", "der")  # BackdoorBench's C-Acc, ASR, R-Acc, DER (poisoning only)
 METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "forget_changed",
-           "attack_success", "target_acc")
+           "attack_success", "target_acc", *DEFENCE)
 PER_CLASS = ("per_class_acc", "val_per_class_acc")  # one accuracy per class: test, validation
 SECONDS = "unlearn_seconds"  # what a method cost, on every unlearning record
 # What `summary.csv` averages over seeds.
-SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success", SECONDS)
+SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success", *DEFENCE,
+                   SECONDS)
 
 # The files of a results folder.
 RESULTS = "results.jsonl"  # one record per finished job

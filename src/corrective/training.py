@@ -14,12 +14,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from corrective.constraints import Checked, setting
 from corrective.data.base import Split
 from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.errors import UserError
 from corrective.models.device import device_of
 from corrective.progress import Progress
+from corrective.settings import Checked, setting
 
 LossFn = Callable[[nn.Module, Batch], Tensor]
 

@@ -15,7 +15,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
-from corrective.constraints import Rule, validate
 from corrective.data import DATASETS
 from corrective.errors import UserError
 from corrective.manipulations import CORNERS, DEFAULT_SIZE
@@ -23,6 +22,7 @@ from corrective.methods import METHODS, candidate_overrides, get_method, make_se
 from corrective.models import MODELS
 from corrective.models.masks import TRAINING_TYPES
 from corrective.names import MANIPULATIONS, SETTINGS
+from corrective.settings import Rule, validate
 from corrective.training import PRESETS
 
 if sys.version_info >= (3, 11):

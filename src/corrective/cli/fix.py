@@ -7,7 +7,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
+from torch import nn
 
 from corrective import api
 from corrective.cli.app import app
@@ -33,6 +35,16 @@ from corrective.models import MODELS, ModelSpec, resolve_device
 from corrective.models.registry import data_settings
 from corrective.runs import check_out_dir, checkpoint_shapes, load_weights, save_model, write_dir, write_json
 from corrective.training import PRESETS, TrainConfig, get_preset
+
+# Options of the practitioner's path, shared by `fix` and `expand`
+WeightsOpt = Annotated[Path, typer.Option(help="Your trained model's weights (.safetensors).")]
+FlaggedOpt = Annotated[Path, typer.Option(help="File of flagged training sample ids (lines, JSON list or .npy).")]
+DatasetOpt = Annotated[str, typer.Option(help=f"Loader of your data: {names(DATASETS)}.")]
+RootOpt = Annotated[Path | None, typer.Option(help="Folder with your data files.")]
+ModelOpt = Annotated[str, typer.Option(help=f"Architecture of your model: {names(MODELS)}.")]
+WidthOpt = Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")]
+MeanOpt = Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")]
+StdOpt = Annotated[str | None, typer.Option(help="Per-channel std your model expects.")]
 
 
 def parse_channels(text: str | None, default: tuple[float, ...], flag: str) -> tuple[float, ...]:
@@ -90,15 +102,43 @@ def check_labels(ds: Dataset, classes: int, where: str) -> None:
                             f"classes (0..{classes - 1}); relabel the data or check --model and --weights")
 
 
+def load_user_model(
+    weights: Path,
+    flagged: Path,
+    dataset: str,
+    root: Path | None,
+    model: str,
+    width: float | None,
+    mean: str | None,
+    std: str | None,
+    seed: int,
+    device: str,
+) -> tuple[Dataset, nn.Module, ModelSpec, Pipeline, torch.Tensor]:
+    """The practitioner's data (train split as given, test split held out), model, input pipeline, flagged ids
+    (checked against the training data); the model's class count is the checkpoint's."""
+    dev = resolve_device(device)
+    ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
+    ids = api.read_flagged(flagged)
+    kwargs = {**({"width": width} if width is not None else {}), **data_settings(model, ds.image_size)}
+    classes = model_classes(ModelSpec(model, ds.num_classes, ds.in_channels, kwargs), weights)
+    check_labels(ds, classes, f"{dataset} data in {root}")
+    spec = ModelSpec(model, classes, ds.in_channels, kwargs)
+    net = load_weights(spec.build(), weights).to(dev).eval()
+    pipe = Pipeline.of(ds)
+    if mean or std:
+        pipe = replace(pipe, mean=parse_channels(mean, pipe.mean, "--mean"), std=parse_channels(std, pipe.std, "--std"))
+    return ds, net, spec, pipe, api.check_flagged(ds.train, ids)
+
+
 @app.command()
 def fix(
-    weights: Annotated[Path, typer.Option(help="Your trained model's weights (.safetensors).")],
-    flagged: Annotated[Path, typer.Option(help="File of flagged training sample ids (lines, JSON list or .npy).")],
+    weights: WeightsOpt,
+    flagged: FlaggedOpt,
     out: OutOpt,
-    dataset: Annotated[str, typer.Option(help=f"Loader of your data: {names(DATASETS)}.")] = "npz",
-    root: Annotated[Path | None, typer.Option(help="Folder with your data files.")] = None,
-    model: Annotated[str, typer.Option(help=f"Architecture of your model: {names(MODELS)}.")] = "resnet9",
-    width: Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")] = None,
+    dataset: DatasetOpt = "npz",
+    root: RootOpt = None,
+    model: ModelOpt = "resnet9",
+    width: WidthOpt = None,
     method: Annotated[str, typer.Option(help=f"Unlearning method: {names(n for n, m in METHODS.items() if m.is_method)}"
                                         " (see `corrective methods`).")] = "scrub",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
@@ -114,8 +154,8 @@ def fix(
     preset: Annotated[str | None, typer.Option(help=f"A named recipe instead: {names(PRESETS)} (its steps, unless "
                                                "--epochs or --steps).")] = None,
     steps: Annotated[int | None, typer.Option(help="Optimiser steps it was trained for (instead of --epochs).")] = None,
-    mean: Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")] = None,
-    std: Annotated[str | None, typer.Option(help="Per-channel std your model expects.")] = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -134,19 +174,8 @@ def fix(
     settings = parse_sets(set_)
     # an unknown setting fails here, before any work
     candidates = len([make_settings(method, o) for o in candidate_overrides(method, grid, settings)])
-    dev = resolve_device(device)
-    ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
-    ids = api.read_flagged(flagged)
-    kwargs = {**({"width": width} if width is not None else {}), **data_settings(model, ds.image_size)}
-    classes = model_classes(ModelSpec(model, ds.num_classes, ds.in_channels, kwargs), weights)
-    check_labels(ds, classes, f"{dataset} data in {root}")
-    spec = ModelSpec(model, classes, ds.in_channels, kwargs)
-    net = load_weights(spec.build(), weights).to(dev).eval()
+    ds, net, spec, pipe, ids = load_user_model(weights, flagged, dataset, root, model, width, mean, std, seed, device)
     cfg = recipe(len(ds.train), preset, epochs, steps, batch_size, lr, seed)
-    pipe = Pipeline.of(ds)
-    if mean or std:
-        pipe = replace(pipe, mean=parse_channels(mean, pipe.mean, "--mean"), std=parse_channels(std, pipe.std, "--std"))
-    ids = api.check_flagged(ds.train, ids)
     if not (quiet or as_json):  # what the run will cost, before it starts
         typer.echo(f"fix: your model's recipe: {cfg.steps} steps of batch {cfg.batch_size} "
                    f"({cfg.steps * cfg.batch_size / len(ds.train):.3g} epochs of {len(ds.train)} samples) at lr "

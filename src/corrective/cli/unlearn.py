@@ -23,10 +23,10 @@ from corrective.cli.common import (
     names,
     parse_sets,
 )
-from corrective.constraints import help_of, rule_of
 from corrective.errors import UserError
 from corrective.methods import METHODS, make_settings
 from corrective.runs import WEIGHTS, check_out_dir, dumps, save_model, write_dir, write_json
+from corrective.settings import help_of, rule_of
 
 UNLEARN_FILE = "unlearn.json"
 UNLEARN_FORMAT = "corrective-unlearn/1"

@@ -16,10 +16,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from corrective.constraints import Checked, setting
 from corrective.data.batches import Batch, epochs
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.models import device_of
+from corrective.settings import Checked, setting
 from corrective.training import fit
 
 INCOMPETENT_SALT = 7_919  # the incompetent teacher's init seed is derived from the run's seed

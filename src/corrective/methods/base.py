@@ -16,9 +16,8 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-import warnings
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -28,6 +27,7 @@ from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.models import ModelSpec, device_of
+from corrective.settings import build_settings
 from corrective.training import TrainConfig
 
 
@@ -132,27 +132,9 @@ def candidate_overrides(
 
 
 def make_settings(name: str, overrides: dict[str, Any] | None = None) -> Any:
-    """The method's settings dataclass with `overrides` applied and checked: unknown keys, types, ranges.
-
-    A setting renamed since (`RENAMED` on the settings class, old -> new) is accepted with a warning.
-    """
-    info = get_method(name)
-    known = [f.name for f in fields(info.settings)]
-    renamed: dict[str, str] = getattr(info.settings, "RENAMED", {})
-    values: dict[str, Any] = {}
-    for key, value in (overrides or {}).items():
-        if key in renamed:
-            warnings.warn(f"method {name!r}: setting {key!r} is now {renamed[key]!r}; the old name will go",
-                          FutureWarning, stacklevel=2)
-            key = renamed[key]
-        if key not in known:
-            hint = f" (did you mean {key}_?)" if f"{key}_" in known else ""
-            raise UserError(f"method {name!r} has no setting {key!r}{hint}; its settings: {', '.join(known) or 'none'}")
-        values[key] = value
-    try:
-        return info.settings(**values)
-    except ValueError as e:
-        raise UserError(f"method {name!r}: {e}") from None
+    """The method's settings dataclass with `overrides` applied and checked: unknown keys, types, ranges
+    (`corrective.settings`; a renamed setting is accepted with a warning)."""
+    return build_settings(get_method(name).settings, overrides, f"method {name!r}")
 
 
 def settings_dict(settings: Any) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from corrective.constraints import Checked, setting
 from corrective.methods.base import UnlearnTask, register_method
+from corrective.settings import Checked, setting
 from corrective.training import train
 
 

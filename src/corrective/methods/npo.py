@@ -17,11 +17,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from corrective.constraints import Checked, setting
 from corrective.data.base import Split
 from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.metrics import accuracy
+from corrective.settings import Checked, setting
 from corrective.training import TrainConfig, fit
 
 FORGET_LOSSES = ("npo", "ascent")

@@ -26,7 +26,6 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from corrective.constraints import Checked, setting
 from corrective.data.batches import Batch, epochs
 from corrective.errors import UserError
 from corrective.methods.base import UnlearnTask, register_method
@@ -34,6 +33,7 @@ from corrective.methods.npo import FORGET_LOSSES, forget_term, forget_until, fro
 from corrective.metrics import accuracy
 from corrective.models import device_of
 from corrective.models.masks import with_capacity
+from corrective.settings import Checked, setting
 from corrective.training import fit, sgd
 
 

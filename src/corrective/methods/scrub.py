@@ -28,11 +28,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from corrective.constraints import Checked, setting
 from corrective.data.base import Split
 from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.models import device_of
+from corrective.settings import Checked, setting
 from corrective.training import fit
 
 KL_WEIGHT_GRID = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, fields
 
 import pytest
 
-from corrective.constraints import Checked, Rule, help_of, rule_of, setting, validate
+from corrective.settings import Checked, Rule, help_of, rule_of, setting, validate
 
 
 @dataclass(frozen=True)

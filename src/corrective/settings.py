@@ -1,5 +1,7 @@
 """Settings declared once: each field's type, range and help; one validator; one message shape.
 
+Used by methods' and expansion strategies' settings, the training recipe and the bench spec.
+
 A method's settings are a frozen dataclass of `setting(...)` fields deriving from `Checked`, so an
 instance that breaks a range never exists (in the spirit of scikit-learn's `_parameter_constraints`):
 
@@ -9,7 +11,7 @@ instance that breaks a range never exists (in the spirit of scikit-learn's `_par
 
 Every message reads `must be RULE, got VALUE` after the setting's name or place (`method 'scrub': lr
 must be > 0, got -1.0`, `bench spec: steps: must be >= 0, got -1`). `corrective methods` prints each rule and help.
-Imports nothing of the package.
+Imports nothing of the package but its errors.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
+import warnings
 from dataclasses import dataclass
 from typing import Any, cast
+
+from corrective.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -108,3 +113,27 @@ class Checked:
             except ValueError as e:
                 raise ValueError(f"{f.name} {e}") from None
             object.__setattr__(self, f.name, value)
+
+
+def build_settings(cls: type, overrides: dict[str, Any] | None, owner: str) -> Any:
+    """`cls` (a frozen dataclass of settings) with `overrides` applied and checked; `owner` names it in errors.
+
+    Unknown keys, types and ranges are one-line `UserError`s. A setting renamed since (`RENAMED` on the
+    class, old -> new) is accepted with a warning.
+    """
+    known = [f.name for f in dataclasses.fields(cls)]
+    renamed: dict[str, str] = getattr(cls, "RENAMED", {})
+    values: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if key in renamed:
+            warnings.warn(f"{owner}: setting {key!r} is now {renamed[key]!r}; the old name will go", FutureWarning,
+                          stacklevel=3)
+            key = renamed[key]
+        if key not in known:
+            hint = f" (did you mean {key}_?)" if f"{key}_" in known else ""
+            raise UserError(f"{owner} has no setting {key!r}{hint}; its settings: {', '.join(known) or 'none'}")
+        values[key] = value
+    try:
+        return cls(**values)
+    except ValueError as e:
+        raise UserError(f"{owner}: {e}") from None
