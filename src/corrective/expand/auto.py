@@ -27,6 +27,7 @@ from torch import Tensor
 
 from corrective.expand.base import STRATEGIES, Cutoff, View, get_strategy, make_strategy_settings, register_special
 from corrective.expand.cutoff import Recovery, cross_validate
+from corrective.settings import setting
 
 # classifier and gradients never concentrated the held-out samples best on the benchmark
 # (benchmarks/results/expand_digits.md): they are strategies of their own, candidates on request
@@ -67,7 +68,7 @@ def _value(raw: str) -> Any:
 
 @dataclass(frozen=True)
 class AutoSettings(Cutoff):
-    candidates: str = DEFAULT_CANDIDATES  # strategies (with settings) to choose from, in tie-break order
+    candidates: str = setting(DEFAULT_CANDIDATES, "strategies (with settings) to choose from, in tie-break order")
 
     def parsed(self) -> list[tuple[str, dict[str, Any]]]:
         return parse_candidates(self.candidates)

@@ -25,7 +25,7 @@ from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.models.embedding import Embedding, embed, linear_head
-from corrective.settings import build_settings
+from corrective.settings import Checked, build_settings, setting
 
 
 @dataclass(frozen=True)
@@ -46,32 +46,20 @@ class Expansion:
 
 
 @dataclass(frozen=True)
-class Cutoff:
+class Cutoff(Checked):
     """How many ranked samples to add; shared by every strategy's settings (see `expand.cutoff`)."""
 
-    recall: float = 0.9  # share of held-out flagged samples the cutoff must recover
-    min_precision: float = 0.8  # estimated precision the cutoff may not fall below (the safeguard)
-    max_share: float = 0.25  # held-out samples ranked (median) below this share of the data: no structure, add none
-    folds: int = 5  # cross-validation folds inside S_f (at most |S_f|)
-    min_separation: float = 0.75  # a two-group split of the scores explaining this share of their variance: a cluster
-    extension_recall: float = 0.5  # a score cutoff must keep this share of held-out flagged samples (see expand.cutoff)
-    split_slack: float = 4.0  # a score cutoff may add at most this many times 2 * mean count (see expand.cutoff)
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.recall <= 1.0:
-            raise ValueError(f"recall must be in (0, 1], got {self.recall}")
-        if not 0.0 <= self.min_precision <= 1.0:
-            raise ValueError(f"min_precision must be in [0, 1], got {self.min_precision}")
-        if not 0.0 < self.max_share <= 1.0:
-            raise ValueError(f"max_share must be in (0, 1], got {self.max_share}")
-        if not 0.0 < self.min_separation <= 1.0:
-            raise ValueError(f"min_separation must be in (0, 1], got {self.min_separation}")
-        if not 0.0 <= self.extension_recall <= 1.0:
-            raise ValueError(f"extension_recall must be in [0, 1], got {self.extension_recall}")
-        if self.split_slack < 0:
-            raise ValueError(f"split_slack must be >= 0, got {self.split_slack}")
-        if self.folds < 2:
-            raise ValueError(f"folds must be >= 2, got {self.folds}")
+    recall: float = setting(0.9, "share of held-out flagged samples the cutoff must recover", gt=0, le=1)
+    min_precision: float = setting(0.8, "estimated precision the cutoff may not fall below (the safeguard)",
+                                   ge=0, le=1)
+    max_share: float = setting(0.25, "held-out samples ranked (median) below this share of the data: no "
+                               "structure, add none", gt=0, le=1)
+    folds: int = setting(5, "cross-validation folds inside S_f (at most |S_f|)", ge=2)
+    min_separation: float = setting(0.75, "a two-group split of the scores explaining this share of their "
+                                    "variance: a cluster", gt=0, le=1)
+    extension_recall: float = setting(0.5, "a score cutoff must keep this share of held-out flagged samples",
+                                      ge=0, le=1)
+    split_slack: float = setting(4.0, "a score cutoff may add at most this many times 2 * mean count", ge=0)
 
 
 class View:

@@ -21,18 +21,15 @@ import torch
 from torch import Tensor
 
 from corrective.expand.base import Cutoff, View, register_strategy
+from corrective.settings import setting
 
 
 @dataclass(frozen=True)
 class ClassifierSettings(Cutoff):
-    c: float = 0.1  # inverse L2 strength of the logistic regression (scikit-learn's C)
-    natural: float | None = 0.5  # corrected probability 0.5: a score cutoff the cross-validation may accept
-    fallback: float = 0.5  # with a single flagged sample: add those with corrected probability >= this
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.c <= 0:
-            raise ValueError(f"c must be > 0, got {self.c}")
+    c: float = setting(0.1, "inverse L2 strength of the logistic regression (scikit-learn's C)", gt=0)
+    natural: float | None = setting(0.5, "corrected probability 0.5: a score cutoff the cross-validation may "
+                                    "accept")
+    fallback: float = setting(0.5, "with a single flagged sample: add those with corrected probability >= this")
 
 
 def design(view: View) -> np.ndarray:

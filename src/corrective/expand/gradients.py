@@ -18,18 +18,15 @@ from torch import Tensor
 
 from corrective.expand.base import Cutoff, View, register_strategy
 from corrective.models.embedding import linear_head
+from corrective.settings import setting
 
 
 @dataclass(frozen=True)
 class GradientsSettings(Cutoff):
-    aggregate: str = "max"  # "mean" (TracIn's sum over S_f, scaled) or "max" over the flagged samples
-    normalise: bool = True  # cosine similarity of the gradients instead of their dot product
-    fallback: float = 0.9  # with a single flagged sample: add those with similarity >= this (cosine)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.aggregate not in ("max", "mean"):
-            raise ValueError(f"aggregate must be max or mean, got {self.aggregate!r}")
+    aggregate: str = setting("max", "mean (TracIn's sum over S_f, scaled) or max over the flagged samples",
+                             choices=("max", "mean"))
+    normalise: bool = setting(True, "cosine similarity of the gradients instead of their dot product")
+    fallback: float = setting(0.9, "with a single flagged sample: add those with similarity >= this (cosine)")
 
 
 @register_strategy(GradientsSettings)

@@ -18,23 +18,18 @@ import torch
 from torch import Tensor
 
 from corrective.expand.base import Cutoff, View, register_strategy
+from corrective.settings import setting
 
 RESTRICT = ("none", "labels", "transitions")
 
 
 @dataclass(frozen=True)
 class LabelNoiseSettings(Cutoff):
-    k: int = 20  # neighbours that vote
-    restrict: str = "none"  # none, labels or transitions (see the module docstring)
-    natural: float | None = 0.5  # the majority vote: a score cutoff the cross-validation may accept (expand.cutoff)
-    fallback: float = 0.5  # with a single flagged sample: add those whose neighbours disagree at least this much
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.k < 1:
-            raise ValueError(f"k must be >= 1, got {self.k}")
-        if self.restrict not in RESTRICT:
-            raise ValueError(f"restrict must be one of {', '.join(RESTRICT)}, got {self.restrict!r}")
+    k: int = setting(20, "neighbours that vote", ge=1)
+    restrict: str = setting("none", "none, labels or transitions (see the module docstring)", choices=RESTRICT)
+    natural: float | None = setting(0.5, "the majority vote: a score cutoff the cross-validation may accept")
+    fallback: float = setting(0.5, "with a single flagged sample: add those whose neighbours disagree at least "
+                              "this much")
 
 
 def neighbour_votes(view: View, k: int, chunk: int = 1024) -> Tensor:

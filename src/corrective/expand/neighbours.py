@@ -16,18 +16,15 @@ import torch
 from torch import Tensor
 
 from corrective.expand.base import Cutoff, View, register_strategy
+from corrective.settings import setting
 
 
 @dataclass(frozen=True)
 class NeighboursSettings(Cutoff):
-    aggregate: str = "max"  # "max" or "mean" similarity over the flagged samples
-    centre: bool = True  # centre features on their given label's mean
-    fallback: float = 0.9  # with a single flagged sample (no cross-validation): add those with similarity >= this
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.aggregate not in ("max", "mean"):
-            raise ValueError(f"aggregate must be max or mean, got {self.aggregate!r}")
+    aggregate: str = setting("max", "similarity over the flagged samples", choices=("max", "mean"))
+    centre: bool = setting(True, "centre features on their given label's mean")
+    fallback: float = setting(0.9, "with a single flagged sample (no cross-validation): add those with similarity "
+                              ">= this")
 
 
 @register_strategy(NeighboursSettings)

@@ -42,6 +42,7 @@ from corrective.data.batches import Pipeline
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.methods.ssd import Importances, cached_importances
 from corrective.metrics import predict
+from corrective.settings import Checked, setting
 
 START_DIVISOR = 25.0  # s starts at |S_f| / |S_tr| / 25
 GROWTH = 1.1  # s ← 1.1 · s after a try that did not meet rho
@@ -49,18 +50,11 @@ RHO_GRID = (0.05, 0.1, 0.2, 0.3, 0.5)
 
 
 @dataclass(frozen=True)
-class PotionSettings:
-    rho: float = 0.2  # stop once Acc(S_f) <= rho · Acc_{M_o}(S_f)
-    max_tries: int = 500  # cap on the search's tries (the paper's code: 500)
-    batch_size: int = 0  # importance batch size; 0: the training recipe's
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.rho < 1.0:
-            raise ValueError(f"rho must be in (0, 1) (a share of the original accuracy on S_f), got {self.rho}")
-        if self.max_tries < 1:
-            raise ValueError(f"max_tries must be >= 1, got {self.max_tries}")
-        if self.batch_size < 0:
-            raise ValueError(f"batch_size must be >= 0, got {self.batch_size}")
+class PotionSettings(Checked):
+    rho: float = setting(0.2, "stop once Acc(S_f) <= rho · Acc_{M_o}(S_f) (a share of the original accuracy)",
+                         gt=0, lt=1)
+    max_tries: int = setting(500, "cap on the search's tries (the paper's code: 500)", ge=1)
+    batch_size: int = setting(0, "importance batch size; 0: the training recipe's", ge=0)
 
 
 def potion_grid() -> list[dict[str, Any]]:
