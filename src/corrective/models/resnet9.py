@@ -56,6 +56,7 @@ class Residual(nn.Module):
         return x + self.branch(x)
 
 
+@register_model(name="resnet9")
 class ResNet9(nn.Module):
     """The papers' ResNet-9 (see the module docstring).
 
@@ -107,15 +108,3 @@ class ResNet9(nn.Module):
     def zero_cross(self) -> list[str]:
         """Weights fed by branch-internal channels (no mask in between): new-to-old entries zeroed on expansion."""
         return ["res1.branch.1.0.weight", "res2.branch.1.0.weight"]
-
-
-@register_model
-def resnet9(
-    num_classes: int = 10,
-    in_channels: int = 3,
-    width: float = 1.0,
-    p_fixed: float = 1.0,
-    p_mem: float = 0.0,
-    channels: Sequence[int] | None = None,
-) -> nn.Module:
-    return ResNet9(num_classes, in_channels, width, p_fixed, p_mem, channels)
