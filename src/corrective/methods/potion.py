@@ -18,10 +18,11 @@ SSD (methods/ssd.py) with its two settings replaced by a search that needs none:
 
 `rho` = 0.2 by default (REM's runs); the grid is a few `rho` values. The tries are shared by the grid: every
 `rho` walks the same sequence of `s`, so each try is computed once per task (a try whose selection equals
-the previous one's gives the same model and is not recomputed). Each setting's seconds are what it would
-cost alone: importances, the original accuracy on `S_f` and its own tries. The diagnostics record, per
-`rho` searched, the tries, the final `s`, percentile, threshold, number of dampened parameters and
-accuracy on `S_f`, and whether `rho` was met.
+the previous one's gives the same model and is not recomputed); a try writes M_o's dampened values into one
+working copy (the same numbers as a fresh copy, without copying the model each time). Each setting's
+seconds are what it would cost alone: importances, the original accuracy on `S_f` and its own tries. The
+diagnostics record, per `rho` searched, the tries, the final `s`, percentile, threshold, number of
+dampened parameters and accuracy on `S_f`, and whether `rho` was met.
 """
 
 from __future__ import annotations
@@ -38,10 +39,10 @@ import torch
 from torch import Tensor, nn
 
 from corrective.data.base import Split
-from corrective.data.batches import Pipeline
+from corrective.data.batches import Pipeline, one_pass
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.methods.ssd import Importances, cached_importances
-from corrective.metrics import predict
+from corrective.training import device_of
 
 START_DIVISOR = 25.0  # s starts at |S_f| / |S_tr| / 25
 GROWTH = 1.1  # s ← 1.1 · s after a try that did not meet rho
@@ -78,11 +79,6 @@ def ratio_pool(ratios: dict[str, Tensor]) -> np.ndarray:
     return np.sort(pool[np.isfinite(pool)])
 
 
-def forget_accuracy(model: nn.Module, forget: Split, pipeline: Pipeline) -> float:
-    """Share of S_f predicted as its given label, as an exact ratio of counts (no float32 rounding at rho · acc)."""
-    return int((predict(model, forget, pipeline) == forget.y.cpu()).sum()) / len(forget)
-
-
 def percentile_of(s: float) -> float:
     """The pool percentile that sets the threshold at share s: 100 − ln(1 + 100·s), at least 0."""
     return max(0.0, 100.0 - math.log1p(100.0 * s))
@@ -98,16 +94,49 @@ def n_selected(ratios: dict[str, Tensor], threshold: float) -> int:
     return sum(int((r > threshold).sum()) for r in ratios.values())
 
 
-@torch.no_grad()
+class Dampener:
+    """M_o dampened at any threshold, written into one working copy: θ ← θ · min(1, I_D / I_f) where
+    I_f / I_D > threshold, every other θ bitwise M_o's. No copy of the model per try."""
+
+    def __init__(self, model: nn.Module, imp_f: Importances, imp_d: Importances, ratios: dict[str, Tensor]) -> None:
+        self.work = copy.deepcopy(model)
+        self.params = dict(self.work.named_parameters())
+        with torch.no_grad():
+            self.orig = {n: p.detach().clone() for n, p in self.params.items()}
+            self.ratios = {n: ratios[n].to(p.device) for n, p in self.params.items()}
+            self.damped = {n: self.orig[n] * (imp_d[n] / imp_f[n]).clamp(max=1.0).to(p.dtype)
+                           for n, p in self.params.items()}
+
+    @torch.no_grad()
+    def at(self, threshold: float) -> nn.Module:
+        """The working copy, dampened at `threshold` (valid until the next call)."""
+        for n, p in self.params.items():
+            p.copy_(torch.where(self.ratios[n] > threshold, self.damped[n], self.orig[n]))
+        return self.work
+
+
 def dampen(model: nn.Module, imp_f: Importances, imp_d: Importances, ratios: dict[str, Tensor],
            threshold: float) -> nn.Module:
     """A copy of `model` with θ ← θ · min(1, I_D / I_f) where I_f / I_D > threshold; every other θ bitwise unchanged."""
-    out = copy.deepcopy(model)
-    for n, p in out.named_parameters():
-        selected = (ratios[n] > threshold).to(p.device)
-        factor = (imp_d[n] / imp_f[n]).clamp(max=1.0).to(p.dtype)
-        p.copy_(torch.where(selected, p * factor, p))
-    return out
+    return Dampener(model, imp_f, imp_d, ratios).at(threshold)
+
+
+class ForgetSet:
+    """S_f's model inputs (computed once) and given labels: the accuracy the search stops on."""
+
+    def __init__(self, forget: Split, pipeline: Pipeline, device: torch.device) -> None:
+        batches = list(one_pass(forget.to(device), pipeline, 1024))
+        self.x = [b.x for b in batches]
+        self.y = torch.cat([b.y for b in batches]).cpu()
+
+    @torch.no_grad()
+    def accuracy(self, model: nn.Module) -> float:
+        """Share predicted as the given label (inference mode), an exact ratio of counts."""
+        was_training = model.training
+        model.eval()
+        pred = torch.cat([model(x).argmax(1) for x in self.x]).cpu()
+        model.train(was_training)
+        return int((pred == self.y).sum()) / len(self.y)
 
 
 @dataclass
@@ -124,11 +153,9 @@ class Try:
 class Search:
     """The PTN search of one task, shared by every rho: the tries made so far and each rho's outcome."""
 
-    imp_f: Importances
-    imp_d: Importances
-    ratios: dict[str, Tensor]  # I_f / I_D, float64
-    forget: Split  # S_f, given labels
-    pool: np.ndarray
+    dampener: Dampener
+    forget: ForgetSet  # S_f, given labels
+    pool: np.ndarray  # every finite I_f / I_D, sorted
     start_s: float
     acc_original: float  # Acc_{M_o}(S_f), given labels
     base_seconds: float  # importances + the original accuracy
@@ -142,13 +169,12 @@ class Search:
             start = time.perf_counter()
             s = self.start_s * GROWTH ** k
             t = threshold_of(self.pool, s)
-            n = n_selected(self.ratios, t)
+            n = n_selected(self.dampener.ratios, t)
             prev = self.tries[-1] if self.tries else None
             if prev is not None and prev.n_dampened == n:  # selection is monotone in t: same count, same set
                 acc = prev.acc_forget
             else:
-                model = dampen(task.model, self.imp_f, self.imp_d, self.ratios, t)
-                acc = forget_accuracy(model, self.forget, task.pipeline)
+                acc = self.forget.accuracy(self.dampener.at(t))
             self.tries.append(Try(s, percentile_of(s), t, n, acc, time.perf_counter() - start))
         return self.tries[i]
 
@@ -158,12 +184,11 @@ def task_search(task: UnlearnTask, settings: PotionSettings) -> Search:
     if key not in task.cache:
         imp_f, imp_d, imp_seconds = cached_importances(task, "label_free", "retain", False, settings.batch_size)
         start = time.perf_counter()
-        forget = task.forget()
-        acc = forget_accuracy(task.model, forget, task.pipeline)
+        forget = ForgetSet(task.forget(), task.pipeline, device_of(task.model))
         start_s = len(task.forget_ids) / len(task.train) / START_DIVISOR
         ratios = ratios_of(imp_f, imp_d)
-        task.cache[key] = Search(imp_f, imp_d, ratios, forget, ratio_pool(ratios), start_s, acc,
-                                 imp_seconds + time.perf_counter() - start)
+        task.cache[key] = Search(Dampener(task.model, imp_f, imp_d, ratios), forget, ratio_pool(ratios), start_s,
+                                 forget.accuracy(task.model), imp_seconds + time.perf_counter() - start)
     return task.cache[key]
 
 
@@ -178,7 +203,7 @@ def search(task: UnlearnTask, settings: PotionSettings) -> tuple[nn.Module, floa
             met = True
             break
     start = time.perf_counter()
-    model = dampen(task.model, srch.imp_f, srch.imp_d, srch.ratios, tr.threshold)
+    model = copy.deepcopy(srch.dampener.at(tr.threshold))
     seconds = srch.base_seconds + sum(t.seconds for t in srch.tries[: i + 1]) + time.perf_counter() - start
     srch.outcomes[settings.rho] = {
         "rho": settings.rho, "met": met, "tries": i + 1, "max_tries": settings.max_tries, "s": tr.s,
@@ -204,7 +229,7 @@ def ptn_diagnostics(task: UnlearnTask) -> dict[str, Any]:
     srch = searches[0]
     return {"ptn_search": {
         "start_s": srch.start_s, "growth": GROWTH, "acc_forget_original": srch.acc_original,
-        "n_ratios": int(srch.pool.size), "n_params": sum(p.numel() for p in srch.imp_f.values()),
+        "n_ratios": int(srch.pool.size), "n_params": sum(r.numel() for r in srch.dampener.ratios.values()),
         "outcomes": [srch.outcomes[r] for r in sorted(srch.outcomes)]}}
 
 
