@@ -47,6 +47,7 @@ from corrective.training import device_of
 START_DIVISOR = 25.0  # s starts at |S_f| / |S_tr| / 25
 GROWTH = 1.1  # s ← 1.1 · s after a try that did not meet rho
 RHO_GRID = (0.05, 0.1, 0.2, 0.3, 0.5)
+CHUNK = 32  # S_f is scored in chunks; a try that already has too many right is not scored further
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,9 @@ class Dampener:
     I_f / I_D > threshold, every other θ bitwise M_o's. No copy of the model per try."""
 
     def __init__(self, model: nn.Module, imp_f: Importances, imp_d: Importances, ratios: dict[str, Tensor]) -> None:
-        self.work = copy.deepcopy(model)
+        self.work = copy.deepcopy(model).eval()
         self.params = dict(self.work.named_parameters())
+        self.current: float | None = None  # the threshold the working copy holds
         with torch.no_grad():
             self.orig = {n: p.detach().clone() for n, p in self.params.items()}
             self.ratios = {n: ratios[n].to(p.device) for n, p in self.params.items()}
@@ -109,9 +111,11 @@ class Dampener:
 
     @torch.no_grad()
     def at(self, threshold: float) -> nn.Module:
-        """The working copy, dampened at `threshold` (valid until the next call)."""
-        for n, p in self.params.items():
-            p.copy_(torch.where(self.ratios[n] > threshold, self.damped[n], self.orig[n]))
+        """The working copy (inference mode), dampened at `threshold` (valid until the next call)."""
+        if threshold != self.current:
+            for n, p in self.params.items():
+                p.copy_(torch.where(self.ratios[n] > threshold, self.damped[n], self.orig[n]))
+            self.current = threshold
         return self.work
 
 
@@ -122,21 +126,34 @@ def dampen(model: nn.Module, imp_f: Importances, imp_d: Importances, ratios: dic
 
 
 class ForgetSet:
-    """S_f's model inputs (computed once) and given labels: the accuracy the search stops on."""
+    """S_f's model inputs (prepared once, in chunks of CHUNK) and given labels: what the search stops on."""
 
     def __init__(self, forget: Split, pipeline: Pipeline, device: torch.device) -> None:
-        batches = list(one_pass(forget.to(device), pipeline, 1024))
+        batches = list(one_pass(forget.to(device), pipeline, CHUNK))
         self.x = [b.x for b in batches]
-        self.y = torch.cat([b.y for b in batches]).cpu()
+        self.y = [b.y.cpu() for b in batches]
+        self.n = len(forget)
 
     @torch.no_grad()
+    def correct(self, model: nn.Module, chunk: int) -> int:
+        """How many samples of one chunk `model` (in inference mode) predicts as their given label."""
+        return int((model(self.x[chunk]).argmax(1).cpu() == self.y[chunk]).sum())
+
     def accuracy(self, model: nn.Module) -> float:
         """Share predicted as the given label (inference mode), an exact ratio of counts."""
         was_training = model.training
         model.eval()
-        pred = torch.cat([model(x).argmax(1) for x in self.x]).cpu()
+        correct = sum(self.correct(model, k) for k in range(len(self.x)))
         model.train(was_training)
-        return int((pred == self.y).sum()) / len(self.y)
+        return correct / self.n
+
+
+@dataclass
+class Score:
+    """How much of S_f a try has scored so far, and how many of those it predicts as their given label."""
+
+    correct: int = 0
+    chunks: int = 0
 
 
 @dataclass
@@ -145,8 +162,8 @@ class Try:
     percentile: float
     threshold: float
     n_dampened: int
-    acc_forget: float
-    seconds: float  # 0 where the selection equalled the previous try's (same model, not recomputed)
+    score: Score  # shared with the previous try where the selection is the same (same model)
+    seconds: float
 
 
 @dataclass
@@ -162,8 +179,8 @@ class Search:
     tries: list[Try] = field(default_factory=list)
     outcomes: dict[float, dict[str, Any]] = field(default_factory=dict)
 
-    def attempt(self, task: UnlearnTask, i: int) -> Try:
-        """Try number i (0-based), computed once: dampen a fresh copy of M_o at s = start · 1.1^i."""
+    def attempt(self, i: int) -> Try:
+        """Try number i (0-based): the threshold at s = start · 1.1^i and what it selects, made once."""
         while len(self.tries) <= i:
             k = len(self.tries)
             start = time.perf_counter()
@@ -171,12 +188,32 @@ class Search:
             t = threshold_of(self.pool, s)
             n = n_selected(self.dampener.ratios, t)
             prev = self.tries[-1] if self.tries else None
-            if prev is not None and prev.n_dampened == n:  # selection is monotone in t: same count, same set
-                acc = prev.acc_forget
-            else:
-                acc = self.forget.accuracy(self.dampener.at(t))
-            self.tries.append(Try(s, percentile_of(s), t, n, acc, time.perf_counter() - start))
+            same = prev is not None and prev.n_dampened == n  # selection is monotone in t: same count, same set
+            self.tries.append(Try(s, percentile_of(s), t, n, prev.score if same else Score(),  # type: ignore[union-attr]
+                                  time.perf_counter() - start))
         return self.tries[i]
+
+    def score_chunk(self, tr: Try) -> None:
+        start = time.perf_counter()
+        tr.score.correct += self.forget.correct(self.dampener.at(tr.threshold), tr.score.chunks)
+        tr.score.chunks += 1
+        tr.seconds += time.perf_counter() - start
+
+    def meets(self, tr: Try, goal: float) -> bool:
+        """Acc(S_f) <= goal at this try. S_f is scored chunk by chunk, and no further once more samples are
+        right than the goal allows: the answer is the same as scoring all of it."""
+        while True:
+            if tr.score.correct / self.forget.n > goal:
+                return False
+            if tr.score.chunks == len(self.forget.x):
+                return True
+            self.score_chunk(tr)
+
+    def accuracy(self, tr: Try) -> float:
+        """Acc(S_f) at this try, scoring what is left of S_f."""
+        while tr.score.chunks < len(self.forget.x):
+            self.score_chunk(tr)
+        return tr.score.correct / self.forget.n
 
 
 def task_search(task: UnlearnTask, settings: PotionSettings) -> Search:
@@ -198,17 +235,18 @@ def search(task: UnlearnTask, settings: PotionSettings) -> tuple[nn.Module, floa
     goal = settings.rho * srch.acc_original
     met = False
     for i in range(settings.max_tries):
-        tr = srch.attempt(task, i)
-        if tr.acc_forget <= goal:
+        tr = srch.attempt(i)
+        if srch.meets(tr, goal):
             met = True
             break
+    acc = srch.accuracy(tr)
     start = time.perf_counter()
     model = copy.deepcopy(srch.dampener.at(tr.threshold))
     seconds = srch.base_seconds + sum(t.seconds for t in srch.tries[: i + 1]) + time.perf_counter() - start
     srch.outcomes[settings.rho] = {
         "rho": settings.rho, "met": met, "tries": i + 1, "max_tries": settings.max_tries, "s": tr.s,
         "percentile": tr.percentile, "threshold": tr.threshold, "n_dampened": tr.n_dampened,
-        "acc_forget": tr.acc_forget}
+        "acc_forget": acc}
     return model, seconds
 
 
