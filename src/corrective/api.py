@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import (
+    EXPANSION_CACHE,
     UnlearnTask,
     get_method,
     make_settings,
@@ -292,6 +293,53 @@ def make_task(run: Run, forget_ids: torch.Tensor, *, oracle: bool = False, progr
     )
 
 
+def expand_forget_set(run: Run, alpha: float, strategy: str, *, progress: bool | None = None) -> Any:
+    """Expand the first `alpha` share of S_m by `strategy` (corrective.expand), seeing only what a method sees."""
+    from corrective.expand import expand
+
+    forget_ids = run.manipulation.forget_ids(alpha)
+    if len(forget_ids) == 0:
+        raise UserError("the identified set S_f is empty; flag at least one sample")
+    return expand(run.model, run.train_split, forget_ids, Pipeline.of(run.dataset), strategy, seed=run.seed,
+                  progress=progress)
+
+
+def expansion_for(method: str, expand: str, expansion: Any, compute: Callable[[str], Any]) -> Any:
+    """The expansion a (method, --expand) pair uses, or None: the given one, else computed by `compute(strategy)`.
+
+    A method that expands S_f itself (`MethodInfo.expand`, e.g. auto) takes only its own strategy.
+    """
+    info = get_method(method)
+    if info.expand is not None:
+        if expand not in ("none", info.expand):
+            raise UserError(f"method {method!r} expands S_f itself (strategy {info.expand!r}); drop --expand {expand}")
+        strategy = info.expand
+    else:
+        strategy = expand
+    if strategy == "none":
+        if expansion is not None:
+            raise UserError("an expansion was given but expand is 'none'; name its strategy")
+        return None
+    if not info.is_method:
+        raise UserError(f"{method!r} is an oracle bound handed every manipulated id; expansion does not apply")
+    if expansion is not None:
+        if expansion.strategy != strategy:
+            raise UserError(f"the given expansion is by {expansion.strategy!r}, not {strategy!r}")
+        return expansion
+    return compute(strategy)
+
+
+def expansion_task(task: UnlearnTask, method: str, expansion: Any) -> UnlearnTask:
+    """The task the method runs on: S_f replaced by the expanded set, or (for a method that expands itself)
+    S_f with the expansion left in `task.cache`, so the method does not compute it again."""
+    if expansion is None:
+        return task
+    if get_method(method).expand is not None:
+        task.cache[EXPANSION_CACHE] = expansion
+        return task
+    return replace(task, forget_ids=expansion.ids.to(task.forget_ids.device))
+
+
 def unlearn(
     run: Run,
     method: str,
@@ -301,25 +349,44 @@ def unlearn(
     grid: bool | list[dict[str, Any]] = False,
     selection: str | None = None,
     max_class_drop: float | None = None,
+    expand: str = "none",
+    expansion: Any = None,
     progress: bool | None = None,
 ) -> UnlearnResult:
     """Apply `method` to a run with the first `alpha` share of S_m identified; evaluate; apply the selection rule.
 
     With `grid`, every setting of the method's grid (or of the given list of settings), each with
     `settings` applied on top, is a candidate. `selection` is `paper` or `guarded` (on the clean
-    validation split; default: the method's own choice, else `paper`).
+    validation split; default: the method's own choice, else `paper`). `expand` names a strategy of
+    `corrective.expand`: the method is handed S_f with the samples it adds (an `expansion` already
+    computed for this run and alpha may be given). Every metric is still about the true S_m and the test
+    domains; `forget_changed` (and so the selection score) is about the set the method acted on.
     """
     info = get_method(method)
     rule = resolve_selection(method, selection, max_class_drop)
     forget_ids = run.manipulation.forget_ids(alpha)
     task = make_task(run, forget_ids, oracle=not info.is_method, progress=progress)
+    exp = expansion_for(method, expand, expansion, lambda s: expand_forget_set(run, alpha, s, progress=progress))
+    task = expansion_task(task, method, exp)
+    acted_on = forget_ids if exp is None else exp.ids
     reference = per_class_accuracy(run.model, run.dataset.val, Pipeline.of(run.dataset), run.dataset.num_classes)
 
     def measure(model: nn.Module) -> dict[str, Any]:
-        metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids)
+        metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=acted_on)
         return {"alpha": alpha, **metrics}
 
-    return run_candidates(task, method, settings, grid, measure, rule, reference)
+    result = run_candidates(task, method, settings, grid, measure, rule, reference)
+    return with_expansion(result, exp, len(forget_ids))
+
+
+def with_expansion(result: UnlearnResult, expansion: Any, n_flagged: int) -> UnlearnResult:
+    """Every record says which expansion (if any) the method's forget set came from, and how big S_f was."""
+    extra = {"expand": "none", "n_expanded": 0, "n_flagged": n_flagged}
+    if expansion is not None:
+        extra |= expansion.to_record() | {"n_forget": len(expansion.ids)}
+    for r in result.records:
+        r |= extra
+    return result
 
 
 def read_flagged(path: str | Path) -> torch.Tensor:
@@ -369,6 +436,7 @@ def correct(
     grid: bool = False,
     selection: str | None = None,
     max_class_drop: float | None = None,
+    expand: str = "none",
     seed: int = 0,
     progress: bool | None = None,
 ) -> UnlearnResult:
@@ -379,6 +447,8 @@ def correct(
     steps). With `grid`, settings are chosen on `held_out`, trusted clean data, by the paper's rule
     (0.5 * accuracy on it + 0.5 * share of flagged samples whose prediction changed) or by `guarded`
     (the same among candidates losing at most `max_class_drop` on every class of `held_out`).
+    `expand` names a strategy of `corrective.expand` that adds to `flagged` the training samples that
+    look manipulated like them; the method is then handed the expanded set (`forget_changed` is about it).
     """
     flagged = check_flagged(train, flagged)
     info = get_method(method)
@@ -393,7 +463,16 @@ def correct(
     num_classes = int(spec.num_classes)
     reference = None if held_out is None else per_class_accuracy(model, held_out, pipeline, num_classes)
     task = UnlearnTask(model, train, flagged, pipeline, config, spec, seed, progress)
-    flagged_split = task.forget()
+
+    def compute(strategy: str) -> Any:
+        from corrective.expand import expand as expand_fn
+
+        return expand_fn(model, train, flagged, pipeline, strategy, seed=seed, progress=progress)
+
+    exp = expansion_for(method, expand, None, compute)
+    task = expansion_task(task, method, exp)
+    acted_on = flagged if exp is None else exp.ids
+    flagged_split = train.subset(train.positions_of(acted_on))
     before = predict(model, flagged_split, pipeline)
 
     def measure(new: nn.Module) -> dict[str, Any]:
@@ -406,7 +485,8 @@ def correct(
             "flagged_given_label_acc": float((after == flagged_split.y.cpu()).float().mean()),
         }
 
-    return run_candidates(task, method, settings, grid, measure, rule, reference)
+    result = run_candidates(task, method, settings, grid, measure, rule, reference)
+    return with_expansion(result, exp, len(flagged))
 
 
 def bench(

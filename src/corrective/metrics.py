@@ -113,3 +113,12 @@ def forget_changed(
         return float("nan")
     pipe = Pipeline.of(dataset)
     return float((predict(model, forget, pipe) != predict(reference, forget, pipe)).float().mean())
+
+
+def precision_recall(found: Tensor, manipulated: Tensor) -> tuple[float, float]:
+    """Precision and recall of a set of ids `found` (an expanded forget set) against the manipulated ids S_m."""
+    found, manipulated = found.cpu().unique(), manipulated.cpu().unique()
+    hits = int(torch.isin(found, manipulated).sum())
+    precision = hits / len(found) if len(found) else float("nan")
+    recall = hits / len(manipulated) if len(manipulated) else float("nan")
+    return precision, recall

@@ -17,9 +17,10 @@ from typing import Any
 
 from corrective.runs import dumps
 
-GROUP_KEYS = ("dataset", "model", "training", "manipulation", "size", "method", "alpha")
+GROUP_KEYS = ("dataset", "model", "training", "manipulation", "size", "method", "expand", "selection", "alpha")
+AXIS_DEFAULTS = {"expand": "none", "selection": "paper"}  # what records written before these axes existed used
 SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success",
-                   "unlearn_seconds")
+                   "unlearn_seconds", "n_expanded", "expand_precision", "expand_recall", "expand_seconds")
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -90,12 +91,13 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (dataset, model, training, manipulation, size, method, alpha): the selected settings and
-    mean, sample std (n-1) and n over seeds of the main metrics. Originals' records are left out."""
+    """Per (dataset, model, training, manipulation, size, method, expand, selection, alpha): the selected
+    settings and mean, sample std (n-1) and n over seeds of the main metrics. Originals' and expansions'
+    records are left out."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
         if r.get("stage") in ("unlearn", "oracle"):
-            groups.setdefault(tuple(r.get(k) for k in GROUP_KEYS), []).append(r)
+            groups.setdefault(tuple(r.get(k, AXIS_DEFAULTS.get(k)) for k in GROUP_KEYS), []).append(r)
     rows = []
     for key, rs in groups.items():
         row: dict[str, Any] = dict(zip(GROUP_KEYS, key, strict=True))
@@ -109,7 +111,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append(row)
     order = {"oracle": 0}
     rows.sort(key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in GROUP_KEYS[:5])
-              + (order.get(r["method"], 1), r["method"], r["alpha"] or 0))
+              + (order.get(r["method"], 1), r["method"], r["expand"], r["selection"], r["alpha"] or 0))
     return rows
 
 

@@ -12,6 +12,7 @@ from corrective import api
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
+    ExpandOpt,
     JsonOpt,
     MaxDropOpt,
     OutOpt,
@@ -57,6 +58,7 @@ def fix(
     grid: Annotated[bool, typer.Option(help="Search the method's grid; select on your test split.")] = False,
     selection: SelectionOpt = None,
     max_class_drop: MaxDropOpt = None,
+    expand: ExpandOpt = "none",
     preset: Annotated[str, typer.Option(help="The recipe your model was trained with: paper or digits.")] = "paper",
     steps: Annotated[int | None, typer.Option(help="Steps your model was trained for (budgets are shares).")] = None,
     mean: Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")] = None,
@@ -99,6 +101,7 @@ def fix(
         grid=grid,
         selection=selection,
         max_class_drop=max_class_drop,
+        expand=expand,
         seed=seed,
         progress=False if quiet or as_json else None,
     )
@@ -106,6 +109,8 @@ def fix(
         "method": method,
         "settings": result.record["settings"],
         "n_flagged": len(ids),
+        "expand": result.record["expand"],
+        "n_expanded": result.record["n_expanded"],
         "test_acc_before": accuracy(net, ds.test, pipe),
         "test_acc_after": accuracy(result.model, ds.test, pipe),
         "flagged_changed": result.record["forget_changed"],

@@ -2,6 +2,7 @@
 
 from corrective.methods import bad_teacher, finetune, none, npo, oracle, rem, retrain, scrub, ssd  # noqa: F401  (registers)
 from corrective.methods.base import (
+    EXPANSION_CACHE,
     METHODS,
     MethodInfo,
     UnlearnTask,
@@ -16,6 +17,7 @@ from corrective.methods.base import (
 from corrective.methods.selection import MAX_CLASS_DROP, SELECTIONS, Selection, select, selection_score
 
 __all__ = [
+    "EXPANSION_CACHE",
     "MAX_CLASS_DROP",
     "METHODS",
     "SELECTIONS",
