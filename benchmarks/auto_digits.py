@@ -69,6 +69,10 @@ def label(r: dict[str, Any]) -> str:
     return text
 
 
+def nan_if_none(v: float | None) -> float:
+    return math.nan if v is None else v
+
+
 def pct(v: float) -> str:
     return "–" if math.isnan(v) else f"{100 * v:.1f}"
 
@@ -200,8 +204,8 @@ def analyse(records: list[dict[str, Any]], alphas: list[float]) -> tuple[list[st
                      f"the original on every seed: **{'met' if ok else 'missed'}**. Per seed (guarded vs the paper's "
                      "rule): " + "; ".join(
                          f"s{p['seed']} target {pct(p['target_acc'])} (orig {pct(p['original_target_acc'])}, paper "
-                         f"{pct(p['paper_target_acc'] or math.nan)}), acc_corr {pct(p['acc_corr'])} (paper "
-                         f"{pct(p['paper_acc_corr'] or math.nan)}){' fallback' if p['guard_fallback'] else ''}"
+                         f"{pct(nan_if_none(p['paper_target_acc']))}), acc_corr {pct(p['acc_corr'])} (paper "
+                         f"{pct(nan_if_none(p['paper_acc_corr']))}){' fallback' if p['guard_fallback'] else ''}"
                          for p in per))
     exps = [r for r in records if r["stage"] == "expand"]
     if exps:
