@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -293,11 +294,25 @@ def make_task(run: Run, forget_ids: torch.Tensor, *, oracle: bool = False, progr
     )
 
 
-def expand_forget_set(run: Run, alpha: float, strategy: str, *, progress: bool | None = None) -> Any:
-    """Expand the first `alpha` share of S_m by `strategy` (corrective.expand), seeing only what a method sees."""
+def flagged_ids(run: Run, alpha: float, false_flags: float = 0.0) -> tuple[torch.Tensor, int]:
+    """(S_f for discovery rate `alpha` followed by its false flags, how many false flags)."""
+    if not (isinstance(false_flags, (int, float)) and false_flags >= 0 and math.isfinite(false_flags)):
+        raise UserError(f"false_flags must be a share >= 0 of |S_f|, got {false_flags!r}")
+    forget_ids = run.manipulation.forget_ids(alpha)
+    n_false = round(false_flags * len(forget_ids))
+    if n_false == 0:
+        return forget_ids, 0
+    extra = run.manipulation.false_flag_ids(run.dataset.train, n_false)
+    return torch.cat([forget_ids.cpu(), extra]), n_false
+
+
+def expand_forget_set(run: Run, alpha: float, strategy: str, *, false_flags: float = 0.0,
+                      progress: bool | None = None) -> Any:
+    """Expand the flagged set (the first `alpha` share of S_m, and its false flags) by `strategy`
+    (corrective.expand), seeing only what a method sees."""
     from corrective.expand import expand
 
-    forget_ids = run.manipulation.forget_ids(alpha)
+    forget_ids, _ = flagged_ids(run, alpha, false_flags)
     if len(forget_ids) == 0:
         raise UserError("the identified set S_f is empty; flag at least one sample")
     return expand(run.model, run.train_split, forget_ids, Pipeline.of(run.dataset), strategy, seed=run.seed,
@@ -352,28 +367,33 @@ def unlearn(
     expand: str = "none",
     expansion: Any = None,
     progress: bool | None = None,
+    false_flags: float = 0.0,
 ) -> UnlearnResult:
     """Apply `method` to a run with the first `alpha` share of S_m identified; evaluate; apply the selection rule.
 
     With `grid`, every setting of the method's grid (or of the given list of settings), each with
     `settings` applied on top, is a candidate. `selection` is `paper` or `guarded` (on the clean
-    validation split; default: the method's own choice, else `paper`). `expand` names a strategy of
-    `corrective.expand`: the method is handed S_f with the samples it adds (an `expansion` already
-    computed for this run and alpha may be given). Every metric is still about the true S_m and the test
-    domains; `forget_changed` (and so the selection score) is about the set the method acted on.
+    validation split; default: the method's own choice, else `paper`). `false_flags` adds
+    round(false_flags * |S_f|) clean training samples to the flagged set (`Manipulation.false_flag_ids`):
+    the method and the selection rule see them as flagged. `expand` names a strategy of
+    `corrective.expand`: the method is handed the flagged set with the samples it adds (an `expansion`
+    already computed for this run, alpha and false flags may be given). Every metric of the manipulation
+    still reads the true S_m and the test domains; `forget_changed` (and so the selection score) is about
+    the set the method acted on.
     """
     info = get_method(method)
     rule = resolve_selection(method, selection, max_class_drop)
-    forget_ids = run.manipulation.forget_ids(alpha)
+    forget_ids, n_false = flagged_ids(run, alpha, false_flags)
     task = make_task(run, forget_ids, oracle=not info.is_method, progress=progress)
-    exp = expansion_for(method, expand, expansion, lambda s: expand_forget_set(run, alpha, s, progress=progress))
+    exp = expansion_for(method, expand, expansion,
+                        lambda s: expand_forget_set(run, alpha, s, false_flags=false_flags, progress=progress))
     task = expansion_task(task, method, exp)
     acted_on = forget_ids if exp is None else exp.ids
     reference = per_class_accuracy(run.model, run.dataset.val, Pipeline.of(run.dataset), run.dataset.num_classes)
 
     def measure(model: nn.Module) -> dict[str, Any]:
         metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=acted_on)
-        return {"alpha": alpha, **metrics}
+        return {"alpha": alpha, "false_flags": false_flags, "n_false_flags": n_false, **metrics}
 
     result = run_candidates(task, method, settings, grid, measure, rule, reference)
     return with_expansion(result, exp, len(forget_ids))

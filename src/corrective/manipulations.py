@@ -17,8 +17,15 @@ from torch import Tensor
 from corrective.data.base import Dataset, Split
 from corrective.data.registry import get_info
 from corrective.errors import UserError
+from corrective.names import RECORD_SETTINGS, SETTINGS
 
 CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
+FALSE_FLAG_SALT = 7919  # separates the false-flag draw from the manipulation's own draws of the same seed
+
+
+def setting_fields(kind: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """Every setting of `RECORD_SETTINGS`: the manipulation's values, None where it takes no such setting."""
+    return {k: settings.get(k) if k in SETTINGS.get(kind, ()) else None for k in RECORD_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,20 @@ class Manipulation:
         k = max(1, round(alpha * len(self.ids))) if len(self.ids) else 0
         return self.ids[:k]
 
+    def false_flag_ids(self, train: Split, count: int) -> Tensor:
+        """`count` clean training ids (never in `S_m`) mistakenly flagged, from one seeded permutation.
+
+        The draw depends on the manipulation's seed only, so growing counts are nested and every method and
+        alpha of a seed sees the same false flags.
+        """
+        ids = train.ids.cpu()
+        clean = ids[~torch.isin(ids, self.ids.cpu())]
+        if count > len(clean):
+            raise UserError(f"false_flags: {count} false flags asked for but the training data has only "
+                            f"{len(clean)} clean samples; use a smaller false-flag share")
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + FALSE_FLAG_SALT)
+        return clean[torch.randperm(len(clean), generator=gen)[:count]]
+
     def corrupted_split(self, train: Split) -> Split:
         """`S_m` as the model saw it (given labels, trigger stamped) but with clean labels, for `healed`."""
         split = self.apply(train)
@@ -109,6 +130,9 @@ class Manipulation:
             return test.subset(inside.nonzero().squeeze(1)), test.subset((~inside).nonzero().squeeze(1))
         empty = test.subset(torch.zeros(0, dtype=torch.long))
         return empty, test
+
+    def setting_fields(self) -> dict[str, Any]:
+        return setting_fields(self.kind, self.settings)
 
     def to_record(self) -> dict[str, Any]:
         return {

@@ -23,6 +23,7 @@ import torch
 
 from corrective.bench.plan import Job
 from corrective.errors import UserError
+from corrective.manipulations import setting_fields
 from corrective.runs import MANIFEST, dumps, read_manifest, versions
 
 RESULTS = "results.jsonl"
@@ -99,7 +100,8 @@ def train_original(job: Job, out: Path) -> dict[str, Any]:
     if man["training"] != job.params["train_config"]:
         raise RuntimeError(f"cached model {final} was trained with {man['training']}, not the planned "
                            f"{job.params['train_config']}; the planner's recipe and api.train_run disagree")
-    return {**_base(job), "method": None, "alpha": None, "train_seconds": man["train_seconds"],
+    fields = setting_fields(job.params["manipulation"], man["manipulation"]["settings"])
+    return {**_base(job), **fields, "method": None, "alpha": None, "train_seconds": man["train_seconds"],
             "n_manipulated": len(man["manipulation"]["ids"]), **man["metrics"]}
 
 
@@ -114,7 +116,7 @@ def expand(job: Job, out: Path) -> dict[str, Any]:
 
     p = job.params
     run = api.load_run(model_dir(out, p["original_id"]), device=p["device_type"])
-    exp = api.expand_forget_set(run, p["alpha"], p["expand"], progress=False)
+    exp = api.expand_forget_set(run, p["alpha"], p["expand"], false_flags=p.get("false_flags", 0.0), progress=False)
     path = expansion_path(out, job.id)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
@@ -122,9 +124,10 @@ def expand(job: Job, out: Path) -> dict[str, Any]:
     os.replace(tmp, path)
     print(f"  {exp.strategy} ({exp.chosen}): {len(exp.added)} added to {len(exp.ids) - len(exp.added)} in "
           f"{exp.seconds:.1f} s")
-    return {**_base(job), "method": None, "alpha": p["alpha"], "original_id": p["original_id"],
-            "n_flagged": len(run.manipulation.forget_ids(p["alpha"])), "n_manipulated": len(run.manipulation.ids),
-            **exp.to_record(), **expansion_quality(exp, run)}
+    n_flagged = len(api.flagged_ids(run, p["alpha"], p.get("false_flags", 0.0))[0])
+    return {**_base(job), **run.manipulation.setting_fields(), "method": None, "alpha": p["alpha"],
+            "false_flags": p.get("false_flags", 0.0), "original_id": p["original_id"], "n_flagged": n_flagged,
+            "n_manipulated": len(run.manipulation.ids), **exp.to_record(), **expansion_quality(exp, run)}
 
 
 def expansion_json(exp: Any) -> dict[str, Any]:
@@ -163,12 +166,13 @@ def unlearn(job: Job, out: Path) -> dict[str, Any]:
     exp = load_expansion(out, p["expansion_id"]) if p.get("expansion_id") else None
     result = api.unlearn(run, p["method"], p["alpha"], grid=p["grid"], selection=p.get("selection", "paper"),
                          max_class_drop=p.get("max_class_drop"), expand=p.get("expand", "none"), expansion=exp,
-                         progress=False)
+                         progress=False, false_flags=p.get("false_flags", 0.0))
     candidates = [{k: v for k, v in r.items() if k != "diagnostics"} for r in result.records]  # kept once, below
     for c in candidates:
         print(f"  {json.dumps(c['settings'])}: acc_corr {c['acc_corr']} acc_retain {c['acc_retain']} "
               f"selected {c['selected']}")
     chosen = {k: v for k, v in result.record.items() if k not in ("method", "alpha")}
     quality = {} if exp is None else expansion_quality(exp, run)
-    return {**_base(job), "method": p["method"], "alpha": p["alpha"], "original_id": p["original_id"], **chosen,
-            **quality, "grid_size": len(candidates), "candidates": candidates}
+    return {**_base(job), **run.manipulation.setting_fields(), "method": p["method"], "alpha": p["alpha"],
+            "original_id": p["original_id"], **chosen, **quality,
+            "grid_size": len(candidates), "candidates": candidates}

@@ -1,11 +1,11 @@
 """The planner: a spec becomes jobs with stable ids and stage dependencies.
 
 Stages: the original model per (dataset, model, training, manipulation, size, seed), then its
-oracle, then one expansion of S_f per (original, alpha, strategy) that some job uses, then one
-unlearning job per (original, method, alpha, expansion strategy, selection rule) running the
-method's grid and the selection rule. A job's id hashes everything that determines its result (the resolved
-training recipe, settings with defaults filled in, seed, device type, package versions), so a
-changed setting gives a new id and nothing stale is reused.
+oracle, then one expansion of S_f per (original, alpha, false flags, strategy) that some job uses,
+then one unlearning job per (original, method, false flags, alpha, expansion strategy, selection
+rule) running the method's grid and the selection rule. A job's id hashes everything that
+determines its result (the resolved training recipe, settings with defaults filled in, seed,
+device type, package versions), so a changed setting gives a new id and nothing stale is reused.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from corrective import __version__
-from corrective.bench.spec import ORACLE, BenchSpec, MethodSpec, check_spec, method_specs, settings_grid
+from corrective.bench.spec import ORACLE, BenchSpec, MethodSpec, check_spec, fail, method_specs, settings_grid
 from corrective.data import get_info
 from corrective.errors import UserError
 from corrective.methods import METHODS
@@ -37,13 +37,15 @@ class Job:
     @property
     def label(self) -> str:
         p = self.params
-        where = f"{p['dataset']}/{p['manipulation']}@{p['size']}/s{p['seed']}"
+        settings = "".join(f" {k}={v}" for k, v in p["manipulation_settings"].items())
+        where = f"{p['dataset']}/{p['manipulation']}@{p['size']}{settings}/s{p['seed']}"
         if self.stage == "original":
             return f"train {where}"
+        flags = f" ff={p['false_flags']:g}" if p.get("false_flags") else ""
         if self.stage == "expand":
-            return f"expand {p['expand']} a={p['alpha']} {where}"
+            return f"expand {p['expand']} a={p['alpha']}{flags} {where}"
         extra = "".join(f" {k}={p[k]}" for k, d in (("expand", "none"), ("selection", "paper")) if p.get(k, d) != d)
-        return f"{p['method']} a={p['alpha']}{extra} {where}"
+        return f"{p['method']} a={p['alpha']}{flags}{extra} {where}"
 
 
 def job_id(key: dict[str, Any]) -> str:
@@ -70,38 +72,43 @@ def plan(spec: BenchSpec, device_type: str) -> list[Job]:
     if not methods and not spec.oracle:
         raise UserError("bench spec: methods: no method to run (every registered method excluded)")
     oracle_grid = settings_grid(ORACLE, MethodSpec(ORACLE, False)) if ORACLE in METHODS else []
+    check_data(spec)
     originals, oracles, expands, unlearns = [], [], [], []
     for dataset in spec.datasets:
         for model in spec.models:
             model_name = get_info(dataset).model if model == "default" else model
             for training in spec.training:
                 for m in spec.manipulations:
-                    for size in m.sizes:
-                        for seed in spec.seeds:
-                            params = {
-                                "dataset": dataset, "model": model_name, "training": training,
-                                "manipulation": m.kind, "size": size, "manipulation_settings": m.settings,
-                                "seed": seed, "train_config": train_config(spec, dataset, seed),
-                                "train_preset": spec.train_preset, "steps": spec.steps,
-                                "val_fraction": spec.val_fraction, "device_type": device_type,
-                            }
-                            key = {"stage": "original", **params, "versions": versions_key()}
-                            orig = Job(job_id(key), "original", {**params, "root": spec.roots.get(dataset)})
-                            originals.append(orig)
-                            if spec.oracle and ORACLE in METHODS:
-                                oracles.append(_unlearn_job(orig, "oracle", ORACLE, 1.0, oracle_grid))
-                            expansions: dict[tuple[float, str], Job] = {}
-                            for name, grid in methods.items():
-                                for alpha in spec.alphas:
-                                    for strategy, rule in method_axes(spec, name):
-                                        exp = None
-                                        if strategy != "none":
-                                            if (alpha, strategy) not in expansions:
-                                                expansions[alpha, strategy] = _expand_job(orig, alpha, strategy)
-                                            exp = expansions[alpha, strategy]
-                                        unlearns.append(_unlearn_job(orig, "unlearn", name, alpha, grid, exp=exp,
-                                                                     rule=rule, max_drop=spec.max_class_drop))
-                            expands.extend(expansions.values())
+                    for variant in m.variants():
+                        for size in m.sizes:
+                            for seed in spec.seeds:
+                                params = {
+                                    "dataset": dataset, "model": model_name, "training": training,
+                                    "manipulation": m.kind, "size": size, "manipulation_settings": variant,
+                                    "seed": seed, "train_config": train_config(spec, dataset, seed),
+                                    "train_preset": spec.train_preset, "steps": spec.steps,
+                                    "val_fraction": spec.val_fraction, "device_type": device_type,
+                                }
+                                key = {"stage": "original", **params, "versions": versions_key()}
+                                orig = Job(job_id(key), "original", {**params, "root": spec.roots.get(dataset)})
+                                originals.append(orig)
+                                if spec.oracle and ORACLE in METHODS:
+                                    oracles.append(_unlearn_job(orig, "oracle", ORACLE, 1.0, oracle_grid))
+                                expansions: dict[tuple[float, float, str], Job] = {}
+                                for name, grid in methods.items():
+                                    for flags in spec.false_flags:
+                                        for alpha in spec.alphas:
+                                            for strategy, rule in method_axes(spec, name):
+                                                exp = None
+                                                if strategy != "none":
+                                                    k = (alpha, flags, strategy)
+                                                    if k not in expansions:
+                                                        expansions[k] = _expand_job(orig, alpha, strategy, flags)
+                                                    exp = expansions[k]
+                                                unlearns.append(_unlearn_job(orig, "unlearn", name, alpha, grid,
+                                                                             flags, exp=exp, rule=rule,
+                                                                             max_drop=spec.max_class_drop))
+                                expands.extend(expansions.values())
     jobs = originals + oracles + expands + unlearns
     ids = [j.id for j in jobs]
     if len(set(ids)) != len(ids):
@@ -121,17 +128,22 @@ def method_axes(spec: BenchSpec, method: str) -> list[tuple[str, str]]:
     return list(dict.fromkeys((e, r) for e in strategies for r in rules))
 
 
-def _expand_job(orig: Job, alpha: float, strategy: str) -> Job:
-    key = {"stage": "expand", "original": orig.id, "alpha": alpha, "expand": strategy, "versions": versions_key()}
-    params = {**orig.params, "original_id": orig.id, "alpha": alpha, "expand": strategy}
+def _expand_job(orig: Job, alpha: float, strategy: str, false_flags: float = 0.0) -> Job:
+    """One expansion of S_f (false flags included) per (original, alpha, false flags, strategy)."""
+    flags = {"false_flags": false_flags} if false_flags else {}
+    key = {"stage": "expand", "original": orig.id, "alpha": alpha, "expand": strategy, **flags,
+           "versions": versions_key()}
+    params = {**orig.params, "original_id": orig.id, "alpha": alpha, "expand": strategy, "false_flags": false_flags}
     return Job(job_id(key), "expand", params, (orig.id,))
 
 
-def _unlearn_job(orig: Job, stage: str, method: str, alpha: float, grid: list[dict[str, Any]], *,
-                 exp: Job | None = None, rule: str = "paper", max_drop: float = 0.05) -> Job:
-    """One method at one alpha. The defaults (expand none, the paper's rule) add nothing to the id, so specs
-    written before these axes existed keep their jobs' ids."""
-    key = {"stage": stage, "original": orig.id, "method": method, "alpha": alpha, "grid": grid,
+def _unlearn_job(orig: Job, stage: str, method: str, alpha: float, grid: list[dict[str, Any]],
+                 false_flags: float = 0.0, *, exp: Job | None = None, rule: str = "paper",
+                 max_drop: float = 0.05) -> Job:
+    """One method at one alpha. The defaults (no false flags, expand none, the paper's rule) add nothing to the
+    id, so specs written before these axes existed keep their jobs' ids."""
+    flags = {"false_flags": false_flags} if false_flags else {}  # no false flags: the id of before the axis
+    key = {"stage": stage, "original": orig.id, "method": method, "alpha": alpha, "grid": grid, **flags,
            "versions": versions_key()}
     strategy = "none" if exp is None else exp.params["expand"]
     if exp is not None:
@@ -139,7 +151,46 @@ def _unlearn_job(orig: Job, stage: str, method: str, alpha: float, grid: list[di
     if rule != "paper":
         key |= {"selection": rule, "max_class_drop": max_drop}
     params = {**orig.params, "original_id": orig.id, "method": method, "alpha": alpha, "grid": grid,
-              "expand": strategy, "expansion_id": None if exp is None else exp.id, "selection": rule,
-              "max_class_drop": max_drop}
+              "false_flags": false_flags, "expand": strategy, "expansion_id": None if exp is None else exp.id,
+              "selection": rule, "max_class_drop": max_drop}
     deps = (orig.id,) if exp is None else (orig.id, exp.id)
     return Job(job_id(key), stage, params, deps)
+
+
+def check_data(spec: BenchSpec) -> None:
+    """What only the data can tell, before any job runs: the poison target and interclass pair against the
+    dataset's classes, the trigger against its images, each manipulation's draw, and whether enough clean
+    samples exist for the largest false-flag share at the largest alpha. Loads a dataset only when needed."""
+    if spec.false_flags == (0.0,) and not any(m.settings for m in spec.manipulations):
+        return
+    from corrective.data import load_dataset
+    from corrective.manipulations import manipulate
+
+    worst, top_alpha = max(spec.false_flags), max(spec.alphas)
+    for dataset in spec.datasets:
+        ds = load_dataset(dataset, spec.roots.get(dataset), val_fraction=spec.val_fraction, seed=spec.seeds[0])
+        classes = f"{dataset} has classes 0..{ds.num_classes - 1}"
+        for m in spec.manipulations:
+            where = f"manipulations.{m.kind}"
+            for target in m.settings.get("target", ()):
+                if target >= ds.num_classes:
+                    raise fail(f"{where}.target", f"class {target} is outside the classes: {classes}")
+            for pair in m.settings.get("classes", ()):
+                if max(pair) >= ds.num_classes:
+                    raise fail(f"{where}.classes", f"pair {pair} names a class outside the classes: {classes}")
+            for trigger in m.settings.get("trigger_size", ()):
+                if trigger > min(ds.train.x.shape[-2:]):
+                    raise fail(f"{where}.trigger_size", f"a {trigger}-pixel trigger does not fit {dataset}'s "
+                               f"{ds.image_size}x{ds.image_size} images")
+            for variant in m.variants():
+                for size in m.sizes:
+                    try:
+                        manip = manipulate(ds, m.kind, seed=spec.seeds[0], size=size, **variant)
+                    except UserError as e:
+                        raise fail(where, f"{dataset}, size {size:g}: {e}") from None
+                    n_f = max(1, round(top_alpha * len(manip.ids)))
+                    need, clean = round(worst * n_f), len(ds.train) - len(manip.ids)
+                    if need > clean:
+                        raise fail("false_flags", f"a share of {worst:g} asks for {need} clean samples in S_f "
+                                   f"({dataset}, {m.kind} size {size:g}, alpha {top_alpha:g}) but only {clean} "
+                                   f"exist; use shares of at most {clean / n_f:.2f}")

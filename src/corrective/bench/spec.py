@@ -8,6 +8,7 @@ calls it), so a preset naming methods of a newer version still loads.
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -15,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from corrective.errors import UserError
+from corrective.manipulations import CORNERS
 from corrective.methods.selection import SELECTIONS
+from corrective.names import SETTINGS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -37,7 +40,16 @@ def fail(where: str, message: str) -> UserError:
 class ManipulationSpec:
     kind: str
     sizes: tuple[float, ...]  # each a share of the training set (< 1) or a count (>= 1)
-    settings: dict[str, Any] = field(default_factory=dict)  # e.g. target, trigger_size, classes
+    # Axes of the manipulation's settings (manipulations.SETTINGS: target, trigger_size, corner, value, classes),
+    # each a tuple of values; a setting not named keeps the manipulation's default.
+    settings: dict[str, tuple[Any, ...]] = field(default_factory=dict)
+
+    def variants(self) -> list[dict[str, Any]]:
+        """Every combination of the setting axes (one empty dict when none is named), in axis order."""
+        out: list[dict[str, Any]] = [{}]
+        for key, values in self.settings.items():
+            out = [{**v, key: value} for v in out for value in values]
+        return out
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ class BenchSpec:
     alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
     methods: tuple[MethodSpec, ...] = (MethodSpec(ALL),)
     oracle: bool = True
+    false_flags: tuple[float, ...] = (0.0,)  # clean samples mistakenly put in S_f, as shares of |S_f|
     train_preset: str = "default"  # "default": the dataset's (digits on digits, else paper)
     steps: int = 0  # 0: the preset's step budget
     val_fraction: float = 0.1
@@ -135,18 +148,63 @@ def _size(where: str, value: Any) -> float:
     return s
 
 
+def _target(where: str, value: Any) -> int:
+    return _int(where, value, 0)  # the upper end (the dataset's classes) is checked against the data
+
+
+def _trigger_size(where: str, value: Any) -> int:
+    return _int(where, value, 1)
+
+
+def _corner(where: str, value: Any) -> str:
+    return _choice(where, value, CORNERS)
+
+
+def _pixel(where: str, value: Any) -> float:
+    v = _number(where, value)
+    if not 0 <= v <= 1:
+        raise fail(where, f"a trigger value is a pixel value in [0, 1], got {v}")
+    return v
+
+
+def _pair(where: str, value: Any) -> list[int]:
+    if not isinstance(value, list) or len(value) != 2:
+        raise fail(where, f"expected a pair of classes like [3, 8], got {value!r}")
+    a, b = (_int(f"{where}[{i}]", c, 0) for i, c in enumerate(value))
+    if a == b:
+        raise fail(where, f"an interclass pair needs two different classes, got [{a}, {b}]")
+    return [a, b]
+
+
+SETTING_ITEMS = {"target": _target, "trigger_size": _trigger_size, "corner": _corner, "value": _pixel,
+                 "classes": _pair}
+
+
+def _axis(where: str, key: str, value: Any) -> tuple[Any, ...]:
+    """One setting's values: a list is an axis, a scalar one value; `classes = [3, 8]` is one pair."""
+    if key == "classes" and isinstance(value, list) and value and not any(isinstance(v, list) for v in value):
+        value = [value]
+    return _list(where, value, SETTING_ITEMS[key])
+
+
 def _manipulations(raw: Any) -> tuple[ManipulationSpec, ...]:
     out = []
     for kind, value in _table("manipulations", raw).items():
         where = f"manipulations.{kind}"
         _choice("manipulations", kind, MANIPULATIONS)
+        settings: dict[str, tuple[Any, ...]] = {}
         if isinstance(value, dict):
-            settings = dict(value)
-            if "sizes" not in settings:
+            body = dict(value)
+            if "sizes" not in body:
                 raise fail(where, "a table needs `sizes` (a list of shares or counts)")
-            sizes = _list(f"{where}.sizes", settings.pop("sizes"), _size)
+            sizes = _list(f"{where}.sizes", body.pop("sizes"), _size)
+            known = SETTINGS[kind]
+            for key, values in body.items():
+                if key not in known:
+                    raise fail(f"{where}.{key}", f"unknown setting of {kind}; known: {', '.join(('sizes',) + known)}")
+                settings[key] = _axis(f"{where}.{key}", key, values)
         else:
-            sizes, settings = _list(where, value, _size), {}
+            sizes = _list(where, value, _size)
         out.append(ManipulationSpec(kind, sizes, settings))
     if not out:
         raise fail("manipulations", f"name at least one of {', '.join(MANIPULATIONS)}")
@@ -194,6 +252,7 @@ def parse_spec(raw: dict[str, Any]) -> BenchSpec:
         alphas=_list("alphas", get("alphas", list(d.alphas)), _alpha),
         methods=_methods(get("methods", {ALL: {"grid": True}})),
         oracle=_bool("oracle", get("oracle", d.oracle)),
+        false_flags=_list("false_flags", get("false_flags", list(d.false_flags)), _share),
         train_preset=_str("train_preset", get("train_preset", d.train_preset)),
         steps=_int("steps", get("steps", d.steps), 0),
         val_fraction=_fraction("val_fraction", get("val_fraction", d.val_fraction)),
@@ -219,6 +278,13 @@ def _bool(where: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise fail(where, f"expected true or false, got {value!r}")
     return value
+
+
+def _share(where: str, value: Any) -> float:
+    v = _number(where, value)
+    if not (v >= 0 and math.isfinite(v)):
+        raise fail(where, f"a false-flag share is a number >= 0 (of |S_f|), got {value!r}")
+    return v
 
 
 def _fraction(where: str, value: Any) -> float:

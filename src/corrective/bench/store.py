@@ -15,9 +15,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from corrective.names import RECORD_SETTINGS
 from corrective.runs import dumps
 
-GROUP_KEYS = ("dataset", "model", "training", "manipulation", "size", "method", "expand", "selection", "alpha")
+# A setting: the manipulation with its size and settings (None where it takes none), the false-flag share.
+SETTING_KEYS = ("dataset", "model", "training", "manipulation", "size", *RECORD_SETTINGS, "false_flags")
+GROUP_KEYS = (*SETTING_KEYS, "method", "expand", "selection", "alpha")
 AXIS_DEFAULTS = {"expand": "none", "selection": "paper"}  # what records written before these axes existed used
 SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success",
                    "unlearn_seconds", "n_expanded", "expand_precision", "expand_recall", "expand_seconds")
@@ -90,17 +93,21 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return mean, std
 
 
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value  # an interclass pair
+
+
 def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (dataset, model, training, manipulation, size, method, expand, selection, alpha): the selected
-    settings and mean, sample std (n-1) and n over seeds of the main metrics. Originals' and expansions'
-    records are left out."""
+    """Per (dataset, model, training, manipulation, size, its settings, false flags, method, expand, selection,
+    alpha): the selected settings and mean, sample std (n-1) and n over seeds of the main metrics. Originals' and
+    expansions' records are left out."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
         if r.get("stage") in ("unlearn", "oracle"):
-            groups.setdefault(tuple(r.get(k, AXIS_DEFAULTS.get(k)) for k in GROUP_KEYS), []).append(r)
+            groups.setdefault(tuple(_hashable(r.get(k, AXIS_DEFAULTS.get(k))) for k in GROUP_KEYS), []).append(r)
     rows = []
     for key, rs in groups.items():
-        row: dict[str, Any] = dict(zip(GROUP_KEYS, key, strict=True))
+        row: dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in zip(GROUP_KEYS, key, strict=True)}
         row["is_method"] = rs[0].get("is_method")
         row["seeds"] = " ".join(str(s) for s in sorted(r["seed"] for r in rs))
         row["settings"] = " | ".join(sorted({json.dumps(r.get("settings", {}), sort_keys=True) for r in rs}))
@@ -110,7 +117,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = mean, std, len(values)
         rows.append(row)
     order = {"oracle": 0}
-    rows.sort(key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in GROUP_KEYS[:5])
+    rows.sort(key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in SETTING_KEYS)
               + (order.get(r["method"], 1), r["method"], r["expand"], r["selection"], r["alpha"] or 0))
     return rows
 

@@ -47,23 +47,61 @@ class GroupKey:
     size: float | None
     model: str | None
     training: str
+    variant: str = ""  # the manipulation settings that vary in these results, e.g. "target 3 · corner top-left"
+    false_flags: float | None = None  # the share of false flags in S_f, where the results vary it
 
     def sort_key(self) -> tuple:
         return (self.dataset, self.model or "", self.training, MANIPULATION_ORDER.get(self.manipulation, 9),
-                self.manipulation, -1.0 if self.size is None else self.size)
+                self.manipulation, -1.0 if self.size is None else self.size, self.variant,
+                -1.0 if self.false_flags is None else self.false_flags)
+
+    def setting(self) -> str:
+        """The manipulation's size, the settings that vary and the false-flag share: 'size 0.05 · target 3'."""
+        parts = [] if self.size is None else [f"size {self.size:g}"]
+        parts += [self.variant] if self.variant else []
+        parts += [] if self.false_flags is None else [f"false flags {self.false_flags:g}"]
+        return " · ".join(parts)
 
     def label(self) -> str:
-        parts = [self.dataset, self.manipulation]
-        if self.size is not None:
-            parts.append(f"size {self.size:g}")
+        parts = [self.dataset, self.manipulation] + ([self.setting()] if self.setting() else [])
         if self.model:
             parts.append(self.model)
         parts.append(f"{self.training} training")
         return " · ".join(parts)
 
 
-def key_of(row: Row) -> GroupKey:
-    return GroupKey(row.dataset, row.manipulation, row.size, row.model, row.training)
+def group_keys(rows: list[Row]) -> dict[int, list[GroupKey]]:
+    """Each row's groups (by index): its setting, labelled by the manipulation settings that vary among the
+    rows of its manipulation, and its false-flag share where any row has false flags. The original model and
+    the oracle do not depend on false flags: their rows join every false-flag share of their setting."""
+    def base(r: Row) -> tuple:
+        return (r.dataset, r.model, r.training, r.manipulation)
+
+    values: dict[tuple, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for r in rows:
+        for name, text in r.manipulation_settings:
+            values[base(r)][name].add(text)
+    varying = {b: {name for name, texts in v.items() if len(texts) > 1} for b, v in values.items()}
+
+    def key(r: Row, flags: float | None) -> GroupKey:
+        variant = " · ".join(f"{name} {text}" for name, text in r.manipulation_settings if name in varying[base(r)])
+        return GroupKey(r.dataset, r.manipulation, r.size, r.model, r.training, variant, flags)
+
+    with_flags = any(r.false_flags for r in rows)
+    shared = [r.method == ORACLE or r.false_flags is None for r in rows]
+    shares: dict[GroupKey, set[float]] = defaultdict(set)
+    for r, flat in zip(rows, shared, strict=True):
+        if with_flags and not flat:
+            shares[key(r, None)].add(r.false_flags or 0.0)
+    out = {}
+    for i, (r, flat) in enumerate(zip(rows, shared, strict=True)):
+        if not with_flags:
+            out[i] = [key(r, None)]
+        elif flat:
+            out[i] = [key(r, f) for f in sorted(shares[key(r, None)])] or [key(r, None)]
+        else:
+            out[i] = [key(r, r.false_flags or 0.0)]
+    return out
 
 
 @dataclass
@@ -201,13 +239,14 @@ def build_groups(results: Results) -> tuple[list[Group], list[str]]:
     chosen: dict[GroupKey, dict[tuple[str, float | None, int], Row]] = defaultdict(dict)
     candidates: dict[GroupKey, list[Row]] = defaultdict(list)
     duplicates = 0
-    for r in results.rows:
-        key = key_of(r)
-        candidates[key].append(r)
-        if r.selected:
-            slot = (r.method, r.alpha, r.seed)
-            duplicates += slot in chosen[key]
-            chosen[key][slot] = r
+    keys_of = group_keys(results.rows)
+    for i, r in enumerate(results.rows):
+        for key in keys_of[i]:
+            candidates[key].append(r)
+            if r.selected:
+                slot = (r.method, r.alpha, r.seed)
+                duplicates += slot in chosen[key]
+                chosen[key][slot] = r
     if duplicates:
         notes.append(f"{duplicates} selected record(s) repeat a (setting, method, alpha, seed) already seen; "
                      "the last one of each is used")
@@ -247,10 +286,13 @@ class ScoreRow:
 def score_rows(groups: list[Group]) -> list[ScoreRow]:
     rows: dict[tuple, list[Row]] = defaultdict(list)
     manips: dict[tuple, set[str]] = defaultdict(set)
+    seen: set[int] = set()  # a row shared by several groups (an oracle across false-flag shares) counts once
     for g in groups:
         manips[(g.key.dataset, g.key.model)].add(g.key.manipulation)
         for r in g.rows:
-            rows[(g.key.dataset, g.key.model, r.method, r.training)].append(r)
+            if id(r) not in seen:
+                seen.add(id(r))
+                rows[(g.key.dataset, g.key.model, r.method, r.training)].append(r)
     out = []
     for (dataset, model, method, training), rs in rows.items():
         out.append(ScoreRow(
@@ -290,10 +332,17 @@ def expand_seconds(row: Row) -> float:
 def timing_rows(groups: list[Group]) -> list[TimingRow]:
     chosen: dict[tuple, list[Row]] = defaultdict(list)
     grids: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
+    seen: set[int] = set()  # a row shared by several groups counts once
+    seen_candidates: set[int] = set()
     for g in groups:
         for r in g.rows:
-            chosen[(g.key.dataset, g.key.model, g.key.training, r.method)].append(r)
+            if id(r) not in seen:
+                seen.add(id(r))
+                chosen[(g.key.dataset, g.key.model, g.key.training, r.method)].append(r)
         for r in g.candidates:
+            if id(r) in seen_candidates:
+                continue
+            seen_candidates.add(id(r))
             grids[(g.key.dataset, g.key.model, g.key.training, r.method)][(g.key, r.alpha, r.seed)].append(
                 r.get("unlearn_seconds"))
     out = []
@@ -320,6 +369,7 @@ class ExpansionCell:
     training: str
     manipulation: str
     size: float | None
+    panel: str  # the setting: manipulation, size, settings, false flags
     strategy: str
     alpha: float
     precision: Stat
@@ -333,10 +383,11 @@ def expansion_cells(rows: list[ExpansionRow]) -> list[ExpansionCell]:
     """The bench's expand-stage records averaged over seeds, per (setting, strategy, alpha)."""
     by: dict[tuple, list[ExpansionRow]] = defaultdict(list)
     for r in rows:
-        by[(r.dataset, r.model, r.training, r.manipulation, r.size, r.strategy, r.alpha)].append(r)
+        by[(r.dataset, r.model, r.training, r.manipulation, r.size, r.panel(), r.strategy, r.alpha)].append(r)
     out = [ExpansionCell(*key, Stat.of(r.precision for r in rs), Stat.of(r.recall for r in rs),
                          Stat.of(r.n_expanded for r in rs), Stat.of(r.seconds for r in rs),
                          tuple(sorted({r.chosen for r in rs})))
            for key, rs in by.items()]
     return sorted(out, key=lambda c: (c.dataset, c.model or "", c.training, MANIPULATION_ORDER.get(c.manipulation, 9),
-                                      c.manipulation, -1.0 if c.size is None else c.size, c.strategy, c.alpha))
+                                      c.manipulation, -1.0 if c.size is None else c.size, c.panel, c.strategy,
+                                      c.alpha))

@@ -93,7 +93,7 @@ def anchor(text: str) -> str:
 
 def setting_label(g: Group) -> str:
     """A group's column label inside its (dataset, model, training) block."""
-    return g.key.manipulation if g.key.size is None else f"{g.key.manipulation} {g.key.size:g}"
+    return plots.short_title(g)
 
 
 def block_label(dataset: str, model: str | None, training: str) -> str:
@@ -540,18 +540,19 @@ def expansion_section(results: Results, figures: Figures | None) -> Section:
         label = block_label(*key)
         panels: dict[str, list] = defaultdict(list)
         for c in cs:
-            panels[c.manipulation if c.size is None else f"{c.manipulation} (size {c.size:g})"].append(c)
+            panels[c.panel].append(c)
         if figures is not None:
             n = max(c.precision.n for c in cs)
             caption = (f"Expansion quality, {label}: precision (solid) and recall (dashed) of S_m of the expanded "
                        f"forget set of each strategy against alpha, mean ± std over up to {n} seed(s).")
             sec.items.append(figures.make(f"expansion-{anchor(label)}", caption, plots.expansion_curves(dict(panels))))
         header = ["strategy", "setting", "alpha", "precision", "recall", "n added", "seconds", "chosen"]
-        rows = [[Cell(c.strategy), Cell(c.manipulation if c.size is None else f"{c.manipulation} {c.size:g}"),
+        rows = [[Cell(c.strategy), Cell(c.panel),
                  Cell(f"{c.alpha:g}"), Cell(pm(c.precision)), Cell(pm(c.recall)),
                  Cell("–" if c.n_expanded.n == 0 else f"{c.n_expanded.mean:.1f}"),
                  Cell("–" if c.seconds.n == 0 else f"{c.seconds.mean:.2f}"), Cell(", ".join(c.chosen))]
-                for c in sorted(cs, key=lambda c: (c.strategy, MANIPULATION_ORDER.get(c.manipulation, 9), c.alpha))]
+                for c in sorted(cs, key=lambda c: (c.strategy, MANIPULATION_ORDER.get(c.manipulation, 9), c.panel,
+                                                   c.alpha))]
         sec.items.append(Table(f"Expansion — {label} (precision and recall in %, mean ± std over seeds; n added "
                                "and seconds: means)", header, rows, text_cols=(0, 1, 7)))
     return sec
@@ -565,10 +566,11 @@ def build_document(results: Results, with_plots: bool = True) -> Document:
         figures = Figures(groups)
     elif with_plots:
         notes.append(f"Plots need matplotlib: {plots.INSTALL_HINT}. Tables only.")
-    selected = sum(len(g.rows) for g in groups)
+    selected = len({id(r) for g in groups for r in g.rows})
     facts = [f"source: {results.path}",
              f"{len(results.rows)} results ({selected} selected settings used, the rest unselected grid candidates "
-             f"or repeats), {len(groups)} settings (dataset, manipulation, size, model, training), "
+             f"or repeats), {len(groups)} settings (dataset, manipulation, its size and settings, false flags, model, "
+             "training), "
              f"seeds {', '.join(map(str, sorted({r.seed for r in results.rows})))}",
              "All metrics are fractions shown ×100 (%). Bounds (is_method false: the oracle, rem_ideal …) are "
              "handed S_m and are not methods; they are labelled '(bound)'."]

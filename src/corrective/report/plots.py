@@ -71,11 +71,14 @@ def colours(methods: list[str]) -> dict[str, tuple]:
 
 
 def panel_title(g: Group) -> str:
-    return g.key.manipulation if g.key.size is None else f"{g.key.manipulation} (size {g.key.size:g})"
+    return f"{g.key.manipulation} ({g.key.setting()})" if g.key.setting() else g.key.manipulation
 
 
 def short_title(g: Group) -> str:
-    return g.key.manipulation if g.key.size is None else f"{g.key.manipulation} {g.key.size:g}"
+    parts = [g.key.manipulation] + ([] if g.key.size is None else [f"{g.key.size:g}"])
+    parts += [g.key.variant] if g.key.variant else []
+    parts += [] if g.key.false_flags is None else [f"ff {g.key.false_flags:g}"]
+    return " ".join(parts)
 
 
 def method_label(method: str, is_method: bool) -> str:

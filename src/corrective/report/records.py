@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from corrective.errors import UserError
+from corrective.names import RECORD_SETTINGS
 
 RESULTS = "results.jsonl"
 SPEC = "spec.json"  # the bench's spec beside its results: which seeds and alphas were asked for
@@ -99,6 +100,10 @@ class Row:
     line: int = 0
     settings: str = ""  # the method's settings as canonical JSON: tells grid candidates apart
     ratio_hist: RatioHist | None = None  # SSD's importance-ratio histogram, when the record holds one
+    # The manipulation's recorded settings (target, trigger_size, corner, value, classes) as (name, text), and the
+    # share of false flags in S_f (None: not recorded, e.g. an original model's record)
+    manipulation_settings: tuple[tuple[str, str], ...] = ()
+    false_flags: float | None = None
     expand: str = "none"  # the forget-set expansion the method was handed (none: S_f as found)
     selection: str = "paper"  # the selection rule that picked the setting
     guard_fallback: bool = False  # guarded: no candidate kept every class, the least damaging one was taken
@@ -124,6 +129,14 @@ class ExpansionRow:
     model: str | None = None
     training: str = DEFAULT_TRAINING
     size: float | None = None
+    variant: str = ""  # the manipulation's recorded settings, e.g. "target 3"
+    false_flags: float = 0.0  # the share of false flags in the S_f it expanded
+
+    def panel(self) -> str:
+        """The setting it belongs to, as a panel title: 'poison (size 0.05 · target 3 · false flags 0.2)'."""
+        parts = ([] if self.size is None else [f"size {self.size:g}"]) + ([self.variant] if self.variant else [])
+        parts += [f"false flags {self.false_flags:g}"] if self.false_flags else []
+        return f"{self.manipulation} ({' · '.join(parts)})" if parts else self.manipulation
 
 
 def entry_label(method: str, expand: str, selection: str) -> str:
@@ -205,6 +218,10 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
         line=line,
         settings=json.dumps(record.get("settings") or {}, sort_keys=True),
         ratio_hist=ratio_hist(record, where),
+        manipulation_settings=tuple((k, setting_text(record[k])) for k in RECORD_SETTINGS
+                                    if record.get(k) is not None),
+        false_flags=None if record.get("false_flags") is None else to_float(record["false_flags"], "false_flags",
+                                                                            where),
         expand=expand,
         selection=selection,
         guard_fallback=bool(record.get("guard_fallback", False)),
@@ -230,7 +247,16 @@ def to_expansion(record: dict[str, Any], where: str) -> ExpansionRow:
         model=None if found["model"] is None else str(found["model"]),
         training=DEFAULT_TRAINING if found["training"] is None else str(found["training"]),
         size=None if size is None else to_float(size, "size", where),
+        variant=" · ".join(f"{k} {setting_text(record[k])}" for k in RECORD_SETTINGS if record.get(k) is not None),
+        false_flags=to_float(record.get("false_flags") or 0.0, "false_flags", where),
     )
+
+
+def setting_text(value: Any) -> str:
+    """A manipulation setting as a label: 3, 0.5, bottom-right, 3-8 (an interclass pair)."""
+    if isinstance(value, list):
+        return "-".join(setting_text(v) for v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def record_rows(record: dict[str, Any], where: str = "record", line: int = 0) -> list[Row]:
