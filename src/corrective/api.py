@@ -17,6 +17,8 @@ from torch import nn
 from corrective.data import Dataset, Split, get_info, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
+from corrective.expand import Expansion, expand
+from corrective.expand import expand as expand_fn  # for functions whose `expand` argument names a strategy
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import (
     EXPANSION_CACHE,
@@ -306,19 +308,6 @@ def flagged_ids(run: Run, alpha: float, false_flags: float = 0.0) -> tuple[torch
     return torch.cat([forget_ids.cpu(), extra]), n_false
 
 
-def expand_forget_set(run: Run, alpha: float, strategy: str, *, false_flags: float = 0.0,
-                      progress: bool | None = None) -> Any:
-    """Expand the flagged set (the first `alpha` share of S_m, and its false flags) by `strategy`
-    (corrective.expand), seeing only what a method sees."""
-    from corrective.expand import expand
-
-    forget_ids, _ = flagged_ids(run, alpha, false_flags)
-    if len(forget_ids) == 0:
-        raise UserError("the identified set S_f is empty; flag at least one sample")
-    return expand(run.model, run.train_split, forget_ids, Pipeline.of(run.dataset), strategy, seed=run.seed,
-                  progress=progress)
-
-
 def expansion_for(method: str, expand: str, expansion: Any, compute: Callable[[str], Any]) -> Any:
     """The expansion a (method, --expand) pair uses, or None: the given one, else computed by `compute(strategy)`.
 
@@ -386,7 +375,7 @@ def unlearn(
     forget_ids, n_false = flagged_ids(run, alpha, false_flags)
     task = make_task(run, forget_ids, oracle=not info.is_method, progress=progress)
     exp = expansion_for(method, expand, expansion,
-                        lambda s: expand_forget_set(run, alpha, s, false_flags=false_flags, progress=progress))
+                        lambda s: expand_run(run, alpha, s, false_flags=false_flags, progress=progress))
     task = expansion_task(task, method, exp)
     acted_on = forget_ids if exp is None else exp.ids
     reference = per_class_accuracy(run.model, run.dataset.val, Pipeline.of(run.dataset), run.dataset.num_classes)
@@ -410,7 +399,8 @@ def with_expansion(result: UnlearnResult, expansion: Any, n_flagged: int) -> Unl
 
 
 def read_flagged(path: str | Path) -> torch.Tensor:
-    """Flagged sample ids from a file: whitespace/comma separated integers, a JSON list, or a .npy array."""
+    """Flagged sample ids from a file: whitespace/comma separated integers, a JSON list, a .npy array, or the
+    tab-separated table `corrective expand` writes (header `id`, the ids in the first column)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"flagged-ids file {path} does not exist; write one sample id per line")
@@ -420,13 +410,39 @@ def read_flagged(path: str | Path) -> torch.Tensor:
         elif path.suffix == ".json":
             values = json.loads(path.read_text())
         else:
-            values = path.read_text().replace(",", " ").split()
+            lines = path.read_text().splitlines()
+            if lines and lines[0].split("\t")[0].strip() == "id":  # a table of `corrective expand`: ids first
+                values = [line.split("\t")[0] for line in lines[1:] if line.strip()]
+            else:
+                values = " ".join(lines).replace(",", " ").split()
         ids = [int(v) for v in values]
     except (ValueError, TypeError, json.JSONDecodeError):
         raise UserError(f"{path} must hold integer sample ids (one per line, a JSON list or a .npy array)") from None
     if not ids:
         raise UserError(f"{path} flags no sample; the identified set S_f must hold at least one id")
     return torch.tensor(sorted(set(ids)), dtype=torch.long)
+
+
+def expand_run(
+    run: Run,
+    alpha: float = 1.0,
+    strategy: str = "auto",
+    settings: dict[str, Any] | None = None,
+    *,
+    false_flags: float = 0.0,
+    progress: bool | None = None,
+) -> Expansion:
+    """Expand the first `alpha` share of a run's manipulated ids (with `false_flags`, as `unlearn` flags them),
+    seeing only what a method sees.
+
+    The strategy gets the model, the training split as given and S_f; S_m stays here (compare with
+    `metrics.expansion_quality(expansion.ids, forget_ids, run.manipulation.ids)`).
+    """
+    forget_ids, _ = flagged_ids(run, alpha, false_flags)
+    if len(forget_ids) == 0:
+        raise UserError("the run has no manipulated samples to flag (manipulation 'none'); nothing to expand")
+    return expand(run.model, run.train_split, forget_ids, Pipeline.of(run.dataset), strategy, settings,
+                  seed=run.seed, progress=progress)
 
 
 def check_flagged(train: Split, flagged: torch.Tensor) -> torch.Tensor:
@@ -485,8 +501,6 @@ def correct(
     task = UnlearnTask(model, train, flagged, pipeline, config, spec, seed, progress)
 
     def compute(strategy: str) -> Any:
-        from corrective.expand import expand as expand_fn
-
         return expand_fn(model, train, flagged, pipeline, strategy, seed=seed, progress=progress)
 
     exp = expansion_for(method, expand, None, compute)

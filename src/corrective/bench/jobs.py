@@ -23,7 +23,9 @@ import torch
 
 from corrective.bench.plan import Job
 from corrective.errors import UserError
+from corrective.expand import Expansion
 from corrective.manipulations import setting_fields
+from corrective.metrics import expansion_quality
 from corrective.runs import MANIFEST, dumps, read_manifest, versions
 
 RESULTS = "results.jsonl"
@@ -116,7 +118,7 @@ def expand(job: Job, out: Path) -> dict[str, Any]:
 
     p = job.params
     run = api.load_run(model_dir(out, p["original_id"]), device=p["device_type"])
-    exp = api.expand_forget_set(run, p["alpha"], p["expand"], false_flags=p.get("false_flags", 0.0), progress=False)
+    exp = api.expand_run(run, p["alpha"], p["expand"], false_flags=p.get("false_flags", 0.0), progress=False)
     path = expansion_path(out, job.id)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
@@ -124,10 +126,11 @@ def expand(job: Job, out: Path) -> dict[str, Any]:
     os.replace(tmp, path)
     print(f"  {exp.strategy} ({exp.chosen}): {len(exp.added)} added to {len(exp.ids) - len(exp.added)} in "
           f"{exp.seconds:.1f} s")
-    n_flagged = len(api.flagged_ids(run, p["alpha"], p.get("false_flags", 0.0))[0])
+    flagged = api.flagged_ids(run, p["alpha"], p.get("false_flags", 0.0))[0]
     return {**_base(job), **run.manipulation.setting_fields(), "method": None, "alpha": p["alpha"],
-            "false_flags": p.get("false_flags", 0.0), "original_id": p["original_id"], "n_flagged": n_flagged,
-            "n_manipulated": len(run.manipulation.ids), **exp.to_record(), **expansion_quality(exp, run)}
+            "false_flags": p.get("false_flags", 0.0), "original_id": p["original_id"], "n_flagged": len(flagged),
+            "n_manipulated": len(run.manipulation.ids), **exp.to_record(),
+            **expansion_quality(exp.ids, flagged, run.manipulation.ids)}
 
 
 def expansion_json(exp: Any) -> dict[str, Any]:
@@ -137,8 +140,6 @@ def expansion_json(exp: Any) -> dict[str, Any]:
 
 def load_expansion(out: Path, expansion_id: str) -> Any:
     """The cached expansion written by the expand job `expansion_id`."""
-    from corrective.expand import Expansion
-
     path = expansion_path(out, expansion_id)
     if not path.exists():
         raise RuntimeError(f"the expansion {path} its job should have written is missing; re-run the bench")
@@ -146,14 +147,6 @@ def load_expansion(out: Path, expansion_id: str) -> Any:
     return Expansion(d["strategy"], d["chosen"], torch.tensor(d["ids"], dtype=torch.long),
                      torch.tensor(d["added"], dtype=torch.long), torch.tensor(d["scores"]), float(d["seconds"]),
                      d["details"])
-
-
-def expansion_quality(exp: Any, run: Any) -> dict[str, float]:
-    """Precision and recall of S_m of an expanded forget set: the bench knows S_m, the expansion never saw it."""
-    from corrective.metrics import precision_recall
-
-    precision, recall = precision_recall(exp.ids, run.manipulation.ids)
-    return {"expand_precision": precision, "expand_recall": recall}
 
 
 def unlearn(job: Job, out: Path) -> dict[str, Any]:
@@ -172,7 +165,8 @@ def unlearn(job: Job, out: Path) -> dict[str, Any]:
         print(f"  {json.dumps(c['settings'])}: acc_corr {c['acc_corr']} acc_retain {c['acc_retain']} "
               f"selected {c['selected']}")
     chosen = {k: v for k, v in result.record.items() if k not in ("method", "alpha")}
-    quality = {} if exp is None else expansion_quality(exp, run)
+    flagged = api.flagged_ids(run, p["alpha"], p.get("false_flags", 0.0))[0]
+    quality = {} if exp is None else expansion_quality(exp.ids, flagged, run.manipulation.ids)
     return {**_base(job), **run.manipulation.setting_fields(), "method": p["method"], "alpha": p["alpha"],
             "original_id": p["original_id"], **chosen, **quality,
             "grid_size": len(candidates), "candidates": candidates}
