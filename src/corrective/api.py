@@ -17,7 +17,7 @@ from torch import nn
 from corrective.data import Dataset, Split, get_info, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
-from corrective.expand import Expansion, expand
+from corrective.expand import Expansion, expand, get_strategy
 from corrective.expand import expand as expand_fn  # for functions whose `expand` argument names a strategy
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import (
@@ -306,6 +306,12 @@ def flagged_ids(run: Run, alpha: float, false_flags: float = 0.0) -> tuple[torch
         return forget_ids, 0
     extra = run.manipulation.false_flag_ids(run.dataset.train, n_false)
     return torch.cat([forget_ids.cpu(), extra]), n_false
+
+
+def check_expand(method: str, expand: str) -> None:
+    """An unknown strategy, or --expand on a method that expands S_f itself or on an oracle bound: one clear line."""
+    get_strategy(expand)
+    expansion_for(method, expand, None, lambda strategy: None)
 
 
 def expansion_for(method: str, expand: str, expansion: Any, compute: Callable[[str], Any]) -> Any:

@@ -373,10 +373,8 @@ def check_spec(spec: BenchSpec) -> None:
         settings_grid(name, m)
     strategies = [s for s in spec.expand if s != "none"]
     if strategies:
-        try:
-            from corrective.expand import list_strategies
-        except ImportError:
-            raise fail("expand", "this version has no forget-set expansion; use expand = [\"none\"]") from None
+        from corrective.expand import list_strategies
+
         for i, name in enumerate(spec.expand):
             if name not in list_strategies():
                 raise fail(f"expand[{i}]", f"unknown strategy {name!r}; known: {', '.join(list_strategies())}")

@@ -89,7 +89,8 @@ def fix(
     root: RootOpt = None,
     model: ModelOpt = "resnet9",
     width: WidthOpt = None,
-    method: Annotated[str, typer.Option(help="Unlearning method (see `corrective methods`).")] = "scrub",
+    method: Annotated[str, typer.Option(help="Unlearning method (see `corrective methods`); auto: expand the "
+                                                 "flagged set, unlearn it, guarded selection.")] = "auto",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     grid: Annotated[bool, typer.Option(help="Search the method's grid; select on your test split.")] = False,
     selection: SelectionOpt = None,
@@ -113,6 +114,7 @@ def fix(
     Example: corrective fix --root mydata --weights model.safetensors --flagged bad_ids.txt --method ssd --out fixed
     """
     api.resolve_selection(method, selection, max_class_drop)  # an unknown method or rule: fail before loading
+    api.check_expand(method, expand)
     check_out_dir(out, overwrite)
     ds, net, spec, pipe, ids = load_user_model(weights, flagged, dataset, root, model, width, mean, std, seed, device)
     cfg = get_preset(preset)

@@ -58,6 +58,7 @@ def unlearn(
     settings = parse_sets(set_)
     make_settings(method, settings)  # unknown method or bad setting: fail before loading anything
     api.resolve_selection(method, selection, max_class_drop)
+    api.check_expand(method, expand)
     check_out_dir(out, overwrite)
     run = api.load_run(run_dir, device)
     result = api.unlearn(run, method, alpha, settings=settings, grid=grid, selection=selection,
