@@ -171,11 +171,12 @@ def analyse(records: list[dict[str, Any]], alphas: list[float]) -> tuple[list[st
         lines.append(f"- REM's score of `auto` above every other method (every entry, expanded or not) at every "
                      f"alpha <= 0.5 on all three manipulations: **{'met' if not misses else 'missed'}**"
                      + (f" — where not: {'; '.join(misses)}" if misses else ""))
-        cost = []
+        cost, grid_sizes = [], set()
         for r in runs:
             if label(r) == auto_lab:
                 rt = [x for x in cell[("retrain", r["manipulation"], r["alpha"])] if x["seed"] == r["seed"]]
                 if rt:
+                    grid_sizes.add(r["grid_size"])
                     grid = sum(c["unlearn_seconds"] for c in r["candidates"]) + r.get("expand_seconds", 0.0)
                     cost.append(((r["unlearn_seconds"] + r.get("expand_seconds", 0.0)) / rt[0]["unlearn_seconds"],
                                  grid / rt[0]["unlearn_seconds"], r.get("expand_seconds", 0.0)
@@ -186,7 +187,8 @@ def analyse(records: list[dict[str, Any]], alphas: list[float]) -> tuple[list[st
                                     "expansion_over_retrain": exp, "n": len(cost)}
             lines.append(f"- `auto` end to end (expansion + the selected setting) / retrain at the same alpha and "
                          f"seed, mean of {len(cost)}: {sel:.2f} (limit 1): **{'met' if sel <= 1 else 'missed'}**; "
-                         f"the expansion alone {exp:.2f}; expansion + its whole grid ({r['grid_size']} settings) "
+                         f"the expansion alone {exp:.2f}; expansion + its whole grid "
+                         f"({', '.join(map(str, sorted(grid_sizes)))} settings) "
                          f"{grid:.2f}.")
     guarded = [r for r in cell[("ssd[guarded]", "poison", a0)]]
     if guarded:
