@@ -387,7 +387,8 @@ def unlearn(
     reference = per_class_accuracy(run.model, run.dataset.val, Pipeline.of(run.dataset), run.dataset.num_classes)
 
     def measure(model: nn.Module) -> dict[str, Any]:
-        metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=acted_on)
+        metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=acted_on,
+                           original=run.metrics)
         return {"alpha": alpha, "false_flags": false_flags, "n_false_flags": n_false, **metrics}
 
     result = run_candidates(task, method, settings, grid, measure, rule, reference)

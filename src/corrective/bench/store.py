@@ -23,7 +23,8 @@ SETTING_KEYS = ("dataset", "model", "training", "manipulation", "size", *RECORD_
 GROUP_KEYS = (*SETTING_KEYS, "method", "expand", "selection", "alpha")
 AXIS_DEFAULTS = {"expand": "none", "selection": "paper"}  # what records written before these axes existed used
 SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success",
-                   "unlearn_seconds", "n_expanded", "expand_precision", "expand_recall", "expand_seconds")
+                   "c_acc", "asr", "r_acc", "der", "unlearn_seconds",
+                   "n_expanded", "expand_precision", "expand_recall", "expand_seconds")
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

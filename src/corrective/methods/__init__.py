@@ -7,6 +7,7 @@ from corrective.methods import (  # noqa: F401  (registers)
     none,
     npo,
     oracle,
+    potion,
     rem,
     retrain,
     scrub,

@@ -43,8 +43,8 @@ REQUIRED_RECORD = ("method", "alpha", "is_method", "acc_corr", "acc_retain")
 ORIGINAL_STAGE = "original"  # a bench record of the trained original model: method none, no alpha
 EXPAND_STAGE = "expand"  # a bench record of one expanded forget set: strategy, alpha, precision, recall
 METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "forget_changed",
-           "attack_success", "target_acc", "unlearn_seconds", "n_expanded", "expand_precision", "expand_recall",
-           "expand_seconds", "val_class_drop")
+           "attack_success", "target_acc", "c_acc", "asr", "r_acc", "der", "unlearn_seconds",
+           "n_expanded", "expand_precision", "expand_recall", "expand_seconds", "val_class_drop")
 DEFAULT_TRAINING = "standard"
 
 
