@@ -27,11 +27,13 @@ MANIPULATIONS: tuple[str, ...] = tuple(SETTINGS)  # SETTINGS is written in REM's
 DEFENCE = ("c_acc", "asr", "r_acc", "der")  # BackdoorBench's C-Acc, ASR, R-Acc, DER (poisoning only)
 METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "forget_changed",
            "attack_success", "target_acc", *DEFENCE)
+GUARD = "val_class_drop"  # the guarded selection's figure: the largest fall of a class's validation accuracy
 PER_CLASS = ("per_class_acc", "val_per_class_acc")  # one accuracy per class: test, validation
 SECONDS = "unlearn_seconds"  # what a method cost, on every unlearning record
 # What `summary.csv` averages over seeds.
+EXPANSION = ("n_expanded", "expand_precision", "expand_recall", "expand_seconds")  # an expanded S_f's figures
 SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success", *DEFENCE,
-                   SECONDS)
+                   SECONDS, *EXPANSION)
 
 # The files of a results folder.
 RESULTS = "results.jsonl"  # one record per finished job

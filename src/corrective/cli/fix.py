@@ -15,6 +15,7 @@ from corrective import api
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
+    ExpandOpt,
     JsonOpt,
     MaxDropOpt,
     OutOpt,
@@ -139,12 +140,14 @@ def fix(
     root: RootOpt = None,
     model: ModelOpt = "resnet9",
     width: WidthOpt = None,
-    method: Annotated[str, typer.Option(help=f"Unlearning method: {names(n for n, m in METHODS.items() if m.is_method)}"
-                                        " (see `corrective methods`).")] = "scrub",
+    method: Annotated[str, typer.Option(help="Unlearning method: auto (expand the flagged set, unlearn it, guarded "
+                                        f"selection) or {names(n for n, m in METHODS.items() if m.is_method)} (see "
+                                        "`corrective methods`).")] = "auto",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     grid: Annotated[bool, typer.Option(help="Search the method's grid; select on your test split.")] = False,
     selection: SelectionOpt = None,
     max_class_drop: MaxDropOpt = None,
+    expand: ExpandOpt = "none",
     epochs: Annotated[float | None, typer.Option(help=f"Epochs your model was trained for (method budgets are shares "
                                                  f"of it; default {DEFAULT_EPOCHS:g}, the paper's).")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Batch size it was trained with (default: the preset's).")
@@ -170,6 +173,7 @@ def fix(
     Example: corrective fix --root mydata --weights model.safetensors --flagged bad_ids.txt --method ssd --out fixed
     """
     api.resolve_selection(method, selection, max_class_drop)  # an unknown method or rule: fail before loading
+    api.check_expand(method, expand)
     check_out_dir(out, overwrite)
     settings = parse_sets(set_)
     # an unknown setting fails here, before any work
@@ -193,6 +197,7 @@ def fix(
         grid=grid,
         selection=selection,
         max_class_drop=max_class_drop,
+        expand=expand,
         seed=seed,
         progress=False if quiet or as_json else None,
     )
@@ -200,6 +205,8 @@ def fix(
         "method": method,
         "settings": result.record["settings"],
         "n_flagged": len(ids),
+        "expand": result.record["expand"],
+        "n_expanded": result.record["n_expanded"],
         "test_acc_before": accuracy(net, ds.test, pipe),
         "test_acc_after": accuracy(result.model, ds.test, pipe),
         "flagged_changed": result.record["forget_changed"],
