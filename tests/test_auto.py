@@ -11,13 +11,14 @@ import torch
 
 from corrective import api
 from corrective.bench import load_spec, plan, read_records, run_bench
-from corrective.bench.jobs import RESULTS, expansion_path
+from corrective.bench.jobs import expansion_path
 from corrective.cli.app import main
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.expand import expand
 from corrective.methods import EXPANSION_CACHE, METHODS, UnlearnTask, make_settings, run_method
 from corrective.methods.auto import BASE
+from corrective.names import RESULTS
 
 TWO = [{"alpha": 0.1, "fraction": 0.05}, {"alpha": 1.0, "fraction": 0.05}]  # a small grid of the base method
 
