@@ -20,7 +20,7 @@ from corrective.methods import EXPANSION_CACHE, METHODS, UnlearnTask, make_setti
 from corrective.methods.auto import BASE
 from corrective.names import RESULTS
 
-TWO = [{"alpha": 0.1, "fraction": 0.05}, {"alpha": 1.0, "fraction": 0.05}]  # a small grid of the base method
+TWO = [{"kl_weight": 0.1, "fraction": 0.05}, {"kl_weight": 1.0, "fraction": 0.05}]  # a small grid of the base method
 
 
 def test_auto_is_registered_as_a_guarded_self_expanding_method() -> None:
