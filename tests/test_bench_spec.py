@@ -38,7 +38,7 @@ def test_defaults_and_overrides():
         ({"selection": ["paper", "paper"]}, "bench spec: selection: has duplicates"),
         ({"max_class_drop": 5}, "bench spec: max_class_drop: must be a fraction in [0, 1)"),
         ({"expand": []}, "bench spec: expand: must not be empty"),
-        ({"expand": [3]}, "bench spec: expand[0]: expected a string, got 3"),
+        ({"expand": [3]}, "bench spec: expand[0]: must be a string, got 3"),
     ],
 )
 def test_structure_errors_name_the_field(raw, message):
