@@ -22,7 +22,7 @@ from corrective.runs import dumps
 SETTING_KEYS = ("dataset", "model", "training", "manipulation", "size", *RECORD_SETTINGS, "false_flags")
 GROUP_KEYS = (*SETTING_KEYS, "method", "alpha")
 SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success",
-                   "unlearn_seconds")
+                   "c_acc", "asr", "r_acc", "der", "unlearn_seconds")
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
