@@ -133,9 +133,9 @@ def cached_importances(task: UnlearnTask, kind: str, retain_set: str = "retain",
         bs = batch_size or task.config.batch_size
         retain = task.retain() if retain_set == "retain" else task.train
         imp_f = importances(task.model, task.forget(), task.pipeline, bs, per_sample, kind,
-                            task.generator(11) if augmented else None)
+                            gen=task.generator(11) if augmented else None)
         imp_r = importances(task.model, retain, task.pipeline, bs, per_sample, kind,
-                            task.generator(12) if augmented else None)
+                            gen=task.generator(12) if augmented else None)
         task.cache[key] = (imp_f, imp_r, time.perf_counter() - start)
     return task.cache[key]
 
