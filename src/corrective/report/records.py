@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from corrective.errors import UserError
-from corrective.names import RECORD_SETTINGS
+from corrective.names import RECORD_SETTINGS, RELEARN_METRICS
 
 RESULTS = "results.jsonl"
 SPEC = "spec.json"  # the bench's spec beside its results: which seeds and alphas were asked for
@@ -38,7 +38,7 @@ REQUIRED_CONFIG = ("dataset", "manipulation", "seed")
 REQUIRED_RECORD = ("method", "alpha", "is_method", "acc_corr", "acc_retain")
 ORIGINAL_STAGE = "original"  # a bench record of the trained original model: method none, no alpha
 METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "forget_changed",
-           "attack_success", "target_acc", "unlearn_seconds")
+           "attack_success", "target_acc", "unlearn_seconds", *RELEARN_METRICS)
 DEFAULT_TRAINING = "standard"
 
 
