@@ -227,10 +227,10 @@ def test_scrub_takes_forget_steps_only_in_its_first_phase(poison_run: api.Run) -
 def test_scrub_wiring_records_step_kinds(poison_run: api.Run, monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list = []
     ids_seen_by_fit(monkeypatch, seen)
-    task = small_task(poison_run, alpha=1.0, steps=400)  # 100 SCRUB steps, forget steps in the first 20
+    task = small_task(poison_run, alpha=1.0, steps=400)  # 100 SCRUB steps, forget steps in the first 10
     run_method(task, "scrub", make_settings("scrub"))
     ascend = [i for i, b in enumerate(seen) if b.ascend]
-    assert len(seen) == 100 and ascend and max(ascend) < 20
+    assert len(seen) == 100 and ascend and max(ascend) < 10
 
 
 @pytest.mark.parametrize("name", ["finetune", "bad_teacher", "scrub", "ssd"])

@@ -41,13 +41,13 @@ def test_npo_stops_at_gamma_after_whole_epochs(poison_run) -> None:
 def test_rem_returns_a_drop_mode_model_and_leaves_m_o_alone(poison_run) -> None:
     before = state(poison_run.model)
     task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
-    model, seconds = run_method(task, "rem", make_settings("rem", {"budget": 0.1}))
+    model, seconds = run_method(task, "rem", make_settings("rem", {"repair_epochs": 2}))
     assert seconds > 0 and has_reserve(model) and not has_reserve(poison_run.model)
     x = next(iter(epochs(task.train, task.pipeline, 16, torch.Generator().manual_seed(0)))).x
     assert torch.equal(model(x), model(x, mode="drop"))
     assert not torch.equal(model(x), model(x, mode="full"))
     assert all(torch.equal(before[k], v) for k, v in poison_run.model.state_dict().items())
-    again, _ = run_method(task, "rem", make_settings("rem", {"budget": 0.1}))  # same seed, same model
+    again, _ = run_method(task, "rem", make_settings("rem", {"repair_epochs": 2}))  # same seed, same model
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in model.state_dict().items())
 
 
@@ -55,7 +55,7 @@ def test_rem_uses_the_reserved_capacity_of_a_capacity_model() -> None:
     run = api.train_run("digits", manipulation="poison", steps=60, training="capacity", progress=False)
     task = api.make_task(run, run.manipulation.forget_ids(1.0), progress=False)
     for overrides in ({}, {"forget_loss": "ascent", "repair_npo": False, "redirect": False}):
-        model, _ = run_method(task, "rem", make_settings("rem", {"budget": 0.2, **overrides}))
+        model, _ = run_method(task, "rem", make_settings("rem", {"repair_epochs": 2, **overrides}))
         assert [p.shape for p in model.parameters()] == [p.shape for p in run.model.parameters()]
         assert accuracy(model, task.forget(), task.pipeline) < accuracy(run.model, task.forget(), task.pipeline)
 
@@ -67,9 +67,45 @@ def test_rem_ideal_needs_s_m_and_settings_are_checked(poison_run) -> None:
     with pytest.raises(UserError, match="S_m"):
         rem_ideal(task, make_settings("rem_ideal"))
     ideal = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), oracle=True, progress=False)
-    model, _ = run_method(ideal, "rem_ideal", make_settings("rem_ideal", {"budget": 0.05}))
+    model, _ = run_method(ideal, "rem_ideal", make_settings("rem_ideal", {"repair_epochs": 1}))
     assert has_reserve(model)
     with pytest.raises(UserError, match="forget_loss"):
         make_settings("rem", {"forget_loss": "kl"})
     with pytest.raises(UserError, match="gamma"):
         make_settings("npo", {"gamma": 2.0})
+
+
+def test_rem_repair_forwards_see_whole_batches_and_lr_follows_the_recipe(poison_run) -> None:
+    """Batch norm in train mode only ever normalises whole repair batches (never the few S_f rows alone)."""
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.3), progress=False)
+    s = make_settings("rem", {"repair_epochs": 1, "max_flush_epochs": 0})
+    assert method_config(task, s, 1).lr == pytest.approx(task.config.lr / 5)  # REM's code: 0.005 with 0.025
+    assert method_config(task, make_settings("rem", {"lr": 0.003}), 1).lr == 0.003
+    sizes: list[int] = []
+
+    def record(module: torch.nn.Module, args: tuple) -> None:
+        if isinstance(module, torch.nn.BatchNorm2d) and module.training:
+            sizes.append(args[0].shape[0])
+
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
+    try:
+        run_method(task, "rem", s)
+    finally:
+        handle.remove()
+    bs, n = task.config.batch_size, len(task.train)
+    assert sizes and set(sizes) <= {bs, n % bs or bs}
+
+
+def test_fit_can_carry_one_optimiser_across_calls(poison_run) -> None:
+    from corrective.training import fit, sgd
+
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
+    model = task.copy_model()
+    cfg = method_config(task, make_settings("npo"), 3)
+    batches = epochs(task.train, task.pipeline, cfg.batch_size, task.generator(0))
+    opt = sgd(model.parameters(), cfg)
+    fit(model, batches, cfg, optimizer=opt)
+    first = {k: v["momentum_buffer"].clone() for k, v in enumerate(opt.state.values())}
+    fit(model, batches, cfg, optimizer=opt)
+    after = {k: v["momentum_buffer"] for k, v in enumerate(opt.state.values())}
+    assert first and first.keys() == after.keys() and any(not torch.equal(first[k], after[k]) for k in first)

@@ -89,6 +89,12 @@ def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def sgd(params: Any, cfg: TrainConfig) -> torch.optim.SGD:
+    """Algorithm A's optimiser: SGD with the recipe's momentum and weight decay (`fit` sets the lr each step)."""
+    return torch.optim.SGD(params, lr=lr_at(0, cfg), momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                           nesterov=False)
+
+
 def fit(
     model: nn.Module,
     batches: Iterator[Batch],
@@ -99,19 +105,16 @@ def fit(
     progress: bool | None = None,
     params: list[nn.Parameter] | None = None,
     stop: Callable[[int], bool] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> nn.Module:
     """Run `cfg.steps` SGD steps of `loss_fn` over `batches`; trains `model` in place and returns it.
 
     `stop`, when given, is called after each step with the number of steps done; True ends the run early.
+    `optimizer` (from `sgd`), when given, is used instead of a new one, so its momentum carries over
+    between calls (REM's flush and repair phases share one).
     """
     device = device_of(model)
-    opt = torch.optim.SGD(
-        params if params is not None else model.parameters(),
-        lr=lr_at(0, cfg),
-        momentum=cfg.momentum,
-        weight_decay=cfg.weight_decay,
-        nesterov=False,
-    )
+    opt = optimizer if optimizer is not None else sgd(params if params is not None else model.parameters(), cfg)
     model.train()
     show = sys.stderr.isatty() if progress is None else progress
     bar = tqdm(total=cfg.steps, desc=desc, disable=not show, leave=False)

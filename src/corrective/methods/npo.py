@@ -3,6 +3,7 @@
 L = -(2/beta) * mean_{S_f} log sigmoid(beta * (CE_theta(x, y) - CE_ref(x, y))), beta = 1, the reference a
 frozen copy of the starting model, labels as given. Epochs over S_f until the accuracy on S_f (given
 labels, the model's inference mode) is <= gamma = 0.2: at least one epoch, at most the budget.
+SGD at 1/5 of the training lr (REM's code: 0.005 with 0.025), momentum 0.9, wd 5e-4, constant lr.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ FORGET_LOSSES = ("npo", "ascent")
 
 @dataclass(frozen=True)
 class NpoSettings:
-    lr: float = 0.005
+    lr: float | None = None  # None: LR_SHARE of algorithm A's lr (REM's code: 0.005 with training lr 0.025)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     beta: float = 1.0
@@ -35,15 +36,20 @@ class NpoSettings:
     budget: float = 0.245  # at most this share of the original training steps (980 of 4000)
 
     def __post_init__(self) -> None:
-        if self.lr <= 0 or self.beta <= 0 or self.budget <= 0:
+        if (self.lr is not None and self.lr <= 0) or self.beta <= 0 or self.budget <= 0:
             raise ValueError(f"lr, beta and budget must be > 0; got {self.lr}, {self.beta}, {self.budget}")
         if not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma is an accuracy in [0, 1], got {self.gamma}")
 
 
+LR_SHARE = 0.2  # the unlearning lr as a share of the training lr when `lr` is None (REM's code: 0.005 / 0.025)
+
+
 def method_config(task: UnlearnTask, s: Any, steps: int) -> TrainConfig:
-    """SGD with the method's lr, momentum and weight decay at a constant rate; batches and augmentation of A."""
-    return replace(task.config, steps=max(1, steps), lr=s.lr, momentum=s.momentum, weight_decay=s.weight_decay,
+    """SGD with the method's lr (default: LR_SHARE of A's), momentum and weight decay at a constant rate;
+    batches and augmentation of A."""
+    lr = s.lr if s.lr is not None else LR_SHARE * task.config.lr
+    return replace(task.config, steps=max(1, steps), lr=lr, momentum=s.momentum, weight_decay=s.weight_decay,
                    schedule="constant", seed=task.seed)
 
 
@@ -82,9 +88,10 @@ def forget_until(
     loss: str = "npo",
     beta: float = 1.0,
     progress: bool | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> int:
     """Epochs of the forgetting loss over S_f (from `batches`) until Acc(S_f) <= gamma, at least one epoch,
-    at most `max_steps` steps (whole epochs where it fits); returns the steps taken."""
+    at most `max_steps` steps (whole epochs where it fits); returns the steps taken. `optimizer`: see `fit`."""
     per_epoch = math.ceil(len(forget) / cfg.batch_size)
     taken = 0
 
@@ -96,7 +103,8 @@ def forget_until(
     def loss_fn(m: nn.Module, b: Batch) -> Tensor:
         return forget_term(m, ref, b.x, b.y, loss, beta).mean()
 
-    fit(model, batches, replace(cfg, steps=max_steps), loss_fn, desc=f"forget ({loss})", progress=progress, stop=stop)
+    fit(model, batches, replace(cfg, steps=max_steps), loss_fn, desc=f"forget ({loss})", progress=progress, stop=stop,
+        optimizer=optimizer)
     return taken
 
 

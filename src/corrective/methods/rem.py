@@ -5,11 +5,15 @@
 2. Flush: NPO on S_f in drop mode (theta_o1 only) until Acc(S_f) <= gamma (<= 100 epochs, outside the budget).
 3. Repair: one epoch over S_tr minimising mean_i [r_i + 1[i in S_f] n_i], with
    r_i = (2/beta) log sigmoid(beta (CE_theta,m_i - CE_ref,m_i)) on the masked forward and n_i the NPO
-   term on the drop-mode forward. Redirection: all of S_f share ONE mask, every other sample has its own.
-4. Repeat 2-3 until the budget (980 of 4000 steps) is spent; keep the iterate with the best train-only
-   proxy Acc(D_r, drop) * (1 - max(Acc(S_f, drop), gamma)).
+   term on the drop-mode forward. Both forwards see the whole batch (batch norm normalises over it, as
+   in REM's code); n_i is then kept for the S_f rows. Redirection: all of S_f share ONE mask, every
+   other sample has its own.
+4. Repeat 2-3 until the budget (10 repair epochs over S_tr: 980 steps on CIFAR-10) is spent; keep the
+   iterate with the best train-only proxy Acc(D_r, drop) * (1 - max(Acc(S_f, drop), gamma)).
 5. The returned model infers in drop mode (theta_o2 dropped).
-SGD lr 0.005, momentum 0.9, weight decay 5e-4, constant lr, through `training.fit`.
+SGD at 1/5 of the training lr (0.005 with 0.025), momentum 0.9, weight decay 5e-4, constant lr, through
+`training.fit` with ONE optimiser whose momentum carries across every flush and repair step.
+`rem_ideal` gives every sample of S_m the shared mask and the repair's NPO term (REM's code, REMIDEAL).
 """
 
 from __future__ import annotations
@@ -24,16 +28,20 @@ from torch import Tensor, nn
 from corrective.data.batches import Batch, epochs
 from corrective.errors import UserError
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.methods.npo import FORGET_LOSSES, NpoSettings, forget_term, forget_until, frozen, method_config
+from corrective.methods.npo import FORGET_LOSSES, forget_term, forget_until, frozen, method_config
 from corrective.metrics import accuracy
 from corrective.models.masks import with_capacity
-from corrective.training import device_of, fit
+from corrective.training import device_of, fit, sgd
 
 
 @dataclass(frozen=True)
-class RemSettings(NpoSettings):
-    """NPO's settings (lr, momentum, weight decay, beta, gamma; `budget` here counts repair steps) and REM's own."""
-
+class RemSettings:
+    lr: float | None = None  # None: 1/5 of algorithm A's lr (REM's code: 0.005 with training lr 0.025)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    beta: float = 1.0  # NPO's inverse temperature
+    gamma: float = 0.2  # flush until Acc(S_f) <= gamma
+    repair_epochs: float = 10.0  # the budget: repair steps, in epochs over S_tr (REM's code: 980 steps, 10 epochs)
     p_mem: float = 0.2  # probability that an added channel is on for an example
     max_flush_epochs: int = 100
     forget_loss: str = "npo"  # "npo", or "ascent" (gradient ascent) in flush and repair
@@ -41,7 +49,11 @@ class RemSettings(NpoSettings):
     redirect: bool = True  # False: repair in drop mode (no masks, nothing redirected)
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        if (self.lr is not None and self.lr <= 0) or self.beta <= 0 or self.repair_epochs <= 0:
+            raise ValueError(f"lr, beta and repair_epochs must be > 0; got {self.lr}, {self.beta}, "
+                             f"{self.repair_epochs}")
+        if not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma is an accuracy in [0, 1], got {self.gamma}")
         if self.forget_loss not in FORGET_LOSSES:
             raise ValueError(f"forget_loss must be one of {', '.join(FORGET_LOSSES)}, got {self.forget_loss!r}")
         if not 0.0 < self.p_mem <= 1.0 or self.max_flush_epochs < 0:
@@ -61,7 +73,8 @@ def retain_term(logits: Tensor, ref_logits: Tensor, y: Tensor, beta: float) -> T
 
 
 def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
-    """REM with the samples of `redirected` sharing one mask (S_f for REM, S_m for the ideal bound)."""
+    """REM with the samples of `redirected` sharing one mask and the repair's NPO term (S_f for REM, S_m
+    for the ideal bound); the flush and the selection proxy use S_f."""
     with torch.random.fork_rng(devices=[]):  # new channels depend on the task's seed only
         torch.manual_seed(task.seed)
         model = with_capacity(task.model, s.p_mem)  # 1. expand
@@ -69,36 +82,38 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
     device = device_of(model)
     train = task.train.to(device)
     forget, retain = task.forget().to(device), task.retain().to(device)
-    forget_ids = task.forget_ids.to(device)
     redirected = redirected.to(device)
     shared = shared_mask_id(task.seed)
     cfg = method_config(task, s, 1)
     bs = cfg.batch_size
     forget_batches = epochs(forget, task.pipeline, bs, task.generator(1), augment=cfg.augment)
     train_batches = epochs(train, task.pipeline, bs, task.generator(2), augment=cfg.augment)
+    opt = sgd(model.parameters(), cfg)  # one optimiser for flush and repair (REM's code)
 
     def repair_loss(m: nn.Module, b: Batch) -> Tensor:
+        in_r = torch.isin(b.ids, redirected)
+        total = torch.zeros((), device=b.x.device)
+        if s.repair_npo:  # n_i: the drop-mode forward on the whole batch, kept for the redirected rows
+            total = forget_term(m, ref, b.x, b.y, s.forget_loss, s.beta)[in_r].sum()
         kwargs: dict = {}
         if s.redirect:
-            kwargs = {"ids": torch.where(torch.isin(b.ids, redirected), shared, b.ids), "mode": "masked"}
+            kwargs = {"ids": torch.where(in_r, shared, b.ids), "mode": "masked"}
         with torch.no_grad():
             ref_logits = ref(b.x, **kwargs)
-        total = retain_term(m(b.x, **kwargs), ref_logits, b.y, s.beta).sum()
-        in_f = torch.isin(b.ids, forget_ids)
-        if s.repair_npo and bool(in_f.any()):
-            total = total + forget_term(m, ref, b.x[in_f], b.y[in_f], s.forget_loss, s.beta).sum()
+        total = total + retain_term(m(b.x, **kwargs), ref_logits, b.y, s.beta).sum()
         return total / len(b.y)
 
-    budget = max(1, round(s.budget * task.config.steps))
     per_epoch = math.ceil(len(train) / bs)
+    budget = max(1, round(s.repair_epochs * per_epoch))
     used, best, best_score = 0, None, -math.inf
     while used < budget:
         if accuracy(model, forget, task.pipeline) > s.gamma and s.max_flush_epochs > 0:  # 2. flush
             max_steps = s.max_flush_epochs * math.ceil(len(forget) / bs)
             forget_until(model, ref, forget, task.pipeline, forget_batches, cfg, gamma=s.gamma, max_steps=max_steps,
-                         loss=s.forget_loss, beta=s.beta, progress=task.progress)
+                         loss=s.forget_loss, beta=s.beta, progress=task.progress, optimizer=opt)
         steps = min(per_epoch, budget - used)  # 3. repair
-        fit(model, train_batches, method_config(task, s, steps), repair_loss, desc="repair", progress=task.progress)
+        fit(model, train_batches, method_config(task, s, steps), repair_loss, desc="repair", progress=task.progress,
+            optimizer=opt)
         used += steps
         score = accuracy(model, retain, task.pipeline) * (1 - max(accuracy(model, forget, task.pipeline), s.gamma))
         if score > best_score:  # 4. keep the best iterate (a real copy)
