@@ -17,6 +17,7 @@ from torch import nn
 from corrective.data import Dataset, Split, get_info, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
+from corrective.expand import Expansion, expand
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import (
     UnlearnTask,
@@ -340,7 +341,8 @@ def unlearn(
 
 
 def read_flagged(path: str | Path) -> torch.Tensor:
-    """Flagged sample ids from a file: whitespace/comma separated integers, a JSON list, or a .npy array."""
+    """Flagged sample ids from a file: whitespace/comma separated integers, a JSON list, a .npy array, or the
+    tab-separated table `corrective expand` writes (header `id`, the ids in the first column)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"flagged-ids file {path} does not exist; write one sample id per line")
@@ -350,13 +352,37 @@ def read_flagged(path: str | Path) -> torch.Tensor:
         elif path.suffix == ".json":
             values = json.loads(path.read_text())
         else:
-            values = path.read_text().replace(",", " ").split()
+            lines = path.read_text().splitlines()
+            if lines and lines[0].split("\t")[0].strip() == "id":  # a table of `corrective expand`: ids first
+                values = [line.split("\t")[0] for line in lines[1:] if line.strip()]
+            else:
+                values = " ".join(lines).replace(",", " ").split()
         ids = [int(v) for v in values]
     except (ValueError, TypeError, json.JSONDecodeError):
         raise UserError(f"{path} must hold integer sample ids (one per line, a JSON list or a .npy array)") from None
     if not ids:
         raise UserError(f"{path} flags no sample; the identified set S_f must hold at least one id")
     return torch.tensor(sorted(set(ids)), dtype=torch.long)
+
+
+def expand_run(
+    run: Run,
+    alpha: float = 1.0,
+    strategy: str = "auto",
+    settings: dict[str, Any] | None = None,
+    *,
+    progress: bool | None = None,
+) -> Expansion:
+    """Expand the first `alpha` share of a run's manipulated ids, seeing only what a method sees.
+
+    The strategy gets the model, the training split as given and S_f; S_m stays here (compare with
+    `metrics.expansion_quality(expansion.ids, forget_ids, run.manipulation.ids)`).
+    """
+    forget_ids = run.manipulation.forget_ids(alpha)
+    if len(forget_ids) == 0:
+        raise UserError("the run has no manipulated samples to flag (manipulation 'none'); nothing to expand")
+    return expand(run.model, run.train_split, forget_ids, Pipeline.of(run.dataset), strategy, settings,
+                  seed=run.seed, progress=progress)
 
 
 def check_flagged(train: Split, flagged: torch.Tensor) -> torch.Tensor:

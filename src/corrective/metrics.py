@@ -113,3 +113,26 @@ def forget_changed(
         return float("nan")
     pipe = Pipeline.of(dataset)
     return float((predict(model, forget, pipe) != predict(reference, forget, pipe)).float().mean())
+
+
+def expansion_quality(expanded: Tensor, forget_ids: Tensor, manipulated: Tensor) -> dict[str, Any]:
+    """How well an expanded forget set matches S_m (benchmark and CLI only: a strategy never sees S_m).
+
+    `expand_precision` and `expand_recall` are of the whole expanded set (S_f included) against S_m;
+    `added_precision` and `added_recall` of the added samples alone against S_m \\ S_f.
+    """
+    expanded, forget_ids, manipulated = (torch.as_tensor(t).reshape(-1).cpu().unique()
+                                         for t in (expanded, forget_ids, manipulated))
+    added = expanded[~torch.isin(expanded, forget_ids)]
+    rest = manipulated[~torch.isin(manipulated, forget_ids)]
+    hit, hit_added = int(torch.isin(expanded, manipulated).sum()), int(torch.isin(added, rest).sum())
+
+    def ratio(a: int, b: int) -> float:
+        return a / b if b else float("nan")
+
+    return {
+        "expand_precision": ratio(hit, len(expanded)),
+        "expand_recall": ratio(hit, len(manipulated)),
+        "added_precision": ratio(hit_added, len(added)),
+        "added_recall": ratio(hit_added, len(rest)),
+    }

@@ -6,7 +6,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
+import torch
 import typer
+from torch import nn
 
 from corrective import api
 from corrective.cli.app import app
@@ -22,12 +24,22 @@ from corrective.cli.common import (
     parse_sets,
     print_metrics,
 )
-from corrective.data import load_dataset
+from corrective.data import Dataset, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.metrics import accuracy
 from corrective.runs import ModelSpec, check_out_dir, load_weights, save_model, write_dir, write_json
 from corrective.training import get_preset
+
+# Options of the practitioner's path, shared by `fix` and `expand`
+WeightsOpt = Annotated[Path, typer.Option(help="Your trained model's weights (.safetensors).")]
+FlaggedOpt = Annotated[Path, typer.Option(help="File of flagged training sample ids (lines, JSON list or .npy).")]
+DatasetOpt = Annotated[str, typer.Option(help="Loader of your data: npz, imagefolder or a named dataset.")]
+RootOpt = Annotated[Path | None, typer.Option(help="Folder with your data files.")]
+ModelOpt = Annotated[str, typer.Option(help="Architecture of your model (a registered name).")]
+WidthOpt = Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")]
+MeanOpt = Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")]
+StdOpt = Annotated[str | None, typer.Option(help="Per-channel std your model expects.")]
 
 
 def parse_channels(text: str | None, default: tuple[float, ...], flag: str) -> tuple[float, ...]:
@@ -43,15 +55,39 @@ def parse_channels(text: str | None, default: tuple[float, ...], flag: str) -> t
     return values
 
 
+def load_user_model(
+    weights: Path,
+    flagged: Path,
+    dataset: str,
+    root: Path | None,
+    model: str,
+    width: float | None,
+    mean: str | None,
+    std: str | None,
+    seed: int,
+    device: str,
+) -> tuple[Dataset, nn.Module, ModelSpec, Pipeline, torch.Tensor]:
+    """The practitioner's data (train split as given, test split held out), model, input pipeline, flagged ids."""
+    dev = api.resolve_device(device)
+    ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
+    ids = api.read_flagged(flagged)
+    spec = ModelSpec(model, ds.num_classes, ds.in_channels, {"width": width} if width is not None else {})
+    net = load_weights(spec.build(), weights).to(dev).eval()
+    pipe = Pipeline.of(ds)
+    if mean or std:
+        pipe = replace(pipe, mean=parse_channels(mean, pipe.mean, "--mean"), std=parse_channels(std, pipe.std, "--std"))
+    return ds, net, spec, pipe, ids
+
+
 @app.command()
 def fix(
-    weights: Annotated[Path, typer.Option(help="Your trained model's weights (.safetensors).")],
-    flagged: Annotated[Path, typer.Option(help="File of flagged training sample ids (lines, JSON list or .npy).")],
+    weights: WeightsOpt,
+    flagged: FlaggedOpt,
     out: OutOpt,
-    dataset: Annotated[str, typer.Option(help="Loader of your data: npz, imagefolder or a named dataset.")] = "npz",
-    root: Annotated[Path | None, typer.Option(help="Folder with your data files.")] = None,
-    model: Annotated[str, typer.Option(help="Architecture of your model (a registered name).")] = "resnet9",
-    width: Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")] = None,
+    dataset: DatasetOpt = "npz",
+    root: RootOpt = None,
+    model: ModelOpt = "resnet9",
+    width: WidthOpt = None,
     method: Annotated[str, typer.Option(help="Unlearning method (see `corrective methods`).")] = "scrub",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     grid: Annotated[bool, typer.Option(help="Search the method's grid; select on your test split.")] = False,
@@ -59,8 +95,8 @@ def fix(
     max_class_drop: MaxDropOpt = None,
     preset: Annotated[str, typer.Option(help="The recipe your model was trained with: paper or digits.")] = "paper",
     steps: Annotated[int | None, typer.Option(help="Steps your model was trained for (budgets are shares).")] = None,
-    mean: Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")] = None,
-    std: Annotated[str | None, typer.Option(help="Per-channel std your model expects.")] = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -76,16 +112,9 @@ def fix(
     """
     api.resolve_selection(method, selection, max_class_drop)  # an unknown method or rule: fail before loading
     check_out_dir(out, overwrite)
-    dev = api.resolve_device(device)
-    ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
-    ids = api.read_flagged(flagged)
-    spec = ModelSpec(model, ds.num_classes, ds.in_channels, {"width": width} if width is not None else {})
-    net = load_weights(spec.build(), weights).to(dev).eval()
+    ds, net, spec, pipe, ids = load_user_model(weights, flagged, dataset, root, model, width, mean, std, seed, device)
     cfg = get_preset(preset)
     cfg = cfg.scaled(steps / cfg.steps, seed=seed) if steps else cfg.scaled(1.0, seed=seed)
-    pipe = Pipeline.of(ds)
-    if mean or std:
-        pipe = replace(pipe, mean=parse_channels(mean, pipe.mean, "--mean"), std=parse_channels(std, pipe.std, "--std"))
     result = api.correct(
         net,
         ds.train,

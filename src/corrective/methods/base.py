@@ -16,10 +16,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-import typing
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
-from typing import Any, get_type_hints
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +27,7 @@ from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.runs import ModelSpec
+from corrective.settings import build_settings
 from corrective.training import TrainConfig
 
 
@@ -127,40 +127,7 @@ def list_methods() -> list[str]:
 
 def make_settings(name: str, overrides: dict[str, Any] | None = None) -> Any:
     """The method's settings dataclass with `overrides` applied and checked: unknown keys, wrong types."""
-    info = get_method(name)
-    known = {f.name: f for f in fields(info.settings)}
-    hints = get_type_hints(info.settings)
-    values: dict[str, Any] = {}
-    for key, value in (overrides or {}).items():
-        if key not in known:
-            hint = f" (did you mean {key}_?)" if f"{key}_" in known else ""
-            raise UserError(f"method {name!r} has no setting {key!r}{hint}; its settings: {', '.join(known) or 'none'}")
-        values[key] = coerce(name, key, value, hints[key])
-    try:
-        return info.settings(**values)
-    except ValueError as e:
-        raise UserError(f"method {name!r}: {e}") from None
-
-
-def coerce(method: str, key: str, value: Any, hint: Any) -> Any:
-    """`value` as the setting's declared type (int, float, bool or str), or a clear error."""
-    args = typing.get_args(hint)
-    if value is None and type(None) in args:
-        return None
-    if type(None) in args and len(args) == 2:  # `X | None`
-        hint = next(a for a in args if a is not type(None))
-    target = hint if hint in (int, float, bool, str) else None
-    if target is None:
-        return value
-    if target is bool and isinstance(value, bool):
-        return value
-    if target is float and isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    if target is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if target is str and isinstance(value, str):
-        return value
-    raise UserError(f"method {method!r}: setting {key}={value!r} must be {target.__name__}")
+    return build_settings(get_method(name).settings, overrides, f"method {name!r}")
 
 
 def settings_dict(settings: Any) -> dict[str, Any]:

@@ -1,0 +1,94 @@
+"""`corrective expand` and `corrective strategies`: find the rest of the manipulated data from the flagged few."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from corrective import api
+from corrective.cli.app import app
+from corrective.cli.common import DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, SeedOpt, parse_sets, print_metrics
+from corrective.cli.fix import DatasetOpt, MeanOpt, ModelOpt, RootOpt, StdOpt, WidthOpt, load_user_model
+from corrective.errors import UserError
+from corrective.expand import STRATEGIES, Expansion, expand, make_strategy_settings
+from corrective.metrics import expansion_quality
+from corrective.runs import write_json
+
+
+@app.command("expand")
+def expand_cmd(
+    run_dir: Annotated[Path | None, typer.Argument(help="A run folder written by `corrective train` (or use --weights/--flagged).", show_default=False)] = None,  # noqa: E501
+    out: Annotated[Path, typer.Option(help="Table of the expanded ids (id, score, source); usable as --flagged.")] = ...,  # noqa: E501
+    strategy: Annotated[str, typer.Option(help="An expansion strategy of `corrective strategies`.")] = "auto",
+    alpha: Annotated[float, typer.Option(help="With RUN: discovery rate |S_f|/|S_m| in (0, 1], the first share of S_m.")] = 1.0,  # noqa: E501
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Strategy setting key=value (repeatable).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Without RUN: your trained model's weights (.safetensors).")] = None,  # noqa: E501
+    flagged: Annotated[Path | None, typer.Option(help="Without RUN: file of flagged training sample ids.")] = None,
+    dataset: DatasetOpt = "npz",
+    root: RootOpt = None,
+    model: ModelOpt = "resnet9",
+    width: WidthOpt = None,
+    mean: MeanOpt = None,
+    std: StdOpt = None,
+    seed: SeedOpt = 0,
+    device: DeviceOpt = "auto",
+    overwrite: OverwriteOpt = False,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Expand the flagged samples S_f to the training samples manipulated like them; write their ids and scores.
+
+    Sees only the model, the training data as given and S_f. With RUN the flagged samples are the first
+    --alpha share of the run's manipulated ids and precision/recall against all of them are printed;
+    without it, --weights/--flagged and the data options are those of `corrective fix`.
+
+    Example: corrective expand runs/p0 --alpha 0.1 --strategy auto --out ids.txt
+    """
+    # a comma list (auto's candidates) stays one string: no strategy setting is a list
+    settings = {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in parse_sets(set_).items()}
+    make_strategy_settings(strategy, settings)  # unknown strategy or bad setting: fail before loading anything
+    if out.exists() and not overwrite:
+        raise UserError(f"{out} exists; pass --overwrite to replace it or choose another --out")
+    progress = False if quiet or as_json else None
+    quality: dict[str, Any] = {}
+    if run_dir is not None:
+        if weights is not None or flagged is not None:
+            raise UserError("give either a RUN folder or --weights/--flagged, not both")
+        if not 0.0 < alpha <= 1.0:
+            raise UserError(f"--alpha must be in (0, 1], got {alpha}")
+        run = api.load_run(run_dir, device)
+        result = api.expand_run(run, alpha, strategy, settings, progress=progress)
+        forget_ids = run.manipulation.forget_ids(alpha)
+        quality = expansion_quality(result.ids, forget_ids, run.manipulation.ids)  # S_m known: report only
+    else:
+        if weights is None or flagged is None:
+            raise UserError("give a RUN folder, or --weights and --flagged (with --dataset/--root/--model)")
+        ds, net, _, pipe, ids = load_user_model(weights, flagged, dataset, root, model, width, mean, std, seed, device)
+        forget_ids = api.check_flagged(ds.train, ids)
+        result = expand(net, ds.train, forget_ids, pipe, strategy, settings, seed=seed, progress=progress)
+    write_table(out, result, forget_ids)
+    write_json(out.with_name(out.name + ".json"), {"expansion": result.to_record(), "details": result.details,
+                                                   "n_flagged": len(forget_ids), **quality})
+    summary = {**result.to_record(), "n_flagged": len(forget_ids), "n_ids": len(result.ids), **quality}
+    print_metrics(summary, as_json, {"out": str(out)})
+
+
+def write_table(path: Path, result: Expansion, flagged: Any) -> None:
+    """`id<TAB>score<TAB>source`: the flagged ids (no score) then the added ones by descending score."""
+    lines = ["id\tscore\tsource"]
+    lines += [f"{i}\t\tflagged" for i in sorted(int(v) for v in flagged)]
+    lines += [f"{int(i)}\t{float(s):.6g}\tadded" for i, s in zip(result.added, result.scores, strict=True)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@app.command()
+def strategies() -> None:
+    """List the forget-set expansion strategies with their settings and defaults."""
+    for name, info in sorted(STRATEGIES.items()):
+        typer.echo(f"{name:<13}{info.summary}")
+        for f in dataclasses.fields(info.settings):
+            typer.echo(f"{'':<13}--set {f.name}={f.default}")

@@ -1,0 +1,73 @@
+"""`label_noise`: a feature-space k-nearest-neighbour vote on each sample's given label.
+
+A sample whose given label was changed (random swap, interclass confusion) sits among samples of its
+true class in the model's penultimate features, so its neighbours' labels disagree with its own. The
+score is the share of its `k` nearest neighbours (cosine similarity, itself excluded) whose given
+label differs from its own; the model's own disagreement (1 - softmax probability of the given label)
+breaks ties. The score does not depend on S_f: the flagged samples calibrate it, through the
+cross-validated cutoff (how far down the vote the held-out flagged samples sit). `restrict` narrows
+the candidates to the given labels that occur in S_f ("labels") or to the label changes S_f shows
+("transitions": given label -> the neighbours' majority label, counting only votes for those).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from corrective.expand.base import Cutoff, View, register_strategy
+
+RESTRICT = ("none", "labels", "transitions")
+
+
+@dataclass(frozen=True)
+class LabelNoiseSettings(Cutoff):
+    k: int = 20  # neighbours that vote
+    restrict: str = "none"  # none, labels or transitions (see the module docstring)
+    natural: float | None = 0.5  # the majority vote: a score cutoff the cross-validation may accept (expand.cutoff)
+    fallback: float = 0.5  # with a single flagged sample: add those whose neighbours disagree at least this much
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.restrict not in RESTRICT:
+            raise ValueError(f"restrict must be one of {', '.join(RESTRICT)}, got {self.restrict!r}")
+
+
+def neighbour_votes(view: View, k: int, chunk: int = 1024) -> Tensor:
+    """(N, C) share of each sample's k nearest neighbours (cosine, itself excluded) per given label; cached."""
+    key = ("votes", k)
+    if key not in view.cache:
+        unit = torch.nn.functional.normalize(view.features, dim=1)
+        n, c = len(unit), int(view.labels.max()) + 1
+        k = min(k, n - 1)
+        votes = torch.zeros(n, c)
+        for start in range(0, n, chunk):
+            sims = unit[start:start + chunk] @ unit.T
+            rows = torch.arange(start, min(start + chunk, n))
+            sims[rows - start, rows] = float("-inf")
+            nearest = sims.topk(k, dim=1).indices
+            votes[rows] = torch.zeros(len(rows), c).scatter_add_(1, view.labels[nearest], torch.ones(len(rows), k))
+        view.cache[key] = votes / max(k, 1)
+    return view.cache[key]
+
+
+@register_strategy(LabelNoiseSettings)
+def label_noise(view: View, seeds: Tensor, settings: LabelNoiseSettings) -> Tensor:
+    """Share of feature-space neighbours whose given label disagrees with the sample's own."""
+    votes = neighbour_votes(view, settings.k)
+    rows = torch.arange(len(view))
+    tie = 1e-3 * (1.0 - view.probs[rows, view.labels])
+    if settings.restrict == "transitions":
+        other = votes.clone()
+        other[rows, view.labels] = -1.0
+        allowed = torch.zeros_like(votes, dtype=torch.bool)
+        allowed[view.labels[seeds], other[seeds].argmax(1)] = True  # label changes S_f shows
+        return (votes * allowed[view.labels]).sum(1) + tie
+    score = 1.0 - votes[rows, view.labels] + tie
+    if settings.restrict == "labels":
+        score = torch.where(torch.isin(view.labels, view.labels[seeds].unique()), score, torch.tensor(float("-inf")))
+    return score

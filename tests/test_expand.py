@@ -1,0 +1,217 @@
+"""Forget-set expansion on constructed cases with a known answer, the cutoff rule, bad input."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from corrective.data.base import Split
+from corrective.data.batches import Pipeline
+from corrective.errors import UserError
+from corrective.expand import Expansion, expand, list_strategies, make_strategy_settings
+from corrective.models.embedding import embed, linear_head
+
+PIPE = Pipeline(mean=(0.0,), std=(1.0,))
+
+
+class Flat(nn.Module):
+    """A fake model whose penultimate features are its input pixels."""
+
+    def __init__(self, dim: int, classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(dim, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x.flatten(1))
+
+
+def planted(n: int = 300, planted_n: int = 30, seed: int = 0) -> tuple[Split, torch.Tensor]:
+    """Four classes of noisy 4x4 prototypes; `planted_n` samples of classes 1-3 carry a bright patch and label 0."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(4, 1, 4, 4, generator=g) * 120
+    y = torch.arange(n) % 4
+    x = protos[y] + torch.rand(n, 1, 4, 4, generator=g) * 40
+    cand = (y != 0).nonzero().squeeze(1)
+    bad = cand[torch.randperm(len(cand), generator=g)[:planted_n]]
+    x[bad, :, :2, :2] = 255
+    y = y.clone()
+    y[bad] = 0
+    ids = torch.arange(1000, 1000 + n)
+    return Split(x.round().clamp(0, 255).to(torch.uint8), y, ids), ids[bad]
+
+
+def swapped(n: int = 300, swapped_n: int = 30, seed: int = 0) -> tuple[Split, torch.Tensor]:
+    """Four classes of noisy 4x4 prototypes; `swapped_n` samples get another class's label (images unchanged)."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(4, 1, 4, 4, generator=g) * 200
+    y = torch.arange(n) % 4
+    x = protos[y] + torch.rand(n, 1, 4, 4, generator=g) * 40
+    bad = torch.randperm(n, generator=g)[:swapped_n]
+    y = y.clone()
+    y[bad] = (y[bad] + torch.randint(1, 4, (swapped_n,), generator=g)) % 4
+    ids = torch.arange(n)
+    return Split(x.round().clamp(0, 255).to(torch.uint8), y, ids), ids[bad]
+
+
+def prec_rec(e: Expansion, truth: torch.Tensor) -> tuple[float, float]:
+    hit = int(torch.isin(e.ids, truth).sum())
+    return hit / len(e.ids), hit / len(truth)
+
+
+def test_embedding_reads_the_head_input() -> None:
+    split, _ = planted(40, 4)
+    model = Flat(16, 4)
+    emb = embed(model, split, PIPE, batch_size=7)
+    assert torch.allclose(emb.features, split.x.float().div(255).flatten(1))
+    assert torch.allclose(emb.logits, model(emb.features))
+    assert emb.ids.tolist() == split.ids.tolist()
+
+
+def test_a_model_without_a_linear_head_is_one_line() -> None:
+    with pytest.raises(UserError, match="no linear head"):
+        linear_head(nn.Sequential(nn.Flatten(), nn.Linear(16, 4)))
+
+
+def test_none_returns_the_flagged_set() -> None:
+    split, bad = planted()
+    e = expand(Flat(16, 4), split, bad[:5], PIPE, "none")
+    assert e.ids.tolist() == sorted(bad[:5].tolist()) and len(e.added) == 0 and e.chosen == "none"
+    assert e.to_record() == {"expand": "none", "expand_chosen": "none", "n_expanded": 0,
+                             "expand_seconds": e.seconds}
+
+
+def test_neighbours_finds_a_planted_cluster() -> None:
+    split, bad = planted()
+    e = expand(Flat(16, 4), split, bad[:6], PIPE, "neighbours", seed=0)
+    precision, recall = prec_rec(e, bad)
+    assert precision >= 0.95 and recall >= 0.9, (precision, recall, e.details)
+    assert set(bad[:6].tolist()) <= set(e.ids.tolist())  # S_f is always kept
+    assert not torch.isin(e.added, bad[:6]).any()
+    assert e.added.tolist() == sorted(e.added.tolist(), key=lambda i: -float(e.scores[e.added.tolist().index(i)]))
+    assert e.ids.tolist() == sorted(set(e.ids.tolist()))
+
+
+def test_label_noise_finds_swapped_labels() -> None:
+    split, bad = swapped()
+    e = expand(Flat(16, 4), split, bad[:6], PIPE, "label_noise", {"k": 10})
+    precision, recall = prec_rec(e, bad)
+    assert precision >= 0.9 and recall >= 0.9, (precision, recall, e.details["cutoff"])
+
+
+def test_auto_picks_the_strategy_that_fits() -> None:
+    split, bad = planted()
+    e = expand(Flat(16, 4), split, bad[:6], PIPE, "auto")
+    assert e.strategy == "auto" and e.chosen == "neighbours", e.details["cv"]
+    assert min(prec_rec(e, bad)) >= 0.9
+    split, bad = swapped()
+    e = expand(Flat(16, 4), split, bad[:6], PIPE, "auto")
+    assert e.chosen == "label_noise", e.details["cv"]
+    assert min(prec_rec(e, bad)) >= 0.9
+    assert set(e.details["cv"]) == {"neighbours", "label_noise[restrict=labels]", "label_noise"}
+
+
+def test_classifier_ranks_a_planted_cluster_first() -> None:
+    """PU learning: among the unflagged samples, the planted ones get the highest corrected probabilities."""
+    split, bad = planted()
+    e = expand(Flat(16, 4), split, bad[:6], PIPE, "classifier", {"recall": 1.0, "min_precision": 0.0})
+    top = e.added[:24]
+    assert float(torch.isin(top, bad).float().mean()) >= 0.9, e.details["cutoff"]
+    assert float(e.scores.max()) <= 1.0
+
+
+def test_gradients_match_autograd() -> None:
+    """The closed-form last-layer gradient similarity equals cosine similarity of autograd's per-sample gradients."""
+    from corrective.expand import View, get_strategy, make_strategy_settings
+
+    split, bad = planted(40, 4)
+    torch.manual_seed(0)
+    model = Flat(16, 4)
+    view = View(model, split, PIPE)
+    seeds = torch.zeros(len(split), dtype=torch.bool)
+    seeds[3] = True
+    score = get_strategy("gradients").score(view, seeds, make_strategy_settings("gradients"))
+    grads = []
+    for i in range(len(split)):
+        model.zero_grad()
+        x = split.x[i : i + 1].float().div(255)
+        nn.functional.cross_entropy(model(x), split.y[i : i + 1]).backward()
+        grads.append(torch.cat([model.fc.weight.grad.flatten(), model.fc.bias.grad]))
+    g = torch.stack(grads)
+    expected = nn.functional.cosine_similarity(g, g[3:4].expand_as(g), dim=1)
+    assert torch.allclose(score, expected, atol=1e-5)
+
+
+def test_expansion_is_deterministic_per_seed() -> None:
+    split, bad = planted()
+    a = expand(Flat(16, 4), split, bad[:6], PIPE, "neighbours", seed=3)
+    b = expand(Flat(16, 4), split, bad[:6], PIPE, "neighbours", seed=3)
+    assert torch.equal(a.ids, b.ids) and torch.equal(a.scores, b.scores) and a.details == b.details
+
+
+def test_clean_data_gets_nothing_added() -> None:
+    """No shared structure among the flagged samples: the cutoff adds nothing (or almost nothing)."""
+    split, _ = planted(300, 1)
+    e = expand(Flat(16, 4), split, split.ids[torch.tensor([5, 77, 140, 203, 260, 290])], PIPE, "neighbours")
+    assert len(e.added) <= 3, e.details
+
+
+def test_one_flagged_sample_falls_back_and_says_so() -> None:
+    split, bad = planted()
+    e = expand(Flat(16, 4), split, bad[:1], PIPE, "neighbours")
+    assert e.details["cutoff"]["rule"] == "fallback" and "cross-validation" in e.details["cutoff"]["reason"]
+    assert bad[0] in e.ids
+
+
+def test_strategies_are_registered() -> None:
+    assert set(list_strategies()) == {"auto", "classifier", "gradients", "label_noise", "neighbours", "none"}
+
+
+@pytest.mark.parametrize(
+    ("strategy", "settings", "match"),
+    [
+        ("nearest", None, "unknown expansion strategy 'nearest'"),
+        ("neighbours", {"k": 3}, "has no setting 'k'"),
+        ("neighbours", {"recall": "high"}, "must be float"),
+        ("neighbours", {"recall": 1.5}, "recall must be in"),
+        ("neighbours", {"aggregate": "sum"}, "aggregate must be"),
+        ("auto", {"candidates": "none"}, "ranking strategies"),
+        ("auto", {"candidates": "neighbours,nearest"}, "unknown expansion strategy 'nearest'"),
+        ("auto", {"candidates": "label_noise[k=zero]"}, "must be int"),
+        ("auto", {"candidates": "label_noise[k]"}, "not key=value"),
+        ("label_noise", {"restrict": "classes"}, "restrict must be one of"),
+    ],
+)
+def test_bad_strategy_or_setting_is_one_line(strategy: str, settings: dict | None, match: str) -> None:
+    split, bad = planted(40, 4)
+    with pytest.raises(UserError, match=match):
+        expand(Flat(16, 4), split, bad[:2], PIPE, strategy, settings)
+
+
+def test_bad_flagged_ids_are_one_line() -> None:
+    split, bad = planted(40, 4)
+    with pytest.raises(UserError, match="empty"):
+        expand(Flat(16, 4), split, torch.zeros(0, dtype=torch.long), PIPE, "neighbours")
+    with pytest.raises(UserError, match="not in this split"):
+        expand(Flat(16, 4), split, torch.tensor([5]), PIPE, "neighbours")
+
+
+def test_flagged_class_the_model_lacks_is_one_line() -> None:
+    split, bad = planted(40, 4)
+    y = split.y.clone()
+    pos = split.positions_of(bad[:2])
+    y[pos] = 7  # a class the 4-way model does not have
+    with pytest.raises(UserError, match="flagged samples are labelled 7 but the model has only classes 0..3"):
+        expand(Flat(16, 4), split.with_labels(y), bad[:2], PIPE, "neighbours")
+
+
+def test_settings_are_checked_before_anything_runs() -> None:
+    assert make_strategy_settings("neighbours", {"recall": 0.8}).recall == 0.8
+
+
+def test_every_registered_model_exposes_its_features() -> None:
+    from corrective.models import create_model, list_models
+
+    for name in list_models():
+        head = linear_head(create_model(name, num_classes=10, in_channels=3))
+        assert isinstance(head, nn.Linear) and head.out_features == 10, name
