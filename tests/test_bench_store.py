@@ -8,6 +8,7 @@ import math
 import pytest
 
 from corrective.bench import ResultStore, read_records, summarize
+from corrective.bench.store import write_summary
 
 
 def test_append_read_and_no_duplicates(tmp_path):
@@ -57,3 +58,12 @@ def test_summary_aggregates_over_seeds():
     single = next(r for r in rows if r["alpha"] == 1.0)
     assert single["acc_corr_n"] == 1 and math.isnan(single["acc_corr_std"])
     assert math.isnan(single["healed_mean"]) and single["healed_n"] == 0
+
+
+def test_summary_has_the_defence_view_columns(tmp_path):
+    rows = summarize([rec(0, "ssd", 0.5, 0.5, c_acc=0.9, asr=0.2, r_acc=0.7, der=0.8)])
+    write_summary(rows, tmp_path / "summary.csv")
+    header = (tmp_path / "summary.csv").read_text().splitlines()[0].split(",")
+    for m in ("c_acc", "asr", "r_acc", "der"):
+        assert f"{m}_mean" in header and f"{m}_n" in header
+    assert rows[0]["der_mean"] == 0.8 and rows[0]["asr_n"] == 1

@@ -29,8 +29,8 @@ def test_unlearn_writes_the_selected_model_and_every_candidate(poison_run: api.R
     assert rc == 0
     lines = [json.loads(line) for line in stdout.strip().splitlines()]
     assert len(lines) == 8 and sum(r["selected"] for r in lines) == 1
-    assert all({"method", "alpha", "settings", "selected", "acc_corr", "acc_retain", "unlearn_seconds"} <= r.keys()
-               for r in lines)
+    assert all({"method", "alpha", "settings", "selected", "acc_corr", "acc_retain", "unlearn_seconds",
+                "c_acc", "asr", "r_acc", "der"} <= r.keys() for r in lines)  # the defence view on poisoning
     saved = json.loads((out / "unlearn.json").read_text())
     assert saved["run"] == str(poison_run.path) and saved["candidates"][saved["selected"]]["selected"]
     assert (out / "model.safetensors").stat().st_size > 0
@@ -47,7 +47,7 @@ def test_unlearn_writes_the_selected_model_and_every_candidate(poison_run: api.R
 def test_methods_lists_settings_grids_and_oracle_bounds(monkeypatch, capsys) -> None:  # noqa: ANN001
     rc, stdout, _ = cli(["methods"], monkeypatch, capsys)
     assert rc == 0
-    assert "grid 50" in stdout and "grid 8" in stdout and "oracle bound" in stdout
+    assert "grid 50" in stdout and "grid 8" in stdout and "oracle bound" in stdout and "potion" in stdout
     assert "--set lambda_=1" in stdout and "--set a=10" in stdout
 
 

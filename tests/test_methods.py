@@ -182,7 +182,7 @@ def test_ssd_diagnostics_count_zeros_infinities_nans_and_outliers_apart(poison_r
     task = small_task(poison_run)
     f = torch.tensor([0.0, 1.0, 0.0, 1e-3, 1e-30, 2.0, 1.0, 1e-3], dtype=torch.float32)
     r = torch.tensor([1.0, 0.0, 0.0, 1e-44, 1e-3, 2.0, 10.0 ** -0.1, 1e-3], dtype=torch.float32)
-    task.cache[("ssd importances", "retain", False, 0)] = ({"w": f}, {"w": r}, 0.0)  # the default recipe's entry
+    task.cache[("importances", "fisher", "retain", False, 0)] = ({"w": f}, {"w": r}, 0.0)  # the default recipe's entry
     diag = ratio_histogram(task)["importance_ratio"]
     assert (diag["n_params"], diag["n_zero"], diag["n_inf"], diag["n_nan"]) == (8, 1, 1, 1)
     # 1e-3 / 1e-44 (a float32 subnormal) is 1e41, finite in float64: the last bin, not an infinity

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
 from corrective.manipulations import manipulate
-from corrective.metrics import METRICS, evaluate
+from corrective.metrics import DEFENCE, METRICS, defence_effectiveness, evaluate
 
 
 class Constant(nn.Module):
@@ -49,3 +50,47 @@ def test_random_swap_corr_is_the_swapped_samples(digits) -> None:
     m = manipulate(digits, "random_swap", seed=0)
     r = evaluate(Constant(1), digits, m)
     assert r["acc_corr"] == r["healed"] == float((m.clean_labels == 1).float().mean())
+
+
+def test_der_on_hand_computed_numbers() -> None:
+    # FT-SAM (Zhu et al., ICCV 2023) Table 1, BadNets-A2O: backdoored 91.82 / 93.79, FT 90.29 / 1.70 -> DER 95.28
+    assert defence_effectiveness(0.9182, 0.9379, 0.9029, 0.0170) == pytest.approx((0.9209 - 0.0153 + 1) / 2)
+    assert defence_effectiveness(0.9182, 0.9379, 0.9029, 0.0170) == pytest.approx(0.9528, abs=5e-5)
+    assert defence_effectiveness(0.9, 0.8, 0.9, 0.8) == 0.5  # nothing changed
+    assert defence_effectiveness(1.0, 1.0, 1.0, 0.0) == 1.0  # attack gone at no cost
+    assert defence_effectiveness(1.0, 0.5, 0.0, 0.5) == 0.0  # accuracy gone, attack kept
+    assert defence_effectiveness(0.8, 0.2, 0.9, 0.6) == 0.5  # gains count as nothing (the max(0, ·) terms)
+    assert defence_effectiveness(0.9, 0.9, 0.8, 0.3) == pytest.approx((0.6 - 0.1 + 1) / 2)
+
+
+def test_defence_view_of_constant_models_on_poison(digits) -> None:
+    m = manipulate(digits, "poison", seed=0)
+    y = digits.test.y
+    n0, n1, n, others = int((y == 0).sum()), int((y == 1).sum()), len(y), int((y != 0).sum())
+    # M_o predicts the target 0 everywhere (ASR 1, C-Acc n0/n); the new model predicts 1 everywhere.
+    r = evaluate(Constant(1), digits, m, reference=Constant(0), forget_ids=m.forget_ids(0.5))
+    assert r["c_acc"] == pytest.approx(n1 / n) and r["c_acc"] == r["clean_acc"]
+    assert r["asr"] == 0.0 and r["asr"] == r["attack_success"]
+    assert r["r_acc"] == pytest.approx(n1 / others)  # triggered non-target images predicted as their class
+    assert r["der"] == pytest.approx((1.0 - max(0.0, n0 / n - n1 / n) + 1) / 2)
+    backdoored = evaluate(Constant(0), digits, m, reference=Constant(1))
+    assert backdoored["r_acc"] == 0.0 and backdoored["asr"] == 1.0
+    assert backdoored["der"] == pytest.approx((0.0 - max(0.0, n1 / n - n0 / n) + 1) / 2)
+    # The original's metrics, when given, are used instead of measuring the reference.
+    given = evaluate(Constant(1), digits, m, original={"clean_acc": 0.95, "attack_success": 0.9})
+    assert given["der"] == pytest.approx((0.9 - 0.0 - (0.95 - n1 / n) + 1) / 2)
+    assert "der" not in evaluate(Constant(1), digits, m)  # the original itself: nothing to compare with
+
+
+def test_no_defence_view_outside_poisoning(digits) -> None:
+    m = manipulate(digits, "interclass", seed=0)
+    r = evaluate(Constant(3), digits, m, reference=Constant(5))
+    assert not set(DEFENCE) & set(r)
+
+
+def test_unlearning_records_carry_der_against_the_original(poison_run) -> None:
+    from corrective import api
+
+    rec = api.unlearn(poison_run, "none", 0.5, progress=False).record
+    assert rec["der"] == 0.5  # the original model unchanged: no gain, no cost
+    assert rec["c_acc"] == poison_run.metrics["clean_acc"] and rec["asr"] == poison_run.metrics["attack_success"]

@@ -275,3 +275,23 @@ def test_report_imports_no_methods_bench_or_training() -> None:
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def test_defence_view_table_of_poisoning_settings(tmp_path: Path) -> None:
+    from corrective.report.content import defence_table
+
+    def values(m: str, a: float, s: int) -> dict[str, Any]:
+        return {"c_acc": 0.9, "asr": 0.1 + 0.1 * s, "r_acc": 0.8, "der": 0.85 if m != "none" else 0.5,
+                "target_acc": 0.9}
+
+    recs = grid(values, methods=("none", "oracle", "ssd"), alphas=[0.5, 1.0])
+    recs += grid(values, methods=("none", "ssd"), alphas=[0.5], manipulation="interclass")
+    poison = next(g for g in groups_of(recs) if g.key.manipulation == "poison")
+    table = defence_table(poison)
+    assert table.header[:7] == ["method", "alpha", "C-Acc", "ASR", "R-Acc", "DER", "target_acc"]
+    rows = {(r[0].text, r[1].text): [c.text for c in r] for r in table.rows}
+    assert rows[("ssd", "0.5")][2:8] == ["90.0 ± 0.0", "20.0 ± 10.0", "80.0 ± 0.0", "85.0 ± 0.0", "90.0 ± 0.0", "3/3"]
+    assert rows[("original (none)", "any")][5] == "50.0 ± 0.0"
+    doc = build_document(read_results(write(tmp_path, recs)), with_plots=False)
+    (sec,) = [s for s in doc.sections if s.anchor == "defence"]
+    assert [t.title for t in sec.items if not isinstance(t, str)] == [table.title]  # poisoning only

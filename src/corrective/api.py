@@ -334,7 +334,8 @@ def unlearn(
     reference = per_class_accuracy(run.model, run.dataset.val, Pipeline.of(run.dataset), run.dataset.num_classes)
 
     def measure(model: nn.Module) -> dict[str, Any]:
-        metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids)
+        metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids,
+                           original=run.metrics)
         return {"alpha": alpha, "false_flags": false_flags, "n_false_flags": n_false, **metrics}
 
     return run_candidates(task, method, settings, grid, measure, rule, reference)

@@ -1,10 +1,14 @@
 """Every metric of the protocol (`shared/docs/protocol.md`), as fractions in [0, 1].
 
-`score` is REM's `utility x healed` on fractions (REM prints it x100).
+`score` is REM's `utility x healed` on fractions (REM prints it x100). For poisoning, the defence view
+under BackdoorBench's names (`DEFENCE`): `c_acc` (clean accuracy), `asr` (attack success), `r_acc`
+(triggered test images of the other classes predicted as their true class) and `der`, the defence
+effectiveness rating against the original model (`defence_effectiveness`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -28,7 +32,19 @@ METRICS = (
     "target_acc",
     "per_class_acc",
     "val_per_class_acc",
+    "c_acc",
+    "asr",
+    "r_acc",
+    "der",
 )
+DEFENCE = ("c_acc", "asr", "r_acc", "der")  # BackdoorBench's C-Acc, ASR, R-Acc, DER (poisoning only)
+
+
+def defence_effectiveness(c_acc_original: float, asr_original: float, c_acc: float, asr: float) -> float:
+    """BackdoorBench's DER = [max(0, ΔASR) − max(0, ΔC-Acc) + 1] / 2 with Δ = original − new: 1 when the
+    attack success falls from 1 to 0 at no accuracy cost, 0.5 when nothing changes, 0 when accuracy falls
+    from 1 to 0 and the attack still succeeds."""
+    return (max(0.0, asr_original - asr) - max(0.0, c_acc_original - c_acc) + 1.0) / 2.0
 
 
 @torch.no_grad()
@@ -66,10 +82,13 @@ def evaluate(
     *,
     reference: nn.Module | None = None,
     forget_ids: Tensor | None = None,
+    original: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """All metrics of `model` on the manipulated training set of `dataset`.
 
-    `forget_changed` needs the original model (`reference`) and `S_f` (`forget_ids`).
+    `forget_changed` needs the original model (`reference`) and `S_f` (`forget_ids`). `der` (poisoning)
+    compares with the original model: its metrics `original` (its `clean_acc` and `attack_success`),
+    or else they are measured on `reference`; without either (the original itself) there is no `der`.
     """
     pipe = Pipeline.of(dataset)
     test_y = dataset.test.y.cpu()
@@ -98,6 +117,13 @@ def evaluate(
         others = test_y != target
         m["attack_success"] = float((triggered[others] == target).float().mean())
         m["target_acc"] = m["per_class_acc"][target]
+        m["c_acc"], m["asr"] = m["clean_acc"], m["attack_success"]
+        m["r_acc"] = float((triggered[others] == test_y[others]).float().mean())
+        if (original is None or not {"clean_acc", "attack_success"} <= original.keys()) and reference is not None:
+            original = evaluate(reference, dataset, manipulation)
+        if original is not None and {"clean_acc", "attack_success"} <= original.keys():
+            m["der"] = defence_effectiveness(float(original["clean_acc"]), float(original["attack_success"]),
+                                             m["c_acc"], m["asr"])
     if reference is not None and forget_ids is not None:
         m["forget_changed"] = forget_changed(model, reference, dataset, manipulation, forget_ids)
     return m

@@ -22,8 +22,8 @@ from corrective.runs import dumps
 SETTING_KEYS = ("dataset", "model", "training", "manipulation", "size", *RECORD_SETTINGS, "false_flags")
 GROUP_KEYS = (*SETTING_KEYS, "method", "alpha")
 SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success",
-                   "unlearn_seconds", "relearn_acc_corr", "relearn_healed", "relearn_attack_success",
-                   "relearn_target_acc")  # relearn_*: empty unless the spec ran the relearn probe
+                   "c_acc", "asr", "r_acc", "der", "unlearn_seconds", "relearn_acc_corr", "relearn_healed",
+                   "relearn_attack_success", "relearn_target_acc")  # relearn_*: empty unless the bench probed
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

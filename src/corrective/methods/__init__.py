@@ -1,6 +1,17 @@
 """Unlearning methods: one file each, a registry, and the selection rule."""
 
-from corrective.methods import bad_teacher, finetune, none, npo, oracle, rem, retrain, scrub, ssd  # noqa: F401  (registers)
+from corrective.methods import (  # noqa: F401  (registers)
+    bad_teacher,
+    finetune,
+    none,
+    npo,
+    oracle,
+    potion,
+    rem,
+    retrain,
+    scrub,
+    ssd,
+)
 from corrective.methods.base import (
     METHODS,
     MethodInfo,

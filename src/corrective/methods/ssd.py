@@ -9,8 +9,9 @@
 
 Defaults a = 10, λ = 1 (`lambda_`: `lambda` is a Python keyword). The paper's grid is a ∈ {0.1 … 1e6} ×
 λ ∈ {0.1a, 0.5a, a, 5a, 10a}, 50 settings; `run_grid` computes the importances once per (model, S_f)
-and shares them with every setting (kept in `task.cache`). `importance_ratios` gives `I_f / I_r` per
-parameter; `ratio_histogram`, SSD's registered diagnostics, bins them for the report's Figure 3.
+and shares them with every setting (kept in `task.cache`, keyed by what was computed: Potion's label-free
+importances, `kind="label_free"`, share the same loop and cache under their own key). `importance_ratios`
+gives `I_f / I_r` per parameter; `ratio_histogram`, SSD's registered diagnostics, bins them for the report's Figure 3.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from corrective.methods.base import UnlearnTask, register_method
 from corrective.training import device_of
 
 Importances = dict[str, Tensor]
+# What an importance is: "fisher" (SSD) = mean over batches of (∂ CE / ∂θ)²; "label_free" (Potion, LFSSD) =
+# mean over batches of |∂ L / ∂θ| with L the batch mean of the L2 norm of the logits (labels unused).
+IMPORTANCE_KINDS = ("fisher", "label_free")
 A_GRID = (0.1, 1.0, 10.0, 50.0, 100.0, 500.0, 1e3, 1e4, 1e5, 1e6)
 LAMBDA_SHARES = (0.1, 0.5, 1.0, 5.0, 10.0)
 HIST_EDGES = np.linspace(-8.0, 8.0, 65)  # log10 ratio bins of the diagnostics histogram, 0.25 wide
@@ -61,44 +65,66 @@ def ssd_grid() -> list[dict[str, Any]]:
     return [{"a": a, "lambda_": share * a} for a in A_GRID for share in LAMBDA_SHARES]
 
 
-def importances(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int, per_sample: bool) -> Importances:
-    """Mean squared gradient of the cross-entropy per parameter, in eval mode (a copy: M_o is untouched)."""
+def importances(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int, per_sample: bool,
+                kind: str = "fisher") -> Importances:
+    """Per-parameter importance on `split`, in eval mode (a copy: M_o is untouched); `kind` in IMPORTANCE_KINDS.
+
+    "fisher": mean squared gradient of the cross-entropy; "label_free": mean absolute gradient of the mean
+    L2 norm of the logits. Averaged over mini-batches, or over samples with `per_sample`.
+    """
+    if kind not in IMPORTANCE_KINDS:
+        raise ValueError(f"importance kind must be one of {IMPORTANCE_KINDS}, got {kind!r}")
     net = copy.deepcopy(model).eval()
     params = {n: p.detach().requires_grad_() for n, p in net.named_parameters()}
     buffers = {n: b.detach() for n, b in net.named_buffers()}
     total = {n: torch.zeros_like(p) for n, p in params.items()}
     count = 0
 
+    def loss_of(out: Tensor, y: Tensor) -> Tensor:
+        if kind == "fisher":
+            return nn.functional.cross_entropy(out, y)
+        return out.norm(p=2, dim=1).mean()
+
+    def aggregate(g: Tensor) -> Tensor:
+        return g.pow(2) if kind == "fisher" else g.abs()
+
     def loss_one(p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        out = functional_call(net, (p, buffers), (x.unsqueeze(0),))
-        return nn.functional.cross_entropy(out, y.unsqueeze(0))
+        return loss_of(functional_call(net, (p, buffers), (x.unsqueeze(0),)), y.unsqueeze(0))
 
     per_sample_grads = vmap(grad(loss_one), in_dims=(None, 0, 0))
     for batch in one_pass(split.to(device_of(model)), pipeline, batch_size):
         if per_sample:
             for n, g in per_sample_grads(params, batch.x, batch.y).items():
-                total[n] += g.detach().pow(2).sum(0)
+                total[n] += aggregate(g.detach()).sum(0)
             count += len(batch.y)
         else:
-            loss = nn.functional.cross_entropy(functional_call(net, (params, buffers), (batch.x,)), batch.y)
-            grads = torch.autograd.grad(loss, list(params.values()))
+            loss = loss_of(functional_call(net, (params, buffers), (batch.x,)), batch.y)
+            grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
             for n, g in zip(params, grads, strict=True):
-                total[n] += g.pow(2)
+                if g is not None:
+                    total[n] += aggregate(g)
             count += 1
     return {n: t / max(count, 1) for n, t in total.items()}
 
 
-def task_importances(task: UnlearnTask, settings: SSDSettings) -> tuple[Importances, Importances, float]:
-    """(I_f on S_f, I_r on the retain set of `settings`, seconds it took), computed once per task and recipe."""
-    key = ("ssd importances", settings.retain_set, settings.per_sample, settings.batch_size)
+def cached_importances(task: UnlearnTask, kind: str, retain_set: str = "retain", per_sample: bool = False,
+                       batch_size: int = 0) -> tuple[Importances, Importances, float]:
+    """(I_f on S_f, I on the retain set — D_r for "retain", S_tr for "train" —, seconds it took), computed once
+    per task and recipe and kept in `task.cache` under the recipe: what was computed, on what, how."""
+    key = ("importances", kind, retain_set, per_sample, batch_size)
     if key not in task.cache:
         start = time.perf_counter()
-        bs = settings.batch_size or task.config.batch_size
-        retain = task.retain() if settings.retain_set == "retain" else task.train
-        imp_f = importances(task.model, task.forget(), task.pipeline, bs, settings.per_sample)
-        imp_r = importances(task.model, retain, task.pipeline, bs, settings.per_sample)
+        bs = batch_size or task.config.batch_size
+        retain = task.retain() if retain_set == "retain" else task.train
+        imp_f = importances(task.model, task.forget(), task.pipeline, bs, per_sample, kind)
+        imp_r = importances(task.model, retain, task.pipeline, bs, per_sample, kind)
         task.cache[key] = (imp_f, imp_r, time.perf_counter() - start)
     return task.cache[key]
+
+
+def task_importances(task: UnlearnTask, settings: SSDSettings) -> tuple[Importances, Importances, float]:
+    """(I_f on S_f, I_r on the retain set of `settings`, seconds it took), computed once per task and recipe."""
+    return cached_importances(task, "fisher", settings.retain_set, settings.per_sample, settings.batch_size)
 
 
 @torch.no_grad()

@@ -38,7 +38,7 @@ REQUIRED_CONFIG = ("dataset", "manipulation", "seed")
 REQUIRED_RECORD = ("method", "alpha", "is_method", "acc_corr", "acc_retain")
 ORIGINAL_STAGE = "original"  # a bench record of the trained original model: method none, no alpha
 METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "forget_changed",
-           "attack_success", "target_acc", "unlearn_seconds", *RELEARN_METRICS)
+           "attack_success", "target_acc", "c_acc", "asr", "r_acc", "der", "unlearn_seconds", *RELEARN_METRICS)
 DEFAULT_TRAINING = "standard"
 
 

@@ -1,0 +1,216 @@
+"""Potion: poison unlearning by label-free, adaptive selective synaptic dampening (Schoepf, Foster, Brintrup
+2024, arXiv 2406.09173 — "Potion: Towards Poison Unlearning").
+
+SSD (methods/ssd.py) with its two settings replaced by a search that needs none:
+
+1. Label-free importances: the loss of a batch is the mean over its samples of the L2 norm of the logits,
+   `L = mean_i ‖f(x_i)‖₂`; a parameter's importance is the mean over batches of `|∂L/∂θ|`. Computed, in eval
+   mode and without augmentation, on the retain set `D_r = S_tr \\ S_f` as given (`I_D`; it still holds the
+   undiscovered `S_m \\ S_f`, so it is not trusted) and on `S_f` (`I_f`). Once per task, in `task.cache`,
+   through SSD's importance loop (`kind="label_free"`).
+2. Selection at a share `s`: pool the ratios `I_f / I_D` of every parameter (NaN and inf removed); the
+   threshold is the pool's value at percentile `100 − ln(1 + 100·s)`; every θ with `I_f > threshold · I_D`
+   is multiplied by `min(1, I_D / I_f)` (SSD's dampening with a = threshold, λ = 1); the rest is untouched.
+   The comparison is made on the float64 ratios of the pool, so selection and threshold agree exactly.
+3. PTN search: start at `s = |S_f| / |S_tr| / 25`; dampen a fresh copy of `M_o`; stop once the accuracy on
+   `S_f` (given labels) is `<= rho ×` its value under `M_o`; else `s ← 1.1·s` and retry from `M_o`. At most
+   `max_tries` tries; a search that hits the cap returns its last try, and its record says `met: false`.
+
+`rho` = 0.2 by default (REM's runs); the grid is a few `rho` values. The tries are shared by the grid: every
+`rho` walks the same sequence of `s`, so each try is computed once per task (a try whose selection equals
+the previous one's gives the same model and is not recomputed). Each setting's seconds are what it would
+cost alone: importances, the original accuracy on `S_f` and its own tries. The diagnostics record, per
+`rho` searched, the tries, the final `s`, percentile, threshold, number of dampened parameters and
+accuracy on `S_f`, and whether `rho` was met.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from corrective.data.base import Split
+from corrective.data.batches import Pipeline
+from corrective.methods.base import UnlearnTask, register_method
+from corrective.methods.ssd import Importances, cached_importances
+from corrective.metrics import predict
+
+START_DIVISOR = 25.0  # s starts at |S_f| / |S_tr| / 25
+GROWTH = 1.1  # s ← 1.1 · s after a try that did not meet rho
+RHO_GRID = (0.05, 0.1, 0.2, 0.3, 0.5)
+
+
+@dataclass(frozen=True)
+class PotionSettings:
+    rho: float = 0.2  # stop once Acc(S_f) <= rho · Acc_{M_o}(S_f)
+    max_tries: int = 500  # cap on the search's tries (the paper's code: 500)
+    batch_size: int = 0  # importance batch size; 0: the training recipe's
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.rho < 1.0:
+            raise ValueError(f"rho must be in (0, 1) (a share of the original accuracy on S_f), got {self.rho}")
+        if self.max_tries < 1:
+            raise ValueError(f"max_tries must be >= 1, got {self.max_tries}")
+        if self.batch_size < 0:
+            raise ValueError(f"batch_size must be >= 0, got {self.batch_size}")
+
+
+def potion_grid() -> list[dict[str, Any]]:
+    return [{"rho": r} for r in RHO_GRID]
+
+
+def ratios_of(imp_f: Importances, imp_d: Importances) -> dict[str, Tensor]:
+    """`I_f / I_D` per parameter in float64 on the CPU: inf where I_D = 0 < I_f, NaN where both are 0."""
+    return {n: imp_f[n].detach().cpu().double() / imp_d[n].detach().cpu().double() for n in imp_f}
+
+
+def ratio_pool(ratios: dict[str, Tensor]) -> np.ndarray:
+    """Every parameter's ratio, NaN and inf removed, sorted."""
+    pool = np.concatenate([r.flatten().numpy() for r in ratios.values()]) if ratios else np.zeros(0)
+    return np.sort(pool[np.isfinite(pool)])
+
+
+def forget_accuracy(model: nn.Module, forget: Split, pipeline: Pipeline) -> float:
+    """Share of S_f predicted as its given label, as an exact ratio of counts (no float32 rounding at rho · acc)."""
+    return int((predict(model, forget, pipeline) == forget.y.cpu()).sum()) / len(forget)
+
+
+def percentile_of(s: float) -> float:
+    """The pool percentile that sets the threshold at share s: 100 − ln(1 + 100·s), at least 0."""
+    return max(0.0, 100.0 - math.log1p(100.0 * s))
+
+
+def threshold_of(pool: np.ndarray, s: float) -> float:
+    """The selection threshold at share s (linear interpolation between pool values); inf for an empty pool."""
+    return float(np.percentile(pool, percentile_of(s))) if pool.size else math.inf
+
+
+def n_selected(ratios: dict[str, Tensor], threshold: float) -> int:
+    """How many parameters `I_f > threshold · I_D` selects (inf ratios always, NaN never)."""
+    return sum(int((r > threshold).sum()) for r in ratios.values())
+
+
+@torch.no_grad()
+def dampen(model: nn.Module, imp_f: Importances, imp_d: Importances, ratios: dict[str, Tensor],
+           threshold: float) -> nn.Module:
+    """A copy of `model` with θ ← θ · min(1, I_D / I_f) where I_f / I_D > threshold; every other θ bitwise unchanged."""
+    out = copy.deepcopy(model)
+    for n, p in out.named_parameters():
+        selected = (ratios[n] > threshold).to(p.device)
+        factor = (imp_d[n] / imp_f[n]).clamp(max=1.0).to(p.dtype)
+        p.copy_(torch.where(selected, p * factor, p))
+    return out
+
+
+@dataclass
+class Try:
+    s: float
+    percentile: float
+    threshold: float
+    n_dampened: int
+    acc_forget: float
+    seconds: float  # 0 where the selection equalled the previous try's (same model, not recomputed)
+
+
+@dataclass
+class Search:
+    """The PTN search of one task, shared by every rho: the tries made so far and each rho's outcome."""
+
+    imp_f: Importances
+    imp_d: Importances
+    ratios: dict[str, Tensor]  # I_f / I_D, float64
+    forget: Split  # S_f, given labels
+    pool: np.ndarray
+    start_s: float
+    acc_original: float  # Acc_{M_o}(S_f), given labels
+    base_seconds: float  # importances + the original accuracy
+    tries: list[Try] = field(default_factory=list)
+    outcomes: dict[float, dict[str, Any]] = field(default_factory=dict)
+
+    def attempt(self, task: UnlearnTask, i: int) -> Try:
+        """Try number i (0-based), computed once: dampen a fresh copy of M_o at s = start · 1.1^i."""
+        while len(self.tries) <= i:
+            k = len(self.tries)
+            start = time.perf_counter()
+            s = self.start_s * GROWTH ** k
+            t = threshold_of(self.pool, s)
+            n = n_selected(self.ratios, t)
+            prev = self.tries[-1] if self.tries else None
+            if prev is not None and prev.n_dampened == n:  # selection is monotone in t: same count, same set
+                acc = prev.acc_forget
+            else:
+                model = dampen(task.model, self.imp_f, self.imp_d, self.ratios, t)
+                acc = forget_accuracy(model, self.forget, task.pipeline)
+            self.tries.append(Try(s, percentile_of(s), t, n, acc, time.perf_counter() - start))
+        return self.tries[i]
+
+
+def task_search(task: UnlearnTask, settings: PotionSettings) -> Search:
+    key = ("potion search", settings.batch_size)
+    if key not in task.cache:
+        imp_f, imp_d, imp_seconds = cached_importances(task, "label_free", "retain", False, settings.batch_size)
+        start = time.perf_counter()
+        forget = task.forget()
+        acc = forget_accuracy(task.model, forget, task.pipeline)
+        start_s = len(task.forget_ids) / len(task.train) / START_DIVISOR
+        ratios = ratios_of(imp_f, imp_d)
+        task.cache[key] = Search(imp_f, imp_d, ratios, forget, ratio_pool(ratios), start_s, acc,
+                                 imp_seconds + time.perf_counter() - start)
+    return task.cache[key]
+
+
+def search(task: UnlearnTask, settings: PotionSettings) -> tuple[nn.Module, float]:
+    """The PTN search for `settings.rho`: (the dampened model, what this setting alone costs in seconds)."""
+    srch = task_search(task, settings)
+    goal = settings.rho * srch.acc_original
+    met = False
+    for i in range(settings.max_tries):
+        tr = srch.attempt(task, i)
+        if tr.acc_forget <= goal:
+            met = True
+            break
+    start = time.perf_counter()
+    model = dampen(task.model, srch.imp_f, srch.imp_d, srch.ratios, tr.threshold)
+    seconds = srch.base_seconds + sum(t.seconds for t in srch.tries[: i + 1]) + time.perf_counter() - start
+    srch.outcomes[settings.rho] = {
+        "rho": settings.rho, "met": met, "tries": i + 1, "max_tries": settings.max_tries, "s": tr.s,
+        "percentile": tr.percentile, "threshold": tr.threshold, "n_dampened": tr.n_dampened,
+        "acc_forget": tr.acc_forget}
+    return model, seconds
+
+
+def run_potion_grid(task: UnlearnTask, settings_list: list[PotionSettings]) -> Iterator[tuple[PotionSettings, nn.Module,
+                                                                                               float]]:
+    """Every rho, sharing the importances and the tries."""
+    for s in settings_list:
+        model, seconds = search(task, s)
+        yield s, model, seconds
+
+
+def ptn_diagnostics(task: UnlearnTask) -> dict[str, Any]:
+    """Potion's diagnostics: the search's start, the original accuracy on S_f and, per rho searched, its outcome."""
+    searches = [v for k, v in task.cache.items() if isinstance(k, tuple) and k[:1] == ("potion search",)]
+    if not searches:
+        search(task, PotionSettings())
+        return ptn_diagnostics(task)
+    srch = searches[0]
+    return {"ptn_search": {
+        "start_s": srch.start_s, "growth": GROWTH, "acc_forget_original": srch.acc_original,
+        "n_ratios": int(srch.pool.size), "n_params": sum(p.numel() for p in srch.imp_f.values()),
+        "outcomes": [srch.outcomes[r] for r in sorted(srch.outcomes)]}}
+
+
+@register_method(PotionSettings, potion_grid, run_grid=run_potion_grid, diagnostics=ptn_diagnostics)
+def potion(task: UnlearnTask, settings: PotionSettings) -> nn.Module:
+    """Potion: SSD with label-free importances and a threshold searched until Acc(S_f) <= rho x original."""
+    model, _ = search(task, settings)
+    return model
+
