@@ -64,5 +64,7 @@ def print_metrics(metrics: dict[str, Any], as_json: bool, extra: dict[str, Any] 
     if as_json:
         typer.echo(dumps({**(extra or {}), **metrics}))
         return
-    for key, value in {**(extra or {}), **metrics}.items():
-        typer.echo(f"{key:<16}{fmt(value)}")
+    items = {**(extra or {}), **metrics}
+    width = max([16, *(len(k) + 2 for k in items)])  # a long name never runs into its value
+    for key, value in items.items():
+        typer.echo(f"{key:<{width}}{fmt(value)}")

@@ -21,7 +21,7 @@ The rule (docs/methods.md, "Forget-set expansion"):
    - the clear split: Otsu's two-group split of U's scores, when it explains at least
      `min_separation` of their variance (in the full run and on average over the folds);
    - the strategy's natural threshold, where it has one (`natural`: label_noise's majority vote,
-     the classifier's corrected probability 0.5).
+     the classifier's corrected probability 0.5); the split never reaches below it.
    An extension counts only when, in the folds, it keeps at least the `extension_recall` share of
    held-out flagged samples (by default a majority: the flagged samples themselves lie above the
    threshold) and it adds at most `split_slack` times the generous estimate `2 * mean(e)` of the
@@ -105,15 +105,19 @@ def cross_validate(view: View, flagged: Tensor, score: Score, settings: Any, see
         above[torch.isneginf(hs)] = math.inf
         idx = part.numpy()
         counts[idx], held_scores[idx] = above.numpy(), hs.double().numpy()
-        threshold, separation = split_scores(u)
+        threshold, separation = split_scores(u, getattr(settings, "natural", None))
         above_split[idx] = (hs >= threshold).numpy()
         separations.append(separation)
     return Recovery(counts, int(unflagged.sum()), len(parts), settings, held_scores, above_split,
                     float(np.mean(separations)))
 
 
-def split_scores(scores: Tensor) -> tuple[float, float]:
-    """Otsu's two-group split of the finite scores: (lowest score of the upper group, between-group variance share)."""
+def split_scores(scores: Tensor, natural: float | None = None) -> tuple[float, float]:
+    """Otsu's two-group split of the finite scores: (lowest score of the upper group, between-group variance share).
+
+    Where the strategy has a natural threshold, the split never reaches below it (the strategy's own
+    meaning of "manipulated": label_noise does not call a sample whose neighbours mostly agree noisy).
+    """
     s = scores[torch.isfinite(scores)].double()
     if len(s) < 2 or float(s.max() - s.min()) == 0.0:
         return math.inf, 0.0
@@ -125,7 +129,8 @@ def split_scores(scores: Tensor) -> tuple[float, float]:
     between = k * (n - k) / n**2 * (mean_hi - mean_lo) ** 2
     between[s[:-1] == s[1:]] = -1.0  # split only between different values
     best = int(torch.argmax(between))
-    return float(s[best]), float(between[best] / s.var(unbiased=False))
+    threshold = float(s[best]) if natural is None else max(float(s[best]), natural)
+    return threshold, float(between[best] / s.var(unbiased=False))
 
 
 def choose_cutoff(rec: Recovery, settings: Any, scores: Tensor) -> tuple[int, dict[str, Any]]:
@@ -153,11 +158,11 @@ def choose_cutoff(rec: Recovery, settings: Any, scores: Tensor) -> tuple[int, di
     # score cutoffs that may extend the rank cutoff
     cap = cut.split_slack * 2.0 * rec.mean_count()
     extensions: dict[str, tuple[int, float]] = {}
-    threshold, separation = split_scores(scores)
+    natural = getattr(settings, "natural", None)
+    threshold, separation = split_scores(scores, natural)
     if math.isfinite(threshold) and separation >= cut.min_separation and rec.separation >= cut.min_separation:
         extensions["split"] = (int((scores >= threshold).sum()), float(rec.above_split.mean()))
     info |= {"split_separation": separation, "cv_separation": rec.separation}
-    natural = getattr(settings, "natural", None)
     if natural is not None:
         extensions["natural"] = (int((scores >= natural).sum()), float(np.mean(rec.held_scores >= natural)))
     info["extensions"] = {name: {"k": k_ext, "cv_recall": r} for name, (k_ext, r) in extensions.items()}
