@@ -109,7 +109,9 @@ def test_a_parameter_only_s_f_uses_is_dampened_and_the_rest_is_bitwise_untouched
     assert outcome["met"] and outcome["tries"] == 1 and outcome["acc_forget"] == 0.0  # z = (u, 1): class 1 now
 
 
-def test_the_search_stops_at_the_first_share_that_meets_rho() -> None:
+@pytest.mark.parametrize("chunk", [32, 3])  # S_f in one chunk; in four, scored no further than needed
+def test_the_search_stops_at_the_first_share_that_meets_rho(chunk: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(potion_module, "CHUNK", chunk)
     k, n_bulk, n_retain = 10, 10_000, 990
     model = PerSample(k, n_bulk)
     task = hand_task(model, [[255 if j == i else 0 for j in range(k)] for i in range(k)], [[0] * k] * n_retain)
@@ -142,7 +144,9 @@ def test_the_search_stops_at_the_first_share_that_meets_rho() -> None:
     assert torch.equal(out.bulk, model.bulk)
     search = task.cache[("potion search", 0)]
     assert len(search.tries) == expected[0]  # no try beyond the stop
-    assert search.tries[-2].acc_forget > rho  # the share before did not meet rho
+    assert search.accuracy(search.tries[-2]) > rho  # the share before did not meet rho
+    if chunk < k:  # the first try has 10 - 3 = 7 right: its first chunk alone (3 right > 2 allowed) settles it
+        assert search.tries[0].score.chunks == 1
 
 
 def test_the_cap_on_tries_is_recorded_when_rho_is_never_met() -> None:

@@ -18,10 +18,11 @@ SSD (methods/ssd.py) with its two settings replaced by a search that needs none:
 
 `rho` = 0.2 by default (REM's runs); the grid is a few `rho` values. The tries are shared by the grid: every
 `rho` walks the same sequence of `s`, so each try is computed once per task (a try whose selection equals
-the previous one's gives the same model and is not recomputed). Each setting's seconds are what it would
-cost alone: importances, the original accuracy on `S_f` and its own tries. The diagnostics record, per
-`rho` searched, the tries, the final `s`, percentile, threshold, number of dampened parameters and
-accuracy on `S_f`, and whether `rho` was met.
+the previous one's gives the same model and is not recomputed); a try writes M_o's dampened values into one
+working copy (the same numbers as a fresh copy, without copying the model each time). Each setting's
+seconds are what it would cost alone: importances, the original accuracy on `S_f` and its own tries. The
+diagnostics record, per `rho` searched, the tries, the final `s`, percentile, threshold, number of
+dampened parameters and accuracy on `S_f`, and whether `rho` was met.
 """
 
 from __future__ import annotations
@@ -38,14 +39,15 @@ import torch
 from torch import Tensor, nn
 
 from corrective.data.base import Split
-from corrective.data.batches import Pipeline
+from corrective.data.batches import Pipeline, one_pass
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.methods.ssd import Importances, cached_importances
-from corrective.metrics import predict
+from corrective.training import device_of
 
 START_DIVISOR = 25.0  # s starts at |S_f| / |S_tr| / 25
 GROWTH = 1.1  # s ← 1.1 · s after a try that did not meet rho
 RHO_GRID = (0.05, 0.1, 0.2, 0.3, 0.5)
+CHUNK = 32  # S_f is scored in chunks; a try that already has too many right is not scored further
 
 
 @dataclass(frozen=True)
@@ -78,11 +80,6 @@ def ratio_pool(ratios: dict[str, Tensor]) -> np.ndarray:
     return np.sort(pool[np.isfinite(pool)])
 
 
-def forget_accuracy(model: nn.Module, forget: Split, pipeline: Pipeline) -> float:
-    """Share of S_f predicted as its given label, as an exact ratio of counts (no float32 rounding at rho · acc)."""
-    return int((predict(model, forget, pipeline) == forget.y.cpu()).sum()) / len(forget)
-
-
 def percentile_of(s: float) -> float:
     """The pool percentile that sets the threshold at share s: 100 − ln(1 + 100·s), at least 0."""
     return max(0.0, 100.0 - math.log1p(100.0 * s))
@@ -98,16 +95,65 @@ def n_selected(ratios: dict[str, Tensor], threshold: float) -> int:
     return sum(int((r > threshold).sum()) for r in ratios.values())
 
 
-@torch.no_grad()
+class Dampener:
+    """M_o dampened at any threshold, written into one working copy: θ ← θ · min(1, I_D / I_f) where
+    I_f / I_D > threshold, every other θ bitwise M_o's. No copy of the model per try."""
+
+    def __init__(self, model: nn.Module, imp_f: Importances, imp_d: Importances, ratios: dict[str, Tensor]) -> None:
+        self.work = copy.deepcopy(model).eval()
+        self.params = dict(self.work.named_parameters())
+        self.current: float | None = None  # the threshold the working copy holds
+        with torch.no_grad():
+            self.orig = {n: p.detach().clone() for n, p in self.params.items()}
+            self.ratios = {n: ratios[n].to(p.device) for n, p in self.params.items()}
+            self.damped = {n: self.orig[n] * (imp_d[n] / imp_f[n]).clamp(max=1.0).to(p.dtype)
+                           for n, p in self.params.items()}
+
+    @torch.no_grad()
+    def at(self, threshold: float) -> nn.Module:
+        """The working copy (inference mode), dampened at `threshold` (valid until the next call)."""
+        if threshold != self.current:
+            for n, p in self.params.items():
+                p.copy_(torch.where(self.ratios[n] > threshold, self.damped[n], self.orig[n]))
+            self.current = threshold
+        return self.work
+
+
 def dampen(model: nn.Module, imp_f: Importances, imp_d: Importances, ratios: dict[str, Tensor],
            threshold: float) -> nn.Module:
     """A copy of `model` with θ ← θ · min(1, I_D / I_f) where I_f / I_D > threshold; every other θ bitwise unchanged."""
-    out = copy.deepcopy(model)
-    for n, p in out.named_parameters():
-        selected = (ratios[n] > threshold).to(p.device)
-        factor = (imp_d[n] / imp_f[n]).clamp(max=1.0).to(p.dtype)
-        p.copy_(torch.where(selected, p * factor, p))
-    return out
+    return Dampener(model, imp_f, imp_d, ratios).at(threshold)
+
+
+class ForgetSet:
+    """S_f's model inputs (prepared once, in chunks of CHUNK) and given labels: what the search stops on."""
+
+    def __init__(self, forget: Split, pipeline: Pipeline, device: torch.device) -> None:
+        batches = list(one_pass(forget.to(device), pipeline, CHUNK))
+        self.x = [b.x for b in batches]
+        self.y = [b.y.cpu() for b in batches]
+        self.n = len(forget)
+
+    @torch.no_grad()
+    def correct(self, model: nn.Module, chunk: int) -> int:
+        """How many samples of one chunk `model` (in inference mode) predicts as their given label."""
+        return int((model(self.x[chunk]).argmax(1).cpu() == self.y[chunk]).sum())
+
+    def accuracy(self, model: nn.Module) -> float:
+        """Share predicted as the given label (inference mode), an exact ratio of counts."""
+        was_training = model.training
+        model.eval()
+        correct = sum(self.correct(model, k) for k in range(len(self.x)))
+        model.train(was_training)
+        return correct / self.n
+
+
+@dataclass
+class Score:
+    """How much of S_f a try has scored so far, and how many of those it predicts as their given label."""
+
+    correct: int = 0
+    chunks: int = 0
 
 
 @dataclass
@@ -116,41 +162,58 @@ class Try:
     percentile: float
     threshold: float
     n_dampened: int
-    acc_forget: float
-    seconds: float  # 0 where the selection equalled the previous try's (same model, not recomputed)
+    score: Score  # shared with the previous try where the selection is the same (same model)
+    seconds: float
 
 
 @dataclass
 class Search:
     """The PTN search of one task, shared by every rho: the tries made so far and each rho's outcome."""
 
-    imp_f: Importances
-    imp_d: Importances
-    ratios: dict[str, Tensor]  # I_f / I_D, float64
-    forget: Split  # S_f, given labels
-    pool: np.ndarray
+    dampener: Dampener
+    forget: ForgetSet  # S_f, given labels
+    pool: np.ndarray  # every finite I_f / I_D, sorted
     start_s: float
     acc_original: float  # Acc_{M_o}(S_f), given labels
     base_seconds: float  # importances + the original accuracy
     tries: list[Try] = field(default_factory=list)
     outcomes: dict[float, dict[str, Any]] = field(default_factory=dict)
 
-    def attempt(self, task: UnlearnTask, i: int) -> Try:
-        """Try number i (0-based), computed once: dampen a fresh copy of M_o at s = start · 1.1^i."""
+    def attempt(self, i: int) -> Try:
+        """Try number i (0-based): the threshold at s = start · 1.1^i and what it selects, made once."""
         while len(self.tries) <= i:
             k = len(self.tries)
             start = time.perf_counter()
             s = self.start_s * GROWTH ** k
             t = threshold_of(self.pool, s)
-            n = n_selected(self.ratios, t)
+            n = n_selected(self.dampener.ratios, t)
             prev = self.tries[-1] if self.tries else None
-            if prev is not None and prev.n_dampened == n:  # selection is monotone in t: same count, same set
-                acc = prev.acc_forget
-            else:
-                model = dampen(task.model, self.imp_f, self.imp_d, self.ratios, t)
-                acc = forget_accuracy(model, self.forget, task.pipeline)
-            self.tries.append(Try(s, percentile_of(s), t, n, acc, time.perf_counter() - start))
+            same = prev is not None and prev.n_dampened == n  # selection is monotone in t: same count, same set
+            self.tries.append(Try(s, percentile_of(s), t, n, prev.score if same else Score(),  # type: ignore[union-attr]
+                                  time.perf_counter() - start))
         return self.tries[i]
+
+    def score_chunk(self, tr: Try) -> None:
+        start = time.perf_counter()
+        tr.score.correct += self.forget.correct(self.dampener.at(tr.threshold), tr.score.chunks)
+        tr.score.chunks += 1
+        tr.seconds += time.perf_counter() - start
+
+    def meets(self, tr: Try, goal: float) -> bool:
+        """Acc(S_f) <= goal at this try. S_f is scored chunk by chunk, and no further once more samples are
+        right than the goal allows: the answer is the same as scoring all of it."""
+        while True:
+            if tr.score.correct / self.forget.n > goal:
+                return False
+            if tr.score.chunks == len(self.forget.x):
+                return True
+            self.score_chunk(tr)
+
+    def accuracy(self, tr: Try) -> float:
+        """Acc(S_f) at this try, scoring what is left of S_f."""
+        while tr.score.chunks < len(self.forget.x):
+            self.score_chunk(tr)
+        return tr.score.correct / self.forget.n
 
 
 def task_search(task: UnlearnTask, settings: PotionSettings) -> Search:
@@ -158,12 +221,11 @@ def task_search(task: UnlearnTask, settings: PotionSettings) -> Search:
     if key not in task.cache:
         imp_f, imp_d, imp_seconds = cached_importances(task, "label_free", "retain", False, settings.batch_size)
         start = time.perf_counter()
-        forget = task.forget()
-        acc = forget_accuracy(task.model, forget, task.pipeline)
+        forget = ForgetSet(task.forget(), task.pipeline, device_of(task.model))
         start_s = len(task.forget_ids) / len(task.train) / START_DIVISOR
         ratios = ratios_of(imp_f, imp_d)
-        task.cache[key] = Search(imp_f, imp_d, ratios, forget, ratio_pool(ratios), start_s, acc,
-                                 imp_seconds + time.perf_counter() - start)
+        task.cache[key] = Search(Dampener(task.model, imp_f, imp_d, ratios), forget, ratio_pool(ratios), start_s,
+                                 forget.accuracy(task.model), imp_seconds + time.perf_counter() - start)
     return task.cache[key]
 
 
@@ -173,17 +235,18 @@ def search(task: UnlearnTask, settings: PotionSettings) -> tuple[nn.Module, floa
     goal = settings.rho * srch.acc_original
     met = False
     for i in range(settings.max_tries):
-        tr = srch.attempt(task, i)
-        if tr.acc_forget <= goal:
+        tr = srch.attempt(i)
+        if srch.meets(tr, goal):
             met = True
             break
+    acc = srch.accuracy(tr)
     start = time.perf_counter()
-    model = dampen(task.model, srch.imp_f, srch.imp_d, srch.ratios, tr.threshold)
+    model = copy.deepcopy(srch.dampener.at(tr.threshold))
     seconds = srch.base_seconds + sum(t.seconds for t in srch.tries[: i + 1]) + time.perf_counter() - start
     srch.outcomes[settings.rho] = {
         "rho": settings.rho, "met": met, "tries": i + 1, "max_tries": settings.max_tries, "s": tr.s,
         "percentile": tr.percentile, "threshold": tr.threshold, "n_dampened": tr.n_dampened,
-        "acc_forget": tr.acc_forget}
+        "acc_forget": acc}
     return model, seconds
 
 
@@ -204,7 +267,7 @@ def ptn_diagnostics(task: UnlearnTask) -> dict[str, Any]:
     srch = searches[0]
     return {"ptn_search": {
         "start_s": srch.start_s, "growth": GROWTH, "acc_forget_original": srch.acc_original,
-        "n_ratios": int(srch.pool.size), "n_params": sum(p.numel() for p in srch.imp_f.values()),
+        "n_ratios": int(srch.pool.size), "n_params": sum(r.numel() for r in srch.dampener.ratios.values()),
         "outcomes": [srch.outcomes[r] for r in sorted(srch.outcomes)]}}
 
 
