@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import pytest
@@ -17,7 +18,7 @@ def ids(sets=None, device="cpu"):
 def test_stage_order_and_dependencies():
     jobs = plan(load_spec("smoke"), "cpu")
     stages = [j.stage for j in jobs]
-    assert stages == sorted(stages, key=["original", "oracle", "unlearn"].index)
+    assert stages == sorted(stages, key=["original", "oracle", "expand", "unlearn"].index)
     originals = {j.id for j in jobs if j.stage == "original"}
     assert len(originals) == 3  # three manipulations x one size x one seed
     for j in jobs:
@@ -73,3 +74,30 @@ def test_execution_fields_do_not_change_ids():
 def test_duplicate_experiments_refused():
     with pytest.raises(UserError, match="same experiment twice"):
         plan(load_spec("smoke", sets={"models": ["default", "cnn_small"]}), "cpu")
+
+
+def test_default_axes_keep_the_ids_and_new_values_add_jobs():
+    base = plan(load_spec("smoke"), "cpu")
+    assert ids() == ids({"selection": ["paper"], "max_class_drop": 0.1})  # paper ignores max_class_drop
+    both = plan(load_spec("smoke", sets={"selection": ["paper", "guarded"]}), "cpu")
+    assert {j.id for j in base} < {j.id for j in both}
+    guarded = [j for j in both if j.stage == "unlearn" and j.params["selection"] == "guarded"]
+    assert len(guarded) == sum(j.stage == "unlearn" for j in base)
+    assert all("selection=guarded" in j.label for j in guarded)
+    drop = {j.id for j in plan(load_spec("smoke", sets={"selection": ["guarded"], "max_class_drop": 0.1}), "cpu")}
+    assert drop.isdisjoint(j.id for j in guarded)  # the guard's limit is part of a guarded job's id
+
+
+def test_self_selecting_and_oracle_methods_collapse_the_axes(monkeypatch):
+    from corrective.methods import METHODS
+
+    plan_module = sys.modules["corrective.bench.plan"]
+
+    spec = load_spec("smoke", sets={"selection": ["paper", "guarded"]})
+    assert plan_module.method_axes(spec, "ssd") == [("none", "paper"), ("none", "guarded")]
+    fake = dataclasses.replace(METHODS["none"], selection="guarded", expand="auto")
+    monkeypatch.setitem(METHODS, "none", fake)
+    assert plan_module.method_axes(spec, "none") == [("auto", "guarded")]
+    bound = dataclasses.replace(METHODS["ssd"], is_method=False)
+    monkeypatch.setitem(METHODS, "ssd", bound)
+    assert plan_module.method_axes(spec, "ssd") == [("none", "paper"), ("none", "guarded")]

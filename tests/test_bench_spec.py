@@ -15,6 +15,9 @@ def test_defaults_and_overrides():
     spec = load_spec("smoke", sets={"seeds": [1, 2], "alphas": 0.3, "methods.none.grid": True, "steps": 5})
     assert spec.seeds == (1, 2) and spec.alphas == (0.3,) and spec.steps == 5
     assert {m.name: m.grid for m in spec.methods}["none"] is True
+    assert spec.selection == ("paper",) and spec.expand == ("none",) and spec.max_class_drop == 0.05
+    spec = load_spec("smoke", sets={"selection": "guarded", "max_class_drop": 0.1})
+    assert spec.selection == ("guarded",) and spec.max_class_drop == 0.1
 
 
 @pytest.mark.parametrize(
@@ -33,6 +36,11 @@ def test_defaults_and_overrides():
         ({"executor": "dask"}, "bench spec: executor: unknown value 'dask'; known: local, ray"),
         ({"oracle": "yes"}, "bench spec: oracle: expected true or false"),
         ({"steps": -1}, "bench spec: steps: must be >= 0"),
+        ({"selection": "best"}, "bench spec: selection[0]: unknown value 'best'; known: paper, guarded"),
+        ({"selection": ["paper", "paper"]}, "bench spec: selection: has duplicates"),
+        ({"max_class_drop": 5}, "bench spec: max_class_drop: must be a fraction in [0, 1)"),
+        ({"expand": []}, "bench spec: expand: must not be empty"),
+        ({"expand": [3]}, "bench spec: expand[0]: expected a string, got 3"),
     ],
 )
 def test_structure_errors_name_the_field(raw, message):

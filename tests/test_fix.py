@@ -83,6 +83,14 @@ def test_fix_guarded_selection_compares_classes_on_the_held_out_data(user_files:
     assert len(cand["val_per_class_acc"]) == 10 and cand["val_class_drop"] == 0.0
 
 
+def test_fix_defaults_to_auto_expanding_the_flagged_set(user_files: Path, tmp_path: Path) -> None:
+    r = fix(user_files, tmp_path / "fixed", "--flagged", str(user_files / "flagged.txt"), "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["method"] == "auto" and summary["expand"] == "auto" and summary["selection"] == "guarded"
+    assert summary["n_flagged"] == 10 and summary["n_expanded"] >= 0 and "guard_fallback" in summary
+
+
 @pytest.mark.parametrize(
     ("content", "extra", "needle"),
     [
@@ -92,6 +100,7 @@ def test_fix_guarded_selection_compares_classes_on_the_held_out_data(user_files:
         ("1 2", ["--model", "resnet9"], "does not fit the model"),
         ("1 2", ["--mean", "0.1,0.2"], "channels"),
         ("1 2", ["--selection", "best"], "unknown selection rule 'best'"),
+        ("1 2", ["--expand", "nope"], "unknown expansion strategy 'nope'"),
         ("1 2", ["--selection", "guarded", "--max-class-drop", "-1"], "max_class_drop must be a fraction"),
     ],
 )

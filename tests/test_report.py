@@ -18,7 +18,7 @@ import pytest
 from corrective.errors import UserError
 from corrective.report import build_document, read_results, record_rows, to_row, write_report
 from corrective.report import plots as report_plots
-from corrective.report.aggregate import Stat, build_groups, score_rows, timing_rows
+from corrective.report.aggregate import Stat, build_groups, expansion_cells, score_rows, timing_rows
 from corrective.report.content import alpha_star_table, detail_table, holes, table1
 from report_records import grid, original, realistic, record, write
 
@@ -275,6 +275,50 @@ def test_report_imports_no_methods_bench_or_training() -> None:
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+
+
+def expansion_record(manipulation: str, strategy: str, alpha: float, seed: int, precision: float,
+                     recall: float) -> dict[str, Any]:
+    """A record of the bench's expand stage."""
+    return {"job_id": f"x-{manipulation}-{strategy}-{alpha}-{seed}", "stage": "expand", "dataset": "digits",
+            "model": "cnn", "training": "standard", "manipulation": manipulation, "size": 0.05, "seed": seed,
+            "method": None, "alpha": alpha, "expand": strategy, "expand_chosen": "neighbours" if strategy == "auto"
+            else strategy, "n_expanded": 50, "expand_seconds": 0.5, "expand_precision": precision,
+            "expand_recall": recall}
+
+
+def test_expansions_and_guarded_selection_are_their_own_entries(tmp_path: Path) -> None:
+    recs = grid(flat(0.5), methods=("none", "oracle", "ssd"), alphas=[0.1, 0.5], seeds=(0, 1))
+    recs += [r | {"expand": "auto", "n_expanded": 50, "expand_seconds": 2.0, "expand_precision": 0.9,
+                  "expand_recall": 0.8, "job_id": r["job_id"] + "-x", "acc_corr": 0.9}
+             for r in recs if r["method"] == "ssd"]
+    recs += [r | {"selection": "guarded", "guard_fallback": False, "job_id": r["job_id"] + "-g", "acc_corr": 0.7}
+             for r in recs if r["method"] == "ssd" and "expand" not in r]
+    recs += [expansion_record("poison", s, a, seed, p, 0.5 + 0.4 * a)
+             for s, p in (("auto", 0.95), ("neighbours", 0.8)) for a in (0.1, 0.5) for seed in (0, 1)]
+    results = read_results(write(tmp_path / "r", recs))
+    assert len(results.expansions) == 8 and all(r.method != "auto" for r in results.rows)
+    (g,) = build_groups(results)[0]
+    assert g.curves == ["ssd", "ssd+auto", "ssd[guarded]"]
+    assert g.cell("ssd+auto", 0.1, "acc_corr").mean == pytest.approx(0.9)
+    assert g.cell("ssd[guarded]", 0.5, "acc_corr").mean == pytest.approx(0.7)
+    timing = {t.method: t.seconds.mean for t in timing_rows([g])}
+    assert timing["ssd+auto"] == pytest.approx(timing["ssd"] + 2.0)  # the expansion's time counts
+    doc = build_document(results, with_plots=report_plots.available())
+    (sec,) = [s for s in doc.sections if s.anchor == "expansion"]
+    (table,) = [i for i in sec.items if hasattr(i, "rows")]
+    cells = {(r[0].text, r[2].text): (r[3].text, r[4].text, r[7].text) for r in table.rows}
+    assert cells[("auto", "0.1")] == ("95.0 ± 0.0", "54.0 ± 0.0", "neighbours")
+    assert cells[("neighbours", "0.5")][1] == "70.0 ± 0.0"
+    if report_plots.available():
+        (fig,) = [i for i in sec.items if hasattr(i, "png")]
+        assert fig.name.startswith("expansion-") and fig.png[:4] == b"\x89PNG"
+        panels = report_plots.expansion_curves({"poison": expansion_cells(results.expansions)})
+        lines = {c.get_label(): list(c.lines[0].get_ydata()) for c in panels.axes[0].containers}
+        assert lines["auto precision"] == pytest.approx([95.0, 95.0])
+        assert lines["neighbours recall"] == pytest.approx([54.0, 70.0])
+    none = build_document(read_results(write(tmp_path / "n", recs[:6])), with_plots=False)
+    assert "No expansion records" in next(s for s in none.sections if s.anchor == "expansion").items[0]
 
 
 def test_defence_view_table_of_poisoning_settings(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +17,11 @@ from torch import nn
 from corrective.data import Dataset, Split, get_info, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
-from corrective.expand import Expansion, expand
+from corrective.expand import Expansion, expand, get_strategy
+from corrective.expand import expand as expand_fn  # for functions whose `expand` argument names a strategy
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import (
+    EXPANSION_CACHE,
     UnlearnTask,
     get_method,
     make_settings,
@@ -306,6 +308,48 @@ def flagged_ids(run: Run, alpha: float, false_flags: float = 0.0) -> tuple[torch
     return torch.cat([forget_ids.cpu(), extra]), n_false
 
 
+def check_expand(method: str, expand: str) -> None:
+    """An unknown strategy, or --expand on a method that expands S_f itself or on an oracle bound: one clear line."""
+    get_strategy(expand)
+    expansion_for(method, expand, None, lambda strategy: None)
+
+
+def expansion_for(method: str, expand: str, expansion: Any, compute: Callable[[str], Any]) -> Any:
+    """The expansion a (method, --expand) pair uses, or None: the given one, else computed by `compute(strategy)`.
+
+    A method that expands S_f itself (`MethodInfo.expand`, e.g. auto) takes only its own strategy.
+    """
+    info = get_method(method)
+    if info.expand is not None:
+        if expand not in ("none", info.expand):
+            raise UserError(f"method {method!r} expands S_f itself (strategy {info.expand!r}); drop --expand {expand}")
+        strategy = info.expand
+    else:
+        strategy = expand
+    if strategy == "none":
+        if expansion is not None:
+            raise UserError("an expansion was given but expand is 'none'; name its strategy")
+        return None
+    if not info.is_method:
+        raise UserError(f"{method!r} is an oracle bound handed every manipulated id; expansion does not apply")
+    if expansion is not None:
+        if expansion.strategy != strategy:
+            raise UserError(f"the given expansion is by {expansion.strategy!r}, not {strategy!r}")
+        return expansion
+    return compute(strategy)
+
+
+def expansion_task(task: UnlearnTask, method: str, expansion: Any) -> UnlearnTask:
+    """The task the method runs on: S_f replaced by the expanded set, or (for a method that expands itself)
+    S_f with the expansion left in `task.cache`, so the method does not compute it again."""
+    if expansion is None:
+        return task
+    if get_method(method).expand is not None:
+        task.cache[EXPANSION_CACHE] = expansion
+        return task
+    return replace(task, forget_ids=expansion.ids.to(task.forget_ids.device))
+
+
 def unlearn(
     run: Run,
     method: str,
@@ -315,6 +359,8 @@ def unlearn(
     grid: bool | list[dict[str, Any]] = False,
     selection: str | None = None,
     max_class_drop: float | None = None,
+    expand: str = "none",
+    expansion: Any = None,
     progress: bool | None = None,
     false_flags: float = 0.0,
 ) -> UnlearnResult:
@@ -324,21 +370,39 @@ def unlearn(
     `settings` applied on top, is a candidate. `selection` is `paper` or `guarded` (on the clean
     validation split; default: the method's own choice, else `paper`). `false_flags` adds
     round(false_flags * |S_f|) clean training samples to the flagged set (`Manipulation.false_flag_ids`):
-    the method and the selection rule see them as flagged; every metric of the manipulation still reads
-    the true S_m.
+    the method and the selection rule see them as flagged. `expand` names a strategy of
+    `corrective.expand`: the method is handed the flagged set with the samples it adds (an `expansion`
+    already computed for this run, alpha and false flags may be given). Every metric of the manipulation
+    still reads the true S_m and the test domains; `forget_changed` (and so the selection score) is about
+    the set the method acted on.
     """
     info = get_method(method)
     rule = resolve_selection(method, selection, max_class_drop)
     forget_ids, n_false = flagged_ids(run, alpha, false_flags)
     task = make_task(run, forget_ids, oracle=not info.is_method, progress=progress)
+    exp = expansion_for(method, expand, expansion,
+                        lambda s: expand_run(run, alpha, s, false_flags=false_flags, progress=progress))
+    task = expansion_task(task, method, exp)
+    acted_on = forget_ids if exp is None else exp.ids
     reference = per_class_accuracy(run.model, run.dataset.val, Pipeline.of(run.dataset), run.dataset.num_classes)
 
     def measure(model: nn.Module) -> dict[str, Any]:
-        metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=forget_ids,
+        metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=acted_on,
                            original=run.metrics)
         return {"alpha": alpha, "false_flags": false_flags, "n_false_flags": n_false, **metrics}
 
-    return run_candidates(task, method, settings, grid, measure, rule, reference)
+    result = run_candidates(task, method, settings, grid, measure, rule, reference)
+    return with_expansion(result, exp, len(forget_ids))
+
+
+def with_expansion(result: UnlearnResult, expansion: Any, n_flagged: int) -> UnlearnResult:
+    """Every record says which expansion (if any) the method's forget set came from, and how big S_f was."""
+    extra = {"expand": "none", "n_expanded": 0, "n_flagged": n_flagged}
+    if expansion is not None:
+        extra |= expansion.to_record() | {"n_forget": len(expansion.ids)}
+    for r in result.records:
+        r |= extra
+    return result
 
 
 def read_flagged(path: str | Path) -> torch.Tensor:
@@ -372,14 +436,16 @@ def expand_run(
     strategy: str = "auto",
     settings: dict[str, Any] | None = None,
     *,
+    false_flags: float = 0.0,
     progress: bool | None = None,
 ) -> Expansion:
-    """Expand the first `alpha` share of a run's manipulated ids, seeing only what a method sees.
+    """Expand the first `alpha` share of a run's manipulated ids (with `false_flags`, as `unlearn` flags them),
+    seeing only what a method sees.
 
     The strategy gets the model, the training split as given and S_f; S_m stays here (compare with
     `metrics.expansion_quality(expansion.ids, forget_ids, run.manipulation.ids)`).
     """
-    forget_ids = run.manipulation.forget_ids(alpha)
+    forget_ids, _ = flagged_ids(run, alpha, false_flags)
     if len(forget_ids) == 0:
         raise UserError("the run has no manipulated samples to flag (manipulation 'none'); nothing to expand")
     return expand(run.model, run.train_split, forget_ids, Pipeline.of(run.dataset), strategy, settings,
@@ -413,6 +479,7 @@ def correct(
     grid: bool = False,
     selection: str | None = None,
     max_class_drop: float | None = None,
+    expand: str = "none",
     seed: int = 0,
     progress: bool | None = None,
 ) -> UnlearnResult:
@@ -423,6 +490,8 @@ def correct(
     steps). With `grid`, settings are chosen on `held_out`, trusted clean data, by the paper's rule
     (0.5 * accuracy on it + 0.5 * share of flagged samples whose prediction changed) or by `guarded`
     (the same among candidates losing at most `max_class_drop` on every class of `held_out`).
+    `expand` names a strategy of `corrective.expand` that adds to `flagged` the training samples that
+    look manipulated like them; the method is then handed the expanded set (`forget_changed` is about it).
     """
     flagged = check_flagged(train, flagged)
     info = get_method(method)
@@ -437,7 +506,14 @@ def correct(
     num_classes = int(spec.num_classes)
     reference = None if held_out is None else per_class_accuracy(model, held_out, pipeline, num_classes)
     task = UnlearnTask(model, train, flagged, pipeline, config, spec, seed, progress)
-    flagged_split = task.forget()
+
+    def compute(strategy: str) -> Any:
+        return expand_fn(model, train, flagged, pipeline, strategy, seed=seed, progress=progress)
+
+    exp = expansion_for(method, expand, None, compute)
+    task = expansion_task(task, method, exp)
+    acted_on = flagged if exp is None else exp.ids
+    flagged_split = train.subset(train.positions_of(acted_on))
     before = predict(model, flagged_split, pipeline)
 
     def measure(new: nn.Module) -> dict[str, Any]:
@@ -450,7 +526,8 @@ def correct(
             "flagged_given_label_acc": float((after == flagged_split.y.cpu()).float().mean()),
         }
 
-    return run_candidates(task, method, settings, grid, measure, rule, reference)
+    result = run_candidates(task, method, settings, grid, measure, rule, reference)
+    return with_expansion(result, exp, len(flagged))
 
 
 def bench(

@@ -24,11 +24,14 @@ import torch
 from corrective.bench.plan import Job
 from corrective.bench.relearn import relearn
 from corrective.errors import UserError
+from corrective.expand import Expansion
 from corrective.manipulations import setting_fields
+from corrective.metrics import expansion_quality
 from corrective.runs import MANIFEST, dumps, read_manifest, versions
 
 RESULTS = "results.jsonl"
 MODELS = "models"
+EXPANSIONS = "expansions"  # <out>/expansions/<id>.json: one expanded forget set per (original, alpha, strategy)
 LOGS = "logs"
 CONFIG_KEYS = ("dataset", "model", "training", "manipulation", "size", "seed", "train_preset", "steps")
 
@@ -49,7 +52,8 @@ def execute(job: Job, out: str) -> dict[str, Any]:
         try:
             if job.params["device_type"] == "cpu":
                 torch.set_num_threads(1)
-            record = train_original(job, out_dir) if job.stage == "original" else unlearn(job, out_dir)
+            stages = {"original": train_original, "expand": expand, "oracle": unlearn, "unlearn": unlearn}
+            record = stages[job.stage](job, out_dir)
         except UserError as e:
             print(f"failed: {e}")
             raise UserError(f"{job.label}: {e} (log: {log_path})") from None
@@ -105,21 +109,68 @@ def train_original(job: Job, out: Path) -> dict[str, Any]:
             "n_manipulated": len(man["manipulation"]["ids"]), **man["metrics"], **probe}
 
 
-def unlearn(job: Job, out: Path) -> dict[str, Any]:
-    """One method at one alpha over its grid, from the cached original; the selected candidate's record."""
+def expansion_path(out: Path, expansion_id: str) -> Path:
+    return Path(out) / EXPANSIONS / f"{expansion_id}.json"
+
+
+def expand(job: Job, out: Path) -> dict[str, Any]:
+    """Expand S_f of one (original, alpha) by one strategy, once: the expanded set is cached as JSON by the job's id
+    and shared by every method and setting that uses it; the record adds its precision and recall of S_m."""
     from corrective import api
 
     p = job.params
     run = api.load_run(model_dir(out, p["original_id"]), device=p["device_type"])
-    result = api.unlearn(run, p["method"], p["alpha"], grid=p["grid"], progress=False,
-                         false_flags=p.get("false_flags", 0.0))
+    exp = api.expand_run(run, p["alpha"], p["expand"], false_flags=p.get("false_flags", 0.0), progress=False)
+    path = expansion_path(out, job.id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(dumps(expansion_json(exp)))
+    os.replace(tmp, path)
+    print(f"  {exp.strategy} ({exp.chosen}): {len(exp.added)} added to {len(exp.ids) - len(exp.added)} in "
+          f"{exp.seconds:.1f} s")
+    flagged = api.flagged_ids(run, p["alpha"], p.get("false_flags", 0.0))[0]
+    return {**_base(job), **run.manipulation.setting_fields(), "method": None, "alpha": p["alpha"],
+            "false_flags": p.get("false_flags", 0.0), "original_id": p["original_id"], "n_flagged": len(flagged),
+            "n_manipulated": len(run.manipulation.ids), **exp.to_record(),
+            **expansion_quality(exp.ids, flagged, run.manipulation.ids)}
+
+
+def expansion_json(exp: Any) -> dict[str, Any]:
+    return {"strategy": exp.strategy, "chosen": exp.chosen, "ids": exp.ids.tolist(), "added": exp.added.tolist(),
+            "scores": exp.scores.tolist(), "seconds": exp.seconds, "details": exp.details}
+
+
+def load_expansion(out: Path, expansion_id: str) -> Any:
+    """The cached expansion written by the expand job `expansion_id`."""
+    path = expansion_path(out, expansion_id)
+    if not path.exists():
+        raise RuntimeError(f"the expansion {path} its job should have written is missing; re-run the bench")
+    d = json.loads(path.read_text())
+    return Expansion(d["strategy"], d["chosen"], torch.tensor(d["ids"], dtype=torch.long),
+                     torch.tensor(d["added"], dtype=torch.long), torch.tensor(d["scores"]), float(d["seconds"]),
+                     d["details"])
+
+
+def unlearn(job: Job, out: Path) -> dict[str, Any]:
+    """One method at one alpha over its grid, from the cached original (and expansion); the selected candidate's
+    record."""
+    from corrective import api
+
+    p = job.params
+    run = api.load_run(model_dir(out, p["original_id"]), device=p["device_type"])
+    exp = load_expansion(out, p["expansion_id"]) if p.get("expansion_id") else None
+    result = api.unlearn(run, p["method"], p["alpha"], grid=p["grid"], selection=p.get("selection", "paper"),
+                         max_class_drop=p.get("max_class_drop"), expand=p.get("expand", "none"), expansion=exp,
+                         progress=False, false_flags=p.get("false_flags", 0.0))
     candidates = [{k: v for k, v in r.items() if k != "diagnostics"} for r in result.records]  # kept once, below
     for c in candidates:
         print(f"  {json.dumps(c['settings'])}: acc_corr {c['acc_corr']} acc_retain {c['acc_retain']} "
               f"selected {c['selected']}")
     chosen = {k: v for k, v in result.record.items() if k not in ("method", "alpha")}
+    flagged = api.flagged_ids(run, p["alpha"], p.get("false_flags", 0.0))[0]
+    quality = {} if exp is None else expansion_quality(exp.ids, flagged, run.manipulation.ids)
     if p.get("relearn"):  # the selected model only, after the method and the selection are done
         chosen |= relearn(run, result.model)
     return {**_base(job), **run.manipulation.setting_fields(), "method": p["method"], "alpha": p["alpha"],
-            "original_id": p["original_id"], **chosen,
+            "original_id": p["original_id"], **chosen, **quality,
             "grid_size": len(candidates), "candidates": candidates}

@@ -1,10 +1,11 @@
 """The planner: a spec becomes jobs with stable ids and stage dependencies.
 
 Stages: the original model per (dataset, model, training, manipulation, size, seed), then its
-oracle, then one unlearning job per (original, method, alpha) running the method's grid and
-the selection rule. A job's id hashes everything that determines its result (the resolved
-training recipe, settings with defaults filled in, seed, device type, package versions), so a
-changed setting gives a new id and nothing stale is reused.
+oracle, then one expansion of S_f per (original, alpha, false flags, strategy) that some job uses,
+then one unlearning job per (original, method, false flags, alpha, expansion strategy, selection
+rule) running the method's grid and the selection rule. A job's id hashes everything that
+determines its result (the resolved training recipe, settings with defaults filled in, seed,
+device type, package versions), so a changed setting gives a new id and nothing stale is reused.
 """
 
 from __future__ import annotations
@@ -23,13 +24,13 @@ from corrective.errors import UserError
 from corrective.methods import METHODS
 from corrective.training import get_preset
 
-STAGES = ("original", "oracle", "unlearn")
+STAGES = ("original", "oracle", "expand", "unlearn")
 
 
 @dataclass(frozen=True)
 class Job:
     id: str
-    stage: str  # original | oracle | unlearn
+    stage: str  # original | oracle | expand | unlearn
     params: dict[str, Any]  # what the worker needs (JSON values)
     deps: tuple[str, ...] = ()  # ids of jobs that must finish first
 
@@ -41,7 +42,10 @@ class Job:
         if self.stage == "original":
             return f"train {where}"
         flags = f" ff={p['false_flags']:g}" if p.get("false_flags") else ""
-        return f"{p['method']} a={p['alpha']}{flags} {where}"
+        if self.stage == "expand":
+            return f"expand {p['expand']} a={p['alpha']}{flags} {where}"
+        extra = "".join(f" {k}={p[k]}" for k, d in (("expand", "none"), ("selection", "paper")) if p.get(k, d) != d)
+        return f"{p['method']} a={p['alpha']}{flags}{extra} {where}"
 
 
 def job_id(key: dict[str, Any]) -> str:
@@ -70,7 +74,7 @@ def plan(spec: BenchSpec, device_type: str) -> list[Job]:
     oracle_grid = settings_grid(ORACLE, MethodSpec(ORACLE, False)) if ORACLE in METHODS else []
     check_data(spec)
     relearn = {"relearn": True} if spec.relearn else {}  # in the key only when on: a spec without it keeps its ids
-    originals, oracles, unlearns = [], [], []
+    originals, oracles, expands, unlearns = [], [], [], []
     for dataset in spec.datasets:
         for model in spec.models:
             model_name = get_info(dataset).model if model == "default" else model
@@ -91,25 +95,67 @@ def plan(spec: BenchSpec, device_type: str) -> list[Job]:
                                 originals.append(orig)
                                 if spec.oracle and ORACLE in METHODS:
                                     oracles.append(_unlearn_job(orig, "oracle", ORACLE, 1.0, oracle_grid))
+                                expansions: dict[tuple[float, float, str], Job] = {}
                                 for name, grid in methods.items():
                                     for flags in spec.false_flags:
                                         for alpha in spec.alphas:
-                                            unlearns.append(_unlearn_job(orig, "unlearn", name, alpha, grid, flags))
-    jobs = originals + oracles + unlearns
+                                            for strategy, rule in method_axes(spec, name):
+                                                exp = None
+                                                if strategy != "none":
+                                                    k = (alpha, flags, strategy)
+                                                    if k not in expansions:
+                                                        expansions[k] = _expand_job(orig, alpha, strategy, flags)
+                                                    exp = expansions[k]
+                                                unlearns.append(_unlearn_job(orig, "unlearn", name, alpha, grid,
+                                                                             flags, exp=exp, rule=rule,
+                                                                             max_drop=spec.max_class_drop))
+                                expands.extend(expansions.values())
+    jobs = originals + oracles + expands + unlearns
     ids = [j.id for j in jobs]
     if len(set(ids)) != len(ids):
         raise UserError("bench spec: the spec names the same experiment twice (duplicate jobs); remove the repeat")
     return jobs
 
 
+def method_axes(spec: BenchSpec, method: str) -> list[tuple[str, str]]:
+    """The (expansion strategy, selection rule) pairs a method runs with.
+
+    A method with its own expansion or rule (`MethodInfo.expand` / `.selection`: auto) keeps it, so the
+    spec's axes collapse to one value for it; an oracle bound (handed S_m) is never expanded.
+    """
+    info = METHODS[method]
+    strategies = [info.expand] if info.expand else list(spec.expand) if info.is_method else ["none"]
+    rules = [info.selection] if info.selection else list(spec.selection)
+    return list(dict.fromkeys((e, r) for e in strategies for r in rules))
+
+
+def _expand_job(orig: Job, alpha: float, strategy: str, false_flags: float = 0.0) -> Job:
+    """One expansion of S_f (false flags included) per (original, alpha, false flags, strategy)."""
+    flags = {"false_flags": false_flags} if false_flags else {}
+    key = {"stage": "expand", "original": orig.id, "alpha": alpha, "expand": strategy, **flags,
+           "versions": versions_key()}
+    params = {**orig.params, "original_id": orig.id, "alpha": alpha, "expand": strategy, "false_flags": false_flags}
+    return Job(job_id(key), "expand", params, (orig.id,))
+
+
 def _unlearn_job(orig: Job, stage: str, method: str, alpha: float, grid: list[dict[str, Any]],
-                 false_flags: float = 0.0) -> Job:
+                 false_flags: float = 0.0, *, exp: Job | None = None, rule: str = "paper",
+                 max_drop: float = 0.05) -> Job:
+    """One method at one alpha. The defaults (no false flags, expand none, the paper's rule) add nothing to the
+    id, so specs written before these axes existed keep their jobs' ids."""
     flags = {"false_flags": false_flags} if false_flags else {}  # no false flags: the id of before the axis
     key = {"stage": stage, "original": orig.id, "method": method, "alpha": alpha, "grid": grid, **flags,
            "versions": versions_key()}
+    strategy = "none" if exp is None else exp.params["expand"]
+    if exp is not None:
+        key |= {"expand": strategy, "expansion": exp.id}
+    if rule != "paper":
+        key |= {"selection": rule, "max_class_drop": max_drop}
     params = {**orig.params, "original_id": orig.id, "method": method, "alpha": alpha, "grid": grid,
-              "false_flags": false_flags}
-    return Job(job_id(key), stage, params, (orig.id,))
+              "false_flags": false_flags, "expand": strategy, "expansion_id": None if exp is None else exp.id,
+              "selection": rule, "max_class_drop": max_drop}
+    deps = (orig.id,) if exp is None else (orig.id, exp.id)
+    return Job(job_id(key), stage, params, deps)
 
 
 def check_data(spec: BenchSpec) -> None:

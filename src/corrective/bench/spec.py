@@ -17,6 +17,7 @@ from typing import Any
 
 from corrective.errors import UserError
 from corrective.manipulations import CORNERS
+from corrective.methods.selection import SELECTIONS
 from corrective.names import SETTINGS
 
 if sys.version_info >= (3, 11):
@@ -80,6 +81,11 @@ class BenchSpec:
     executor: str = "local"
     workers: int = 0  # 0: one per core on CPU, one per GPU on CUDA
     address: str = ""  # ray: cluster address ("auto" joins a running cluster; empty starts a local one)
+    # Selection rules (methods.selection.SELECTIONS), an axis; a method with its own rule (auto) keeps it.
+    selection: tuple[str, ...] = ("paper",)
+    max_class_drop: float = 0.05  # the guarded rule's limit on any class's fall of validation accuracy
+    # Forget-set expansion strategies (corrective.expand), an axis: "none" hands the method S_f as found.
+    expand: tuple[str, ...] = ("none",)
 
 
 FIELDS = {f.name for f in fields(BenchSpec)}
@@ -257,7 +263,17 @@ def parse_spec(raw: dict[str, Any]) -> BenchSpec:
         executor=_choice("executor", get("executor", d.executor), EXECUTORS),
         workers=_int("workers", get("workers", d.workers), 0),
         address=_str("address", get("address", d.address)),
+        selection=_list("selection", get("selection", list(d.selection)), lambda w, v: _choice(w, v, SELECTIONS)),
+        max_class_drop=_max_drop("max_class_drop", get("max_class_drop", d.max_class_drop)),
+        expand=_list("expand", get("expand", list(d.expand)), _str),
     )
+
+
+def _max_drop(where: str, value: Any) -> float:
+    v = _number(where, value)
+    if not 0 <= v < 1:
+        raise fail(where, f"must be a fraction in [0, 1) (0.05 = 5 points), got {v}")
+    return v
 
 
 def _bool(where: str, value: Any) -> bool:
@@ -357,6 +373,13 @@ def check_spec(spec: BenchSpec) -> None:
             raise fail("methods", f"unknown method {m.name!r}; known: {known}")
     for name, m in method_specs(spec).items():
         settings_grid(name, m)
+    strategies = [s for s in spec.expand if s != "none"]
+    if strategies:
+        from corrective.expand import list_strategies
+
+        for i, name in enumerate(spec.expand):
+            if name not in list_strategies():
+                raise fail(f"expand[{i}]", f"unknown strategy {name!r}; known: {', '.join(list_strategies())}")
 
 
 def method_specs(spec: BenchSpec) -> dict[str, MethodSpec]:

@@ -20,10 +20,13 @@ from corrective.runs import dumps
 
 # A setting: the manipulation with its size and settings (None where it takes none), the false-flag share.
 SETTING_KEYS = ("dataset", "model", "training", "manipulation", "size", *RECORD_SETTINGS, "false_flags")
-GROUP_KEYS = (*SETTING_KEYS, "method", "alpha")
+GROUP_KEYS = (*SETTING_KEYS, "method", "expand", "selection", "alpha")
+AXIS_DEFAULTS = {"expand": "none", "selection": "paper"}  # what records written before these axes existed used
 SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success",
-                   "c_acc", "asr", "r_acc", "der", "unlearn_seconds", "relearn_acc_corr", "relearn_healed",
-                   "relearn_attack_success", "relearn_target_acc")  # relearn_*: empty unless the bench probed
+                   "c_acc", "asr", "r_acc", "der", "unlearn_seconds",
+                   "n_expanded", "expand_precision", "expand_recall", "expand_seconds",
+                   "relearn_acc_corr", "relearn_healed", "relearn_attack_success",
+                   "relearn_target_acc")  # relearn_*: empty unless the bench probed
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
@@ -98,12 +101,13 @@ def _hashable(value: Any) -> Any:
 
 
 def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per (dataset, model, training, manipulation, size, its settings, false flags, method, alpha): the selected
-    settings and mean, sample std (n-1) and n over seeds of the main metrics. Originals' records are left out."""
+    """Per (dataset, model, training, manipulation, size, its settings, false flags, method, expand, selection,
+    alpha): the selected settings and mean, sample std (n-1) and n over seeds of the main metrics. Originals' and
+    expansions' records are left out."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in records:
         if r.get("stage") in ("unlearn", "oracle"):
-            groups.setdefault(tuple(_hashable(r.get(k)) for k in GROUP_KEYS), []).append(r)
+            groups.setdefault(tuple(_hashable(r.get(k, AXIS_DEFAULTS.get(k))) for k in GROUP_KEYS), []).append(r)
     rows = []
     for key, rs in groups.items():
         row: dict[str, Any] = {k: list(v) if isinstance(v, tuple) else v for k, v in zip(GROUP_KEYS, key, strict=True)}
@@ -117,7 +121,7 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         rows.append(row)
     order = {"oracle": 0}
     rows.sort(key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in SETTING_KEYS)
-              + (order.get(r["method"], 1), r["method"], r["alpha"] or 0))
+              + (order.get(r["method"], 1), r["method"], r["expand"], r["selection"], r["alpha"] or 0))
     return rows
 
 

@@ -15,6 +15,16 @@ def _pct(v: Any) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{100 * v:.1f}"
 
 
+def label(row: dict[str, Any]) -> str:
+    """The method, with its expansion (`+auto`) and a guarded selection (`[guarded]`) where they apply."""
+    text = row["method"]
+    if row.get("expand", "none") not in ("none", None) and row["method"] != row["expand"]:
+        text += f"+{row['expand']}"
+    if row.get("selection", "paper") not in ("paper", None):
+        text += f"[{row['selection']}]"
+    return text
+
+
 SHORT = {"trigger_size": "trigger", "false_flags": "ff"}  # column-label names of the setting fields
 
 
@@ -43,15 +53,15 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         labels = {g: _label(g, varying[g[0]]) for g in groups}
         subs = {g: ["corr", "retain"] + (["target"] if g[0] == "poison" else []) for g in groups}
         spans = {g: max(len(labels[g]), len(subs[g]) * (WIDTH + 1) - 1) for g in groups}
-        name_w = max(len("method"), *(len(r["method"]) for r in mine))
+        name_w = max(len("method"), *(len(label(r)) for r in mine))
         lead = f"{'method':<{name_w}}  {'alpha':>5}"
         head = [lead + "".join(f"   {labels[g]:<{spans[g]}}" for g in groups)]
         head.append(" " * len(lead) + "".join("   " + " ".join(f"{s:>{WIDTH}}" for s in subs[g]).rjust(spans[g])
                                               for g in groups))
-        cells = {(r["method"], r["alpha"], *_settings(r)): r for r in mine}
+        cells = {(label(r), r["alpha"], *_settings(r)): r for r in mine}
         flat = {(r["method"], *_settings(r)[:-1]): r for r in mine if r["method"] == ORACLE}
         lines = []
-        for method, alpha in dict.fromkeys((r["method"], r["alpha"]) for r in mine):
+        for method, alpha in dict.fromkeys((label(r), r["alpha"]) for r in mine):
             text = f"{method:<{name_w}}  {'' if method == 'oracle' else f'{alpha:g}':>5}"
             for g in groups:
                 r = cells.get((method, alpha, *g)) or flat.get((method, *g[:-1])) or {}

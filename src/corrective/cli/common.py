@@ -24,6 +24,9 @@ SelectionOpt = Annotated[str | None, typer.Option(
 MaxDropOpt = Annotated[float | None, typer.Option(
     help="Guarded selection: the largest fall of any class's held-out accuracy allowed, as a fraction "
          "(default 0.05).", show_default=False)]
+ExpandOpt = Annotated[str, typer.Option(
+    help="Forget-set expansion (see `corrective expand --help`): add the training samples that look "
+         "manipulated like the flagged ones; the method is handed the expanded set. none: S_f as given.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 

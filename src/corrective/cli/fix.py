@@ -14,6 +14,7 @@ from corrective import api
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
+    ExpandOpt,
     JsonOpt,
     MaxDropOpt,
     OutOpt,
@@ -88,11 +89,13 @@ def fix(
     root: RootOpt = None,
     model: ModelOpt = "resnet9",
     width: WidthOpt = None,
-    method: Annotated[str, typer.Option(help="Unlearning method (see `corrective methods`).")] = "scrub",
+    method: Annotated[str, typer.Option(help="Unlearning method (see `corrective methods`); auto: expand the "
+                                                 "flagged set, unlearn it, guarded selection.")] = "auto",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     grid: Annotated[bool, typer.Option(help="Search the method's grid; select on your test split.")] = False,
     selection: SelectionOpt = None,
     max_class_drop: MaxDropOpt = None,
+    expand: ExpandOpt = "none",
     preset: Annotated[str, typer.Option(help="The recipe your model was trained with: paper or digits.")] = "paper",
     steps: Annotated[int | None, typer.Option(help="Steps your model was trained for (budgets are shares).")] = None,
     mean: MeanOpt = None,
@@ -111,6 +114,7 @@ def fix(
     Example: corrective fix --root mydata --weights model.safetensors --flagged bad_ids.txt --method ssd --out fixed
     """
     api.resolve_selection(method, selection, max_class_drop)  # an unknown method or rule: fail before loading
+    api.check_expand(method, expand)
     check_out_dir(out, overwrite)
     ds, net, spec, pipe, ids = load_user_model(weights, flagged, dataset, root, model, width, mean, std, seed, device)
     cfg = get_preset(preset)
@@ -128,6 +132,7 @@ def fix(
         grid=grid,
         selection=selection,
         max_class_drop=max_class_drop,
+        expand=expand,
         seed=seed,
         progress=False if quiet or as_json else None,
     )
@@ -135,6 +140,8 @@ def fix(
         "method": method,
         "settings": result.record["settings"],
         "n_flagged": len(ids),
+        "expand": result.record["expand"],
+        "n_expanded": result.record["n_expanded"],
         "test_acc_before": accuracy(net, ds.test, pipe),
         "test_acc_after": accuracy(result.model, ds.test, pipe),
         "flagged_changed": result.record["forget_changed"],

@@ -12,6 +12,7 @@ from corrective import api
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
+    ExpandOpt,
     JsonOpt,
     MaxDropOpt,
     OutOpt,
@@ -28,7 +29,7 @@ from corrective.runs import WEIGHTS, check_out_dir, dumps, save_model, write_dir
 
 UNLEARN_FILE = "unlearn.json"
 UNLEARN_FORMAT = "corrective-unlearn/1"
-TABLE_METRICS = ("acc_corr", "acc_retain", "val_accuracy", "forget_changed", "val_class_drop", "target_acc",
+TABLE_METRICS = ("n_forget", "acc_corr", "acc_retain", "val_accuracy", "forget_changed", "val_class_drop", "target_acc",
                  "unlearn_seconds")
 
 
@@ -42,6 +43,7 @@ def unlearn(
     grid: Annotated[bool, typer.Option("--grid", help="Try the method's grid; the selection rule picks.")] = False,
     selection: SelectionOpt = None,
     max_class_drop: MaxDropOpt = None,
+    expand: ExpandOpt = "none",
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
@@ -56,10 +58,11 @@ def unlearn(
     settings = parse_sets(set_)
     make_settings(method, settings)  # unknown method or bad setting: fail before loading anything
     api.resolve_selection(method, selection, max_class_drop)
+    api.check_expand(method, expand)
     check_out_dir(out, overwrite)
     run = api.load_run(run_dir, device)
     result = api.unlearn(run, method, alpha, settings=settings, grid=grid, selection=selection,
-                         max_class_drop=max_class_drop, progress=False if quiet or as_json else None)
+                         max_class_drop=max_class_drop, expand=expand, progress=False if quiet or as_json else None)
 
     def fill(tmp: Path) -> None:
         save_model(result.model, tmp / WEIGHTS)
@@ -72,6 +75,10 @@ def unlearn(
             typer.echo(dumps(rec))
     else:
         print_table(result.records)
+        rec = result.record
+        if rec.get("expand", "none") != "none":
+            typer.echo(f"expanded S_f ({rec['n_flagged']} ids) by {rec['n_expanded']} with {rec['expand']} "
+                       f"({rec.get('expand_chosen', rec['expand'])}) in {rec['expand_seconds']:.1f} s")
         typer.echo(f"selected candidate {result.selected} by the {selection_line(result.record)} -> {out / WEIGHTS}")
 
 

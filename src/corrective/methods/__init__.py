@@ -1,6 +1,7 @@
 """Unlearning methods: one file each, a registry, and the selection rule."""
 
 from corrective.methods import (  # noqa: F401  (registers)
+    auto,
     bad_teacher,
     finetune,
     none,
@@ -13,6 +14,7 @@ from corrective.methods import (  # noqa: F401  (registers)
     ssd,
 )
 from corrective.methods.base import (
+    EXPANSION_CACHE,
     METHODS,
     MethodInfo,
     UnlearnTask,
@@ -27,6 +29,7 @@ from corrective.methods.base import (
 from corrective.methods.selection import MAX_CLASS_DROP, SELECTIONS, Selection, select, selection_score
 
 __all__ = [
+    "EXPANSION_CACHE",
     "MAX_CLASS_DROP",
     "METHODS",
     "SELECTIONS",

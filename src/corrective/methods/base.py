@@ -72,6 +72,7 @@ class UnlearnTask:
 
 
 Grid = Callable[[], list[dict[str, Any]]]
+EXPANSION_CACHE = "expansion"  # task.cache key of the corrective.expand.Expansion a self-expanding method uses
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class MethodInfo:
     diagnostics: Callable[[UnlearnTask], dict[str, Any]] | None = None  # see the module docstring
     # The selection rule (methods.selection.SELECTIONS) used when the caller chose none; None: the paper's.
     selection: str | None = None
+    # The expansion strategy (corrective.expand) the method applies to S_f itself; None: it uses S_f as given.
+    expand: str | None = None
 
 
 METHODS: dict[str, MethodInfo] = {}
@@ -102,6 +105,7 @@ def register_method(
     run_grid: Callable[..., Iterator[tuple[Any, nn.Module, float]]] | None = None,
     diagnostics: Callable[[UnlearnTask], dict[str, Any]] | None = None,
     selection: str | None = None,
+    expand: str | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator filing a method under its function name (or `name`) with its settings dataclass and grid."""
 
@@ -109,7 +113,7 @@ def register_method(
         key = name or fn.__name__
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         METHODS[key] = MethodInfo(key, fn, settings, grid or (lambda: [{}]), is_method, summary, run_grid,
-                                  diagnostics, selection)
+                                  diagnostics, selection, expand)
         return fn
 
     return wrap

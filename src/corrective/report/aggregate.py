@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from corrective.errors import UserError
-from corrective.report.records import RatioHist, Results, Row
+from corrective.report.records import ExpansionRow, RatioHist, Results, Row
 
 ORIGINAL, ORACLE, RETRAIN = "none", "oracle", "retrain"
 FLAT = (ORIGINAL, ORACLE)  # drawn as horizontal lines: they do not depend on alpha
@@ -330,7 +330,10 @@ def score_rows(groups: list[Group]) -> list[ScoreRow]:
 
 @dataclass(frozen=True)
 class TimingRow:
-    """unlearn_seconds of one method in one (dataset, model, training): per selected setting, and per grid search."""
+    """unlearn_seconds of one method in one (dataset, model, training): per selected setting, and per grid search.
+
+    For a method handed an expanded forget set, the expansion's seconds are added (computed once per alpha and
+    shared by the grid, they count once per selected setting and once per grid search)."""
 
     dataset: str
     model: str | None
@@ -340,6 +343,12 @@ class TimingRow:
     seconds: Stat
     grid_seconds: Stat | None  # sum over every candidate setting of one (alpha, seed); None without a grid
     retrain_ratio: float
+
+
+def expand_seconds(row: Row) -> float:
+    """The seconds of the expansion the row's method was handed (0 without one)."""
+    seconds = row.get("expand_seconds")
+    return 0.0 if math.isnan(seconds) else seconds
 
 
 def timing_rows(groups: list[Group]) -> list[TimingRow]:
@@ -360,12 +369,47 @@ def timing_rows(groups: list[Group]) -> list[TimingRow]:
                 r.get("unlearn_seconds"))
     out = []
     for (dataset, model, training, method), rs in chosen.items():
-        seconds = Stat.of(r.get("unlearn_seconds") for r in rs)
+        seconds = Stat.of(r.get("unlearn_seconds") + expand_seconds(r) for r in rs)
         per_job = grids[(dataset, model, training, method)].values()
-        grid = Stat.of(math.fsum(v) for v in per_job) if any(len(v) > 1 for v in per_job) else None
+        expansion = Stat.of(expand_seconds(r) for r in rs).mean if rs else 0.0
+        grid = (Stat.of(math.fsum(v) + expansion for v in per_job) if any(len(v) > 1 for v in per_job)
+                else None)
         retrain = chosen.get((dataset, model, training, RETRAIN))
         base = Stat.of(r.get("unlearn_seconds") for r in retrain).mean if retrain else math.nan
         ratio = seconds.mean / base if base and not math.isnan(base) else math.nan
         out.append(TimingRow(dataset, model, training, method, any(r.is_method for r in rs), seconds, grid, ratio))
     return sorted(out, key=lambda t: (t.dataset, t.model or "", t.training, t.method in FLAT, not t.is_method,
                                       t.method))
+
+
+@dataclass(frozen=True)
+class ExpansionCell:
+    """One expansion strategy at one alpha of one setting, over seeds."""
+
+    dataset: str
+    model: str | None
+    training: str
+    manipulation: str
+    size: float | None
+    panel: str  # the setting: manipulation, size, settings, false flags
+    strategy: str
+    alpha: float
+    precision: Stat
+    recall: Stat
+    n_expanded: Stat
+    seconds: Stat
+    chosen: tuple[str, ...]  # what `auto` picked, over seeds
+
+
+def expansion_cells(rows: list[ExpansionRow]) -> list[ExpansionCell]:
+    """The bench's expand-stage records averaged over seeds, per (setting, strategy, alpha)."""
+    by: dict[tuple, list[ExpansionRow]] = defaultdict(list)
+    for r in rows:
+        by[(r.dataset, r.model, r.training, r.manipulation, r.size, r.panel(), r.strategy, r.alpha)].append(r)
+    out = [ExpansionCell(*key, Stat.of(r.precision for r in rs), Stat.of(r.recall for r in rs),
+                         Stat.of(r.n_expanded for r in rs), Stat.of(r.seconds for r in rs),
+                         tuple(sorted({r.chosen for r in rs})))
+           for key, rs in by.items()]
+    return sorted(out, key=lambda c: (c.dataset, c.model or "", c.training, MANIPULATION_ORDER.get(c.manipulation, 9),
+                                      c.manipulation, -1.0 if c.size is None else c.size, c.panel, c.strategy,
+                                      c.alpha))

@@ -15,6 +15,7 @@ from corrective.report import plots
 from corrective.report.aggregate import (
     ALPHA_STAR_SHARE,
     FLAT,
+    MANIPULATION_ORDER,
     ORACLE,
     ORIGINAL,
     RETRAIN,
@@ -22,6 +23,7 @@ from corrective.report.aggregate import (
     Group,
     Stat,
     build_groups,
+    expansion_cells,
     score_rows,
     timing_rows,
 )
@@ -630,6 +632,44 @@ def timing_section(groups: list[Group], figures: Figures | None, by_block: dict[
     return sec
 
 
+def expansion_section(results: Results, figures: Figures | None) -> Section:
+    """Forget-set expansion: per block, precision and recall of S_m against alpha per manipulation (a line per
+    strategy), and the full table (strategy x manipulation x alpha: precision, recall, n added, seconds)."""
+    sec = Section("Forget-set expansion", "expansion")
+    cells = expansion_cells(results.expansions)
+    if not cells:
+        sec.items.append("No expansion records (the spec's expand axis was [\"none\"] and no method expands S_f "
+                         "itself): nothing to show.")
+        return sec
+    sec.items.append("Each strategy of corrective.expand adds to S_f the training samples it scores as manipulated, "
+                     "seeing only the original model, the training data as given and S_f; precision and recall are "
+                     "of the expanded set (S_f included) against the true S_m, which only the benchmark knows. "
+                     "Methods handed an expanded set appear in every figure as method+strategy.")
+    by_block: dict[tuple, list] = defaultdict(list)
+    for c in cells:
+        by_block[(c.dataset, c.model, c.training)].append(c)
+    for key, cs in by_block.items():
+        label = block_label(*key)
+        panels: dict[str, list] = defaultdict(list)
+        for c in cs:
+            panels[c.panel].append(c)
+        if figures is not None:
+            n = max(c.precision.n for c in cs)
+            caption = (f"Expansion quality, {label}: precision (solid) and recall (dashed) of S_m of the expanded "
+                       f"forget set of each strategy against alpha, mean ± std over up to {n} seed(s).")
+            sec.items.append(figures.make(f"expansion-{anchor(label)}", caption, plots.expansion_curves(dict(panels))))
+        header = ["strategy", "setting", "alpha", "precision", "recall", "n added", "seconds", "chosen"]
+        rows = [[Cell(c.strategy), Cell(c.panel),
+                 Cell(f"{c.alpha:g}"), Cell(pm(c.precision)), Cell(pm(c.recall)),
+                 Cell("–" if c.n_expanded.n == 0 else f"{c.n_expanded.mean:.1f}"),
+                 Cell("–" if c.seconds.n == 0 else f"{c.seconds.mean:.2f}"), Cell(", ".join(c.chosen))]
+                for c in sorted(cs, key=lambda c: (c.strategy, MANIPULATION_ORDER.get(c.manipulation, 9), c.panel,
+                                                   c.alpha))]
+        sec.items.append(Table(f"Expansion — {label} (precision and recall in %, mean ± std over seeds; n added "
+                               "and seconds: means)", header, rows, text_cols=(0, 1, 7)))
+    return sec
+
+
 def build_document(results: Results, with_plots: bool = True) -> Document:
     groups, notes = build_groups(results)
     notes = results.notes + notes
@@ -667,7 +707,8 @@ def build_document(results: Results, with_plots: bool = True) -> Document:
                 ssd_section(figures, by_block),
                 sensitivity_section(figures, by_block),
                 relearn_section(figures, by_block),
-                timing_section(groups, figures, by_block)]
+                timing_section(groups, figures, by_block),
+                expansion_section(results, figures)]
     colour = None if figures is None else figures.colour
     sections.append(Section("Per setting", "per-setting", items=[
         "Each setting in detail: acc_corr, target_acc (poisoning) and acc_retain against alpha, every number "

@@ -13,7 +13,7 @@ import json
 import math
 from typing import TYPE_CHECKING
 
-from corrective.report.aggregate import FLAT, ORACLE, ORIGINAL, TARGET_DROP, Group, Stat, TimingRow
+from corrective.report.aggregate import FLAT, ORACLE, ORIGINAL, TARGET_DROP, ExpansionCell, Group, Stat, TimingRow
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -418,4 +418,34 @@ def timing_bars(rows: list[TimingRow], colour: dict[str, tuple]) -> Figure:
     ax.grid(axis="x", alpha=0.25)
     ax.margins(x=0.35)
     fig.tight_layout()
+    return fig
+
+
+def expansion_curves(panels: dict[str, list[ExpansionCell]]) -> Figure:
+    """Per manipulation, precision (solid) and recall (dashed) of S_m of each expansion strategy against alpha."""
+    from matplotlib import colormaps
+
+    names = list(panels)
+    strategies = sorted({c.strategy for cells in panels.values() for c in cells})
+    cmap = colormaps["tab10"]
+    colour = {s: cmap(i % cmap.N) for i, s in enumerate(strategies)}
+    fig = new_figure(4.6 * min(len(names), 3), 3.7 * math.ceil(len(names) / 3) + 0.7)
+    axes = panel_grid(fig, len(names), sharey=True)
+    for ax, name in zip(axes, names, strict=True):
+        cells = panels[name]
+        alphas = sorted({c.alpha for c in cells})
+        for strategy in strategies:
+            mine = sorted((c for c in cells if c.strategy == strategy), key=lambda c: c.alpha)
+            if not mine:
+                continue
+            xs = [c.alpha for c in mine]
+            for attr, ls, what in (("precision", "-", "precision"), ("recall", "--", "recall")):
+                stats = [getattr(c, attr) for c in mine]
+                ax.errorbar(xs, [100 * st.mean for st in stats],
+                            yerr=[0.0 if math.isnan(st.std) else 100 * st.std for st in stats], capsize=2.5,
+                            color=colour[strategy], ls=ls, marker="o", ms=3.5, lw=1.4, label=f"{strategy} {what}")
+        ax.set_title(name, fontsize=10)
+        alpha_axis(ax, alphas)
+        ax.set_ylabel("% of S_m (mean ± std over seeds)", fontsize=9)
+    shared_legend(fig, axes)
     return fig

@@ -5,6 +5,10 @@ one place that knows where each field may sit. A missing field is a one-line `Us
 Records of the bench's `original` stage (the trained model, no method) become rows of method `none`
 without an alpha; the unselected grid candidates a record nests under `candidates` become rows of their own.
 A record may carry method diagnostics (`diagnostics.importance_ratio`: SSD's histogram of I_f / I_r).
+A method run on an expanded forget set, or selected by a rule other than the paper's, is its own entry:
+`scrub+auto` (expand strategy auto), `ssd[guarded]`, `auto+auto`... shortened to `auto[guarded]` where the
+method and its strategy share a name. Records of the bench's `expand` stage (an expanded forget set with its
+precision and recall of S_m) become `ExpansionRow`s.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ CONFIG_FIELDS: dict[str, tuple[str, ...]] = {
 REQUIRED_CONFIG = ("dataset", "manipulation", "seed")
 REQUIRED_RECORD = ("method", "alpha", "is_method", "acc_corr", "acc_retain")
 ORIGINAL_STAGE = "original"  # a bench record of the trained original model: method none, no alpha
+EXPAND_STAGE = "expand"  # a bench record of one expanded forget set: strategy, alpha, precision, recall
 METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "forget_changed",
-           "attack_success", "target_acc", "c_acc", "asr", "r_acc", "der", "unlearn_seconds", *RELEARN_METRICS)
+           "attack_success", "target_acc", "c_acc", "asr", "r_acc", "der", "unlearn_seconds",
+           "n_expanded", "expand_precision", "expand_recall", "expand_seconds", "val_class_drop", *RELEARN_METRICS)
 DEFAULT_TRAINING = "standard"
 
 
@@ -98,9 +104,50 @@ class Row:
     # share of false flags in S_f (None: not recorded, e.g. an original model's record)
     manipulation_settings: tuple[tuple[str, str], ...] = ()
     false_flags: float | None = None
+    expand: str = "none"  # the forget-set expansion the method was handed (none: S_f as found)
+    selection: str = "paper"  # the selection rule that picked the setting
+    guard_fallback: bool = False  # guarded: no candidate kept every class, the least damaging one was taken
 
     def get(self, metric: str) -> float:
         return self.metrics.get(metric, math.nan)
+
+
+@dataclass(frozen=True)
+class ExpansionRow:
+    """One expanded forget set of the bench's expand stage: a strategy at one alpha, scored against S_m."""
+
+    dataset: str
+    manipulation: str
+    seed: int
+    strategy: str
+    chosen: str  # for `auto`: the strategy it picked
+    alpha: float
+    precision: float
+    recall: float
+    n_expanded: float
+    seconds: float
+    model: str | None = None
+    training: str = DEFAULT_TRAINING
+    size: float | None = None
+    variant: str = ""  # the manipulation's recorded settings, e.g. "target 3"
+    false_flags: float = 0.0  # the share of false flags in the S_f it expanded
+
+    def panel(self) -> str:
+        """The setting it belongs to, as a panel title: 'poison (size 0.05 · target 3 · false flags 0.2)'."""
+        parts = ([] if self.size is None else [f"size {self.size:g}"]) + ([self.variant] if self.variant else [])
+        parts += [f"false flags {self.false_flags:g}"] if self.false_flags else []
+        return f"{self.manipulation} ({' · '.join(parts)})" if parts else self.manipulation
+
+
+def entry_label(method: str, expand: str, selection: str) -> str:
+    """A method's name in figures and tables: with `+strategy` when handed an expanded set, `[rule]` when a
+    rule other than the paper's selected it."""
+    label = method
+    if expand not in ("none", method):
+        label += f"+{expand}"
+    if selection != "paper":
+        label += f"[{selection}]"
+    return label
 
 
 @dataclass
@@ -112,6 +159,7 @@ class Results:
     notes: list[str] = field(default_factory=list)
     # dataset -> (seeds, alphas) the spec asked for, so a seed with no record at all still shows as missing
     expected: dict[str, tuple[list[int], list[float]]] = field(default_factory=dict)
+    expansions: list[ExpansionRow] = field(default_factory=list)  # the bench's expand stage
 
 
 def lookup(record: dict[str, Any], paths: tuple[str, ...]) -> Any:
@@ -153,11 +201,12 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
                             "`corrective bench`?")
     metrics = {m: to_float(lookup(record, (m, f"metrics.{m}")), m, where) for m in METRICS}
     size = found["size"]
+    expand, selection = str(record.get("expand") or "none"), str(record.get("selection") or "paper")
     return Row(
         dataset=str(found["dataset"]),
         manipulation=str(found["manipulation"]),
         seed=int(to_float(found["seed"], "seed", where)),
-        method=str(record["method"]),
+        method=entry_label(str(record["method"]), expand, selection),
         alpha=None if record["alpha"] is None else to_float(record["alpha"], "alpha", where),
         is_method=bool(record["is_method"]),
         selected=bool(record.get("selected", True)),
@@ -173,6 +222,33 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
                                     if record.get(k) is not None),
         false_flags=None if record.get("false_flags") is None else to_float(record["false_flags"], "false_flags",
                                                                             where),
+        expand=expand,
+        selection=selection,
+        guard_fallback=bool(record.get("guard_fallback", False)),
+    )
+
+
+def to_expansion(record: dict[str, Any], where: str) -> ExpansionRow:
+    """Map one record of the bench's expand stage; a missing field is a `UserError` naming it."""
+    found = {name: lookup(record, paths) for name, paths in CONFIG_FIELDS.items()}
+    for name in (*REQUIRED_CONFIG, "expand", "alpha"):
+        if (found.get(name) if name in found else record.get(name)) is None:
+            raise UserError(f"{where}: expansion record lacks field {name!r}; is this a results.jsonl written by "
+                            "`corrective bench`?")
+    size = found["size"]
+    return ExpansionRow(
+        dataset=str(found["dataset"]), manipulation=str(found["manipulation"]),
+        seed=int(to_float(found["seed"], "seed", where)), strategy=str(record["expand"]),
+        chosen=str(record.get("expand_chosen") or record["expand"]), alpha=to_float(record["alpha"], "alpha", where),
+        precision=to_float(record.get("expand_precision"), "expand_precision", where),
+        recall=to_float(record.get("expand_recall"), "expand_recall", where),
+        n_expanded=to_float(record.get("n_expanded"), "n_expanded", where),
+        seconds=to_float(record.get("expand_seconds"), "expand_seconds", where),
+        model=None if found["model"] is None else str(found["model"]),
+        training=DEFAULT_TRAINING if found["training"] is None else str(found["training"]),
+        size=None if size is None else to_float(size, "size", where),
+        variant=" · ".join(f"{k} {setting_text(record[k])}" for k in RECORD_SETTINGS if record.get(k) is not None),
+        false_flags=to_float(record.get("false_flags") or 0.0, "false_flags", where),
     )
 
 
@@ -213,6 +289,7 @@ def read_results(path: str | Path) -> Results:
     lines = file.read_text(encoding="utf-8").splitlines()
     numbered = [(i + 1, line) for i, line in enumerate(lines) if line.strip()]
     rows: list[Row] = []
+    expansions: list[ExpansionRow] = []
     notes: list[str] = []
     for k, (number, line) in enumerate(numbered):
         where = f"{file}:{number}"
@@ -225,10 +302,13 @@ def read_results(path: str | Path) -> Results:
             raise UserError(f"{where} is not valid JSON ({e.msg}); repair or delete that line") from None
         if not isinstance(record, dict):
             raise UserError(f"{where} is not a JSON object but {type(record).__name__}; one record per line expected")
+        if record.get("stage") == EXPAND_STAGE:
+            expansions.append(to_expansion(record, where))
+            continue
         rows += record_rows(record, where, number)
     if not rows:
         raise UserError(f"{file} holds no records; run `corrective bench` first or wait for a job to finish")
-    return Results(file, rows, notes, expected_grid(file.parent / SPEC, notes))
+    return Results(file, rows, notes, expected_grid(file.parent / SPEC, notes), expansions)
 
 
 def expected_grid(spec: Path, notes: list[str]) -> dict[str, tuple[list[int], list[float]]]:
