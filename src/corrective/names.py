@@ -32,8 +32,12 @@ PER_CLASS = ("per_class_acc", "val_per_class_acc")  # one accuracy per class: te
 SECONDS = "unlearn_seconds"  # what a method cost, on every unlearning record
 # What `summary.csv` averages over seeds.
 EXPANSION = ("n_expanded", "expand_precision", "expand_recall", "expand_seconds")  # an expanded S_f's figures
+# The relearn probe (bench.relearn) records these metrics of the probed model under `relearn_<name>`.
+RELEARN_OF: tuple[str, ...] = ("acc_corr", "acc_retain", "healed", "attack_success", "target_acc")
+RELEARN_METRICS: tuple[str, ...] = tuple(f"relearn_{m}" for m in RELEARN_OF)
 SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success", *DEFENCE,
-                   SECONDS, *EXPANSION)
+                   SECONDS, *EXPANSION, "relearn_acc_corr", "relearn_healed", "relearn_attack_success",
+                   "relearn_target_acc")  # relearn_*: empty unless the bench probed
 
 # The files of a results folder.
 RESULTS = "results.jsonl"  # one record per finished job

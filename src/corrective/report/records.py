@@ -30,7 +30,7 @@ REQUIRED_CONFIG = ("dataset", "manipulation", "seed")
 REQUIRED_RECORD = ("method", "alpha", "is_method", "acc_corr", "acc_retain")
 ORIGINAL_STAGE = "original"  # a bench record of the trained original model: method none, no alpha
 EXPAND_STAGE = "expand"  # a bench record of one expanded forget set: strategy, alpha, precision, recall
-METRICS = (*names.METRICS, names.SECONDS, *names.EXPANSION, names.GUARD)
+METRICS = (*names.METRICS, names.SECONDS, *names.EXPANSION, names.GUARD, *names.RELEARN_METRICS)
 DEFAULT_TRAINING = "standard"  # records written before training types existed
 
 
