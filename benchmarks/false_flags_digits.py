@@ -35,7 +35,7 @@ MANIPULATIONS = ("poison", "interclass", "random_swap")
 
 
 def spec(seeds: list[int], flags: list[float], alpha: float, full_grids: bool, workers: int,
-         steps: int = 0):  # noqa: ANN201
+         steps: int = 0):
     return parse_spec({"steps": steps,
         "name": "false-flags-digits", "datasets": ["digits"], "seeds": seeds, "alphas": [alpha],
         "false_flags": flags, "oracle": True, "device": "cpu", "workers": workers,
