@@ -10,10 +10,9 @@ import torch
 from corrective import api
 from corrective.bench import read_records, run_bench
 from corrective.bench import relearn as probe_module
-from corrective.bench.jobs import RESULTS
 from corrective.bench.relearn import probe_split, relearn
 from corrective.bench.spec import parse_spec
-from corrective.names import RELEARN_METRICS
+from corrective.names import RELEARN_METRICS, RESULTS
 
 TIMING = ("relearn_seconds",)
 
