@@ -1,8 +1,9 @@
 """Before/after table of REM's repair fix (issue 11) from `corrective bench` results folders.
 
 Each argument is LABEL=FOLDER (a folder holding results.jsonl or results.jsonl.gz). Prints, per manipulation
-and alpha, mean ± std over seeds (points) of healed, acc_corr, acc_retain and target_acc for rem, rem_ideal
-and retrain in each folder, and the original and oracle rows.
+and alpha, mean ± std over seeds (points) of healed, acc_corr, acc_retain, target_acc and worst_class (the
+lowest per-class test accuracy: a class erased by the method shows here) for rem, rem_ideal in each folder,
+retrain (from the first folder) and the original and oracle rows.
 
     python benchmarks/rem_fix_table.py before=DIR fixonly=DIR after=DIR
 """
@@ -17,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 METHODS = ("rem", "rem_ideal", "retrain")
-METRICS = ("healed", "acc_corr", "acc_retain", "target_acc")
+METRICS = ("healed", "acc_corr", "acc_retain", "target_acc", "worst_class")
 
 
 def records(folder: Path) -> list[dict]:
@@ -29,6 +30,9 @@ def records(folder: Path) -> list[dict]:
         lines = gzip.decompress((folder / "results.jsonl.gz").read_bytes()).decode().splitlines()
     spec = json.loads((folder / "spec.json").read_text())
     recs = [json.loads(line) for line in lines if line.strip()]
+    for r in recs:
+        if r.get("per_class_acc"):
+            r["worst_class"] = min(r["per_class_acc"])
     return [r for r in recs if r["seed"] in spec["seeds"] and (r.get("alpha") is None or r["alpha"] in spec["alphas"])]
 
 
@@ -51,9 +55,14 @@ def main(args: list[str]) -> None:
         if r["stage"] in ("original", "oracle"):
             for alpha in sorted({k[1] for k in groups if k[0] == r["manipulation"]}):
                 groups[(r["manipulation"], alpha, r["stage"])].append(r)
-    print("| manipulation | alpha | row | n | " + " | ".join(METRICS) + " |")
-    print("|---|---|---|---|" + "---|" * len(METRICS))
-    order = ["original", *[f"{m} ({label})" for m in METHODS for label in runs], "oracle"]
+    print("| manipulation | alpha | row | n | " + " | ".join(METRICS) + " | runs with a class < 50 % |")
+    print("|---|---|---|---|" + "---|" * (len(METRICS) + 1))
+    first_label = next(iter(runs))
+    for key in [k for k in groups if k[2].startswith("retrain (")]:  # retraining is one method: the first folder's
+        recs = groups.pop(key)
+        if key[2] == f"retrain ({first_label})":
+            groups[(key[0], key[1], "retrain")] = recs
+    order = ["original", *[f"{m} ({label})" for m in METHODS if m != "retrain" for label in runs], "retrain", "oracle"]
     for manipulation in sorted({k[0] for k in groups}):
         for alpha in sorted({k[1] for k in groups if k[0] == manipulation}):
             for row in order:
@@ -61,7 +70,8 @@ def main(args: list[str]) -> None:
                 if not recs:
                     continue
                 cells = [cell([r[m] for r in recs if r.get(m) is not None]) for m in METRICS]
-                print(f"| {manipulation} | {alpha:g} | {row} | {len(recs)} | " + " | ".join(cells) + " |")
+                erased = sum(r.get("worst_class", 1.0) < 0.5 for r in recs)
+                print(f"| {manipulation} | {alpha:g} | {row} | {len(recs)} | " + " | ".join(cells) + f" | {erased} |")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,11 @@
 1. Importances, the diagonal of the empirical Fisher: `I_D[θ] = mean over mini-batches of (∂ CE(batch)/∂θ)²`,
    the model in eval mode, no augmentation, on `S_f` (`I_f`) and on the retain set `D_r` (`I_r`; the
    original SSD uses the whole training set: `retain_set="train"`). `per_sample=True` averages true
-   per-sample squared gradients instead (torch.func vmap + grad).
+   per-sample squared gradients instead (torch.func vmap + grad). `importance_batches="augmented"`
+   draws the batches as the papers' code does: one shuffled epoch with the training augmentation
+   (seeded by the task); the default is one un-augmented pass in order (deterministic). On digits the
+   two select results that differ by more than the seed spread in places
+   (benchmarks/results/ssd_importance_order.md), so both are offered.
 2. Select the parameters with `I_f > a · I_r`.
 3. Multiply each selected θ by `min(λ · I_r / I_f, 1)`; every other parameter is left bitwise unchanged.
 
@@ -17,6 +21,8 @@ gives `I_f / I_r` per parameter; `ratio_histogram`, SSD's registered diagnostics
 from __future__ import annotations
 
 import copy
+import itertools
+import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,7 +35,7 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from corrective.data.base import Split
-from corrective.data.batches import Pipeline, one_pass
+from corrective.data.batches import Batch, Pipeline, epochs, one_pass
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.training import device_of
 
@@ -49,6 +55,7 @@ class SSDSettings:
     retain_set: str = "retain"  # "retain": I_r on D_r = S_tr \ S_f; "train": on all of S_tr (original SSD)
     per_sample: bool = False  # mean of per-sample squared gradients instead of squared batch gradients
     batch_size: int = 0  # importance batch size; 0: the training recipe's
+    importance_batches: str = "pass"  # "pass": one un-augmented pass in order; "augmented": as the papers' code
 
     def __post_init__(self) -> None:
         if self.a <= 0:
@@ -59,6 +66,8 @@ class SSDSettings:
             raise ValueError(f"retain_set must be 'retain' or 'train', got {self.retain_set!r}")
         if self.batch_size < 0:
             raise ValueError(f"batch_size must be >= 0, got {self.batch_size}")
+        if self.importance_batches not in ("pass", "augmented"):
+            raise ValueError(f"importance_batches must be 'pass' or 'augmented', got {self.importance_batches!r}")
 
 
 def ssd_grid() -> list[dict[str, Any]]:
@@ -66,11 +75,12 @@ def ssd_grid() -> list[dict[str, Any]]:
 
 
 def importances(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int, per_sample: bool,
-                kind: str = "fisher") -> Importances:
+                kind: str = "fisher", gen: torch.Generator | None = None) -> Importances:
     """Per-parameter importance on `split`, in eval mode (a copy: M_o is untouched); `kind` in IMPORTANCE_KINDS.
 
     "fisher": mean squared gradient of the cross-entropy; "label_free": mean absolute gradient of the mean
-    L2 norm of the logits. Averaged over mini-batches, or over samples with `per_sample`.
+    L2 norm of the logits. Averaged over mini-batches, or over samples with `per_sample`. With `gen`, the
+    batches are one shuffled, augmented epoch drawn with it; without, one plain pass in order.
     """
     if kind not in IMPORTANCE_KINDS:
         raise ValueError(f"importance kind must be one of {IMPORTANCE_KINDS}, got {kind!r}")
@@ -92,7 +102,7 @@ def importances(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: 
         return loss_of(functional_call(net, (p, buffers), (x.unsqueeze(0),)), y.unsqueeze(0))
 
     per_sample_grads = vmap(grad(loss_one), in_dims=(None, 0, 0))
-    for batch in one_pass(split.to(device_of(model)), pipeline, batch_size):
+    for batch in batches(split.to(device_of(model)), pipeline, batch_size, gen):
         if per_sample:
             for n, g in per_sample_grads(params, batch.x, batch.y).items():
                 total[n] += aggregate(g.detach()).sum(0)
@@ -107,24 +117,33 @@ def importances(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: 
     return {n: t / max(count, 1) for n, t in total.items()}
 
 
+def batches(split: Split, pipeline: Pipeline, batch_size: int, gen: torch.Generator | None) -> Iterator[Batch]:
+    if gen is None:
+        return one_pass(split, pipeline, batch_size)
+    return itertools.islice(epochs(split, pipeline, batch_size, gen, augment=True), math.ceil(len(split) / batch_size))
+
+
 def cached_importances(task: UnlearnTask, kind: str, retain_set: str = "retain", per_sample: bool = False,
-                       batch_size: int = 0) -> tuple[Importances, Importances, float]:
+                       batch_size: int = 0, augmented: bool = False) -> tuple[Importances, Importances, float]:
     """(I_f on S_f, I on the retain set — D_r for "retain", S_tr for "train" —, seconds it took), computed once
     per task and recipe and kept in `task.cache` under the recipe: what was computed, on what, how."""
-    key = ("importances", kind, retain_set, per_sample, batch_size)
+    key = ("importances", kind, retain_set, per_sample, batch_size) + (("augmented",) if augmented else ())
     if key not in task.cache:
         start = time.perf_counter()
         bs = batch_size or task.config.batch_size
         retain = task.retain() if retain_set == "retain" else task.train
-        imp_f = importances(task.model, task.forget(), task.pipeline, bs, per_sample, kind)
-        imp_r = importances(task.model, retain, task.pipeline, bs, per_sample, kind)
+        imp_f = importances(task.model, task.forget(), task.pipeline, bs, per_sample, kind,
+                            gen=task.generator(11) if augmented else None)
+        imp_r = importances(task.model, retain, task.pipeline, bs, per_sample, kind,
+                            gen=task.generator(12) if augmented else None)
         task.cache[key] = (imp_f, imp_r, time.perf_counter() - start)
     return task.cache[key]
 
 
 def task_importances(task: UnlearnTask, settings: SSDSettings) -> tuple[Importances, Importances, float]:
     """(I_f on S_f, I_r on the retain set of `settings`, seconds it took), computed once per task and recipe."""
-    return cached_importances(task, "fisher", settings.retain_set, settings.per_sample, settings.batch_size)
+    return cached_importances(task, "fisher", settings.retain_set, settings.per_sample, settings.batch_size,
+                              settings.importance_batches == "augmented")
 
 
 @torch.no_grad()
