@@ -77,6 +77,7 @@ def test_bad_settings_name_the_field(manipulations, message):
     [
         ({"false_flags": [0, -0.2]}, "bench spec: false_flags[1]: a false-flag share is a number >= 0"),
         ({"false_flags": "many"}, "bench spec: false_flags[0]: expected a number"),
+        ({"relearn": "yes"}, "bench spec: relearn: expected true or false"),
     ],
 )
 def test_bad_new_fields_name_the_field(raw, message):
@@ -112,7 +113,7 @@ def test_data_errors_before_any_job(raw, message, tmp_path):
 
 
 def old_style_id(job):
-    """The id of a job as computed before the settings axes, and false flags existed."""
+    """The id of a job as computed before the settings axes, false flags and relearn existed."""
     p = job.params
     if job.stage == "original":
         keys = ("dataset", "model", "training", "manipulation", "size", "manipulation_settings", "seed",
@@ -135,7 +136,7 @@ def test_shipped_presets_keep_their_ids(preset):
     old = [j for j in jobs if is_old_style(j)]
     assert old == jobs if preset == "smoke" else len(old) < len(jobs)
     assert [j.id for j in old] == [old_style_id(j) for j in old]
-    explicit = plan(load_spec(preset, sets={"false_flags": [0]}), "cpu")
+    explicit = plan(load_spec(preset, sets={"false_flags": [0], "relearn": False}), "cpu")
     assert [j.id for j in explicit] == [j.id for j in jobs]
 
 
@@ -156,6 +157,8 @@ def test_new_axes_change_ids():
     new = [j for j in flagged if j.id not in base_ids]
     assert new and all(j.stage == "unlearn" and j.params["false_flags"] == 0.2 for j in new)
     assert len(new) == sum(j.stage == "unlearn" for j in base)
+    # relearn: every job changes (the originals are probed too)
+    assert base_ids.isdisjoint(j.id for j in plan(smoke(relearn=True), "cpu"))
 
 
 # ---------------------------------------------------------------- false flags

@@ -12,3 +12,7 @@ SETTINGS: dict[str, tuple[str, ...]] = {
     "random_swap": (),
 }
 RECORD_SETTINGS: tuple[str, ...] = tuple(dict.fromkeys(k for keys in SETTINGS.values() for k in keys))
+
+# The relearn probe (bench.relearn) records these metrics of the probed model under `relearn_<name>`.
+RELEARN_OF: tuple[str, ...] = ("acc_corr", "acc_retain", "healed", "attack_success", "target_acc")
+RELEARN_METRICS: tuple[str, ...] = tuple(f"relearn_{m}" for m in RELEARN_OF)

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from corrective.bench.plan import Job
+from corrective.bench.relearn import relearn
 from corrective.errors import UserError
 from corrective.expand import Expansion
 from corrective.manipulations import setting_fields
@@ -103,8 +104,9 @@ def train_original(job: Job, out: Path) -> dict[str, Any]:
         raise RuntimeError(f"cached model {final} was trained with {man['training']}, not the planned "
                            f"{job.params['train_config']}; the planner's recipe and api.train_run disagree")
     fields = setting_fields(job.params["manipulation"], man["manipulation"]["settings"])
+    probe = relearn(api.load_run(final, device=job.params["device_type"])) if job.params.get("relearn") else {}
     return {**_base(job), **fields, "method": None, "alpha": None, "train_seconds": man["train_seconds"],
-            "n_manipulated": len(man["manipulation"]["ids"]), **man["metrics"]}
+            "n_manipulated": len(man["manipulation"]["ids"]), **man["metrics"], **probe}
 
 
 def expansion_path(out: Path, expansion_id: str) -> Path:
@@ -167,6 +169,8 @@ def unlearn(job: Job, out: Path) -> dict[str, Any]:
     chosen = {k: v for k, v in result.record.items() if k not in ("method", "alpha")}
     flagged = api.flagged_ids(run, p["alpha"], p.get("false_flags", 0.0))[0]
     quality = {} if exp is None else expansion_quality(exp.ids, flagged, run.manipulation.ids)
+    if p.get("relearn"):  # the selected model only, after the method and the selection are done
+        chosen |= relearn(run, result.model)
     return {**_base(job), **run.manipulation.setting_fields(), "method": p["method"], "alpha": p["alpha"],
             "original_id": p["original_id"], **chosen, **quality,
             "grid_size": len(candidates), "candidates": candidates}

@@ -73,6 +73,7 @@ def plan(spec: BenchSpec, device_type: str) -> list[Job]:
         raise UserError("bench spec: methods: no method to run (every registered method excluded)")
     oracle_grid = settings_grid(ORACLE, MethodSpec(ORACLE, False)) if ORACLE in METHODS else []
     check_data(spec)
+    relearn = {"relearn": True} if spec.relearn else {}  # in the key only when on: a spec without it keeps its ids
     originals, oracles, expands, unlearns = [], [], [], []
     for dataset in spec.datasets:
         for model in spec.models:
@@ -87,7 +88,7 @@ def plan(spec: BenchSpec, device_type: str) -> list[Job]:
                                     "manipulation": m.kind, "size": size, "manipulation_settings": variant,
                                     "seed": seed, "train_config": train_config(spec, dataset, seed),
                                     "train_preset": spec.train_preset, "steps": spec.steps,
-                                    "val_fraction": spec.val_fraction, "device_type": device_type,
+                                    "val_fraction": spec.val_fraction, "device_type": device_type, **relearn,
                                 }
                                 key = {"stage": "original", **params, "versions": versions_key()}
                                 orig = Job(job_id(key), "original", {**params, "root": spec.roots.get(dataset)})

@@ -72,6 +72,7 @@ class BenchSpec:
     methods: tuple[MethodSpec, ...] = (MethodSpec(ALL),)
     oracle: bool = True
     false_flags: tuple[float, ...] = (0.0,)  # clean samples mistakenly put in S_f, as shares of |S_f|
+    relearn: bool = False  # the relearn probe (bench.relearn) on every original, oracle and selected model
     train_preset: str = "default"  # "default": the dataset's (digits on digits, else paper)
     steps: int = 0  # 0: the preset's step budget
     val_fraction: float = 0.1
@@ -253,6 +254,7 @@ def parse_spec(raw: dict[str, Any]) -> BenchSpec:
         methods=_methods(get("methods", {ALL: {"grid": True}})),
         oracle=_bool("oracle", get("oracle", d.oracle)),
         false_flags=_list("false_flags", get("false_flags", list(d.false_flags)), _share),
+        relearn=_bool("relearn", get("relearn", d.relearn)),
         train_preset=_str("train_preset", get("train_preset", d.train_preset)),
         steps=_int("steps", get("steps", d.steps), 0),
         val_fraction=_fraction("val_fraction", get("val_fraction", d.val_fraction)),

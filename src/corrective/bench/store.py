@@ -24,7 +24,9 @@ GROUP_KEYS = (*SETTING_KEYS, "method", "expand", "selection", "alpha")
 AXIS_DEFAULTS = {"expand": "none", "selection": "paper"}  # what records written before these axes existed used
 SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success",
                    "c_acc", "asr", "r_acc", "der", "unlearn_seconds",
-                   "n_expanded", "expand_precision", "expand_recall", "expand_seconds")
+                   "n_expanded", "expand_precision", "expand_recall", "expand_seconds",
+                   "relearn_acc_corr", "relearn_healed", "relearn_attack_success",
+                   "relearn_target_acc")  # relearn_*: empty unless the bench probed
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:

@@ -20,6 +20,7 @@ FLAT = (ORIGINAL, ORACLE)  # drawn as horizontal lines: they do not depend on al
 TARGET_DROP = 0.20  # flag target_acc this far (a fraction) below the original model's
 ALPHA_STAR_SHARE = 0.9  # alpha* = smallest alpha with acc_corr >= this share of the oracle's
 MANIPULATION_ORDER = {"poison": 0, "interclass": 1, "random_swap": 2}  # high to low regularity (REM's axis)
+RELEARN_ALPHAS = (0.1, 0.5, 1.0)  # the relearn figure's alphas (those of them the results hold)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,27 @@ class Group:
             if r.method == method and r.alpha is not None:
                 by[r.settings][r.alpha][r.seed] = r.get(metric)  # a repeated record: the last one counts
         return {s: {a: Stat.of(v.values()) for a, v in sorted(per.items())} for s, per in sorted(by.items())}
+
+    def has_relearn(self) -> bool:
+        """Whether any selected record holds the relearn probe's figures."""
+        return any(not math.isnan(r.get("relearn_acc_corr")) for r in self.rows)
+
+    def relearn_alphas(self) -> list[float]:
+        return [a for a in self.alphas if any(math.isclose(a, b) for b in RELEARN_ALPHAS)]
+
+    def before_after(self, method: str, alpha: float | None, metric: str) -> tuple[Stat, Stat]:
+        """`metric` of the selected model and `relearn_<metric>` of its probed copy, over the seeds that hold both.
+
+        For the original model and the oracle (alpha None) each seed's values are first averaged over the alphas
+        they were recorded at, as for their reference lines."""
+        per_seed: dict[int, list[tuple[float, float]]] = defaultdict(list)
+        for r in self.rows:
+            if r.method == method and (method in FLAT or r.alpha == alpha):
+                before, after = r.get(metric), r.get(f"relearn_{metric}")
+                if not (math.isnan(before) or math.isnan(after)):
+                    per_seed[r.seed].append((before, after))
+        pairs = [(Stat.of(b for b, _ in v).mean, Stat.of(a for _, a in v).mean) for _, v in sorted(per_seed.items())]
+        return Stat.of(b for b, _ in pairs), Stat.of(a for _, a in pairs)
 
     def ratio_hists(self) -> dict[float, tuple[RatioHist, int]]:
         """SSD's importance-ratio histograms per alpha, summed over seeds: (histogram, records summed)."""

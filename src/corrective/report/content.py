@@ -556,6 +556,63 @@ def sensitivity_section(figures: Figures | None, by_block: dict[tuple, list[Grou
     return sec
 
 
+def relearn_table(g: Group) -> Table:
+    """Before and after the relearn probe per method at the figure's alphas (target_acc beside for poisoning)."""
+    poison = g.key.manipulation == "poison"
+    metrics = ["acc_corr", "healed"] + (["attack_success", "target_acc"] if poison else [])
+    header = ["method", "alpha"] + [f"{m} {w}" for m in metrics for w in ("before", "after")] + ["Δ acc_corr",
+                                                                                                "n seeds"]
+    rows, breaks = [], set()
+    for method in g.curves + [m for m in (ORIGINAL, ORACLE) if m in g.methods]:
+        is_method = g.is_method(method) or method == ORIGINAL
+        breaks.add(len(rows))
+        for alpha in [None] if method in FLAT else g.relearn_alphas():
+            pairs = [g.before_after(method, alpha, m) for m in metrics]
+            if pairs[0][0].n == 0:
+                continue
+            cells = [Cell(plots.method_label(method, is_method), "" if is_method else "bound"),
+                     Cell("any" if alpha is None else f"{alpha:g}")]
+            for m, (before, after) in zip(metrics, pairs, strict=True):
+                lost = m == "target_acc" and g.target_flag(method, alpha) if alpha is not None else False
+                cells += [Cell(pm(before), "warn" if lost else ""), Cell(pm(after))]
+            before, after = pairs[0]
+            cells += [Cell(f"{100 * (after.mean - before.mean):+.1f}"), Cell(str(pairs[0][0].n))]
+            rows.append(cells)
+    notes = ["In %: the selected model before the probe and its copy after it (mean ± std over the seeds holding "
+             "both). Δ acc_corr in points: negative means the correction sprang back. Compare with the oracle, "
+             "which never saw S_m and gets the same exposure."]
+    if poison:
+        notes.append("attack_success after the probe: the backdoor relearned; target_acc beside it, as everywhere.")
+    return Table(f"{g.key.label()}: before and after the relearn probe", header, rows, notes, (0,), breaks)
+
+
+def relearn_section(figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+    """Does the correction last? acc_corr before and after the relearn probe, per method, with the oracle's."""
+    sec = Section("Does the correction last? (relearn probe)", "relearn")
+    for key, gs in by_block.items():
+        label = block_label(*key)
+        probed = [g for g in gs if g.has_relearn()]
+        if not probed:
+            sec.items.append(f"{label}: no relearn records (run the bench with `relearn = true`).")
+            continue
+        alphas = sorted({a for g in probed for a in g.relearn_alphas()})
+        if figures is not None:
+            caption = (f"{label}: each selected model (filled circle) was fine-tuned as a copy for 5 % of the "
+                       "training steps at the recipe's learning rate on the clean training data mixed with a fixed "
+                       "1 % of samples drawn from S_m (open triangle: after this probe); the same samples for every "
+                       f"method and alpha of a seed. Per method, alphas {', '.join(f'{a:g}' for a in alphas)} "
+                       "left to right; the original model and the oracle once. Dashed: the oracle after the probe. "
+                       "A genuine removal behaves like the oracle; a masked one springs back. Poisoning panels show "
+                       f"target_acc beside acc_corr. {seeds_note(probed, [])}")
+            sec.items.append(figures.make(f"relearn-{anchor(label)}", caption,
+                                          plots.relearn_figure(probed, figures.colour)))
+        sec.items += [relearn_table(g) for g in probed]
+        lacking = [setting_label(g) for g in gs if g not in probed]
+        if lacking:
+            sec.items.append(f"Missing here: no relearn records for {', '.join(lacking)}.")
+    return sec
+
+
 def timing_section(groups: list[Group], figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
     sec = Section("Timings (Table 3)", "timings")
     rows = timing_rows(groups)
@@ -649,6 +706,7 @@ def build_document(results: Results, with_plots: bool = True) -> Document:
                 alpha_star_section(by_block),
                 ssd_section(figures, by_block),
                 sensitivity_section(figures, by_block),
+                relearn_section(figures, by_block),
                 timing_section(groups, figures, by_block),
                 expansion_section(results, figures)]
     colour = None if figures is None else figures.colour

@@ -348,6 +348,59 @@ def sensitivity(groups: list[Group], method: str, colour: dict[str, tuple]) -> F
     return fig
 
 
+RELEARN_OFFSETS = (-0.25, 0.0, 0.25)  # x offsets of the alphas beside each method
+
+
+def relearn_panels(groups: list[Group]) -> list[tuple[Group, str]]:
+    """(setting, metric) per panel of the relearn figure: acc_corr, and target_acc beside it for poisoning."""
+    return [(g, m) for g in groups for m in ("acc_corr", "target_acc")
+            if m == "acc_corr" or g.key.manipulation == "poison"]
+
+
+def relearn_figure(groups: list[Group], colour: dict[str, tuple]) -> Figure:
+    """Does the correction last? Per setting and method, a metric before the relearn probe (filled circle) and
+    after it (open triangle), joined by a segment (gid 'method@alpha', 'method@any' for the flat references), at
+    the alphas of RELEARN_ALPHAS (written under the points); the oracle's value after the probe as a dashed line."""
+    panels = relearn_panels(groups)
+    cols = min(len(panels), 2)
+    fig = new_figure(7.2 * cols, 3.9 * math.ceil(len(panels) / cols) + 0.8)
+    axes = panel_grid(fig, len(panels), ncols=cols)
+    for ax, (g, metric) in zip(axes, panels, strict=True):
+        methods = g.curves + [m for m in (ORIGINAL, ORACLE) if m in g.methods]
+        alphas = g.relearn_alphas()
+        for i, method in enumerate(methods):
+            col = FLAT_STYLE[method][0] if method in FLAT else colour.get(method)
+            slots: list[tuple[float | None, float]] = [(None, 0.0)] if method in FLAT else [
+                (a, RELEARN_OFFSETS[k] if len(alphas) == 3 else (k - (len(alphas) - 1) / 2) * 0.25)
+                for k, a in enumerate(alphas)]
+            for alpha, dx in slots:
+                before, after = g.before_after(method, alpha, metric)
+                if before.n == 0:
+                    continue
+                x = i + dx
+                ax.plot([x, x], [100 * before.mean, 100 * after.mean], color=col, lw=1.6,
+                        gid=f"{method}@{'any' if alpha is None else f'{alpha:g}'}")
+                if alpha is not None:
+                    ax.text(x, 0.02, f"{alpha:g}", transform=ax.get_xaxis_transform(), ha="center", fontsize=6.5,
+                            color="dimgray")
+                ax.scatter([x], [100 * before.mean], color=col, s=26, zorder=4)
+                ax.scatter([x], [100 * after.mean], marker="v", facecolors="white", edgecolors=col, s=34, zorder=5)
+        ax.scatter([], [], color="black", s=26, label="before the probe")  # legend entries in neutral black
+        ax.scatter([], [], marker="v", facecolors="white", edgecolors="black", s=34, label="after the probe")
+        _, oracle_after = g.before_after(ORACLE, None, metric)
+        if oracle_after.n:
+            ax.axhline(100 * oracle_after.mean, color="black", ls="--", lw=0.9, label="oracle after the probe")
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels([method_label(m, g.is_method(m) or m == ORIGINAL) for m in methods], rotation=30,
+                           ha="right", fontsize=8)
+        ax.set_ylim(-8, 103)
+        ax.set_ylabel(f"{metric} % (mean over seeds)", fontsize=9)
+        ax.set_title(f"{panel_title(g)}: {metric}", fontsize=9.5)
+        ax.grid(axis="y", alpha=0.25)
+    shared_legend(fig, axes)
+    return fig
+
+
 def timing_bars(rows: list[TimingRow], colour: dict[str, tuple]) -> Figure:
     """Table 3 as bars: seconds per method (log scale), labelled with the ratio to retraining."""
     fig = new_figure(7.5, 0.38 * len(rows) + 1.4)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from corrective.errors import UserError
-from corrective.names import RECORD_SETTINGS
+from corrective.names import RECORD_SETTINGS, RELEARN_METRICS
 
 RESULTS = "results.jsonl"
 SPEC = "spec.json"  # the bench's spec beside its results: which seeds and alphas were asked for
@@ -44,7 +44,7 @@ ORIGINAL_STAGE = "original"  # a bench record of the trained original model: met
 EXPAND_STAGE = "expand"  # a bench record of one expanded forget set: strategy, alpha, precision, recall
 METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "forget_changed",
            "attack_success", "target_acc", "c_acc", "asr", "r_acc", "der", "unlearn_seconds",
-           "n_expanded", "expand_precision", "expand_recall", "expand_seconds", "val_class_drop")
+           "n_expanded", "expand_precision", "expand_recall", "expand_seconds", "val_class_drop", *RELEARN_METRICS)
 DEFAULT_TRAINING = "standard"
 
 

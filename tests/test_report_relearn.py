@@ -1,0 +1,99 @@
+"""The relearn figure and tables hold exactly the records' numbers (computed here straight from the JSON)."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import pytest
+
+from corrective.report import build_document, plots, read_results
+from corrective.report.aggregate import build_groups
+from corrective.report.content import Table
+from report_records import jitter, original, record, write
+
+MANIPULATIONS = ("poison", "interclass")
+ALPHAS = (0.1, 0.3, 0.5, 1.0)  # 0.3 is not one of the figure's alphas
+METHODS = ("finetune", "ssd", "oracle")
+SEEDS = (0, 1)
+
+
+def probe(manip: str, method: str, alpha: float | None, seed: int) -> dict[str, Any]:
+    """Repeatable metrics before and after the probe, different everywhere."""
+    out = {}
+    for m in ("acc_corr", "healed", "acc_retain") + (("attack_success", "target_acc") if manip == "poison" else ()):
+        out[m] = round(jitter("b", m, manip, method, alpha, seed), 4)
+        out[f"relearn_{m}"] = round(jitter("a", m, manip, method, alpha, seed), 4)
+    return out
+
+
+def records() -> list[dict[str, Any]]:
+    recs = []
+    for manip in MANIPULATIONS:
+        for s in SEEDS:
+            recs.append(original(s, manipulation=manip, **probe(manip, "none", None, s)))
+            recs.append(record("oracle", 1.0, s, manipulation=manip, **probe(manip, "oracle", 1.0, s)) |
+                        {"stage": "oracle"})
+            for method in METHODS[:-1]:
+                for a in ALPHAS:
+                    recs.append(record(method, a, s, manipulation=manip, **probe(manip, method, a, s)))
+    return recs
+
+
+@pytest.fixture(scope="module")
+def probed(tmp_path_factory):
+    recs = records()
+    return recs, build_groups(read_results(write(tmp_path_factory.mktemp("relearn"), recs)))[0]
+
+
+def from_file(recs, manip, method, alpha, metric) -> tuple[float, float]:
+    """Mean over seeds before and after, straight from the records."""
+    rows = [r for r in recs if r["manipulation"] == manip and
+            (r["stage"] == "original" if method == "none" else r.get("method") == method and
+             (method == "oracle" or r["alpha"] == alpha))]
+    return statistics.fmean(r[metric] for r in rows), statistics.fmean(r[f"relearn_{metric}"] for r in rows)
+
+
+def test_relearn_figure_data(probed):
+    recs, groups = probed
+    fig = plots.relearn_figure(groups, plots.colours([m for g in groups for m in g.methods]))
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["poison (size 0.05): acc_corr", "poison (size 0.05): target_acc",
+                      "interclass (size 0.05): acc_corr"]  # target_acc beside acc_corr for poisoning
+    for ax, (manip, metric) in zip(fig.axes, [("poison", "acc_corr"), ("poison", "target_acc"),
+                                              ("interclass", "acc_corr")], strict=True):
+        lines = {line.get_gid(): line for line in ax.get_lines() if line.get_gid()}
+        expected = {f"{m}@{a:g}" for m in METHODS[:-1] for a in (0.1, 0.5, 1.0)} | {"none@any", "oracle@any"}
+        assert set(lines) == expected  # alpha 0.3 is left out; the references once each
+        for gid, line in lines.items():
+            method, alpha = gid.split("@")
+            before, after = from_file(recs, manip, method, None if alpha == "any" else float(alpha), metric)
+            assert list(line.get_ydata()) == pytest.approx([100 * before, 100 * after])
+        dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+        assert len(dashed) == 1 and dashed[0].get_ydata()[0] == pytest.approx(
+            100 * from_file(recs, manip, "oracle", None, metric)[1])
+
+
+def test_relearn_section_tables(probed, tmp_path):
+    recs, _ = probed
+    doc = build_document(read_results(write(tmp_path, recs)), with_plots=False)
+    section = next(s for s in doc.sections if s.anchor == "relearn")
+    tables = [t for t in section.items if isinstance(t, Table)]
+    assert len(tables) == len(MANIPULATIONS)
+    poison = tables[0]
+    assert "target_acc before" in poison.header and "attack_success after" in poison.header
+    row = next(r for r in poison.rows if r[0].text == "ssd" and r[1].text == "0.5")
+    before, after = from_file(recs, "poison", "ssd", 0.5, "acc_corr")
+    col = poison.header.index("acc_corr before")
+    assert row[col].text.startswith(f"{100 * before:.1f}") and row[col + 1].text.startswith(f"{100 * after:.1f}")
+    assert row[poison.header.index("Δ acc_corr")].text == f"{100 * (after - before):+.1f}"
+    assert {r[1].text for r in poison.rows} == {"0.1", "0.5", "1", "any"}
+
+
+def test_no_relearn_records_says_so(tmp_path):
+    recs = [{k: v for k, v in r.items() if not k.startswith("relearn_")} for r in records()]
+    doc = build_document(read_results(write(tmp_path, recs)), with_plots=False)
+    section = next(s for s in doc.sections if s.anchor == "relearn")
+    assert section.items == ["digits · cnn · standard training: no relearn records (run the bench with "
+                             "`relearn = true`)."]
+
