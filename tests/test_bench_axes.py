@@ -123,7 +123,7 @@ def old_style_id(job):
 
 
 def is_old_style(job):
-    """A job of a kind that existed before the expand and selection axes (the default preset gains `auto`)."""
+    """A job of a kind that existed before the expand and selection axes."""
     p = job.params
     return job.stage != "expand" and p.get("expand", "none") == "none" and p.get("selection", "paper") == "paper"
 
@@ -133,7 +133,7 @@ def test_shipped_presets_keep_their_ids(preset):
     jobs = plan(load_spec(preset), "cpu")
     assert all(j.params["manipulation_settings"] == {} for j in jobs)
     old = [j for j in jobs if is_old_style(j)]
-    assert old == jobs if preset == "smoke" else len(old) < len(jobs)
+    assert old == jobs if preset == "smoke" else len(old) < len(jobs)  # default: the auto method selects guarded
     assert [j.id for j in old] == [old_style_id(j) for j in old]
     explicit = plan(load_spec(preset, sets={"false_flags": [0], "relearn": False}), "cpu")
     assert [j.id for j in explicit] == [j.id for j in jobs]
