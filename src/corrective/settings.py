@@ -137,3 +137,17 @@ def build_settings(cls: type, overrides: dict[str, Any] | None, owner: str) -> A
         return cls(**values)
     except ValueError as e:
         raise UserError(f"{owner}: {e}") from None
+
+
+def parse_value(raw: str) -> Any:
+    """A command-line value: true/false, a comma list, an int, a float, or the string itself."""
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    if "," in raw:
+        return [parse_value(p) for p in raw.split(",") if p]
+    for number in (int, float):
+        try:
+            return number(raw)
+        except ValueError:
+            pass
+    return raw

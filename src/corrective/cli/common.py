@@ -11,6 +11,7 @@ import typer
 
 from corrective.errors import UserError
 from corrective.runs import dumps
+from corrective.settings import parse_value
 
 SeedOpt = Annotated[int, typer.Option(help="Seed of every random draw (split, manipulation, init, batches).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.")]
@@ -47,19 +48,6 @@ def parse_sets(items: list[str] | None) -> dict[str, Any]:
             raise UserError(f"--set {key.strip()} is given twice; give each setting once")
         out[key.strip()] = parse_value(raw.strip())
     return out
-
-
-def parse_value(raw: str) -> Any:
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    if "," in raw:
-        return [parse_value(p) for p in raw.split(",") if p]
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return raw
 
 
 def fmt(value: Any) -> str:

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from corrective.expand.base import STRATEGIES, Cutoff, View, get_strategy, make_strategy_settings, register_special
 from corrective.expand.cutoff import Recovery, cross_validate
-from corrective.settings import setting
+from corrective.settings import parse_value, setting
 
 # classifier and gradients never concentrated the held-out samples best on the benchmark
 # (benchmarks/results/expand_digits.md): they are strategies of their own, candidates on request
@@ -50,20 +50,11 @@ def parse_candidates(text: str) -> list[tuple[str, dict[str, Any]]]:
             key, sep, raw = pair.partition("=")
             if not sep:
                 raise ValueError(f"candidate {item.strip()!r}: {pair!r} is not key=value")
-            settings[key.strip()] = _value(raw.strip())
+            settings[key.strip()] = parse_value(raw.strip())
         out.append((name, settings))
     return out
 
 
-def _value(raw: str) -> Any:
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    return raw
 
 
 @dataclass(frozen=True)
