@@ -28,20 +28,26 @@ FORGET_LOSSES = ("npo", "ascent")
 
 
 @dataclass(frozen=True)
-class NpoSettings(Checked):
+class NpoRecipe(Checked):
+    """The settings NPO and REM share: their SGD recipe and NPO's loss (`method_config` reads them)."""
+
     lr: float | None = setting(None, "learning rate (constant); none: LR_SHARE of algorithm A's (REM's code: 0.005 "
                                "with training lr 0.025)", gt=0)
     momentum: float = setting(0.9, "SGD momentum", ge=0)
     weight_decay: float = setting(5e-4, "SGD weight decay", ge=0)
     beta: float = setting(1.0, "NPO's inverse temperature", gt=0)
-    gamma: float = setting(0.2, "stop once the accuracy on S_f is at most this", ge=0, le=1)
+    gamma: float = setting(0.2, "forget until the accuracy on S_f is at most this (REM: its flush)", ge=0, le=1)
+
+
+@dataclass(frozen=True)
+class NpoSettings(NpoRecipe):
     budget: float = setting(0.245, "at most this share of the original training steps (980 of 4000)", gt=0)
 
 
 LR_SHARE = 0.2  # the unlearning lr as a share of the training lr when `lr` is None (REM's code: 0.005 / 0.025)
 
 
-def method_config(task: UnlearnTask, s: Any, steps: int) -> TrainConfig:
+def method_config(task: UnlearnTask, s: NpoRecipe, steps: int) -> TrainConfig:
     """SGD with the method's lr (default: LR_SHARE of A's), momentum and weight decay at a constant rate;
     batches and augmentation of A."""
     lr = s.lr if s.lr is not None else LR_SHARE * task.config.lr

@@ -29,22 +29,18 @@ from torch import Tensor, nn
 from corrective.data.batches import Batch, epochs
 from corrective.errors import UserError
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.methods.npo import FORGET_LOSSES, forget_term, forget_until, frozen, method_config
+from corrective.methods.npo import FORGET_LOSSES, NpoRecipe, forget_term, forget_until, frozen, method_config
 from corrective.metrics import accuracy
 from corrective.models import device_of
 from corrective.models.masks import with_capacity
-from corrective.settings import Checked, setting
+from corrective.settings import setting
 from corrective.training import fit, sgd
 
 
 @dataclass(frozen=True)
-class RemSettings(Checked):
-    lr: float | None = setting(None, "learning rate; none: 1/5 of algorithm A's (REM's code: 0.005 with training "
-                               "lr 0.025)", gt=0)
-    momentum: float = setting(0.9, "SGD momentum", ge=0)
-    weight_decay: float = setting(5e-4, "SGD weight decay", ge=0)
-    beta: float = setting(1.0, "NPO's inverse temperature", gt=0)
-    gamma: float = setting(0.2, "flush until the accuracy on S_f is at most this", ge=0, le=1)
+class RemSettings(NpoRecipe):
+    """NPO's recipe (lr, momentum, weight decay, beta, gamma) and REM's own settings."""
+
     repair_epochs: float = setting(10.0, "the budget: repair steps, in epochs over S_tr (REM's code: 980 steps, "
                                    "10 epochs)", gt=0)
     p_mem: float = setting(0.2, "probability that an added channel is on for an example", gt=0, le=1)
