@@ -93,14 +93,18 @@ def main() -> None:
                 "",
                 "| stage | jobs | worker wall seconds | worker CPU seconds |",
                 "|---|---:|---:|---:|",
-                *[f"| {s} | {int(v['jobs'])} | {v['job_seconds']:.1f} | {v['cpu_seconds']:.1f} |"
-                  for s, v in stages.items()],
+                *[
+                    f"| {s} | {int(v['jobs'])} | {v['job_seconds']:.1f} | {v['cpu_seconds']:.1f} |"
+                    for s, v in stages.items()
+                ],
                 "",
                 "| method | jobs | candidates run | worker wall s | worker CPU s | unlearn s, selected settings |",
                 "|---|---:|---:|---:|---:|---:|",
-                *[f"| {m} | {int(v['jobs'])} | {int(v['candidates'])} | {v['job_seconds']:.1f} | "
-                  f"{v['cpu_seconds']:.1f} | {v['selected_unlearn_seconds']:.1f} |"
-                  for m, v in sorted(methods.items())],
+                *[
+                    f"| {m} | {int(v['jobs'])} | {int(v['candidates'])} | {v['job_seconds']:.1f} | "
+                    f"{v['cpu_seconds']:.1f} | {v['selected_unlearn_seconds']:.1f} |"
+                    for m, v in sorted(methods.items())
+                ],
                 "",
                 "Worker seconds include loading the cached original model and evaluating every candidate.",
                 "",
@@ -109,8 +113,12 @@ def main() -> None:
             again = run_bench(load_spec("default", sets={"workers": 2}), out, progress=False)
             resume = time.perf_counter() - start
             start = time.perf_counter()
-            cli = subprocess.run([sys.executable, "-m", "corrective", "bench", "--out", str(out), "-q"],
-                                 capture_output=True, text=True, check=True)
+            cli = subprocess.run(
+                [sys.executable, "-m", "corrective", "bench", "--out", str(out), "-q"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             resume_cli = time.perf_counter() - start
             assert "0 run" in cli.stdout, cli.stdout
             lines += [

@@ -33,8 +33,11 @@ from corrective.training import PRESETS, train
 
 
 def env() -> dict[str, Any]:
-    return {"torch": torch.__version__, "python": platform.python_version(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    return {
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
 
 
 def on_device(run: api.Run, device: str) -> bool:
@@ -49,9 +52,14 @@ def methods_at(run: api.Run, alpha: float, device: str) -> list[dict[str, Any]]:
     for name in list_methods():
         result = api.unlearn(run, name, alpha, progress=False)
         r = result.record
-        rows.append({"method": name, "is_method": get_method(name).is_method,
-                     "on_device": next(result.model.parameters()).device.type == torch.device(device).type,
-                     **{k: r.get(k) for k in ("acc_corr", "acc_retain", "target_acc", "unlearn_seconds")}})
+        rows.append(
+            {
+                "method": name,
+                "is_method": get_method(name).is_method,
+                "on_device": next(result.model.parameters()).device.type == torch.device(device).type,
+                **{k: r.get(k) for k in ("acc_corr", "acc_retain", "target_acc", "unlearn_seconds")},
+            }
+        )
         print(f"{rows[-1]}", flush=True)
     return rows
 
@@ -66,12 +74,19 @@ def digits_stage(device: str) -> dict[str, Any]:
     run = api.train_run("digits", manipulation="poison", seed=0, device=device, progress=False)
     first = time.perf_counter() - start
     again = api.train_run("digits", manipulation="poison", seed=0, device=device, progress=False)
-    same = all(torch.equal(a, b) for a, b in zip(run.model.state_dict().values(),
-                                                  again.model.state_dict().values(), strict=True))
-    return {"train_seconds_first": first, "train_seconds": again.train_seconds, "on_device": on_device(run, device),
-            "metrics": {k: run.metrics[k] for k in ("clean_acc", "attack_success", "target_acc")},
-            "metrics_again": {k: again.metrics[k] for k in ("clean_acc", "attack_success", "target_acc")},
-            "bitwise_same_weights": same, "methods": methods_at(run, 0.5, device)}
+    same = all(
+        torch.equal(a, b)
+        for a, b in zip(run.model.state_dict().values(), again.model.state_dict().values(), strict=True)
+    )
+    return {
+        "train_seconds_first": first,
+        "train_seconds": again.train_seconds,
+        "on_device": on_device(run, device),
+        "metrics": {k: run.metrics[k] for k in ("clean_acc", "attack_success", "target_acc")},
+        "metrics_again": {k: again.metrics[k] for k in ("clean_acc", "attack_success", "target_acc")},
+        "bitwise_same_weights": same,
+        "methods": methods_at(run, 0.5, device),
+    }
 
 
 def synthetic_cifar10(root: Path, per_file: int = 10_000, seed: int = 0) -> Path:
@@ -108,11 +123,15 @@ def cifar_stage(root: Path, steps: int, device: str, short: int = 300, per_file:
         out["precision"][precision] = {"steps": short, "seconds": seconds, "images_per_s": images / seconds}
         print(f"{precision}: {images / seconds:.0f} images/s", flush=True)
     start = time.perf_counter()
-    run = api.train_run("cifar10", root=root, manipulation="poison", seed=0, device=device, steps=steps,
-                        progress=False, preset="paper")
-    out["original"] = {"wall_seconds": time.perf_counter() - start, "train_seconds": run.train_seconds,
-                       "on_device": on_device(run, device),
-                       **{k: run.metrics[k] for k in ("clean_acc", "attack_success", "target_acc")}}
+    run = api.train_run(
+        "cifar10", root=root, manipulation="poison", seed=0, device=device, steps=steps, progress=False, preset="paper"
+    )
+    out["original"] = {
+        "wall_seconds": time.perf_counter() - start,
+        "train_seconds": run.train_seconds,
+        "on_device": on_device(run, device),
+        **{k: run.metrics[k] for k in ("clean_acc", "attack_success", "target_acc")},
+    }
     print(f"original: {out['original']}", flush=True)
     out["methods"] = methods_at(run, 0.5, device)
     return out
@@ -121,26 +140,35 @@ def cifar_stage(root: Path, steps: int, device: str, short: int = 300, per_file:
 def markdown(stage: str, res: dict[str, Any]) -> str:
     lines = [f"## {stage} on {res['env']['gpu']} (torch {res['env']['torch']})", ""]
     if stage == "digits":
-        lines += [f"- data and model on the device: {res['on_device']}; "
-                  f"first run {res['train_seconds_first']:.1f} s (CUDA start-up included), "
-                  f"second {res['train_seconds']:.2f} s",
-                  f"- metrics {res['metrics']}; again {res['metrics_again']}; "
-                  f"bitwise-equal weights on a second run: {res['bitwise_same_weights']}"]
+        lines += [
+            f"- data and model on the device: {res['on_device']}; "
+            f"first run {res['train_seconds_first']:.1f} s (CUDA start-up included), "
+            f"second {res['train_seconds']:.2f} s",
+            f"- metrics {res['metrics']}; again {res['metrics_again']}; "
+            f"bitwise-equal weights on a second run: {res['bitwise_same_weights']}",
+        ]
     else:
         p = res["precision"]
-        lines += [f"- ResNet-9 training loop, {p['fp32']['steps']} steps of batch {res['batch_size']}: fp32 "
-                  f"{p['fp32']['images_per_s']:.0f} images/s, bf16 + channels_last {p['bf16']['images_per_s']:.0f} "
-                  f"images/s ({p['bf16']['images_per_s'] / p['fp32']['images_per_s']:.2f}×)",
-                  f"- the paper's budget ({res['steps']} steps): {res['original']['train_seconds']:.1f} s of training "
-                  f"({res['original']['wall_seconds']:.1f} s with loading and evaluation); on the device: "
-                  f"{res['original']['on_device']}; clean_acc {res['original']['clean_acc']:.3f}, attack_success "
-                  f"{res['original']['attack_success']:.3f}, target_acc {res['original']['target_acc']:.3f}"]
-    lines += ["", "| method | on the device | acc_corr | acc_retain | target_acc | seconds |",
-              "|:--|:--|--:|--:|--:|--:|"]
+        lines += [
+            f"- ResNet-9 training loop, {p['fp32']['steps']} steps of batch {res['batch_size']}: fp32 "
+            f"{p['fp32']['images_per_s']:.0f} images/s, bf16 + channels_last {p['bf16']['images_per_s']:.0f} "
+            f"images/s ({p['bf16']['images_per_s'] / p['fp32']['images_per_s']:.2f}×)",
+            f"- the paper's budget ({res['steps']} steps): {res['original']['train_seconds']:.1f} s of training "
+            f"({res['original']['wall_seconds']:.1f} s with loading and evaluation); on the device: "
+            f"{res['original']['on_device']}; clean_acc {res['original']['clean_acc']:.3f}, attack_success "
+            f"{res['original']['attack_success']:.3f}, target_acc {res['original']['target_acc']:.3f}",
+        ]
+    lines += [
+        "",
+        "| method | on the device | acc_corr | acc_retain | target_acc | seconds |",
+        "|:--|:--|--:|--:|--:|--:|",
+    ]
     for m in res["methods"]:
         label = m["method"] if m["is_method"] else f"{m['method']} (bound)"
-        lines.append(f"| {label} | {m['on_device']} | {m['acc_corr']:.3f} | {m['acc_retain']:.3f} | "
-                     f"{m['target_acc']:.3f} | {m['unlearn_seconds']:.2f} |")
+        lines.append(
+            f"| {label} | {m['on_device']} | {m['acc_corr']:.3f} | {m['acc_retain']:.3f} | "
+            f"{m['target_acc']:.3f} | {m['unlearn_seconds']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -156,8 +184,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         raise SystemExit("no CUDA device: this benchmark checks the GPU paths (--device cpu only tries the script)")
-    res = digits_stage(args.device) if args.stage == "digits" else cifar_stage(args.root, args.steps, args.device,
-                                                                                 args.short, args.per_file)
+    res = (
+        digits_stage(args.device)
+        if args.stage == "digits"
+        else cifar_stage(args.root, args.steps, args.device, args.short, args.per_file)
+    )
     res["env"] = env()
     print(markdown(args.stage, res))
     if args.json:

@@ -38,8 +38,9 @@ COST_TARGET = 0.2  # expansion <= 0.2 x one retrain
 REPEATS = 3  # each expansion is timed this many times (same result), the fastest counts
 
 
-def job(manip: str, seed: int, strategies: tuple[str, ...] = STRATEGIES,
-        alphas: tuple[float, ...] = ALPHAS) -> list[dict[str, Any]]:
+def job(
+    manip: str, seed: int, strategies: tuple[str, ...] = STRATEGIES, alphas: tuple[float, ...] = ALPHAS
+) -> list[dict[str, Any]]:
     from corrective import api
     from corrective.methods import make_settings, run_method
     from corrective.metrics import expansion_quality
@@ -59,12 +60,23 @@ def job(manip: str, seed: int, strategies: tuple[str, ...] = STRATEGIES,
                 assert torch.equal(again.ids, e.ids), "an expansion must be deterministic"
                 seconds.append(again.seconds)
             q = expansion_quality(e.ids, forget, run.manipulation.ids)
-            records.append({
-                "manipulation": manip, "seed": seed, "alpha": alpha, "strategy": strategy, "chosen": e.chosen,
-                "n_flagged": len(forget), "n_added": len(e.added), "seconds": min(seconds), "seconds_all": seconds,
-                "retrain_seconds": retrain_seconds, "cost_ratio": min(seconds) / retrain_seconds,
-                "rule": e.details.get("cutoff", {}).get("rule"), **q,
-            })
+            records.append(
+                {
+                    "manipulation": manip,
+                    "seed": seed,
+                    "alpha": alpha,
+                    "strategy": strategy,
+                    "chosen": e.chosen,
+                    "n_flagged": len(forget),
+                    "n_added": len(e.added),
+                    "seconds": min(seconds),
+                    "seconds_all": seconds,
+                    "retrain_seconds": retrain_seconds,
+                    "cost_ratio": min(seconds) / retrain_seconds,
+                    "rule": e.details.get("cutoff", {}).get("rule"),
+                    **q,
+                }
+            )
     return records
 
 
@@ -106,23 +118,32 @@ def report(data: dict[str, Any]) -> str:
     lines += ["## Targets (alpha 0.1, `auto`)", ""]
     lines += ["| manipulation | target | recall per seed | precision per seed | met |", "|---|---|---|---|---|"]
     for m in MANIPULATIONS:
-        rows = sorted((r for r in recs if r["manipulation"] == m and r["alpha"] == 0.1 and r["strategy"] == "auto"),
-                      key=lambda r: r["seed"])
+        rows = sorted(
+            (r for r in recs if r["manipulation"] == m and r["alpha"] == 0.1 and r["strategy"] == "auto"),
+            key=lambda r: r["seed"],
+        )
         rt, pt = TARGETS[m]
         ok = all(r["expand_recall"] >= rt and r["expand_precision"] >= pt for r in rows)
         recall = ", ".join(f"{r['expand_recall']:.3f}" for r in rows)
         precision = ", ".join(f"{r['expand_precision']:.3f}" for r in rows)
-        lines.append(f"| {m} | recall >= {rt} at precision >= {pt} | {recall} | {precision} | "
-                     f"{'yes' if ok else '**no**'} |")
+        lines.append(
+            f"| {m} | recall >= {rt} at precision >= {pt} | {recall} | {precision} | {'yes' if ok else '**no**'} |"
+        )
     auto = [r for r in recs if r["strategy"] == "auto"]
     worst = max(r["cost_ratio"] for r in auto)
-    lines.append(f"| all | `auto` expansion <= {COST_TARGET} x one retrain | mean "
-                 f"{statistics.fmean(r['cost_ratio'] for r in auto):.3f}, worst {worst:.3f} (of {len(auto)} runs) | | "
-                 f"{'yes' if worst <= COST_TARGET else '**no**'} |")
+    lines.append(
+        f"| all | `auto` expansion <= {COST_TARGET} x one retrain | mean "
+        f"{statistics.fmean(r['cost_ratio'] for r in auto):.3f}, worst {worst:.3f} (of {len(auto)} runs) | | "
+        f"{'yes' if worst <= COST_TARGET else '**no**'} |"
+    )
     lines += [""]
     for m in MANIPULATIONS:
-        lines += [f"## {m}", "", "| strategy | alpha | chosen | precision | recall | added P | added R | n added | "
-                  "seconds | cost |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            f"## {m}",
+            "",
+            "| strategy | alpha | chosen | precision | recall | added P | added R | n added | seconds | cost |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
         for s in STRATEGIES:
             for a in ALPHAS:
                 rows = [r for r in recs if r["manipulation"] == m and r["strategy"] == s and r["alpha"] == a]
@@ -133,7 +154,8 @@ def report(data: dict[str, Any]) -> str:
                     f"| {s} | {a} | {', '.join(chosen)} | {fmt([r['expand_precision'] for r in rows])} | "
                     f"{fmt([r['expand_recall'] for r in rows])} | {fmt([r['added_precision'] for r in rows])} | "
                     f"{fmt([r['added_recall'] for r in rows])} | {fmt([r['n_added'] for r in rows], digits=1)} | "
-                    f"{fmt([r['seconds'] for r in rows])} | {fmt([r['cost_ratio'] for r in rows], digits=3)} |")
+                    f"{fmt([r['seconds'] for r in rows])} | {fmt([r['cost_ratio'] for r in rows], digits=3)} |"
+                )
         lines.append("")
     if {r["strategy"] for r in recs} != set(STRATEGIES):
         return "\n".join(lines + [f"Raw records: `{data.get('name', 'expand_digits')}.json`.", ""])
@@ -186,8 +208,8 @@ def main() -> None:
             "machine": f"{platform.machine()}, 2 CPU cores shared with other sessions, 1 thread",
             "load": load,
             "command": "OMP_NUM_THREADS=1 PYTHONPATH=src nice -n 10 python benchmarks/expand_digits.py "
-                       f"--seeds {args.seeds} --first-seed {args.first_seed} --strategies {args.strategies} "
-                       f"--alphas {args.alphas} --name {args.name}" + (f" --note '{args.note}'" if args.note else ""),
+            f"--seeds {args.seeds} --first-seed {args.first_seed} --strategies {args.strategies} "
+            f"--alphas {args.alphas} --name {args.name}" + (f" --note '{args.note}'" if args.note else ""),
             "wall_minutes": (time.perf_counter() - start) / 60,
             "torch": torch.__version__,
             "name": args.name,

@@ -34,14 +34,22 @@ from corrective.bench.spec import parse_spec
 MANIPULATIONS = ("poison", "interclass", "random_swap")
 
 
-def spec(seeds: list[int], flags: list[float], alpha: float, full_grids: bool, workers: int,
-         steps: int = 0):
-    return parse_spec({"steps": steps,
-        "name": "false-flags-digits", "datasets": ["digits"], "seeds": seeds, "alphas": [alpha],
-        "false_flags": flags, "oracle": True, "device": "cpu", "workers": workers,
-        "manipulations": {m: [0.05] for m in MANIPULATIONS},
-        "methods": {"all": {"grid": full_grids}},
-    })
+def spec(seeds: list[int], flags: list[float], alpha: float, full_grids: bool, workers: int, steps: int = 0):
+    return parse_spec(
+        {
+            "steps": steps,
+            "name": "false-flags-digits",
+            "datasets": ["digits"],
+            "seeds": seeds,
+            "alphas": [alpha],
+            "false_flags": flags,
+            "oracle": True,
+            "device": "cpu",
+            "workers": workers,
+            "manipulations": {m: [0.05] for m in MANIPULATIONS},
+            "methods": {"all": {"grid": full_grids}},
+        }
+    )
 
 
 def stat(values: list[float]) -> str:
@@ -108,9 +116,12 @@ def main() -> None:
         f"Digits, the three manipulations at 5 % of the training set, alpha {args.alpha:g}, seeds {seeds}, "
         f"false-flag shares {flags} of |S_f| (clean training samples, never members of S_m, added to S_f; "
         "the methods and the selection rule see them as flagged, the metrics read the true S_m). "
-        + ("Every method with its registered grid. " if args.full_grids else
-           "**Grids reduced**: each method at its default setting (SSD a=10, λ=1; SCRUB and NPO their defaults), "
-           "because the shared machine was loaded; the selection rule then has one candidate. ")
+        + (
+            "Every method with its registered grid. "
+            if args.full_grids
+            else "**Grids reduced**: each method at its default setting (SSD a=10, λ=1; SCRUB and NPO their defaults), "
+            "because the shared machine was loaded; the selection rule then has one candidate. "
+        )
         + "Values in %, mean ± std over seeds; Δ = change from share 0 in points. The original model and the "
         "oracle do not depend on false flags.",
         "",
@@ -119,14 +130,22 @@ def main() -> None:
         poison = manip == "poison"
         metrics = ["acc_corr"] + (["target_acc", "attack_success"] if poison else []) + ["acc_retain"]
         lines += [f"## {manip}", ""]
-        head = ["method", "false flags", "n flagged clean"] + metrics + ["Δ acc_corr"] + (["Δ target_acc"]
-                                                                                          if poison else [])
+        head = (
+            ["method", "false flags", "n flagged clean"]
+            + metrics
+            + ["Δ acc_corr"]
+            + (["Δ target_acc"] if poison else [])
+        )
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * 3 + "---:|" * (len(head) - 3)]
         for ref in ("original", "oracle"):
             c = cells.get((manip, ref, None))
             if c:
-                lines.append(f"| {ref} | any | – | " + " | ".join(stat(c[m]) for m in metrics) + " | |"
-                             + (" |" if poison else ""))
+                lines.append(
+                    f"| {ref} | any | – | "
+                    + " | ".join(stat(c[m]) for m in metrics)
+                    + " | |"
+                    + (" |" if poison else "")
+                )
         for method in methods:
             base = cells.get((manip, method, flags[0]))
             for f in flags:

@@ -26,8 +26,22 @@ RESULTS = Path(__file__).parent / "results"
 PARTS = RESULTS / "methods_digits.parts"  # one file per finished (manipulation, seed): a rerun resumes
 METHODS = ("retrain", "finetune", "bad_teacher", "scrub", "ssd")
 ALPHAS = tuple(round(0.1 * i, 1) for i in range(1, 11))
-KEEP = ("method", "alpha", "settings", "selected", "n_forget", "unlearn_seconds", "acc_corr", "acc_retain",
-        "val_accuracy", "forget_changed", "target_acc", "attack_success", "healed", "clean_acc")
+KEEP = (
+    "method",
+    "alpha",
+    "settings",
+    "selected",
+    "n_forget",
+    "unlearn_seconds",
+    "acc_corr",
+    "acc_retain",
+    "val_accuracy",
+    "forget_changed",
+    "target_acc",
+    "attack_success",
+    "healed",
+    "clean_acc",
+)
 
 
 def slim(rec: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -62,16 +76,30 @@ def job(args: tuple[str, int]) -> dict[str, Any]:
         t1 = time.perf_counter()
         for _ in run_methods_grid(task, "ssd", [make_settings("ssd", g) for g in ssd_grid()]):
             pass
-        timing.append({**base, "alpha": alpha, "retrain_seconds": retrain_seconds,
-                       "ssd_grid_seconds": time.perf_counter() - t1, "retrain_wall": t1 - t0})
+        timing.append(
+            {
+                **base,
+                "alpha": alpha,
+                "retrain_seconds": retrain_seconds,
+                "ssd_grid_seconds": time.perf_counter() - t1,
+                "retrain_wall": t1 - t0,
+            }
+        )
     # Figure 3: SSD's importance ratios I_f / I_r at alpha 0.5.
     task = api.make_task(run, run.manipulation.forget_ids(0.5), progress=False)
     ratios = torch.cat([r.flatten() for r in importance_ratios(task, SSDSettings()).values()])
     finite = ratios[torch.isfinite(ratios)].double()
-    ratio_stats = {**base, "n_params": len(ratios), "n_inf": int(torch.isinf(ratios).sum()),
-                   "max": float(finite.max()), "q999": float(finite.quantile(0.999)),
-                   "q99": float(finite.quantile(0.99)), "median": float(finite.median()),
-                   "above_10": int((ratios > 10).sum()), "above_100": int((ratios > 100).sum())}
+    ratio_stats = {
+        **base,
+        "n_params": len(ratios),
+        "n_inf": int(torch.isinf(ratios).sum()),
+        "max": float(finite.max()),
+        "q999": float(finite.quantile(0.999)),
+        "q99": float(finite.quantile(0.99)),
+        "median": float(finite.median()),
+        "above_10": int((ratios > 10).sum()),
+        "above_100": int((ratios > 100).sum()),
+    }
     part = {"records": records, "timing": timing, "ratios": ratio_stats, "seconds": time.perf_counter() - start}
     PARTS.mkdir(parents=True, exist_ok=True)
     (PARTS / f"{manip}_{seed}.json").write_text(json.dumps(part, separators=(",", ":")))
@@ -92,7 +120,7 @@ def run_all(seeds: int, workers: int) -> dict[str, Any]:
     return {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
         "machine": f"{platform.machine()}, {mp.cpu_count()} CPU cores shared with other developers, "
-                   f"{workers} workers x 1 thread",
+        f"{workers} workers x 1 thread",
         "command": f"PYTHONPATH=src python benchmarks/methods_digits.py --seeds {seeds} --workers {workers}",
         "torch": torch.__version__,
         "wall_seconds": time.perf_counter() - start,
@@ -114,8 +142,14 @@ def mean_std(values: list[float]) -> str:
 
 
 def selected(data: dict[str, Any], manip: str, method: str, alpha: float | None = None) -> list[dict[str, Any]]:
-    return [r for r in data["records"] if r["manipulation"] == manip and r["method"] == method and r["selected"]
-            and (alpha is None or r["alpha"] == alpha)]
+    return [
+        r
+        for r in data["records"]
+        if r["manipulation"] == manip
+        and r["method"] == method
+        and r["selected"]
+        and (alpha is None or r["alpha"] == alpha)
+    ]
 
 
 def metric_table(data: dict[str, Any], manip: str, metric: str) -> list[str]:
@@ -157,12 +191,21 @@ def report(data: dict[str, Any]) -> str:
         title = {"poison": "BadNet poison", "interclass": "Interclass confusion"}[manip]
         out += [f"## {title}", "", "### acc_corr", "", *metric_table(data, manip, "acc_corr"), ""]
         if manip == "poison":
-            out += ["### target_acc (clean test accuracy on the target class 0)", "",
-                    *metric_table(data, manip, "target_acc"), ""]
+            out += [
+                "### target_acc (clean test accuracy on the target class 0)",
+                "",
+                *metric_table(data, manip, "target_acc"),
+                "",
+            ]
         out += ["### acc_retain", "", *metric_table(data, manip, "acc_retain"), ""]
-    out += ["## Change in acc_retain (paper's Table 1)", "",
-            "Mean over alpha of (method − original), in points; ± is the std over the 10 alphas of the seed means.", "",
-            "| method | poison | interclass |", "|---|---|---|"]
+    out += [
+        "## Change in acc_retain (paper's Table 1)",
+        "",
+        "Mean over alpha of (method − original), in points; ± is the std over the 10 alphas of the seed means.",
+        "",
+        "| method | poison | interclass |",
+        "|---|---|---|",
+    ]
     for m in METHODS:
         cells = []
         for manip in manips:
@@ -170,26 +213,44 @@ def report(data: dict[str, Any]) -> str:
             per_alpha = [statistics.mean(r["acc_retain"] for r in selected(data, manip, m, a)) - orig for a in ALPHAS]
             cells.append(f"{100 * statistics.mean(per_alpha):+.2f} ± {100 * statistics.stdev(per_alpha):.2f}")
         out.append(f"| {m} | " + " | ".join(cells) + " |")
-    out += ["", "## alpha* (smallest alpha with mean acc_corr ≥ 0.9 × oracle acc_corr)", "",
-            "| method | poison | interclass |", "|---|---|---|"]
+    out += [
+        "",
+        "## alpha* (smallest alpha with mean acc_corr ≥ 0.9 × oracle acc_corr)",
+        "",
+        "| method | poison | interclass |",
+        "|---|---|---|",
+    ]
     for m in ("none", *METHODS):
         out.append(f"| {m} | " + " | ".join(alpha_star(data, manip, m) for manip in manips) + " |")
-    out += ["", "## Timing (wall clock of the method alone, mean over seeds and alphas, seconds)", "",
-            "| method | poison | interclass |", "|---|---|---|"]
+    out += [
+        "",
+        "## Timing (wall clock of the method alone, mean over seeds and alphas, seconds)",
+        "",
+        "| method | poison | interclass |",
+        "|---|---|---|",
+    ]
     for m in METHODS:
-        cells = [f"{statistics.mean(r['unlearn_seconds'] for r in selected(data, manip, m)):.2f}"
-                 for manip in manips]
+        cells = [f"{statistics.mean(r['unlearn_seconds'] for r in selected(data, manip, m)):.2f}" for manip in manips]
         out.append(f"| {m} (one setting) | " + " | ".join(cells) + " |")
     ratios = [t["ssd_grid_seconds"] / t["retrain_seconds"] for t in data["timing"]]
-    out += ["", f"SSD's whole 50-setting grid (importances once + 50 dampenings, no evaluation) against one retrain, "
-            f"measured back to back in the same process ({len(ratios)} pairs): "
-            f"ratio mean {statistics.mean(ratios):.3f}, max {max(ratios):.3f} (target ≤ 0.5).", ""]
-    out += ["## SSD's importance ratios I_f / I_r (paper's Figure 3), alpha 0.5", "",
-            "| manipulation | seed | params | max (finite) | 99.9th pct | 99th pct | median | > 10 | > 100 | inf |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+    out += [
+        "",
+        f"SSD's whole 50-setting grid (importances once + 50 dampenings, no evaluation) against one retrain, "
+        f"measured back to back in the same process ({len(ratios)} pairs): "
+        f"ratio mean {statistics.mean(ratios):.3f}, max {max(ratios):.3f} (target ≤ 0.5).",
+        "",
+    ]
+    out += [
+        "## SSD's importance ratios I_f / I_r (paper's Figure 3), alpha 0.5",
+        "",
+        "| manipulation | seed | params | max (finite) | 99.9th pct | 99th pct | median | > 10 | > 100 | inf |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for s in sorted(data["ratios"], key=lambda s: (s["manipulation"], s["seed"])):
-        out.append(f"| {s['manipulation']} | {s['seed']} | {s['n_params']} | {s['max']:.3g} | {s['q999']:.3g} | "
-                   f"{s['q99']:.3g} | {s['median']:.3g} | {s['above_10']} | {s['above_100']} | {s['n_inf']} |")
+        out.append(
+            f"| {s['manipulation']} | {s['seed']} | {s['n_params']} | {s['max']:.3g} | {s['q999']:.3g} | "
+            f"{s['q99']:.3g} | {s['median']:.3g} | {s['above_10']} | {s['above_100']} | {s['n_inf']} |"
+        )
     out += ["", *ssd_diagnosis(data), "", *claims(data)]
     return "\n".join(out) + "\n"
 
@@ -200,6 +261,7 @@ def curve(data: dict[str, Any], manip: str, method: str, metric: str = "acc_corr
 
 def claims(data: dict[str, Any]) -> list[str]:
     """The paper's findings, each checked against these numbers (computed, not written by hand)."""
+
     def base(manip: str, name: str, metric: str = "acc_corr") -> float:
         return statistics.mean(r[metric] for r in selected(data, manip, name))
 
@@ -215,17 +277,20 @@ def claims(data: dict[str, Any]) -> list[str]:
     mean = statistics.mean
     sc_p, cf_p = mean(curve(data, "poison", "scrub")), mean(curve(data, "poison", "finetune"))
     sc_i, cf_i = mean(curve(data, "interclass", "scrub")), mean(curve(data, "interclass", "finetune"))
+
     def gain(manip: str, method: str) -> float:
         """Mean over alpha of the share of the original-to-oracle gap in acc_corr that the method closes."""
         lo, hi = base(manip, "none"), base(manip, "oracle")
         return (mean(curve(data, manip, method)) - lo) / (hi - lo)
 
     bt = [gain(m, "bad_teacher") for m in ("poison", "interclass")]
-    secs = {m: mean(r["unlearn_seconds"] for r in data["records"] if r["method"] == m and r["selected"])
-            for m in METHODS}
+    secs = {
+        m: mean(r["unlearn_seconds"] for r in data["records"] if r["method"] == m and r["selected"]) for m in METHODS
+    }
     order = sorted(METHODS, key=lambda m: -secs[m])
     return [
-        "## The paper's findings, checked on these numbers (generated from the records)", "",
+        "## The paper's findings, checked on these numbers (generated from the records)",
+        "",
         f"- RewoD needs alpha ≥ 0.8 against poison: best acc_corr at alpha ≤ 0.7 is {100 * early:.1f} % "
         f"(original {100 * p_none:.1f} %, oracle {100 * p_orc:.1f} %), alpha* = {alpha_star(data, 'poison', 'retrain')}"
         f" → {verdict(early < 0.9 * p_orc and alpha_star(data, 'poison', 'retrain') in ('0.8', '0.9', '1.0'))}.",
@@ -247,16 +312,24 @@ def claims(data: dict[str, Any]) -> list[str]:
 
 def ssd_diagnosis(data: dict[str, Any]) -> list[str]:
     """What SSD's grid could have done on poison: the selected candidate vs the best that keeps the target class."""
-    lines = ["## SSD on poison: selected candidate vs the best candidate that keeps the target class", "",
-             "Per alpha, mean over seeds. 'best keeping class 0' = the candidate with the highest acc_corr among those "
-             "with target_acc ≥ 0.9 (a look at the test set, for diagnosis only, never used for selection).", "",
-             "| alpha | selected acc_corr | selected target_acc | selected acc_retain | best-keeping acc_corr | "
-             "its target_acc | its acc_retain |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "## SSD on poison: selected candidate vs the best candidate that keeps the target class",
+        "",
+        "Per alpha, mean over seeds. 'best keeping class 0' = the candidate with the highest acc_corr among those "
+        "with target_acc ≥ 0.9 (a look at the test set, for diagnosis only, never used for selection).",
+        "",
+        "| alpha | selected acc_corr | selected target_acc | selected acc_retain | best-keeping acc_corr | "
+        "its target_acc | its acc_retain |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for a in ALPHAS:
         sel, best = [], []
         for seed in sorted({r["seed"] for r in data["records"]}):
-            cands = [r for r in data["records"] if r["manipulation"] == "poison" and r["method"] == "ssd"
-                     and r["alpha"] == a and r["seed"] == seed]
+            cands = [
+                r
+                for r in data["records"]
+                if r["manipulation"] == "poison" and r["method"] == "ssd" and r["alpha"] == a and r["seed"] == seed
+            ]
             sel += [r for r in cands if r["selected"]]
             keep = [r for r in cands if r["target_acc"] >= 0.9]
             if keep:

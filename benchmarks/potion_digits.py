@@ -118,16 +118,22 @@ def main() -> None:
         wall = time.perf_counter() - t0
         if result.failed:
             raise SystemExit(f"bench failed: {result.failed[:3]}")
-        meta = {"started": f"{started:%Y-%m-%d %H:%M}", "wall": wall, "ran": result.ran, "jobs": len(result.jobs),
-                "load_before": list(load_before), "load_after": list(os.getloadavg()),
-                "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
-                "argv": sys.argv[1:]}
+        meta = {
+            "started": f"{started:%Y-%m-%d %H:%M}",
+            "wall": wall,
+            "ran": result.ran,
+            "jobs": len(result.jobs),
+            "load_before": list(load_before),
+            "load_after": list(os.getloadavg()),
+            "uptime": subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
+            "argv": sys.argv[1:],
+        }
         meta_path.write_text(json.dumps(meta))
     load_before, load_after = meta["load_before"], meta["load_after"]
-    records = [r for r in read_records(args.out / "results.jsonl")
-               if r.get("seed") in seeds and r.get("method") not in exclude]
-    unl = [r for r in records
-           if r["stage"] == "oracle" or (r["stage"] == "unlearn" and r["alpha"] in alphas)]
+    records = [
+        r for r in read_records(args.out / "results.jsonl") if r.get("seed") in seeds and r.get("method") not in exclude
+    ]
+    unl = [r for r in records if r["stage"] == "oracle" or (r["stage"] == "unlearn" and r["alpha"] in alphas)]
     originals = {(r["manipulation"], r["seed"]): r for r in records if r["stage"] == "original"}
     by: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in unl:
@@ -149,18 +155,30 @@ def main() -> None:
         f"Spec: the default preset (digits, `cnn_small`, standard training, poison / interclass / random swap at 5 %, "
         f"every registered method over its registered grid, the oracle) with seeds {seeds}, alphas {alphas} and "
         f"`methods.all.exclude = {exclude}` (`rem_ideal` is a bound, not a method"
-        + ("; `rem` left out for time: under this load one REM job took ~2 min, more than the rest of a "
-           "(seed, alpha) together — REM on digits is in rem_digits.md" if "rem" in exclude else "") + "). "
-        + ("Alphas reduced from 0.1 … 1.0 to keep the run under 20 minutes on the loaded machine. "
-           if len(alphas) < 10 else "")
+        + (
+            "; `rem` left out for time: under this load one REM job took ~2 min, more than the rest of a "
+            "(seed, alpha) together — REM on digits is in rem_digits.md"
+            if "rem" in exclude
+            else ""
+        )
+        + "). "
+        + (
+            "Alphas reduced from 0.1 … 1.0 to keep the run under 20 minutes on the loaded machine. "
+            if len(alphas) < 10
+            else ""
+        )
         + "Every value is mean ± sample std over the seeds, in %. 'selected' = the setting the protocol's rule "
         "picked (0.5 · val_accuracy + 0.5 · forget_changed) from the method's grid; Potion's grid is "
         "rho ∈ {0.05, 0.1, 0.2, 0.3, 0.5}, SSD's the paper's 50 (a, λ).",
         "",
     ]
     # The original models.
-    lines += ["## The original models", "",
-              "| manipulation | acc_corr | target_acc | acc_retain | healed | clean_acc |", "|---|---|---|---|---|---|"]
+    lines += [
+        "## The original models",
+        "",
+        "| manipulation | acc_corr | target_acc | acc_retain | healed | clean_acc |",
+        "|---|---|---|---|---|---|",
+    ]
     for manip in MANIPULATIONS:
         rs = [originals[(manip, s)] for s in seeds if (manip, s) in originals]
         lines.append(f"| {manip} | " + " | ".join(ms([r.get(m) for r in rs]) for m in (*SHOWN, "clean_acc")) + " |")
@@ -182,23 +200,30 @@ def main() -> None:
         lines.append("")
 
     # Potion vs SSD: selected and the papers' defaults; the claim.
-    lines += ["## Potion against SSD", "",
-              "Accuracy cost = original acc_retain − new acc_retain (points; negative = a gain). "
-              "'heals more' = higher `healed` (accuracy on all of S_m against clean labels; poisoning: trigger on).",
-              "",
-              "| manipulation | alpha | version | healed | acc_corr | target_acc | acc_retain cost |",
-              "|---|---|---|---|---|---|---|"]
+    lines += [
+        "## Potion against SSD",
+        "",
+        "Accuracy cost = original acc_retain − new acc_retain (points; negative = a gain). "
+        "'heals more' = higher `healed` (accuracy on all of S_m against clean labels; poisoning: trigger on).",
+        "",
+        "| manipulation | alpha | version | healed | acc_corr | target_acc | acc_retain cost |",
+        "|---|---|---|---|---|---|---|",
+    ]
     claim: dict[str, list[bool]] = defaultdict(list)
     for manip in MANIPULATIONS:
         orig_retain = {s: originals[(manip, s)]["acc_retain"] for s in seeds if (manip, s) in originals}
         for a in alphas:
             versions = {
                 "potion, selected": by.get((manip, "potion", a), []),
-                "potion, rho 0.2": [c | {"seed": r["seed"]} for r in by.get((manip, "potion", a), [])
-                                    if (c := candidate(r, rho=0.2))],
+                "potion, rho 0.2": [
+                    c | {"seed": r["seed"]} for r in by.get((manip, "potion", a), []) if (c := candidate(r, rho=0.2))
+                ],
                 "ssd, selected": by.get((manip, "ssd", a), []),
-                "ssd, a 10 λ 1": [c | {"seed": r["seed"]} for r in by.get((manip, "ssd", a), [])
-                                  if (c := candidate(r, a=10.0, lambda_=1.0))],
+                "ssd, a 10 λ 1": [
+                    c | {"seed": r["seed"]}
+                    for r in by.get((manip, "ssd", a), [])
+                    if (c := candidate(r, a=10.0, lambda_=1.0))
+                ],
             }
             summary = {}
             for name, rs in versions.items():
@@ -207,58 +232,82 @@ def main() -> None:
                 cost = [orig_retain[r["seed"]] - r["acc_retain"] for r in rs if r["seed"] in orig_retain]
                 summary[name] = (mean(r["healed"] for r in rs), mean(cost) if cost else float("nan"))
                 target = ms([r.get("target_acc") for r in rs]) if manip == "poison" else "n/a"
-                lines.append(f"| {manip} | {a:g} | {name} | {ms([r['healed'] for r in rs])} | "
-                             f"{ms([r['acc_corr'] for r in rs])} | {target} | "
-                             f"{100 * summary[name][1]:+.1f} |")
-            for pot, ssd in (("potion, selected", "ssd, selected"), ("potion, rho 0.2", "ssd, selected"),
-                             ("potion, rho 0.2", "ssd, a 10 λ 1")):
+                lines.append(
+                    f"| {manip} | {a:g} | {name} | {ms([r['healed'] for r in rs])} | "
+                    f"{ms([r['acc_corr'] for r in rs])} | {target} | "
+                    f"{100 * summary[name][1]:+.1f} |"
+                )
+            for pot, ssd in (
+                ("potion, selected", "ssd, selected"),
+                ("potion, rho 0.2", "ssd, selected"),
+                ("potion, rho 0.2", "ssd, a 10 λ 1"),
+            ):
                 if pot in summary and ssd in summary:
-                    claim[f"{pot} vs {ssd}"].append(summary[pot][0] > summary[ssd][0]
-                                                    and summary[pot][1] < summary[ssd][1])
+                    claim[f"{pot} vs {ssd}"].append(
+                        summary[pot][0] > summary[ssd][0] and summary[pot][1] < summary[ssd][1]
+                    )
     lines += ["", "The claim (Potion heals more than SSD at a smaller accuracy cost) holds in:", ""]
     for k, v in claim.items():
         lines.append(f"- {k}: {sum(v)} of {len(v)} (manipulation, alpha) cells")
     lines.append("")
 
     # Target class kept? (poisoning)
-    lines += ["## Does Potion's gain keep the target class? (poisoning)", "",
-              "| alpha | potion selected target_acc | potion rho 0.2 target_acc | ssd selected target_acc | "
-              "original target_acc |", "|---|---|---|---|---|"]
+    lines += [
+        "## Does Potion's gain keep the target class? (poisoning)",
+        "",
+        "| alpha | potion selected target_acc | potion rho 0.2 target_acc | ssd selected target_acc | "
+        "original target_acc |",
+        "|---|---|---|---|---|",
+    ]
     orig_t = ms([originals[("poison", s)].get("target_acc") for s in seeds if ("poison", s) in originals])
     for a in alphas:
         rs = by.get(("poison", "potion", a), [])
         c02 = [c for r in rs if (c := candidate(r, rho=0.2))]
-        lines.append(f"| {a:g} | {ms([r.get('target_acc') for r in rs])} | {ms([c.get('target_acc') for c in c02])} | "
-                     f"{ms([r.get('target_acc') for r in by.get(('poison', 'ssd', a), [])])} | {orig_t} |")
+        lines.append(
+            f"| {a:g} | {ms([r.get('target_acc') for r in rs])} | {ms([c.get('target_acc') for c in c02])} | "
+            f"{ms([r.get('target_acc') for r in by.get(('poison', 'ssd', a), [])])} | {orig_t} |"
+        )
     lines.append("")
 
     # The search.
-    lines += ["## Potion's PTN search", "",
-              "| manipulation | alpha | rho selected (per seed) | tries at rho 0.2 (per seed) "
-              "| rho met (all searches) |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "## Potion's PTN search",
+        "",
+        "| manipulation | alpha | rho selected (per seed) | tries at rho 0.2 (per seed) | rho met (all searches) |",
+        "|---|---|---|---|---|",
+    ]
     for manip in MANIPULATIONS:
         for a in alphas:
             rs = sorted(by.get((manip, "potion", a), []), key=lambda r: r["seed"])
             if not rs:
                 continue
             outcomes = [o for r in rs for o in r.get("diagnostics", {}).get("ptn_search", {}).get("outcomes", [])]
-            tries = [o["tries"] for r in rs for o in r.get("diagnostics", {}).get("ptn_search", {}).get("outcomes", [])
-                     if o["rho"] == 0.2]
+            tries = [
+                o["tries"]
+                for r in rs
+                for o in r.get("diagnostics", {}).get("ptn_search", {}).get("outcomes", [])
+                if o["rho"] == 0.2
+            ]
             rhos = ", ".join(f"{r['settings']['rho']:g}" for r in rs)
-            lines.append(f"| {manip} | {a:g} | {rhos} | "
-                         f"{', '.join(map(str, tries))} | {sum(o['met'] for o in outcomes)}/{len(outcomes)} |")
+            lines.append(
+                f"| {manip} | {a:g} | {rhos} | "
+                f"{', '.join(map(str, tries))} | {sum(o['met'] for o in outcomes)}/{len(outcomes)} |"
+            )
     lines.append("")
 
     # Cost, side by side: the cached originals, the current code, CPU and wall time of each.
-    lines += ["## Cost against one retrain, side by side", "",
-              "For each original model of the run (seeds " + args.cost_seeds + ") and alpha, in one process, one "
-              "after the other: Potion at rho 0.2 alone, Potion's whole grid (5 rho sharing importances and tries) "
-              "and retrain (RewoD: algorithm A from scratch on S_tr \\ S_f), each on a fresh task. CPU seconds "
-              "(`time.process_time`, this process's own: robust to the machine's load) and wall seconds.", "",
-              "| manipulation | alpha | tries (rho 0.2) | potion CPU s | grid CPU s | retrain CPU s | "
-              "potion ÷ retrain (CPU) | grid ÷ retrain (CPU) | potion ÷ retrain (wall) |",
-              "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "## Cost against one retrain, side by side",
+        "",
+        "For each original model of the run (seeds " + args.cost_seeds + ") and alpha, in one process, one "
+        "after the other: Potion at rho 0.2 alone, Potion's whole grid (5 rho sharing importances and tries) "
+        "and retrain (RewoD: algorithm A from scratch on S_tr \\ S_f), each on a fresh task. CPU seconds "
+        "(`time.process_time`, this process's own: robust to the machine's load) and wall seconds.",
+        "",
+        "| manipulation | alpha | tries (rho 0.2) | potion CPU s | grid CPU s | retrain CPU s | "
+        "potion ÷ retrain (CPU) | grid ÷ retrain (CPU) | potion ÷ retrain (wall) |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     totals = defaultdict(float)
     cost_seeds = [int(x) for x in args.cost_seeds.split(",")]
     for manip, _, run_dir in originals_on_disk(args.out, cost_seeds):
@@ -267,21 +316,27 @@ def main() -> None:
             for k, v in c.items():
                 totals[(manip == "poison", k)] += v
                 totals[(None, k)] += v
-            lines.append(f"| {manip} | {a:g} | {int(c['tries'])} | {c['potion_cpu']:.2f} | {c['grid_cpu']:.2f} | "
-                         f"{c['retrain_cpu']:.2f} | {c['potion_cpu'] / c['retrain_cpu']:.3f} | "
-                         f"{c['grid_cpu'] / c['retrain_cpu']:.3f} | {c['potion_wall'] / c['retrain_wall']:.3f} |")
+            lines.append(
+                f"| {manip} | {a:g} | {int(c['tries'])} | {c['potion_cpu']:.2f} | {c['grid_cpu']:.2f} | "
+                f"{c['retrain_cpu']:.2f} | {c['potion_cpu'] / c['retrain_cpu']:.3f} | "
+                f"{c['grid_cpu'] / c['retrain_cpu']:.3f} | {c['potion_wall'] / c['retrain_wall']:.3f} |"
+            )
     ratios = {}
     for scope, label in ((True, "poisoning"), (None, "all three manipulations")):
         if totals[(scope, "retrain_cpu")]:
-            ratios[label] = (totals[(scope, "potion_cpu")] / totals[(scope, "retrain_cpu")],
-                             totals[(scope, "grid_cpu")] / totals[(scope, "retrain_cpu")],
-                             totals[(scope, "potion_wall")] / totals[(scope, "retrain_wall")])
+            ratios[label] = (
+                totals[(scope, "potion_cpu")] / totals[(scope, "retrain_cpu")],
+                totals[(scope, "grid_cpu")] / totals[(scope, "retrain_cpu")],
+                totals[(scope, "potion_wall")] / totals[(scope, "retrain_wall")],
+            )
     lines.append("")
     for label, (one, grid, wall_ratio) in ratios.items():
-        lines.append(f"- {label}: Potion (rho 0.2) costs **{one:.3f} × one retrain** in CPU time "
-                     f"({wall_ratio:.3f} in wall time), its whole grid {grid:.3f} × (target ≤ 0.3: "
-                     f"{'met' if one <= 0.3 else 'missed'} for one rho, {'met' if grid <= 0.3 else 'missed'} "
-                     "for the grid).")
+        lines.append(
+            f"- {label}: Potion (rho 0.2) costs **{one:.3f} × one retrain** in CPU time "
+            f"({wall_ratio:.3f} in wall time), its whole grid {grid:.3f} × (target ≤ 0.3: "
+            f"{'met' if one <= 0.3 else 'missed'} for one rho, {'met' if grid <= 0.3 else 'missed'} "
+            "for the grid)."
+        )
     lines.append("")
     text = "\n".join(lines) + "\n"
     print(text)

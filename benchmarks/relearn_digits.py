@@ -51,8 +51,14 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out-dir", type=Path, help="keep the bench folder here (default: a temporary one)")
     ap.add_argument("--figure", type=Path, help="copy the report's relearn figure here")
-    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                    help="override a field of the preset (as `corrective bench --set`), e.g. for a quick try")
+    ap.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a field of the preset (as `corrective bench --set`), e.g. for a quick try",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -134,8 +140,10 @@ def main() -> None:
             row += [f"{100 * delta:+.1f}", "" if method == "oracle" else f"{100 * beyond:+.1f}"]
             lines.append("| " + " | ".join(row) + " |")
             if method not in ("oracle", "original") and beyond < -SPRING:
-                springs.append(f"{method} at alpha {alpha:g} on {manip} ({100 * mean(c['acc_corr']):.1f} → "
-                               f"{100 * mean(c['relearn_acc_corr']):.1f}, oracle {100 * o_delta:+.1f})")
+                springs.append(
+                    f"{method} at alpha {alpha:g} on {manip} ({100 * mean(c['acc_corr']):.1f} → "
+                    f"{100 * mean(c['relearn_acc_corr']):.1f}, oracle {100 * o_delta:+.1f})"
+                )
         lines += ["", f"Oracle under the probe: acc_corr {100 * o_delta:+.1f} points.", ""]
     lines += ["## Springs back where the oracle does not", ""]
     lines += [f"- {s}" for s in springs] or ["- none at this threshold."]

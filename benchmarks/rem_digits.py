@@ -35,16 +35,34 @@ def job(args: tuple[str, str, int, list[float], list[str]]) -> list[dict[str, An
     from corrective import api
 
     run = api.train_run("digits", manipulation=kind, seed=seed, training=training, progress=False)
-    out = [{"training": training, "manipulation": kind, "seed": seed, "alpha": 0.0, "method": "original",
-            "train_seconds": run.train_seconds, **{k: run.metrics.get(k) for k in KEYS}}]
+    out = [
+        {
+            "training": training,
+            "manipulation": kind,
+            "seed": seed,
+            "alpha": 0.0,
+            "method": "original",
+            "train_seconds": run.train_seconds,
+            **{k: run.metrics.get(k) for k in KEYS},
+        }
+    ]
     for alpha in alphas:
         for method in methods:
             res = api.unlearn(run, method, alpha, grid=True, progress=False)
             rec = res.record
-            out.append({"training": training, "manipulation": kind, "seed": seed, "alpha": alpha, "method": method,
-                        "settings": rec["settings"], "candidates": len(res.records),
-                        "grid_seconds": sum(r["unlearn_seconds"] for r in res.records),
-                        **{k: rec.get(k) for k in KEYS}})
+            out.append(
+                {
+                    "training": training,
+                    "manipulation": kind,
+                    "seed": seed,
+                    "alpha": alpha,
+                    "method": method,
+                    "settings": rec["settings"],
+                    "candidates": len(res.records),
+                    "grid_seconds": sum(r["unlearn_seconds"] for r in res.records),
+                    **{k: rec.get(k) for k in KEYS},
+                }
+            )
     return out
 
 
@@ -55,40 +73,58 @@ def mean(values: list[float]) -> float:
 
 def report(records: list[dict[str, Any]], args: argparse.Namespace, wall: float) -> str:
     lines = [f"# REM on digits ({datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC)", ""]
-    lines.append(f"Seeds {args.seeds}; alpha {args.alphas}; manipulations {', '.join(MANIPULATIONS)} at default sizes; "
-                 f"{args.workers} single-thread worker processes on a machine shared with other developers "
-                 f"(timings are noisy; ratios are taken within one process). Wall time {wall / 60:.1f} min.")
-    lines.append("Score = utility x healed x 100 (REM's), mean over manipulations, alphas and seeds; every method's "
-                 "setting picked by the selection rule (0.5 val_accuracy + 0.5 forget_changed) over its grid.")
+    lines.append(
+        f"Seeds {args.seeds}; alpha {args.alphas}; manipulations {', '.join(MANIPULATIONS)} at default sizes; "
+        f"{args.workers} single-thread worker processes on a machine shared with other developers "
+        f"(timings are noisy; ratios are taken within one process). Wall time {wall / 60:.1f} min."
+    )
+    lines.append(
+        "Score = utility x healed x 100 (REM's), mean over manipulations, alphas and seeds; every method's "
+        "setting picked by the selection rule (0.5 val_accuracy + 0.5 forget_changed) over its grid."
+    )
     for training in args.trainings:
         rows = [r for r in records if r["training"] == training]
         methods = sorted({r["method"] for r in rows}, key=lambda m: (m != "original", m))
-        lines += ["", f"## Original models trained `{training}`", "",
-                  "| method | score | " + " | ".join(MANIPULATIONS) + " | utility | healed | seconds (selected) |",
-                  "|---|---|" + "---|" * len(MANIPULATIONS) + "---|---|---|"]
+        lines += [
+            "",
+            f"## Original models trained `{training}`",
+            "",
+            "| method | score | " + " | ".join(MANIPULATIONS) + " | utility | healed | seconds (selected) |",
+            "|---|---|" + "---|" * len(MANIPULATIONS) + "---|---|---|",
+        ]
         for m in sorted(methods, key=lambda m: -mean([r["score"] for r in rows if r["method"] == m])):
             mine = [r for r in rows if r["method"] == m]
             per = [100 * mean([r["score"] for r in mine if r["manipulation"] == k]) for k in MANIPULATIONS]
-            lines.append(f"| {m} | {100 * mean([r['score'] for r in mine]):.1f} | "
-                         + " | ".join(f"{v:.1f}" for v in per)
-                         + f" | {100 * mean([r['utility'] for r in mine]):.1f}"
-                         + f" | {100 * mean([r['healed'] for r in mine]):.1f}"
-                         + f" | {mean([r.get('unlearn_seconds') for r in mine]):.2f} |")
+            lines.append(
+                f"| {m} | {100 * mean([r['score'] for r in mine]):.1f} | "
+                + " | ".join(f"{v:.1f}" for v in per)
+                + f" | {100 * mean([r['utility'] for r in mine]):.1f}"
+                + f" | {100 * mean([r['healed'] for r in mine]):.1f}"
+                + f" | {mean([r.get('unlearn_seconds') for r in mine]):.2f} |"
+            )
         rem = {(r["manipulation"], r["seed"], r["alpha"]): r["unlearn_seconds"] for r in rows if r["method"] == "rem"}
-        ret = {(r["manipulation"], r["seed"], r["alpha"]): r["unlearn_seconds"]
-               for r in rows if r["method"] == "retrain"}
+        ret = {
+            (r["manipulation"], r["seed"], r["alpha"]): r["unlearn_seconds"] for r in rows if r["method"] == "retrain"
+        }
         ratios = [rem[k] / ret[k] for k in rem if k in ret and ret[k]]
         if ratios:
-            lines.append(f"\nREM seconds / retrain seconds, same cell: median {statistics.median(ratios):.2f}, "
-                         f"max {max(ratios):.2f} over {len(ratios)} cells (target <= 0.3).")
+            lines.append(
+                f"\nREM seconds / retrain seconds, same cell: median {statistics.median(ratios):.2f}, "
+                f"max {max(ratios):.2f} over {len(ratios)} cells (target <= 0.3)."
+            )
         by_alpha = defaultdict(list)
         for r in rows:
             if r["method"] in ("rem", "retrain", "npo"):
                 by_alpha[(r["method"], r["alpha"])].append(r["score"])
         alphas = sorted({a for _, a in by_alpha})
         if alphas:
-            lines += ["", "Score x100 by alpha (mean over manipulations and seeds):", "",
-                      "| method | " + " | ".join(f"{a:g}" for a in alphas) + " |", "|---|" + "---|" * len(alphas)]
+            lines += [
+                "",
+                "Score x100 by alpha (mean over manipulations and seeds):",
+                "",
+                "| method | " + " | ".join(f"{a:g}" for a in alphas) + " |",
+                "|---|" + "---|" * len(alphas),
+            ]
             for m in ("rem", "npo", "retrain"):
                 if (m, alphas[0]) in by_alpha:
                     lines.append(f"| {m} | " + " | ".join(f"{100 * mean(by_alpha[(m, a)]):.1f}" for a in alphas) + " |")
@@ -116,8 +152,17 @@ def main() -> None:
     wall = time.perf_counter() - start
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"args": {k: v for k, v in vars(args).items() if k != "json"},
-                                         "methods": methods, "wall_seconds": wall, "records": records}, indent=1))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "args": {k: v for k, v in vars(args).items() if k != "json"},
+                    "methods": methods,
+                    "wall_seconds": wall,
+                    "records": records,
+                },
+                indent=1,
+            )
+        )
     print(report(records, args, wall))
 
 

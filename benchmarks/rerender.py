@@ -45,8 +45,11 @@ def check(folder: Path, keep: Path | None = None) -> list[str]:
             diffs.append("report.md")
         new = {p.name: p.read_bytes() for p in (work / "report" / "figures").glob("*.png")}
         old = {p.name: p.read_bytes() for p in (folder / "figures").glob("*.png")}
-        diffs += [f"figures/{n}: {'missing' if n not in new else 'new' if n not in old else 'differs'}"
-                  for n in sorted(set(new) | set(old)) if new.get(n) != old.get(n)]
+        diffs += [
+            f"figures/{n}: {'missing' if n not in new else 'new' if n not in old else 'differs'}"
+            for n in sorted(set(new) | set(old))
+            if new.get(n) != old.get(n)
+        ]
         return diffs
 
 

@@ -58,8 +58,10 @@ def main() -> None:
         "| step | seconds |",
         "|---|---:|",
         f"| `corrective bench --preset smoke` (every job, then the report) | {first:.1f} |",
-        *[f"| resume #{i + 1}: 0 jobs run, report kept (records unchanged) | {t:.1f} |"
-          for i, (t, _) in enumerate(resumes)],
+        *[
+            f"| resume #{i + 1}: 0 jobs run, report kept (records unchanged) | {t:.1f} |"
+            for i, (t, _) in enumerate(resumes)
+        ],
         f"| side by side, the behaviour before: a resume that re-draws the report | {redraw:.1f} |",
         f"| for scale: `corrective report` on the same records | {report:.1f} |",
         f"| for scale: a new process importing the command line (torch included) | {imports:.1f} |",

@@ -27,8 +27,10 @@ def main() -> None:
     from corrective.methods.ssd import SSDSettings, importance_ratios
 
     start = time.perf_counter()
-    print("| seed | alpha | importances | median I_f/I_r | selected: acc_corr / target_acc / acc_retain (a, λ) "
-          "| best keeping class 0: acc_corr / acc_retain (a, λ) |")
+    print(
+        "| seed | alpha | importances | median I_f/I_r | selected: acc_corr / target_acc / acc_retain (a, λ) "
+        "| best keeping class 0: acc_corr / acc_retain (a, λ) |"
+    )
     print("|---|---|---|---|---|---|")
     for seed in (0, 1):
         run = api.train_run("digits", manipulation="poison", seed=seed, progress=False)
@@ -45,11 +47,15 @@ def main() -> None:
                 def s(r: dict) -> str:
                     return f"({r['settings']['a']:g}, {r['settings']['lambda_']:g})"
 
-                print(f"| {seed} | {alpha} | {label} | {median:.3g} | {100 * sel['acc_corr']:.1f} / "
-                      f"{100 * sel['target_acc']:.1f} / {100 * sel['acc_retain']:.1f} {s(sel)} | "
-                      f"{100 * best['acc_corr']:.1f} / {100 * best['acc_retain']:.1f} {s(best)} |")
-    print(f"\nOriginal model acc_corr: see methods_digits.md. Wall time {time.perf_counter() - start:.0f} s "
-          "on 2 shared CPU cores.")
+                print(
+                    f"| {seed} | {alpha} | {label} | {median:.3g} | {100 * sel['acc_corr']:.1f} / "
+                    f"{100 * sel['target_acc']:.1f} / {100 * sel['acc_retain']:.1f} {s(sel)} | "
+                    f"{100 * best['acc_corr']:.1f} / {100 * best['acc_retain']:.1f} {s(best)} |"
+                )
+    print(
+        f"\nOriginal model acc_corr: see methods_digits.md. Wall time {time.perf_counter() - start:.0f} s "
+        "on 2 shared CPU cores."
+    )
 
 
 if __name__ == "__main__":

@@ -70,8 +70,10 @@ def main() -> None:
                     r = res.record
                     rows.setdefault((manipulation, alpha, label), []).append({m: r.get(m) for m in METRICS})
                     cells = " | ".join("-" if r.get(m) is None else f"{100 * r[m]:.1f}" for m in METRICS)
-                    print(f"| {manipulation} | {seed} | {alpha} | {label} | {cells} | "
-                          f"({r['settings']['a']:g}, {r['settings']['lambda_']:g}) |")
+                    print(
+                        f"| {manipulation} | {seed} | {alpha} | {label} | {cells} | "
+                        f"({r['settings']['a']:g}, {r['settings']['lambda_']:g}) |"
+                    )
                     sys.stdout.flush()
     print("\nMean over seeds (points), augmented − ours, against the seed std of ours:\n")
     print("| manipulation | alpha | metric | ours mean ± std | augmented mean ± std | difference | within spread |")
@@ -89,12 +91,16 @@ def main() -> None:
                 ok = abs(diff) <= spread
                 within += ok
                 total += 1
-                print(f"| {manipulation} | {alpha} | {m} | {100 * statistics.mean(a):.1f} ± "
-                      f"{100 * statistics.stdev(a):.1f} | {100 * statistics.mean(b):.1f} ± "
-                      f"{100 * statistics.stdev(b):.1f} | {100 * diff:+.1f} | {'yes' if ok else 'NO'} |")
+                print(
+                    f"| {manipulation} | {alpha} | {m} | {100 * statistics.mean(a):.1f} ± "
+                    f"{100 * statistics.stdev(a):.1f} | {100 * statistics.mean(b):.1f} ± "
+                    f"{100 * statistics.stdev(b):.1f} | {100 * diff:+.1f} | {'yes' if ok else 'NO'} |"
+                )
     wall = time.perf_counter() - start
-    print(f"\n{within} of {total} differences are within one seed std (the larger of the two). "
-          f"Wall time {wall:.0f} s on 2 shared CPU cores.")
+    print(
+        f"\n{within} of {total} differences are within one seed std (the larger of the two). "
+        f"Wall time {wall:.0f} s on 2 shared CPU cores."
+    )
 
 
 if __name__ == "__main__":

@@ -31,8 +31,16 @@ def test_auto_is_registered_as_a_guarded_self_expanding_method() -> None:
 
 def test_auto_on_a_task_without_s_m_expands_from_s_f_alone(poison_run: api.Run) -> None:
     forget = poison_run.manipulation.forget_ids(0.1)
-    task = UnlearnTask(poison_run.model, poison_run.train_split, forget, Pipeline.of(poison_run.dataset),
-                       poison_run.config.scaled(1.0), poison_run.spec, seed=0, known_manipulated=None)
+    task = UnlearnTask(
+        poison_run.model,
+        poison_run.train_split,
+        forget,
+        Pipeline.of(poison_run.dataset),
+        poison_run.config.scaled(1.0),
+        poison_run.spec,
+        seed=0,
+        known_manipulated=None,
+    )
     model, _ = run_method(task, "auto", make_settings("auto", {"fraction": 0.05}))
     assert model is not task.model
     exp = task.cache[EXPANSION_CACHE]
@@ -40,9 +48,19 @@ def test_auto_on_a_task_without_s_m_expands_from_s_f_alone(poison_run: api.Run) 
     assert torch.equal(exp.ids, again.ids)  # what the method saw gives the expansion; S_m was never handed over
     assert bool(torch.isin(forget, exp.ids).all())  # S_f is always kept
     with pytest.raises(UserError, match="must not be handed the manipulated ids"):
-        run_method(UnlearnTask(poison_run.model, poison_run.train_split, forget, Pipeline.of(poison_run.dataset),
-                               poison_run.config, poison_run.spec, known_manipulated=poison_run.manipulation.ids),
-                   "auto", make_settings("auto"))
+        run_method(
+            UnlearnTask(
+                poison_run.model,
+                poison_run.train_split,
+                forget,
+                Pipeline.of(poison_run.dataset),
+                poison_run.config,
+                poison_run.spec,
+                known_manipulated=poison_run.manipulation.ids,
+            ),
+            "auto",
+            make_settings("auto"),
+        )
 
 
 def test_auto_end_to_end_on_digits(poison_run: api.Run) -> None:
@@ -82,13 +100,29 @@ def cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
 
 
 def test_cli_unlearn_expand(poison_run: api.Run, tmp_path: Path, monkeypatch, capsys) -> None:
-    rc, stdout, _ = cli(["unlearn", str(poison_run.path), "--method", "none", "--alpha", "0.1", "--expand",
-                         "neighbours", "--out", str(tmp_path / "u")], monkeypatch, capsys)
+    rc, stdout, _ = cli(
+        [
+            "unlearn",
+            str(poison_run.path),
+            "--method",
+            "none",
+            "--alpha",
+            "0.1",
+            "--expand",
+            "neighbours",
+            "--out",
+            str(tmp_path / "u"),
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert rc == 0 and "with neighbours (neighbours)" in stdout
     saved = json.loads((tmp_path / "u" / "unlearn.json").read_text())["candidates"][0]
     assert saved["expand"] == "neighbours" and saved["n_expanded"] > 0
-    for args, needle in ((["--expand", "nope"], "unknown expansion strategy 'nope'"),
-                         (["--method", "auto", "--expand", "neighbours"], "expands S_f itself")):
+    for args, needle in (
+        (["--expand", "nope"], "unknown expansion strategy 'nope'"),
+        (["--method", "auto", "--expand", "neighbours"], "expands S_f itself"),
+    ):
         rc, _, err = cli(["unlearn", str(poison_run.path), *args, "--out", str(tmp_path / "x")], monkeypatch, capsys)
         assert rc == 2 and needle in err and err.count("\n") == 1 and not (tmp_path / "x").exists()
 
@@ -120,8 +154,16 @@ def test_plan_shares_one_expansion_per_original_alpha_and_strategy() -> None:
 
 
 def test_bench_records_expansion_quality_and_caches_each_expansion(tmp_path: Path) -> None:
-    spec = load_spec("smoke", sets={"expand": ["neighbours"], "alphas": [0.5], "oracle": False,
-                                    "manipulations": {"poison": [0.05]}, "methods": {"none": {"grid": False}}})
+    spec = load_spec(
+        "smoke",
+        sets={
+            "expand": ["neighbours"],
+            "alphas": [0.5],
+            "oracle": False,
+            "manipulations": {"poison": [0.05]},
+            "methods": {"none": {"grid": False}},
+        },
+    )
     out = tmp_path / "b"
     result = run_bench(spec, out, progress=False)
     assert not result.failed

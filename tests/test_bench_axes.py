@@ -19,9 +19,16 @@ from corrective.report.aggregate import build_groups
 
 def smoke(**raw):
     """The smoke preset's spec as a dict, with fields replaced."""
-    base = {"name": "smoke", "seeds": [0], "alphas": [0.5, 1.0], "steps": 40, "device": "cpu", "workers": 1,
-            "manipulations": {"poison": [0.05], "interclass": [0.05], "random_swap": [0.05]},
-            "methods": {"none": {"grid": False}, "ssd": {"grid": False}}}
+    base = {
+        "name": "smoke",
+        "seeds": [0],
+        "alphas": [0.5, 1.0],
+        "steps": 40,
+        "device": "cpu",
+        "workers": 1,
+        "manipulations": {"poison": [0.05], "interclass": [0.05], "random_swap": [0.05]},
+        "methods": {"none": {"grid": False}, "ssd": {"grid": False}},
+    }
     return parse_spec({**base, **raw})
 
 
@@ -29,10 +36,13 @@ def smoke(**raw):
 
 
 def test_settings_are_axes():
-    spec = smoke(manipulations={
-        "poison": {"sizes": [0.05], "target": [0, 3], "corner": "top-left", "trigger_size": [2, 3], "value": 0.5},
-        "interclass": {"sizes": [0.05], "classes": [[3, 8], [1, 7]]},
-        "random_swap": [0.05]})
+    spec = smoke(
+        manipulations={
+            "poison": {"sizes": [0.05], "target": [0, 3], "corner": "top-left", "trigger_size": [2, 3], "value": 0.5},
+            "interclass": {"sizes": [0.05], "classes": [[3, 8], [1, 7]]},
+            "random_swap": [0.05],
+        }
+    )
     poison, interclass, swap = spec.manipulations
     assert len(poison.variants()) == 4
     assert {"target": 3, "corner": "top-left", "trigger_size": 2, "value": 0.5} in poison.variants()
@@ -45,23 +55,39 @@ def test_settings_are_axes():
 @pytest.mark.parametrize(
     ("manipulations", "message"),
     [
-        ({"poison": {"sizes": [0.05], "corner": "middle"}},
-         "bench spec: manipulations.poison.corner[0]: unknown value 'middle'; known: bottom-right"),
-        ({"interclass": {"sizes": [0.05], "classes": [3, 3]}},
-         "bench spec: manipulations.interclass.classes[0]: an interclass pair needs two different classes"),
-        ({"interclass": {"sizes": [0.05], "classes": [[1, 2], [4, 4]]}},
-         "bench spec: manipulations.interclass.classes[1]: an interclass pair needs two different classes"),
-        ({"interclass": {"sizes": [0.05], "classes": [[1, 2, 3]]}},
-         "bench spec: manipulations.interclass.classes[0]: expected a pair of classes"),
+        (
+            {"poison": {"sizes": [0.05], "corner": "middle"}},
+            "bench spec: manipulations.poison.corner[0]: unknown value 'middle'; known: bottom-right",
+        ),
+        (
+            {"interclass": {"sizes": [0.05], "classes": [3, 3]}},
+            "bench spec: manipulations.interclass.classes[0]: an interclass pair needs two different classes",
+        ),
+        (
+            {"interclass": {"sizes": [0.05], "classes": [[1, 2], [4, 4]]}},
+            "bench spec: manipulations.interclass.classes[1]: an interclass pair needs two different classes",
+        ),
+        (
+            {"interclass": {"sizes": [0.05], "classes": [[1, 2, 3]]}},
+            "bench spec: manipulations.interclass.classes[0]: expected a pair of classes",
+        ),
         ({"poison": {"sizes": [0.05], "target": -1}}, "bench spec: manipulations.poison.target[0]: must be >= 0"),
-        ({"poison": {"sizes": [0.05], "trigger_size": 0}},
-         "bench spec: manipulations.poison.trigger_size[0]: must be >= 1"),
-        ({"poison": {"sizes": [0.05], "value": 2}},
-         "bench spec: manipulations.poison.value[0]: must be in [0, 1], got"),
-        ({"poison": {"sizes": [0.05], "classes": [1, 2]}},
-         "bench spec: manipulations.poison.classes: unknown setting of poison; known: sizes, target"),
-        ({"random_swap": {"sizes": [0.05], "target": 1}},
-         "bench spec: manipulations.random_swap.target: unknown setting of random_swap; known: sizes"),
+        (
+            {"poison": {"sizes": [0.05], "trigger_size": 0}},
+            "bench spec: manipulations.poison.trigger_size[0]: must be >= 1",
+        ),
+        (
+            {"poison": {"sizes": [0.05], "value": 2}},
+            "bench spec: manipulations.poison.value[0]: must be in [0, 1], got",
+        ),
+        (
+            {"poison": {"sizes": [0.05], "classes": [1, 2]}},
+            "bench spec: manipulations.poison.classes: unknown setting of poison; known: sizes, target",
+        ),
+        (
+            {"random_swap": {"sizes": [0.05], "target": 1}},
+            "bench spec: manipulations.random_swap.target: unknown setting of random_swap; known: sizes",
+        ),
         ({"poison": {"sizes": [0.05], "target": [1, 1]}}, "bench spec: manipulations.poison.target: has duplicates"),
     ],
 )
@@ -88,15 +114,23 @@ def test_bad_new_fields_name_the_field(raw, message):
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"manipulations": {"poison": {"sizes": [0.05], "target": [0, 10]}}},
-         "bench spec: manipulations.poison.target: class 10 is outside the classes: digits has classes 0..9"),
-        ({"manipulations": {"interclass": {"sizes": [0.05], "classes": [[3, 12]]}}},
-         "bench spec: manipulations.interclass.classes: pair [3, 12] names a class outside the classes"),
-        ({"manipulations": {"poison": {"sizes": [0.05], "trigger_size": 9}}},
-         "bench spec: manipulations.poison.trigger_size: a 9-pixel trigger does not fit digits's 8x8 images"),
+        (
+            {"manipulations": {"poison": {"sizes": [0.05], "target": [0, 10]}}},
+            "bench spec: manipulations.poison.target: class 10 is outside the classes: digits has classes 0..9",
+        ),
+        (
+            {"manipulations": {"interclass": {"sizes": [0.05], "classes": [[3, 12]]}}},
+            "bench spec: manipulations.interclass.classes: pair [3, 12] names a class outside the classes",
+        ),
+        (
+            {"manipulations": {"poison": {"sizes": [0.05], "trigger_size": 9}}},
+            "bench spec: manipulations.poison.trigger_size: a 9-pixel trigger does not fit digits's 8x8 images",
+        ),
         ({"false_flags": [0, 30]}, "bench spec: false_flags: a share of 30 asks for"),
-        ({"manipulations": {"interclass": {"sizes": [0.5], "classes": [[3, 8]]}}},
-         "bench spec: manipulations.interclass: digits, size 0.5: --size 0.5 needs"),
+        (
+            {"manipulations": {"interclass": {"sizes": [0.5], "classes": [[3, 8]]}}},
+            "bench spec: manipulations.interclass: digits, size 0.5: --size 0.5 needs",
+        ),
     ],
 )
 def test_data_errors_before_any_job(raw, message, tmp_path):
@@ -115,11 +149,31 @@ def old_style_id(job):
     """The id of a job as computed before the settings axes, false flags and relearn existed."""
     p = job.params
     if job.stage == "original":
-        keys = ("dataset", "model", "training", "manipulation", "size", "manipulation_settings", "seed",
-                "train_config", "train_preset", "steps", "val_fraction", "device_type")
+        keys = (
+            "dataset",
+            "model",
+            "training",
+            "manipulation",
+            "size",
+            "manipulation_settings",
+            "seed",
+            "train_config",
+            "train_preset",
+            "steps",
+            "val_fraction",
+            "device_type",
+        )
         return job_id({"stage": "original", **{k: p[k] for k in keys}, "versions": versions_key()})
-    return job_id({"stage": job.stage, "original": p["original_id"], "method": p["method"], "alpha": p["alpha"],
-                   "grid": p["grid"], "versions": versions_key()})
+    return job_id(
+        {
+            "stage": job.stage,
+            "original": p["original_id"],
+            "method": p["method"],
+            "alpha": p["alpha"],
+            "grid": p["grid"],
+            "versions": versions_key(),
+        }
+    )
 
 
 def is_old_style(job):
@@ -178,7 +232,7 @@ def test_false_flags_are_clean_nested_and_seeded(poison_run):
     forget, n = api.flagged_ids(run, 0.5, 0.5)
     s_f = run.manipulation.forget_ids(0.5)
     assert n == round(0.5 * len(s_f)) and len(forget) == len(s_f) + n
-    assert forget[: len(s_f)].tolist() == s_f.tolist() and not set(forget[len(s_f):].tolist()) & s_m
+    assert forget[: len(s_f)].tolist() == s_f.tolist() and not set(forget[len(s_f) :].tolist()) & s_m
     assert api.flagged_ids(run, 0.5, 0.0)[1] == 0
     clean = len(train_ids - s_m)
     with pytest.raises(UserError, match=f"only {clean} clean samples"):
@@ -201,10 +255,17 @@ def test_methods_see_false_flags_metrics_use_the_true_s_m(poison_run):
 
 
 def test_settings_and_false_flags_in_records_summary_and_report(tmp_path):
-    spec = smoke(alphas=[0.5], steps=20, false_flags=[0, 0.5], oracle=True,
-                 manipulations={"poison": {"sizes": [0.05], "target": [0, 3]},
-                                "interclass": {"sizes": [0.05], "classes": [[3, 8]]}},
-                 methods={"finetune": {"grid": False}})
+    spec = smoke(
+        alphas=[0.5],
+        steps=20,
+        false_flags=[0, 0.5],
+        oracle=True,
+        manipulations={
+            "poison": {"sizes": [0.05], "target": [0, 3]},
+            "interclass": {"sizes": [0.05], "classes": [[3, 8]]},
+        },
+        methods={"finetune": {"grid": False}},
+    )
     result = run_bench(spec, tmp_path, progress=False)
     assert not result.failed
     records = read_records(tmp_path / RESULTS)
@@ -218,8 +279,9 @@ def test_settings_and_false_flags_in_records_summary_and_report(tmp_path):
         if r["stage"] == "unlearn":
             assert r["false_flags"] in (0.0, 0.5)
             assert (r["n_false_flags"] > 0) == (r["false_flags"] > 0)
-    assert {(r["target"], r["false_flags"]) for r in records if r["stage"] == "unlearn" and r["target"] is not None} \
-        == {(0, 0.0), (0, 0.5), (3, 0.0), (3, 0.5)}
+    assert {
+        (r["target"], r["false_flags"]) for r in records if r["stage"] == "unlearn" and r["target"] is not None
+    } == {(0, 0.0), (0, 0.5), (3, 0.0), (3, 0.5)}
     rows = summarize(records)
     assert len(rows) == len([r for r in records if r["stage"] != "original"])
     table = format_table(rows)
@@ -228,9 +290,11 @@ def test_settings_and_false_flags_in_records_summary_and_report(tmp_path):
     groups, notes = build_groups(read_results(tmp_path))
     assert not notes
     labels = sorted(g.key.label() for g in groups)
-    assert labels == sorted(f"digits · {m} · size 0.05{v} · false flags {f:g} · cnn_small · standard training"
-                            for m, v in (("poison", " · target 0"), ("poison", " · target 3"), ("interclass", ""))
-                            for f in (0, 0.5))
+    assert labels == sorted(
+        f"digits · {m} · size 0.05{v} · false flags {f:g} · cnn_small · standard training"
+        for m, v in (("poison", " · target 0"), ("poison", " · target 3"), ("interclass", ""))
+        for f in (0, 0.5)
+    )
     for g in groups:  # the original and the oracle are references for every false-flag share of their setting
         assert {r.method for r in g.rows} == {"none", "oracle", "finetune"}
         assert all(r.false_flags == g.key.false_flags for r in g.rows if r.method == "finetune")

@@ -38,8 +38,9 @@ def comparable(records):
 
 def cli(*args, **kwargs):
     env = {**os.environ, "PYTHONPATH": SRC}
-    return subprocess.run([sys.executable, "-m", "corrective", *args], env=env, capture_output=True, text=True,
-                          **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "corrective", *args], env=env, capture_output=True, text=True, **kwargs
+    )
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +70,8 @@ def test_records_and_files(smoke):
     for job in result.jobs:
         assert (out / "logs" / f"{job.id}.log").read_text().strip().endswith(" s")
     assert sorted(p.name for p in (out / "models").iterdir() if not p.name.startswith(".")) == sorted(
-        j.id for j in result.jobs if j.stage == "original")
+        j.id for j in result.jobs if j.stage == "original"
+    )
 
 
 def test_resume_runs_nothing(smoke):
@@ -88,8 +90,11 @@ def test_two_workers_same_records_then_cached_models_reused(smoke, tmp_path):
     # Records of the originals lost, models kept: re-running must take them from the cache, not retrain.
     records = read_records(two / RESULTS)
     (two / RESULTS).write_text("".join(json.dumps(r) + "\n" for r in records if r["stage"] != "original"))
-    stamps = {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in (two / "models").iterdir()
-              if not p.name.startswith(".")}
+    stamps = {
+        p.name: (p / "model.safetensors").stat().st_mtime_ns
+        for p in (two / "models").iterdir()
+        if not p.name.startswith(".")
+    }
     again = run_bench(load_spec("smoke"), two, progress=False)
     assert again.ran == len(stamps) == 3
     trained = {r["job_id"]: r["train_seconds"] for r in records if r["stage"] == "original"}
@@ -102,8 +107,12 @@ def test_kill_9_then_resume(smoke, tmp_path):
     out, result = smoke
     target = tmp_path / "killed"
     env = {**os.environ, "PYTHONPATH": SRC}
-    proc = subprocess.Popen([sys.executable, "-m", "corrective", "bench", "--preset", "smoke", "--out", str(target),
-                             "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "corrective", "bench", "--preset", "smoke", "--out", str(target), "-q"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 60
     while len(read_records(target / RESULTS)) < 2 and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -158,14 +167,17 @@ def test_a_failed_job_blocks_only_its_dependents(tmp_path):
     assert done == {"interclass"} and result.ran == len(result.jobs) - len(result.failed)
     assert "asks for 5000 samples" in result.failed[0] and "logs" in result.failed[0]
     assert all("skipped, its original model failed" in line for line in result.failed[1:])
-    assert len(result.failed) == 1 + sum(j.stage != "original" and j.params["manipulation"] == "poison"
-                                         for j in result.jobs)
+    assert len(result.failed) == 1 + sum(
+        j.stage != "original" and j.params["manipulation"] == "poison" for j in result.jobs
+    )
     # through the CLI (the finished jobs are skipped, the failed ones fail again): the report still shows the rest
     config = tmp_path / "failing.toml"
-    config.write_text('name = "failing"\ndatasets = ["digits"]\nseeds = [0]\nalphas = [1.0]\noracle = true\n'
-                      'steps = 40\ndevice = "cpu"\nworkers = 1\n[manipulations]\ninterclass = [0.05]\n'
-                      '[manipulations.poison]\nsizes = [5000]\n'
-                      '[methods.none]\ngrid = false\n[methods.ssd]\ngrid = false\n')
+    config.write_text(
+        'name = "failing"\ndatasets = ["digits"]\nseeds = [0]\nalphas = [1.0]\noracle = true\n'
+        'steps = 40\ndevice = "cpu"\nworkers = 1\n[manipulations]\ninterclass = [0.05]\n'
+        "[manipulations.poison]\nsizes = [5000]\n"
+        "[methods.none]\ngrid = false\n[methods.ssd]\ngrid = false\n"
+    )
     res = CliRunner().invoke(app, ["bench", "--config", str(config), "--out", str(tmp_path / "f"), "-q"])
     assert res.exit_code == 1 and f"{result.skipped + result.ran} already done" in res.output, res.output
     assert (tmp_path / "f" / "report" / "report.html").exists() and "report not written" not in res.output

@@ -32,9 +32,22 @@ def test_torn_last_line_is_ignored_then_cut(tmp_path):
 
 
 def rec(seed, method, alpha, acc_corr, manipulation="poison", stage="unlearn", **extra):
-    return {"job_id": f"{method}{alpha}{seed}{manipulation}", "stage": stage, "dataset": "d", "model": "m",
-            "training": "standard", "manipulation": manipulation, "size": 0.05, "seed": seed, "method": method,
-            "alpha": alpha, "is_method": True, "settings": {"a": seed % 2}, "acc_corr": acc_corr, **extra}
+    return {
+        "job_id": f"{method}{alpha}{seed}{manipulation}",
+        "stage": stage,
+        "dataset": "d",
+        "model": "m",
+        "training": "standard",
+        "manipulation": manipulation,
+        "size": 0.05,
+        "seed": seed,
+        "method": method,
+        "alpha": alpha,
+        "is_method": True,
+        "settings": {"a": seed % 2},
+        "acc_corr": acc_corr,
+        **extra,
+    }
 
 
 def test_summary_aggregates_over_seeds():

@@ -20,8 +20,19 @@ def test_train_json_then_evaluate_round_trip(tmp_path: Path) -> None:
     r = cli("train", "--out", str(out), "--steps", "60", "--json")
     assert r.returncode == 0, r.stderr
     record = json.loads(r.stdout)  # exactly one JSON object
-    for key in ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "attack_success",
-                "c_acc", "asr", "r_acc"):
+    for key in (
+        "acc_corr",
+        "acc_retain",
+        "healed",
+        "utility",
+        "score",
+        "clean_acc",
+        "val_accuracy",
+        "attack_success",
+        "c_acc",
+        "asr",
+        "r_acc",
+    ):
         assert isinstance(record[key], float)
     assert "der" not in record  # the original model: nothing to compare it with
     manifest = json.loads((out / "run.json").read_text())

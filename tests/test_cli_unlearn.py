@@ -20,25 +20,67 @@ def cli(args: list[str], monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capture
     return int(exit_info.value.code or 0), out.out, out.err
 
 
-def test_unlearn_writes_the_selected_model_and_every_candidate(poison_run: api.Run, tmp_path: Path, monkeypatch,
-                                                               capsys) -> None:
+def test_unlearn_writes_the_selected_model_and_every_candidate(
+    poison_run: api.Run, tmp_path: Path, monkeypatch, capsys
+) -> None:
     out = tmp_path / "u"
-    args = ["unlearn", str(poison_run.path), "--method", "scrub", "--alpha", "0.5", "--set", "fraction=0.05",
-            "--grid", "--json", "--out", str(out)]
+    args = [
+        "unlearn",
+        str(poison_run.path),
+        "--method",
+        "scrub",
+        "--alpha",
+        "0.5",
+        "--set",
+        "fraction=0.05",
+        "--grid",
+        "--json",
+        "--out",
+        str(out),
+    ]
     rc, stdout, _ = cli(args, monkeypatch, capsys)
     assert rc == 0
     lines = [json.loads(line) for line in stdout.strip().splitlines()]
     assert len(lines) == 8 and sum(r["selected"] for r in lines) == 1
-    assert all({"method", "alpha", "settings", "selected", "acc_corr", "acc_retain", "unlearn_seconds",
-                "c_acc", "asr", "r_acc", "der"} <= r.keys() for r in lines)  # the defence view on poisoning
+    assert all(
+        {
+            "method",
+            "alpha",
+            "settings",
+            "selected",
+            "acc_corr",
+            "acc_retain",
+            "unlearn_seconds",
+            "c_acc",
+            "asr",
+            "r_acc",
+            "der",
+        }
+        <= r.keys()
+        for r in lines
+    )  # the defence view on poisoning
     saved = json.loads((out / "unlearn.json").read_text())
     assert saved["run"] == str(poison_run.path) and saved["candidates"][saved["selected"]]["selected"]
     assert (out / "model.safetensors").stat().st_size > 0
-    rc, stdout, _ = cli(["unlearn", str(poison_run.path), "--method", "none", "--out", str(out), "--overwrite"],
-                        monkeypatch, capsys)
+    rc, stdout, _ = cli(
+        ["unlearn", str(poison_run.path), "--method", "none", "--out", str(out), "--overwrite"], monkeypatch, capsys
+    )
     assert rc == 0 and "selected candidate 0 by the paper rule" in stdout
-    rc, stdout, _ = cli(["unlearn", str(poison_run.path), "--method", "none", "--selection", "guarded", "--out",
-                         str(out), "--overwrite"], monkeypatch, capsys)
+    rc, stdout, _ = cli(
+        [
+            "unlearn",
+            str(poison_run.path),
+            "--method",
+            "none",
+            "--selection",
+            "guarded",
+            "--out",
+            str(out),
+            "--overwrite",
+        ],
+        monkeypatch,
+        capsys,
+    )
     assert rc == 0 and "by the guarded rule (1 of the candidates kept every class within 0.05)" in stdout
     saved = json.loads((out / "unlearn.json").read_text())["candidates"][0]
     assert saved["selection"] == "guarded" and saved["guard_fallback"] is False and saved["val_class_drop"] == 0.0
@@ -70,8 +112,9 @@ def test_methods_lists_settings_grids_and_oracle_bounds(monkeypatch, capsys) -> 
         (["--method", "ssd", "--selection", "guarded", "--max-class-drop", "5"], "max_class_drop must be a fraction"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(poison_run: api.Run, tmp_path: Path, monkeypatch, capsys, args: list[str],
-                                          message: str) -> None:
+def test_bad_input_is_one_line_and_exit_2(
+    poison_run: api.Run, tmp_path: Path, monkeypatch, capsys, args: list[str], message: str
+) -> None:
     rc, _, err = cli(["unlearn", str(poison_run.path), *args, "--out", str(tmp_path / "x")], monkeypatch, capsys)
     assert rc == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "x").exists()
@@ -81,6 +124,7 @@ def test_not_a_run_folder_and_existing_output(poison_run: api.Run, tmp_path: Pat
     rc, _, err = cli(["unlearn", str(tmp_path), "--method", "none", "--out", str(tmp_path / "o")], monkeypatch, capsys)
     assert rc == 2 and "is not a run folder" in err
     (tmp_path / "o").mkdir()
-    rc, _, err = cli(["unlearn", str(poison_run.path), "--method", "none", "--out", str(tmp_path / "o")],
-                     monkeypatch, capsys)
+    rc, _, err = cli(
+        ["unlearn", str(poison_run.path), "--method", "none", "--out", str(tmp_path / "o")], monkeypatch, capsys
+    )
     assert rc == 2 and "already exists" in err

@@ -309,8 +309,10 @@ def test_npz_single_file_floats_and_grayscale(tmp_path: Path) -> None:
     ("arrays", "match"),
     [
         ({"x_train": np.full((4, 8, 8), 2.0), "y_train": np.arange(4)}, r"floats outside \[0, 1\]"),
-        ({"x_train": np.where(np.arange(256).reshape(4, 8, 8) == 70, np.nan, 0.5), "y_train": np.arange(4)},
-         r"x_train holds NaN or inf pixels \(1 values, the first in image 1\)"),
+        (
+            {"x_train": np.where(np.arange(256).reshape(4, 8, 8) == 70, np.nan, 0.5), "y_train": np.arange(4)},
+            r"x_train holds NaN or inf pixels \(1 values, the first in image 1\)",
+        ),
         ({"x_train": np.full((4, 8, 8), np.inf), "y_train": np.arange(4)}, "NaN or inf"),
         ({"x_train": np.zeros((4, 8, 8, 8), np.uint8), "y_train": np.arange(4)}, "cannot tell the channel axis"),
         ({"x_train": np.zeros((4, 3, 8, 2), np.uint8), "y_train": np.arange(4)}, "cannot tell the channel axis"),

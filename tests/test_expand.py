@@ -77,8 +77,7 @@ def test_none_returns_the_flagged_set() -> None:
     split, bad = planted()
     e = expand(Flat(16, 4), split, bad[:5], PIPE, "none")
     assert e.ids.tolist() == sorted(bad[:5].tolist()) and len(e.added) == 0 and e.chosen == "none"
-    assert e.to_record() == {"expand": "none", "expand_chosen": "none", "n_expanded": 0,
-                             "expand_seconds": e.seconds}
+    assert e.to_record() == {"expand": "none", "expand_chosen": "none", "n_expanded": 0, "expand_seconds": e.seconds}
 
 
 def test_neighbours_finds_a_planted_cluster() -> None:

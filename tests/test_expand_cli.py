@@ -28,11 +28,25 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 def test_expand_sees_only_model_train_and_flagged(poison_run: api.Run) -> None:
     """The strategy's inputs hold no S_m: the api call equals a direct call with model, training split and S_f."""
     assert list(inspect.signature(expand).parameters) == [
-        "model", "train", "forget_ids", "pipeline", "strategy", "settings", "seed", "progress"]
+        "model",
+        "train",
+        "forget_ids",
+        "pipeline",
+        "strategy",
+        "settings",
+        "seed",
+        "progress",
+    ]
     forget = poison_run.manipulation.forget_ids(0.1)
     via_api = api.expand_run(poison_run, 0.1, "auto")
-    direct = expand(poison_run.model, poison_run.train_split, forget.clone(), Pipeline.of(poison_run.dataset),
-                    "auto", seed=poison_run.seed)
+    direct = expand(
+        poison_run.model,
+        poison_run.train_split,
+        forget.clone(),
+        Pipeline.of(poison_run.dataset),
+        "auto",
+        seed=poison_run.seed,
+    )
     assert torch.equal(via_api.ids, direct.ids) and via_api.details == direct.details
     q = expansion_quality(via_api.ids, forget, poison_run.manipulation.ids)
     assert set(forget.tolist()) <= set(via_api.ids.tolist())
@@ -74,8 +88,19 @@ def test_cli_expand_run(poison_run: api.Run, tmp_path: Path) -> None:
     ids = api.read_flagged(out)  # usable as --flagged of `corrective fix`
     assert set(poison_run.manipulation.forget_ids(0.1).tolist()) <= set(ids.tolist()) and len(ids) == summary["n_ids"]
     assert json.loads((tmp_path / "ids.txt.json").read_text())["details"]["cutoff"]["k"] == summary["n_expanded"]
-    r = cli("expand", str(poison_run.path), "--alpha", "0.1", "--strategy", "label_noise", "--set", "k=5",
-            "--out", str(out), "--overwrite")
+    r = cli(
+        "expand",
+        str(poison_run.path),
+        "--alpha",
+        "0.1",
+        "--strategy",
+        "label_noise",
+        "--set",
+        "k=5",
+        "--out",
+        str(out),
+        "--overwrite",
+    )
     assert r.returncode == 0, r.stderr
     assert "n_expanded" in r.stdout and "expand_recall" in r.stdout
 
@@ -87,13 +112,37 @@ def test_cli_expand_fix_form(tmp_path: Path) -> None:
     d = load_dataset("digits", val_fraction=0.0)
     np.savez(root / "train.npz", x=d.train.x.squeeze(1).numpy(), y=d.train.y.numpy())
     np.savez(root / "test.npz", x=d.test.x.squeeze(1).numpy(), y=d.test.y.numpy())
-    run = api.train_run("npz", root=root, manipulation="random_swap", model="cnn_small", preset="digits", steps=60,
-                        val_fraction=0.0, out=root / "run", progress=False)
+    run = api.train_run(
+        "npz",
+        root=root,
+        manipulation="random_swap",
+        model="cnn_small",
+        preset="digits",
+        steps=60,
+        val_fraction=0.0,
+        out=root / "run",
+        progress=False,
+    )
     (root / "flagged.txt").write_text("\n".join(map(str, run.manipulation.forget_ids(0.2).tolist())))
     out = tmp_path / "ids.txt"
-    r = cli("expand", "--dataset", "npz", "--root", str(root), "--model", "cnn_small", "--weights",
-            str(root / "run" / "model.safetensors"), "--flagged", str(root / "flagged.txt"), "--out", str(out),
-            "--strategy", "label_noise", "--json")
+    r = cli(
+        "expand",
+        "--dataset",
+        "npz",
+        "--root",
+        str(root),
+        "--model",
+        "cnn_small",
+        "--weights",
+        str(root / "run" / "model.safetensors"),
+        "--flagged",
+        str(root / "flagged.txt"),
+        "--out",
+        str(out),
+        "--strategy",
+        "label_noise",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["expand"] == "label_noise" and "expand_precision" not in summary  # S_m unknown here

@@ -75,8 +75,17 @@ def test_fix_writes_a_corrected_model_and_summary(user_files: Path, tmp_path: Pa
 
 
 def test_fix_guarded_selection_compares_classes_on_the_held_out_data(user_files: Path, tmp_path: Path) -> None:
-    r = fix(user_files, tmp_path / "fixed", "--flagged", str(user_files / "flagged.txt"), "--method", "none",
-            "--selection", "guarded", "--json")
+    r = fix(
+        user_files,
+        tmp_path / "fixed",
+        "--flagged",
+        str(user_files / "flagged.txt"),
+        "--method",
+        "none",
+        "--selection",
+        "guarded",
+        "--json",
+    )
     assert r.returncode == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["selection"] == "guarded" and summary["guard_fallback"] is False
@@ -157,12 +166,32 @@ def test_the_recipe_defaults_to_epochs_of_the_data_and_is_printed(user_files: Pa
     from corrective.cli.fix import recipe
 
     assert (recipe(1500, None, None, None, None, None, 0).steps, recipe(1500, None, None, None, 64, 0.05, 0).steps) == (
-        round(40 * 1500 / 512), round(40 * 1500 / 64))
+        round(40 * 1500 / 512),
+        round(40 * 1500 / 64),
+    )
     assert recipe(1500, "digits", None, None, None, None, 3).steps == 400  # a named preset keeps its budget
     assert recipe(1500, "digits", 2.0, None, None, None, 3).steps == round(2 * 1500 / 64)
-    r = cli("fix", "--root", str(user_files), "--model", "cnn_small", "--weights",
-            str(user_files / "run" / "model.safetensors"), "--flagged", str(user_files / "flagged.txt"), "--method",
-            "none", "--epochs", "2", "--batch-size", "32", "--lr", "0.01", "--out", str(tmp_path / "f"))
+    r = cli(
+        "fix",
+        "--root",
+        str(user_files),
+        "--model",
+        "cnn_small",
+        "--weights",
+        str(user_files / "run" / "model.safetensors"),
+        "--flagged",
+        str(user_files / "flagged.txt"),
+        "--method",
+        "none",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "32",
+        "--lr",
+        "0.01",
+        "--out",
+        str(tmp_path / "f"),
+    )
     assert r.returncode == 0, r.stderr
     n = len(load_dataset("npz", user_files, val_fraction=0.0).train)
     steps = round(2 * n / 32)

@@ -30,16 +30,19 @@ def write(root: Path, files: dict[str, str]) -> Path:
 
 
 def test_an_upward_import_inside_a_function_is_caught(tmp_path: Path) -> None:
-    pkg = write(tmp_path, {
-        "__init__.py": "",
-        "training.py": "def f():\n    from corrective.methods import base\n",
-        "methods/__init__.py": "",
-        "methods/base.py": "from corrective import training\nfrom . import other\n",
-        "methods/other.py": "",
-        "report/__init__.py": "from corrective.runs import dumps\n",
-        "runs.py": "",
-        "stray.py": "",
-    })
+    pkg = write(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "training.py": "def f():\n    from corrective.methods import base\n",
+            "methods/__init__.py": "",
+            "methods/base.py": "from corrective import training\nfrom . import other\n",
+            "methods/other.py": "",
+            "report/__init__.py": "from corrective.runs import dumps\n",
+            "runs.py": "",
+            "stray.py": "",
+        },
+    )
     bad = layers.violations(pkg)
     assert any("corrective.training (training) imports corrective.methods.base (methods)" in b for b in bad)
     assert any("corrective.report imports corrective.runs: the report reads records only" in b for b in bad)
@@ -57,7 +60,9 @@ def test_the_command_prints_every_layer_in_order() -> None:
 
 
 def test_the_report_loads_without_torch() -> None:
-    code = ("import sys, corrective.report, corrective.report.plots; "
-            "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]; assert not bad, bad")
+    code = (
+        "import sys, corrective.report, corrective.report.plots; "
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith('torch.')]; assert not bad, bad"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr

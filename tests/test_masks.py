@@ -76,8 +76,9 @@ def test_expanded_model_in_drop_mode_computes_the_original(name, kwargs, shape) 
 
 def test_capacity_and_etd_training_record_their_type(tmp_path) -> None:
     for kind in ("capacity", "etd"):
-        run = api.train_run("digits", manipulation="random_swap", steps=20, training=kind, out=tmp_path / kind,
-                            progress=False)
+        run = api.train_run(
+            "digits", manipulation="random_swap", steps=20, training=kind, out=tmp_path / kind, progress=False
+        )
         assert has_reserve(run.model) and run.metrics["clean_acc"] > 0.3
         loaded = api.load_run(tmp_path / kind, device="cpu")
         assert loaded.training_type == kind and loaded.spec.kwargs["p_fixed"] == 0.5

@@ -24,8 +24,18 @@ from corrective.methods.ssd import (
     task_importances,
 )
 
-ALLOWED_FIELDS = {"model", "train", "forget_ids", "pipeline", "config", "spec", "seed", "progress", "known_manipulated",
-                  "cache"}
+ALLOWED_FIELDS = {
+    "model",
+    "train",
+    "forget_ids",
+    "pipeline",
+    "config",
+    "spec",
+    "seed",
+    "progress",
+    "known_manipulated",
+    "cache",
+}
 
 
 def small_task(run: api.Run, alpha: float = 0.5, steps: int = 24, oracle: bool = False) -> UnlearnTask:
@@ -154,8 +164,9 @@ def test_ssd_diagnostics_bin_every_ratio(poison_run: api.Run) -> None:
     json.dumps(diag)  # JSON-able as it is
 
 
-def test_ssd_grid_shares_its_importances_with_the_diagnostics(poison_run: api.Run,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_ssd_grid_shares_its_importances_with_the_diagnostics(
+    poison_run: api.Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls = []
     real = ssd_module.importances
     monkeypatch.setattr(ssd_module, "importances", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -179,7 +190,7 @@ def test_ssd_grid_seconds_include_the_shared_importances(poison_run: api.Run) ->
 def test_ssd_diagnostics_count_zeros_infinities_nans_and_outliers_apart(poison_run: api.Run) -> None:
     task = small_task(poison_run)
     f = torch.tensor([0.0, 1.0, 0.0, 1e-3, 1e-30, 2.0, 1.0, 1e-3], dtype=torch.float32)
-    r = torch.tensor([1.0, 0.0, 0.0, 1e-44, 1e-3, 2.0, 10.0 ** -0.1, 1e-3], dtype=torch.float32)
+    r = torch.tensor([1.0, 0.0, 0.0, 1e-44, 1e-3, 2.0, 10.0**-0.1, 1e-3], dtype=torch.float32)
     task.cache[("importances", "fisher", "retain", False, 0)] = ({"w": f}, {"w": r}, 0.0)  # the default recipe's entry
     diag = ratio_histogram(task)["importance_ratio"]
     assert (diag["n_params"], diag["n_zero"], diag["n_inf"], diag["n_nan"]) == (8, 1, 1, 1)

@@ -51,8 +51,9 @@ class PerSample(nn.Module):
         return torch.stack([z0, torch.full_like(z0, 0.5)], 1)
 
 
-def hand_task(model: nn.Module, forget_pixels: list[list[int]], retain_pixels: list[list[int]],
-              forget_label: int = 0) -> UnlearnTask:
+def hand_task(
+    model: nn.Module, forget_pixels: list[list[int]], retain_pixels: list[list[int]], forget_label: int = 0
+) -> UnlearnTask:
     """A task over 1x1xW images: S_f first (ids 0..), then the retain samples, labels as given."""
     pixels = forget_pixels + retain_pixels
     x = torch.tensor(pixels, dtype=torch.uint8).view(len(pixels), 1, 1, -1)
@@ -125,7 +126,7 @@ def test_the_search_stops_at_the_first_share_that_meets_rho(chunk: int, monkeypa
     s0 = k / (k + n_retain) / 25
     expected = None
     for i in range(200):
-        s = s0 * 1.1 ** i
+        s = s0 * 1.1**i
         t = np.percentile(pool, 100 - math.log(1 + 100 * s))
         acc = 1 - int((ratios.double().numpy() > t).sum()) / k
         if acc <= rho:
@@ -180,12 +181,14 @@ def test_potion_on_a_task_without_s_m(poison_run: api.Run) -> None:
     assert any(not torch.equal(after[n], p) for n, p in before.items())  # something was dampened
     assert all(torch.equal(p, before[n]) for n, p in poison_run.model.named_parameters())
     with pytest.raises(UserError, match="must not be handed the manipulated ids"):
-        run_method(dataclasses.replace(task, known_manipulated=poison_run.manipulation.ids), "potion",
-                   make_settings("potion"))
+        run_method(
+            dataclasses.replace(task, known_manipulated=poison_run.manipulation.ids), "potion", make_settings("potion")
+        )
 
 
-def test_the_grid_shares_importances_and_tries_and_records_every_rho(poison_run: api.Run,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_grid_shares_importances_and_tries_and_records_every_rho(
+    poison_run: api.Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from corrective.methods import ssd as ssd_module
 
     calls = []
@@ -210,5 +213,6 @@ def test_grid_models_equal_single_runs(poison_run: api.Run) -> None:
     fresh = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.3), progress=False)
     for s, model, _ in grid:
         single, _ = run_method(fresh, "potion", s)
-        assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), single.state_dict().values(),
-                                                     strict=True))
+        assert all(
+            torch.equal(a, b) for a, b in zip(model.state_dict().values(), single.state_dict().values(), strict=True)
+        )

@@ -30,12 +30,16 @@ def test_no_line_before_the_interval(capsys: pytest.CaptureFixture[str]) -> None
     assert capsys.readouterr().err == ""
 
 
-def test_training_prints_its_steps_into_a_log(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-                                             ) -> None:
+def test_training_prints_its_steps_into_a_log(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(progress, "EVERY", 0.0)
     ds = load_dataset("digits")
     model = create_model("cnn_small", 10, 1)
     train(model, ds.train, Pipeline.of(ds), TrainConfig(steps=3, batch_size=16), desc="train digits")
     lines = capsys.readouterr().err.splitlines()
-    assert [line.split(",")[0] for line in lines] == ["train digits: 1/3 steps", "train digits: 2/3 steps",
-                                                      "train digits: 3/3 steps"]
+    assert [line.split(",")[0] for line in lines] == [
+        "train digits: 1/3 steps",
+        "train digits: 2/3 steps",
+        "train digits: 3/3 steps",
+    ]

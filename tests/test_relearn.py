@@ -72,9 +72,19 @@ def test_probe_is_deterministic_per_seed(poison_run):
 
 
 def test_bench_probes_originals_oracles_and_selected_models(tmp_path):
-    spec = parse_spec({"name": "relearn", "seeds": [0], "alphas": [0.5], "steps": 40, "device": "cpu",
-                       "workers": 1, "relearn": True, "manipulations": {"poison": [0.05], "interclass": [0.05]},
-                       "methods": {"none": {"grid": False}, "finetune": {"grid": False}}})
+    spec = parse_spec(
+        {
+            "name": "relearn",
+            "seeds": [0],
+            "alphas": [0.5],
+            "steps": 40,
+            "device": "cpu",
+            "workers": 1,
+            "relearn": True,
+            "manipulations": {"poison": [0.05], "interclass": [0.05]},
+            "methods": {"none": {"grid": False}, "finetune": {"grid": False}},
+        }
+    )
     result = run_bench(spec, tmp_path, progress=False)
     assert not result.failed
     records = read_records(tmp_path / RESULTS)
@@ -93,8 +103,19 @@ def test_bench_probes_originals_oracles_and_selected_models(tmp_path):
 
 
 def test_relearn_is_off_by_default(tmp_path):
-    spec = parse_spec({"name": "plain", "seeds": [0], "alphas": [1.0], "steps": 20, "device": "cpu", "workers": 1,
-                       "oracle": False, "manipulations": {"random_swap": [0.05]}, "methods": {"none": {"grid": False}}})
+    spec = parse_spec(
+        {
+            "name": "plain",
+            "seeds": [0],
+            "alphas": [1.0],
+            "steps": 20,
+            "device": "cpu",
+            "workers": 1,
+            "oracle": False,
+            "manipulations": {"random_swap": [0.05]},
+            "methods": {"none": {"grid": False}},
+        }
+    )
     run_bench(spec, tmp_path, progress=False)
     assert not any(k.startswith("relearn") for r in read_records(tmp_path / RESULTS) for k in r)
 

@@ -42,8 +42,11 @@ def test_stat_skips_nulls_and_counts() -> None:
 
 
 def test_cells_average_over_seeds_and_reference_lines() -> None:
-    recs = grid(lambda m, a, s: {"acc_corr": 0.1 * s + a, "acc_retain": None if s == 2 else 0.9},
-                methods=("none", "oracle", "finetune"), alphas=[0.5, 1.0])
+    recs = grid(
+        lambda m, a, s: {"acc_corr": 0.1 * s + a, "acc_retain": None if s == 2 else 0.9},
+        methods=("none", "oracle", "finetune"),
+        alphas=[0.5, 1.0],
+    )
     (g,) = groups_of(recs)
     cell = g.cell("finetune", 0.5, "acc_corr")
     assert (cell.n, cell.mean) == (3, pytest.approx(0.6)) and cell.std == pytest.approx(0.1)
@@ -86,8 +89,12 @@ def test_table1_retain_change_in_points() -> None:
     assert g.retain_change("ssd")[0].mean == pytest.approx(-0.10)
     t = table1([g])
     cells = {row[0].text: row[1].text for row in t.rows}
-    assert cells == {"finetune": "+2.00 ± 1.05", "ssd": "-10.00 ± 0.00", "oracle (bound)": "+2.00",
-                     "original acc_retain (%)": "91.00"}
+    assert cells == {
+        "finetune": "+2.00 ± 1.05",
+        "ssd": "-10.00 ± 0.00",
+        "oracle (bound)": "+2.00",
+        "original acc_retain (%)": "91.00",
+    }
 
 
 def test_target_acc_warning_only_when_the_target_class_is_lost(tmp_path: Path) -> None:
@@ -96,8 +103,9 @@ def test_target_acc_warning_only_when_the_target_class_is_lost(tmp_path: Path) -
     poison = groups["poison"]
     assert [a for a in poison.alphas if poison.target_flag("ssd", a)] == [0.1, 0.2, 0.3]
     assert not any(poison.target_flag(m, a) for m in ("finetune", "retrain") for a in poison.alphas)
-    assert not any(groups["interclass"].target_flag(m, a) for m in groups["interclass"].curves
-                   for a in groups["interclass"].alphas)
+    assert not any(
+        groups["interclass"].target_flag(m, a) for m in groups["interclass"].curves for a in groups["interclass"].alphas
+    )
     table = detail_table(poison)
     header = table.header
     assert header[2:4] == ["acc_corr", "target_acc"]  # target_acc right beside acc_corr
@@ -121,11 +129,13 @@ def test_holes_are_shown_not_interpolated(tmp_path: Path) -> None:
     rows = {(r[0].text, r[1].text): r for r in detail_table(g).rows}
     assert rows[("finetune", "0.7")][2].text == "missing" and rows[("finetune", "0.7")][-1].text == "0/3"
     assert rows[("finetune", "0.5")][-1].text == "2/3" and rows[("finetune", "0.5")][-1].cls == "hole"
-    sec = next(s for s in build_document(read_results(write(tmp_path, recs)), with_plots=False).sections
-               if s.level == 3)  # the setting's own section
+    sec = next(
+        s for s in build_document(read_results(write(tmp_path, recs)), with_plots=False).sections if s.level == 3
+    )  # the setting's own section
     missing = [t for t in sec.items if getattr(t, "title", "").startswith("Missing runs")]
-    assert missing and missing[0].rows[0][0].text == ("finetune: 4 of 30 runs missing: alpha 0.5 seed 2; "
-                                                      "alpha 0.7 (all seeds)")
+    assert missing and missing[0].rows[0][0].text == (
+        "finetune: 4 of 30 runs missing: alpha 0.5 seed 2; alpha 0.7 (all seeds)"
+    )
     # a method absent from one setting but run in another of the same dataset is a hole too
     other = grid(flat(0.5), methods=("none", "oracle", "ssd"), alphas=[0.5], manipulation="poison")
     other += grid(flat(0.5), methods=("none", "oracle"), alphas=[0.5], manipulation="interclass")
@@ -176,9 +186,19 @@ def test_html_is_self_contained_with_the_expected_tables(tmp_path: Path) -> None
     folder = write(tmp_path / "res", realistic())
     *pngs, html_path = write_report(folder, tmp_path / "out", "html")
     html = html_path.read_text()
-    for needle in ("Table 1: change in acc_retain", "alpha*: least discovery rate", "REM score", "Timings",
-                   "results per method and alpha", "target_acc", "⚠ target class lost", "Missing runs",
-                   "oracle (bound)", "rem_ideal (bound)", "original (none)"):
+    for needle in (
+        "Table 1: change in acc_retain",
+        "alpha*: least discovery rate",
+        "REM score",
+        "Timings",
+        "results per method and alpha",
+        "target_acc",
+        "⚠ target class lost",
+        "Missing runs",
+        "oracle (bound)",
+        "rem_ideal (bound)",
+        "original (none)",
+    ):
         assert needle in html, needle
     # Figures 2, 5b/6b, Table 1 bars, REM's map, timings (one block) and one per setting: embedded and beside it
     assert html_path.name == "report.html" and len(pngs) == 5 + 2
@@ -225,13 +245,19 @@ def test_torn_last_line_is_skipped_with_a_note(tmp_path: Path) -> None:
         (lambda d: d.mkdir(), "has no results.jsonl"),
         (lambda d: write(d, []), "holds no records"),
         (lambda d: write(d, [], tail="\n\n"), "holds no records"),
-        (lambda d: write(d, [], tail="{torn\n" + json.dumps(record("none", 1.0, 0)) + "\n"),
-         "results.jsonl:1 is not valid"),
+        (
+            lambda d: write(d, [], tail="{torn\n" + json.dumps(record("none", 1.0, 0)) + "\n"),
+            "results.jsonl:1 is not valid",
+        ),
         (lambda d: write(d, [], tail="[1, 2]\n"), "not a JSON object"),
-        (lambda d: write(d, [{k: v for k, v in record("none", 1.0, 0).items() if k != "dataset"}]),
-         "lacks field 'dataset'"),
-        (lambda d: write(d, [{k: v for k, v in record("none", 1.0, 0).items() if k != "acc_corr"}]),
-         "lacks field 'acc_corr'"),
+        (
+            lambda d: write(d, [{k: v for k, v in record("none", 1.0, 0).items() if k != "dataset"}]),
+            "lacks field 'dataset'",
+        ),
+        (
+            lambda d: write(d, [{k: v for k, v in record("none", 1.0, 0).items() if k != "acc_corr"}]),
+            "lacks field 'acc_corr'",
+        ),
         (lambda d: write(d, [record("none", 1.0, 0, acc_corr="high")]), "'acc_corr' should be a number"),
     ],
 )
@@ -246,8 +272,9 @@ def test_bad_input_is_one_clear_user_error(tmp_path: Path, setup: Callable[[Path
 def test_cli_prints_paths_and_errors_in_one_line(tmp_path: Path) -> None:
     folder = write(tmp_path / "res", realistic())
     run = [sys.executable, "-m", "corrective", "report"]
-    ok = subprocess.run([*run, str(folder), "--out", str(tmp_path / "o"), "--no-plots"], capture_output=True,
-                        text=True, timeout=120)
+    ok = subprocess.run(
+        [*run, str(folder), "--out", str(tmp_path / "o"), "--no-plots"], capture_output=True, text=True, timeout=120
+    )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.split() == [str(tmp_path / "o" / "report.html"), str(tmp_path / "o" / "report.md")]
     bad = subprocess.run([*run, str(tmp_path / "nowhere")], capture_output=True, text=True, timeout=120)
@@ -256,25 +283,57 @@ def test_cli_prints_paths_and_errors_in_one_line(tmp_path: Path) -> None:
         write_report(folder, fmt="pdf")
 
 
-def expansion_record(manipulation: str, strategy: str, alpha: float, seed: int, precision: float,
-                     recall: float) -> dict[str, Any]:
+def expansion_record(
+    manipulation: str, strategy: str, alpha: float, seed: int, precision: float, recall: float
+) -> dict[str, Any]:
     """A record of the bench's expand stage."""
-    return {"job_id": f"x-{manipulation}-{strategy}-{alpha}-{seed}", "stage": "expand", "dataset": "digits",
-            "model": "cnn", "training": "standard", "manipulation": manipulation, "size": 0.05, "seed": seed,
-            "method": None, "alpha": alpha, "expand": strategy, "expand_chosen": "neighbours" if strategy == "auto"
-            else strategy, "n_expanded": 50, "expand_seconds": 0.5, "expand_precision": precision,
-            "expand_recall": recall}
+    return {
+        "job_id": f"x-{manipulation}-{strategy}-{alpha}-{seed}",
+        "stage": "expand",
+        "dataset": "digits",
+        "model": "cnn",
+        "training": "standard",
+        "manipulation": manipulation,
+        "size": 0.05,
+        "seed": seed,
+        "method": None,
+        "alpha": alpha,
+        "expand": strategy,
+        "expand_chosen": "neighbours" if strategy == "auto" else strategy,
+        "n_expanded": 50,
+        "expand_seconds": 0.5,
+        "expand_precision": precision,
+        "expand_recall": recall,
+    }
 
 
 def test_expansions_and_guarded_selection_are_their_own_entries(tmp_path: Path) -> None:
     recs = grid(flat(0.5), methods=("none", "oracle", "ssd"), alphas=[0.1, 0.5], seeds=(0, 1))
-    recs += [r | {"expand": "auto", "n_expanded": 50, "expand_seconds": 2.0, "expand_precision": 0.9,
-                  "expand_recall": 0.8, "job_id": r["job_id"] + "-x", "acc_corr": 0.9}
-             for r in recs if r["method"] == "ssd"]
-    recs += [r | {"selection": "guarded", "guard_fallback": False, "job_id": r["job_id"] + "-g", "acc_corr": 0.7}
-             for r in recs if r["method"] == "ssd" and "expand" not in r]
-    recs += [expansion_record("poison", s, a, seed, p, 0.5 + 0.4 * a)
-             for s, p in (("auto", 0.95), ("neighbours", 0.8)) for a in (0.1, 0.5) for seed in (0, 1)]
+    recs += [
+        r
+        | {
+            "expand": "auto",
+            "n_expanded": 50,
+            "expand_seconds": 2.0,
+            "expand_precision": 0.9,
+            "expand_recall": 0.8,
+            "job_id": r["job_id"] + "-x",
+            "acc_corr": 0.9,
+        }
+        for r in recs
+        if r["method"] == "ssd"
+    ]
+    recs += [
+        r | {"selection": "guarded", "guard_fallback": False, "job_id": r["job_id"] + "-g", "acc_corr": 0.7}
+        for r in recs
+        if r["method"] == "ssd" and "expand" not in r
+    ]
+    recs += [
+        expansion_record("poison", s, a, seed, p, 0.5 + 0.4 * a)
+        for s, p in (("auto", 0.95), ("neighbours", 0.8))
+        for a in (0.1, 0.5)
+        for seed in (0, 1)
+    ]
     results = read_results(write(tmp_path / "r", recs))
     assert len(results.expansions) == 8 and all(r.method != "auto" for r in results.rows)
     (g,) = build_groups(results)[0]
@@ -304,8 +363,13 @@ def test_defence_view_table_of_poisoning_settings(tmp_path: Path) -> None:
     from corrective.report.content import defence_table
 
     def values(m: str, a: float, s: int) -> dict[str, Any]:
-        return {"c_acc": 0.9, "asr": 0.1 + 0.1 * s, "r_acc": 0.8, "der": 0.85 if m != "none" else 0.5,
-                "target_acc": 0.9}
+        return {
+            "c_acc": 0.9,
+            "asr": 0.1 + 0.1 * s,
+            "r_acc": 0.8,
+            "der": 0.85 if m != "none" else 0.5,
+            "target_acc": 0.9,
+        }
 
     recs = grid(values, methods=("none", "oracle", "ssd"), alphas=[0.5, 1.0])
     recs += grid(values, methods=("none", "ssd"), alphas=[0.5], manipulation="interclass")

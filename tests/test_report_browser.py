@@ -19,8 +19,15 @@ from corrective.report import write_report
 from report_records import full_bench, write
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium() -> str:
@@ -47,15 +54,18 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=binary, args=FLAGS)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in (
-            "error", "warning") else None)
+        page.on(
+            "console",
+            lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None,
+        )
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
         page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url[:80]}"))
         page.goto(page_path.as_uri(), wait_until="load")
         images = page.evaluate("[...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight])")
         broken_links = page.evaluate(
             "[...document.querySelectorAll('nav a')].map(a => a.getAttribute('href'))"
-            ".filter(h => !document.getElementById(h.slice(1)))")
+            ".filter(h => !document.getElementById(h.slice(1)))"
+        )
         title = page.title()
         shot = tmp_path / "report-screenshot.png"
         page.screenshot(path=str(shot), full_page=True)

@@ -48,8 +48,11 @@ def lines_from_file(recs: list[dict[str, Any]], manip: str, method: str, metric:
 
 def flat_from_file(recs: list[dict[str, Any]], manip: str, method: str, metric: str) -> float:
     """The original (stage original) or the oracle: one record per seed, their mean."""
-    values = [r[metric] for r in recs if r["manipulation"] == manip and
-              (r["stage"] == "original" if method == "none" else r.get("method") == method)]
+    values = [
+        r[metric]
+        for r in recs
+        if r["manipulation"] == manip and (r["stage"] == "original" if method == "none" else r.get("method") == method)
+    ]
     return statistics.fmean(values)
 
 
@@ -65,8 +68,9 @@ def test_metric_against_alpha_panels_lines_points_and_bands(bench: tuple, metric
     assert [ax.get_title() for ax in axes] == [f"{m} (size 0.05)" for m in MANIPULATIONS]
     for ax, manip in zip(axes, MANIPULATIONS, strict=True):
         lines = {line.get_label(): line for line in ax.get_lines()}
-        assert sorted(lines) == sorted(["finetune", "retrain", "ssd", "rem_ideal (bound)", "original (none)",
-                                        "oracle (bound)"])
+        assert sorted(lines) == sorted(
+            ["finetune", "retrain", "ssd", "rem_ideal (bound)", "original (none)", "oracle (bound)"]
+        )
         for method in CURVES:
             line = lines[method if method != "rem_ideal" else "rem_ideal (bound)"]
             per_alpha = lines_from_file(recs, manip, method, metric)
@@ -135,8 +139,11 @@ def test_ssd_histograms_sum_the_seeds_counts(bench: tuple) -> None:
         steps = [p for p in ax.patches if isinstance(p, StepPatch)]
         assert len(steps) == 2  # poison and interclass; random swap's records hold none
         for step, manip in zip(steps, ["poison", "interclass"], strict=True):
-            hists = [r["diagnostics"]["importance_ratio"] for r in recs
-                     if r.get("method") == "ssd" and r["manipulation"] == manip and r["alpha"] == alpha]
+            hists = [
+                r["diagnostics"]["importance_ratio"]
+                for r in recs
+                if r.get("method") == "ssd" and r["manipulation"] == manip and r["alpha"] == alpha
+            ]
             assert len(hists) == 3
             total = sum(h["n_params"] for h in hists)
             expected = [sum(h["counts"][k] for h in hists) / total for k in range(64)]
@@ -154,8 +161,10 @@ def test_sensitivity_draws_every_setting_and_the_tradeoff_at_half(bench: tuple) 
     recs, groups = bench
     fig = plots.sensitivity(groups, "ssd", plots.colours(["ssd"]))
     top, bottom = fig.axes[:3], fig.axes[3:]
-    labels = {json.dumps(s, sort_keys=True): lab for s, lab in zip(
-        SETTINGS, ["a=1.0, lambda_=1.0", "a=10.0, lambda_=1.0", "a=10.0, lambda_=10.0"], strict=True)}
+    labels = {
+        json.dumps(s, sort_keys=True): lab
+        for s, lab in zip(SETTINGS, ["a=1.0, lambda_=1.0", "a=10.0, lambda_=1.0", "a=10.0, lambda_=10.0"], strict=True)
+    }
     for ax, scatter_ax, manip in zip(top, bottom, MANIPULATIONS, strict=True):
         lines = {line.get_label(): line for line in ax.get_lines()}
         assert set(labels.values()) | {"selected by the rule", "original (none)", "oracle (bound)"} == set(lines)
@@ -164,13 +173,15 @@ def test_sensitivity_draws_every_setting_and_the_tradeoff_at_half(bench: tuple) 
             if r.get("method") == "ssd" and r["manipulation"] == manip:
                 for c in r["candidates"]:
                     per_setting[json.dumps(c["settings"], sort_keys=True)][c["alpha"]].append(
-                        (c["acc_retain"], c["acc_corr"]))
+                        (c["acc_retain"], c["acc_corr"])
+                    )
         for key, label in labels.items():
             expected = [100 * statistics.fmean(c for _, c in per_setting[key][a]) for a in ALPHAS]
             assert list(lines[label].get_ydata()) == approx_list(expected)
         points, star = _scatter(scatter_ax)
-        expected_points = [100 * statistics.fmean(v[i] for v in per_setting[k][0.5])
-                           for k in sorted(per_setting) for i in (0, 1)]  # (acc_retain, acc_corr) per setting
+        expected_points = [
+            100 * statistics.fmean(v[i] for v in per_setting[k][0.5]) for k in sorted(per_setting) for i in (0, 1)
+        ]  # (acc_retain, acc_corr) per setting
         assert points.get_offsets().ravel().tolist() == pytest.approx(expected_points)
         assert len(star.get_offsets()) == 1
 
@@ -197,16 +208,22 @@ def texts(doc: Any) -> str:
 
 
 def test_a_partial_results_folder_gives_what_it_can_and_names_what_is_missing(tmp_path: Path) -> None:
-    recs = [original(s) for s in (0, 1)] + [record("finetune", a, s, acc_corr=0.3 + a) for a in ALPHAS
-                                            for s in (0, 1)]
+    recs = [original(s) for s in (0, 1)] + [record("finetune", a, s, acc_corr=0.3 + a) for a in ALPHAS for s in (0, 1)]
     doc = build_document(read_results(write(tmp_path, recs)))
     names = [i.name for s in doc.sections for i in s.items if hasattr(i, "png")]
-    assert names == ["acc_corr-digits-cnn-standard-training", "healed-digits-cnn-standard-training",
-                     "retain-digits-cnn-standard-training", "rem-map-digits-cnn-standard-training",
-                     "timings-digits-cnn-standard-training", "digits-poison-size-0-05-cnn-standard-training"]
+    assert names == [
+        "acc_corr-digits-cnn-standard-training",
+        "healed-digits-cnn-standard-training",
+        "retain-digits-cnn-standard-training",
+        "rem-map-digits-cnn-standard-training",
+        "timings-digits-cnn-standard-training",
+        "digits-poison-size-0-05-cnn-standard-training",
+    ]
     said = texts(doc)
-    assert "Missing here: no records for interclass, random_swap: no panel for them; no oracle records for " \
-           "poison 0.05: no oracle line there." in said
+    assert (
+        "Missing here: no records for interclass, random_swap: no panel for them; no oracle records for "
+        "poison 0.05: no oracle line there." in said
+    )
     assert "no SSD records, so no importance ratios" in said and "no method with more than one setting" in said
     # only the originals: still a report, with the reference lines
     doc = build_document(read_results(write(tmp_path / "only", [original(0)])))

@@ -32,8 +32,9 @@ def records() -> list[dict[str, Any]]:
     for manip in MANIPULATIONS:
         for s in SEEDS:
             recs.append(original(s, manipulation=manip, **probe(manip, "none", None, s)))
-            recs.append(record("oracle", 1.0, s, manipulation=manip, **probe(manip, "oracle", 1.0, s)) |
-                        {"stage": "oracle"})
+            recs.append(
+                record("oracle", 1.0, s, manipulation=manip, **probe(manip, "oracle", 1.0, s)) | {"stage": "oracle"}
+            )
             for method in METHODS[:-1]:
                 for a in ALPHAS:
                     recs.append(record(method, a, s, manipulation=manip, **probe(manip, method, a, s)))
@@ -48,9 +49,16 @@ def probed(tmp_path_factory):
 
 def from_file(recs, manip, method, alpha, metric) -> tuple[float, float]:
     """Mean over seeds before and after, straight from the records."""
-    rows = [r for r in recs if r["manipulation"] == manip and
-            (r["stage"] == "original" if method == "none" else r.get("method") == method and
-             (method == "oracle" or r["alpha"] == alpha))]
+    rows = [
+        r
+        for r in recs
+        if r["manipulation"] == manip
+        and (
+            r["stage"] == "original"
+            if method == "none"
+            else r.get("method") == method and (method == "oracle" or r["alpha"] == alpha)
+        )
+    ]
     return statistics.fmean(r[metric] for r in rows), statistics.fmean(r[f"relearn_{metric}"] for r in rows)
 
 
@@ -58,10 +66,14 @@ def test_relearn_figure_data(probed):
     recs, groups = probed
     fig = plots.relearn_figure(groups, plots.colours([m for g in groups for m in g.methods]))
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["poison (size 0.05): acc_corr", "poison (size 0.05): target_acc",
-                      "interclass (size 0.05): acc_corr"]  # target_acc beside acc_corr for poisoning
-    for ax, (manip, metric) in zip(fig.axes, [("poison", "acc_corr"), ("poison", "target_acc"),
-                                              ("interclass", "acc_corr")], strict=True):
+    assert titles == [
+        "poison (size 0.05): acc_corr",
+        "poison (size 0.05): target_acc",
+        "interclass (size 0.05): acc_corr",
+    ]  # target_acc beside acc_corr for poisoning
+    for ax, (manip, metric) in zip(
+        fig.axes, [("poison", "acc_corr"), ("poison", "target_acc"), ("interclass", "acc_corr")], strict=True
+    ):
         lines = {line.get_gid(): line for line in ax.get_lines() if line.get_gid()}
         expected = {f"{m}@{a:g}" for m in METHODS[:-1] for a in (0.1, 0.5, 1.0)} | {"none@any", "oracle@any"}
         assert set(lines) == expected  # alpha 0.3 is left out; the references once each
@@ -71,7 +83,8 @@ def test_relearn_figure_data(probed):
             assert list(line.get_ydata()) == pytest.approx([100 * before, 100 * after])
         dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
         assert len(dashed) == 1 and dashed[0].get_ydata()[0] == pytest.approx(
-            100 * from_file(recs, manip, "oracle", None, metric)[1])
+            100 * from_file(recs, manip, "oracle", None, metric)[1]
+        )
 
 
 def test_relearn_section_tables(probed, tmp_path):
@@ -94,6 +107,6 @@ def test_no_relearn_records_says_so(tmp_path):
     recs = [{k: v for k, v in r.items() if not k.startswith("relearn_")} for r in records()]
     doc = build_document(read_results(write(tmp_path, recs)), with_plots=False)
     section = next(s for s in doc.sections if s.anchor == "relearn")
-    assert section.items == ["digits · cnn · standard training: no relearn records (run the bench with "
-                             "`relearn = true`)."]
-
+    assert section.items == [
+        "digits · cnn · standard training: no relearn records (run the bench with `relearn = true`)."
+    ]

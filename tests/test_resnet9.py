@@ -11,14 +11,19 @@ from corrective.models.masks import CapacityMask, expand
 def test_resnet9_is_the_papers_network() -> None:
     m = create_model("resnet9", num_classes=10, in_channels=3)
     assert sum(p.numel() for p in m.parameters()) == 2_276_224
-    convs = [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.bias is not None)
-             for c in m.modules() if isinstance(c, torch.nn.Conv2d)]
+    convs = [
+        (c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding, c.bias is not None)
+        for c in m.modules()
+        if isinstance(c, torch.nn.Conv2d)
+    ]
     assert convs == [
         (3, 64, (3, 3), (1, 1), (1, 1), True),  # conv1
         (64, 128, (5, 5), (2, 2), (2, 2), True),  # conv2: 5x5 stride 2, no pool
-        (128, 128, (3, 3), (1, 1), (1, 1), True), (128, 128, (3, 3), (1, 1), (1, 1), True),  # res1
+        (128, 128, (3, 3), (1, 1), (1, 1), True),
+        (128, 128, (3, 3), (1, 1), (1, 1), True),  # res1
         (128, 256, (3, 3), (1, 1), (1, 1), True),  # conv3 (+ 2x2 max-pool)
-        (256, 256, (3, 3), (1, 1), (1, 1), True), (256, 256, (3, 3), (1, 1), (1, 1), True),  # res2
+        (256, 256, (3, 3), (1, 1), (1, 1), True),
+        (256, 256, (3, 3), (1, 1), (1, 1), True),  # res2
         (256, 128, (3, 3), (1, 1), (0, 0), True),  # conv4: unpadded, no pool
     ]
     pools = [type(p).__name__ for p in m.modules() if isinstance(p, (torch.nn.MaxPool2d, torch.nn.AdaptiveMaxPool2d))]

@@ -49,8 +49,9 @@ def test_unlearn_marks_exactly_the_selected_candidate(poison_run: api.Run) -> No
     assert result.record["selected"] and result.selected == select(result.records)
     # the returned model is the selected candidate's: its metrics are the selected record's, not another's
     forget_ids = poison_run.manipulation.forget_ids(0.5)
-    again = evaluate(result.model, poison_run.dataset, poison_run.manipulation, reference=poison_run.model,
-                     forget_ids=forget_ids)
+    again = evaluate(
+        result.model, poison_run.dataset, poison_run.manipulation, reference=poison_run.model, forget_ids=forget_ids
+    )
     assert {k: result.record[k] for k in again} == again
     assert any({k: r[k] for k in again} != again for r in result.records if not r["selected"])
     assert all(r["settings"]["fraction"] == 0.05 for r in result.records)
@@ -85,9 +86,11 @@ def test_guarded_rejects_a_class_erasing_candidate_with_the_best_paper_score() -
 
 
 def test_guarded_falls_back_to_the_least_damaging_candidate_and_says_so() -> None:
-    records = [cand(0.5, 1.0, val_per_class_acc=per_class(3, 0.1)),  # class 3 down 80 points
-               cand(0.6, 0.9, val_per_class_acc=per_class(5, 0.7)),  # class 5 down 20 points: least damage
-               cand(0.7, 0.8, val_per_class_acc=per_class(1, 0.5))]  # class 1 down 40 points
+    records = [
+        cand(0.5, 1.0, val_per_class_acc=per_class(3, 0.1)),  # class 3 down 80 points
+        cand(0.6, 0.9, val_per_class_acc=per_class(5, 0.7)),  # class 5 down 20 points: least damage
+        cand(0.7, 0.8, val_per_class_acc=per_class(1, 0.5)),
+    ]  # class 1 down 40 points
     guarded = Selection("guarded")
     chosen = select(records, guarded, REF)
     assert chosen == 1
@@ -102,12 +105,15 @@ def test_guarded_skips_classes_missing_from_validation_and_needs_per_class_figur
     assert class_drop(cand(0.9, 0.5), REF) == math.inf  # no per-class figures: never eligible
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (("best",), "unknown selection rule 'best'; known: paper, guarded"),
-    (("guarded", 1.5), "max_class_drop must be a fraction in [0, 1)"),
-    (("guarded", -0.1), "max_class_drop must be a fraction in [0, 1)"),
-    (("guarded", "x"), "max_class_drop must be a fraction in [0, 1)"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (("best",), "unknown selection rule 'best'; known: paper, guarded"),
+        (("guarded", 1.5), "max_class_drop must be a fraction in [0, 1)"),
+        (("guarded", -0.1), "max_class_drop must be a fraction in [0, 1)"),
+        (("guarded", "x"), "max_class_drop must be a fraction in [0, 1)"),
+    ],
+)
 def test_bad_selection_is_one_line(args: tuple, needle: str) -> None:
     with pytest.raises(UserError) as e:
         Selection(*args)

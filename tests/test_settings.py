@@ -19,8 +19,13 @@ class Demo(Checked):
 
 
 def test_rules_describe_themselves() -> None:
-    assert [rule_of(f).describe() for f in fields(Demo)] == ["> 0", "in [0, 1]", ">= 1", "one of 'a', 'b'",
-                                                             "in (0, 10)"]
+    assert [rule_of(f).describe() for f in fields(Demo)] == [
+        "> 0",
+        "in [0, 1]",
+        ">= 1",
+        "one of 'a', 'b'",
+        "in (0, 10)",
+    ]
     assert help_of(fields(Demo)[0]) == "learning rate" and Rule().describe() == ""
 
 
@@ -39,8 +44,10 @@ def test_rules_describe_themselves() -> None:
     ],
 )
 def test_one_message_shape(changes: dict[str, object], message: str) -> None:
-    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")
-                       .replace("]", r"\]") + "$"):
+    with pytest.raises(
+        ValueError,
+        match="^" + message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[").replace("]", r"\]") + "$",
+    ):
         Demo(**changes)
 
 

@@ -25,8 +25,16 @@ def test_vit_maps_images_to_logits_and_trains() -> None:
 
 def test_vit_defaults_are_rems() -> None:
     model = create_model("vit_small", 10, 3)
-    assert model.args == {"num_classes": 10, "in_channels": 3, "image_size": 32, "patch": 8, "dim": 512,
-                          "depth": 4, "heads": 8, "mlp_dim": 1536}
+    assert model.args == {
+        "num_classes": 10,
+        "in_channels": 3,
+        "image_size": 32,
+        "patch": 8,
+        "dim": 512,
+        "depth": 4,
+        "heads": 8,
+        "mlp_dim": 1536,
+    }
     assert model.pos.shape == (1, 17, 512)
 
 
@@ -59,7 +67,16 @@ def test_vit_gets_the_datas_image_size(tmp_path: Path) -> None:
     for split, n in (("train", 40), ("test", 20)):
         x = torch.randint(0, 256, (n, 28, 28), generator=gen, dtype=torch.uint8).numpy()
         np.savez(tmp_path / f"{split}.npz", x=x, y=np.arange(n) % 4)
-    run = api.train_run("npz", root=tmp_path, manipulation="random_swap", size=4, model="vit_small", preset="digits",
-                        steps=2, val_fraction=0.0, progress=False)
+    run = api.train_run(
+        "npz",
+        root=tmp_path,
+        manipulation="random_swap",
+        size=4,
+        model="vit_small",
+        preset="digits",
+        steps=2,
+        val_fraction=0.0,
+        progress=False,
+    )
     assert run.spec.kwargs["image_size"] == 28 and run.model.args["patch"] == 7
     assert 0.0 <= run.metrics["clean_acc"] <= 1.0

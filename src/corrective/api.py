@@ -74,8 +74,12 @@ class Run:
         return {
             "format": FORMAT,
             "data": self.data,
-            "model": {"name": self.spec.name, "num_classes": self.spec.num_classes,
-                      "in_channels": self.spec.in_channels, "kwargs": self.spec.kwargs},
+            "model": {
+                "name": self.spec.name,
+                "num_classes": self.spec.num_classes,
+                "in_channels": self.spec.in_channels,
+                "kwargs": self.spec.kwargs,
+            },
             "manipulation": self.manipulation.to_record(),
             "training": self.config.to_dict(),
             "training_type": self.training_type,
@@ -126,8 +130,12 @@ def train_run(
     if out is not None:
         check_out_dir(Path(out), overwrite)  # fail before training, not after
     dev = resolve_device(device)
-    data = {"name": dataset, "root": None if root is None else str(root), "val_fraction": val_fraction,
-            "options": dataset_options or {}}
+    data = {
+        "name": dataset,
+        "root": None if root is None else str(root),
+        "val_fraction": val_fraction,
+        "options": dataset_options or {},
+    }
     ds = load_dataset(dataset, root, val_fraction=val_fraction, seed=seed, download=download, **(dataset_options or {}))
     manip = manipulate(ds, manipulation, seed=seed, size=size, **(manipulation_settings or {}))
     cfg = get_preset(preset or get_info(dataset).preset)
@@ -136,8 +144,11 @@ def train_run(
     except ValueError as e:
         raise UserError(f"training recipe: {e}") from None
     model = model or get_info(dataset).model
-    kwargs = {**({"width": width} if width is not None else {}), **TRAINING_TYPES[training],
-              **data_settings(model, ds.image_size)}
+    kwargs = {
+        **({"width": width} if width is not None else {}),
+        **TRAINING_TYPES[training],
+        **data_settings(model, ds.image_size),
+    }
     spec = ModelSpec(model, ds.num_classes, ds.in_channels, kwargs)
     net = spec.build(seed, dev)
     start = time.perf_counter()
@@ -169,8 +180,10 @@ def load_run(run_dir: str | Path, device: str = "auto") -> Run:
     except (KeyError, TypeError) as e:
         raise UserError(f"{run_dir / MANIFEST} lacks or mangles field {e}; re-create the run") from None
     if manip.ids.tolist() != mrec["ids"]:
-        raise UserError(f"{run_dir}: the data no longer gives the manipulated ids recorded in its manifest "
-                        "(different data files?); re-create the run")
+        raise UserError(
+            f"{run_dir}: the data no longer gives the manipulated ids recorded in its manifest "
+            "(different data files?); re-create the run"
+        )
     net = load_weights(spec.build(), run_dir / WEIGHTS).to(dev).eval()
     seconds = man.get("train_seconds") or float("nan")
     training = man.get("training_type", "standard")
@@ -234,8 +247,9 @@ def run_candidates(
     info = get_method(method)
     selection = selection or Selection()
     if selection.rule == "guarded" and reference is None:
-        raise UserError("guarded selection needs clean held-out data to compare classes on; provide it "
-                        "or use selection 'paper'")
+        raise UserError(
+            "guarded selection needs clean held-out data to compare classes on; provide it or use selection 'paper'"
+        )
     candidates = [make_settings(method, o) for o in candidate_overrides(method, grid, settings)]
     records: list[dict[str, Any]] = []
     best: nn.Module | None = None
@@ -362,15 +376,17 @@ def unlearn(
     rule = resolve_selection(method, selection, max_class_drop)
     forget_ids, n_false = flagged_ids(run, alpha, false_flags)
     task = make_task(run, forget_ids, oracle=not info.is_method, progress=progress)
-    exp = expansion_for(method, expand, expansion,
-                        lambda s: expand_run(run, alpha, s, false_flags=false_flags, progress=progress))
+    exp = expansion_for(
+        method, expand, expansion, lambda s: expand_run(run, alpha, s, false_flags=false_flags, progress=progress)
+    )
     task = expansion_task(task, method, exp)
     acted_on = forget_ids if exp is None else exp.ids
     reference = per_class_accuracy(run.model, run.dataset.val, Pipeline.of(run.dataset), run.dataset.num_classes)
 
     def measure(model: nn.Module) -> dict[str, Any]:
-        metrics = evaluate(model, run.dataset, run.manipulation, reference=run.model, forget_ids=acted_on,
-                           original=run.metrics)
+        metrics = evaluate(
+            model, run.dataset, run.manipulation, reference=run.model, forget_ids=acted_on, original=run.metrics
+        )
         return {"alpha": alpha, "false_flags": false_flags, "n_false_flags": n_false, **metrics}
 
     result = run_candidates(task, method, settings, grid, measure, rule, reference)
@@ -435,8 +451,9 @@ def read_flagged(path: str | Path) -> torch.Tensor:
         try:
             ids.append(sample_id(v))
         except (ValueError, OverflowError):
-            raise UserError(f"{path}: {v!r} is not a sample id; ids are whole numbers (one per line, a JSON list or "
-                            "a .npy array)") from None
+            raise UserError(
+                f"{path}: {v!r} is not a sample id; ids are whole numbers (one per line, a JSON list or a .npy array)"
+            ) from None
     if not ids:
         raise UserError(f"{path} flags no sample; the identified set S_f must hold at least one id")
     return torch.tensor(sorted(set(ids)), dtype=torch.long)
@@ -460,8 +477,16 @@ def expand_run(
     forget_ids, _ = flagged_ids(run, alpha, false_flags)
     if len(forget_ids) == 0:
         raise UserError("the run has no manipulated samples to flag (manipulation 'none'); nothing to expand")
-    return expand(run.model, run.train_split, forget_ids, Pipeline.of(run.dataset), strategy, settings,
-                  seed=run.seed, progress=progress)
+    return expand(
+        run.model,
+        run.train_split,
+        forget_ids,
+        Pipeline.of(run.dataset),
+        strategy,
+        settings,
+        seed=run.seed,
+        progress=progress,
+    )
 
 
 def check_flagged(train: Split, flagged: torch.Tensor) -> torch.Tensor:
@@ -513,8 +538,10 @@ def correct(
     if grid and (held_out is None or len(held_out) == 0):
         raise UserError("--grid selects settings on trusted held-out data; provide a test split (or drop --grid)")
     if rule.rule == "guarded" and (held_out is None or len(held_out) == 0):
-        raise UserError("guarded selection compares classes on trusted held-out data; provide a test split "
-                        "(or use --selection paper)")
+        raise UserError(
+            "guarded selection compares classes on trusted held-out data; provide a test split "
+            "(or use --selection paper)"
+        )
     num_classes = int(spec.num_classes)
     reference = None if held_out is None else per_class_accuracy(model, held_out, pipeline, num_classes)
     task = UnlearnTask(model, train, flagged, pipeline, config, spec, seed, progress)
@@ -532,12 +559,14 @@ def correct(
         after = predict(new, flagged_split, pipeline)
         return {
             "val_accuracy": accuracy(new, held_out, pipeline) if held_out is not None else float("nan"),
-            **({} if held_out is None else {"val_per_class_acc": per_class_accuracy(new, held_out, pipeline,
-                                                                                    num_classes)}),
+            **(
+                {}
+                if held_out is None
+                else {"val_per_class_acc": per_class_accuracy(new, held_out, pipeline, num_classes)}
+            ),
             "forget_changed": float((after != before).float().mean()),
             "flagged_given_label_acc": float((after == flagged_split.y.cpu()).float().mean()),
         }
 
     result = run_candidates(task, method, settings, grid, measure, rule, reference)
     return with_expansion(result, exp, len(flagged))
-

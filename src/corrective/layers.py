@@ -17,8 +17,18 @@ from pathlib import Path
 
 # In import order: each layer builds only on the ones before it (docs/design.md).
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("base", ("corrective", "corrective.errors", "corrective.layers", "corrective.names",
-              "corrective.progress", "corrective.runs", "corrective.settings")),
+    (
+        "base",
+        (
+            "corrective",
+            "corrective.errors",
+            "corrective.layers",
+            "corrective.names",
+            "corrective.progress",
+            "corrective.runs",
+            "corrective.settings",
+        ),
+    ),
     ("data", ("corrective.data",)),
     ("manipulations", ("corrective.manipulations",)),
     ("models", ("corrective.models",)),
@@ -57,9 +67,12 @@ def imports_of(path: Path, root: Path = ROOT) -> set[str]:
                 target = node.module or ""
             found.add(target)
             # `from corrective import api` imports the module corrective.api
-            found.update(f"{target}.{a.name}" for a in node.names if (root.parent / target.replace(".", "/")
-                                                                         / a.name).with_suffix(".py").exists()
-                         or (root.parent / target.replace(".", "/") / a.name / "__init__.py").exists())
+            found.update(
+                f"{target}.{a.name}"
+                for a in node.names
+                if (root.parent / target.replace(".", "/") / a.name).with_suffix(".py").exists()
+                or (root.parent / target.replace(".", "/") / a.name / "__init__.py").exists()
+            )
     return {m for m in found if m == "corrective" or m.startswith("corrective.")}
 
 

@@ -110,8 +110,10 @@ class Manipulation:
         ids = train.ids.cpu()
         clean = ids[~torch.isin(ids, self.ids.cpu())]
         if count > len(clean):
-            raise UserError(f"false_flags: {count} false flags asked for but the training data has only "
-                            f"{len(clean)} clean samples; use a smaller false-flag share")
+            raise UserError(
+                f"false_flags: {count} false flags asked for but the training data has only "
+                f"{len(clean)} clean samples; use a smaller false-flag share"
+            )
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + FALSE_FLAG_SALT)
         return clean[torch.randperm(len(clean), generator=gen)[:count]]
 

@@ -55,8 +55,7 @@ def per_class_accuracy(model: nn.Module, split: Split, pipeline: Pipeline, num_c
     """Accuracy on each class of `split` (its labels), NaN for a class it lacks."""
     y = split.y.cpu()
     correct = predict(model, split, pipeline) == y
-    return [float(correct[y == c].float().mean()) if bool((y == c).any()) else float("nan")
-            for c in range(num_classes)]
+    return [float(correct[y == c].float().mean()) if bool((y == c).any()) else float("nan") for c in range(num_classes)]
 
 
 def evaluate(
@@ -107,8 +106,9 @@ def evaluate(
         if (original is None or not {"clean_acc", "attack_success"} <= original.keys()) and reference is not None:
             original = evaluate(reference, dataset, manipulation)
         if original is not None and {"clean_acc", "attack_success"} <= original.keys():
-            m["der"] = defence_effectiveness(float(original["clean_acc"]), float(original["attack_success"]),
-                                             m["c_acc"], m["asr"])
+            m["der"] = defence_effectiveness(
+                float(original["clean_acc"]), float(original["attack_success"]), m["c_acc"], m["asr"]
+            )
     if reference is not None and forget_ids is not None:
         m["forget_changed"] = forget_changed(model, reference, dataset, manipulation, forget_ids)
     return m
@@ -132,8 +132,9 @@ def expansion_quality(expanded: Tensor, forget_ids: Tensor, manipulated: Tensor)
     `expand_precision` and `expand_recall` are of the whole expanded set (S_f included) against S_m;
     `added_precision` and `added_recall` of the added samples alone against S_m \\ S_f.
     """
-    expanded, forget_ids, manipulated = (torch.as_tensor(t).reshape(-1).cpu().unique()
-                                         for t in (expanded, forget_ids, manipulated))
+    expanded, forget_ids, manipulated = (
+        torch.as_tensor(t).reshape(-1).cpu().unique() for t in (expanded, forget_ids, manipulated)
+    )
     added = expanded[~torch.isin(expanded, forget_ids)]
     rest = manipulated[~torch.isin(manipulated, forget_ids)]
     hit, hit_added = int(torch.isin(expanded, manipulated).sum()), int(torch.isin(added, rest).sum())

@@ -25,8 +25,19 @@ MANIPULATIONS: tuple[str, ...] = tuple(SETTINGS)  # SETTINGS is written in REM's
 
 # Every scalar metric `metrics.evaluate` may write (fractions in [0, 1]); it also writes the PER_CLASS lists.
 DEFENCE = ("c_acc", "asr", "r_acc", "der")  # BackdoorBench's C-Acc, ASR, R-Acc, DER (poisoning only)
-METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "clean_acc", "val_accuracy", "forget_changed",
-           "attack_success", "target_acc", *DEFENCE)
+METRICS = (
+    "acc_corr",
+    "acc_retain",
+    "healed",
+    "utility",
+    "score",
+    "clean_acc",
+    "val_accuracy",
+    "forget_changed",
+    "attack_success",
+    "target_acc",
+    *DEFENCE,
+)
 GUARD = "val_class_drop"  # the guarded selection's figure: the largest fall of a class's validation accuracy
 PER_CLASS = ("per_class_acc", "val_per_class_acc")  # one accuracy per class: test, validation
 SECONDS = "unlearn_seconds"  # what a method cost, on every unlearning record
@@ -35,9 +46,22 @@ EXPANSION = ("n_expanded", "expand_precision", "expand_recall", "expand_seconds"
 # The relearn probe (bench.relearn) records these metrics of the probed model under `relearn_<name>`.
 RELEARN_OF: tuple[str, ...] = ("acc_corr", "acc_retain", "healed", "attack_success", "target_acc")
 RELEARN_METRICS: tuple[str, ...] = tuple(f"relearn_{m}" for m in RELEARN_OF)
-SUMMARY_METRICS = ("acc_corr", "acc_retain", "healed", "utility", "score", "target_acc", "attack_success", *DEFENCE,
-                   SECONDS, *EXPANSION, "relearn_acc_corr", "relearn_healed", "relearn_attack_success",
-                   "relearn_target_acc")  # relearn_*: empty unless the bench probed
+SUMMARY_METRICS = (
+    "acc_corr",
+    "acc_retain",
+    "healed",
+    "utility",
+    "score",
+    "target_acc",
+    "attack_success",
+    *DEFENCE,
+    SECONDS,
+    *EXPANSION,
+    "relearn_acc_corr",
+    "relearn_healed",
+    "relearn_attack_success",
+    "relearn_target_acc",
+)  # relearn_*: empty unless the bench probed
 
 # The files of a results folder.
 RESULTS = "results.jsonl"  # one record per finished job

@@ -18,11 +18,26 @@ EVERY = 5.0  # seconds between two progress lines when stderr is not a terminal
 class Progress:
     """`update()` per step; `close()` at the end. Lines read `desc: n/total unit, extra, elapsed`."""
 
-    def __init__(self, total: int, desc: str, progress: bool | None, *, unit: str = "step", initial: int = 0,
-                 every: float | None = None, **bar: Any) -> None:
+    def __init__(
+        self,
+        total: int,
+        desc: str,
+        progress: bool | None,
+        *,
+        unit: str = "step",
+        initial: int = 0,
+        every: float | None = None,
+        **bar: Any,
+    ) -> None:
         tty = sys.stderr.isatty()
-        self.bar = tqdm(total=total, desc=desc, initial=initial, unit=unit, disable=not (tty if progress is None
-                                                                                          else progress), **bar)
+        self.bar = tqdm(
+            total=total,
+            desc=desc,
+            initial=initial,
+            unit=unit,
+            disable=not (tty if progress is None else progress),
+            **bar,
+        )
         self.lines = progress is None and not tty
         self.total, self.desc, self.unit, self.n = total, desc, unit, initial
         self.every = EVERY if every is None else every
@@ -47,8 +62,11 @@ class Progress:
         if self.lines and now - self.last >= self.every:
             self.last = now
             extra = "".join(f", {k} {v}" for k, v in self.postfix.items())
-            print(f"{self.desc}: {self.n}/{self.total} {self.unit}s{extra}, {now - self.start:.0f} s",
-                  file=sys.stderr, flush=True)
+            print(
+                f"{self.desc}: {self.n}/{self.total} {self.unit}s{extra}, {now - self.start:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def close(self) -> None:
         self.bar.close()

@@ -103,8 +103,9 @@ def load_weights(model: nn.Module, path: Path) -> nn.Module:
         ) from None
     mismatch = state_mismatch(model.state_dict(), state)
     if mismatch:
-        raise UserError(f"checkpoint {path} does not fit the model: {mismatch}; check --model, its settings and "
-                        "the class count")
+        raise UserError(
+            f"checkpoint {path} does not fit the model: {mismatch}; check --model, its settings and the class count"
+        )
     model.load_state_dict(state)
     return model
 
@@ -145,4 +146,3 @@ def read_manifest(run_dir: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise UserError(f"{path} is not a {FORMAT} manifest; re-create the run with this version of corrective")
     return manifest
-

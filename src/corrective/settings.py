@@ -41,8 +41,12 @@ class Rule:
             return value in self.choices
         if isinstance(value, float) and math.isnan(value):
             return self == Rule()
-        return not ((self.gt is not None and not value > self.gt) or (self.ge is not None and not value >= self.ge)
-                    or (self.lt is not None and not value < self.lt) or (self.le is not None and not value <= self.le))
+        return not (
+            (self.gt is not None and not value > self.gt)
+            or (self.ge is not None and not value >= self.ge)
+            or (self.lt is not None and not value < self.lt)
+            or (self.le is not None and not value <= self.le)
+        )
 
     def describe(self) -> str:
         """`> 0`, `>= 0`, `in (0, 10]`, `one of 'ce+kl', 'kl'`; '' for no rule."""
@@ -59,8 +63,16 @@ class Rule:
         return ""
 
 
-def setting(default: Any, help: str = "", *, gt: float | None = None, ge: float | None = None,
-            lt: float | None = None, le: float | None = None, choices: tuple[Any, ...] | None = None) -> Any:
+def setting(
+    default: Any,
+    help: str = "",
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+) -> Any:
     """A dataclass field with its default, its rule and its help (shown by `corrective methods`)."""
     return dataclasses.field(default=default, metadata={"rule": Rule(gt, ge, lt, le, choices), "help": help})
 
@@ -126,8 +138,9 @@ def build_settings(cls: type, overrides: dict[str, Any] | None, owner: str) -> A
     values: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
         if key in renamed:
-            warnings.warn(f"{owner}: setting {key!r} is now {renamed[key]!r}; the old name will go", FutureWarning,
-                          stacklevel=3)
+            warnings.warn(
+                f"{owner}: setting {key!r} is now {renamed[key]!r}; the old name will go", FutureWarning, stacklevel=3
+            )
             key = renamed[key]
         if key not in known:
             hint = f" (did you mean {key}_?)" if f"{key}_" in known else ""

@@ -35,8 +35,9 @@ class TrainConfig(Checked):
     t_mult: float = setting(1.25, "decay reaches lr * (1 - 1/t_mult) at the last step", gt=0)
     schedule: str = setting("linear", "linear (warm-up + decay) or constant", choices=("linear", "constant"))
     augment: bool = setting(True, "flips and crops as the dataset allows")
-    precision: str = setting("auto", "auto (bf16 on CUDA and for images >= 32 px), bf16 or fp32",
-                             choices=("auto", "bf16", "fp32"))
+    precision: str = setting(
+        "auto", "auto (bf16 on CUDA and for images >= 32 px), bf16 or fp32", choices=("auto", "bf16", "fp32")
+    )
     seed: int = setting(0, "seed of the batch order and augmentation")
 
     def scaled(self, fraction: float, **changes: Any) -> TrainConfig:
@@ -89,8 +90,9 @@ def use_bf16(precision: str, device: torch.device, image_size: int) -> bool:
 
 def sgd(params: Any, cfg: TrainConfig) -> torch.optim.SGD:
     """Algorithm A's optimiser: SGD with the recipe's momentum and weight decay (`fit` sets the lr each step)."""
-    return torch.optim.SGD(params, lr=lr_at(0, cfg), momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                           nesterov=False)
+    return torch.optim.SGD(
+        params, lr=lr_at(0, cfg), momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=False
+    )
 
 
 def fit(

@@ -62,8 +62,9 @@ class LocalExecutor:
             gpus = ctx.Queue()
             for i in range(workers):
                 gpus.put(i % default_workers("cuda"))
-        self.pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
-                                        initargs=(os.getpid(), device_type, gpus))
+        self.pool = ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), device_type, gpus)
+        )
 
     def submit(self, job: Job, out: str) -> Future[dict[str, Any]]:
         return self.pool.submit(execute, job, out)

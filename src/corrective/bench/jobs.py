@@ -79,10 +79,19 @@ def train_original(job: Job, out: Path) -> dict[str, Any]:
         partial = out / MODELS / ".partial" / f"{job.id}.{uuid.uuid4().hex[:8]}"
         try:
             api.train_run(
-                p["dataset"], manipulation=p["manipulation"], size=p["size"], seed=p["seed"], root=p["root"],
-                model=p["model"], preset=p["train_preset"] if p["train_preset"] != "default" else None,
-                steps=p["steps"] or None, val_fraction=p["val_fraction"], device=p["device_type"],
-                manipulation_settings=dict(p["manipulation_settings"]), out=partial, progress=False,
+                p["dataset"],
+                manipulation=p["manipulation"],
+                size=p["size"],
+                seed=p["seed"],
+                root=p["root"],
+                model=p["model"],
+                preset=p["train_preset"] if p["train_preset"] != "default" else None,
+                steps=p["steps"] or None,
+                val_fraction=p["val_fraction"],
+                device=p["device_type"],
+                manipulation_settings=dict(p["manipulation_settings"]),
+                out=partial,
+                progress=False,
                 training=p["training"],
             )
             try:
@@ -94,12 +103,22 @@ def train_original(job: Job, out: Path) -> dict[str, Any]:
             shutil.rmtree(partial, ignore_errors=True)
     man = read_manifest(final)
     if man["training"] != job.params["train_config"]:
-        raise RuntimeError(f"cached model {final} was trained with {man['training']}, not the planned "
-                           f"{job.params['train_config']}; the planner's recipe and api.train_run disagree")
+        raise RuntimeError(
+            f"cached model {final} was trained with {man['training']}, not the planned "
+            f"{job.params['train_config']}; the planner's recipe and api.train_run disagree"
+        )
     fields = setting_fields(job.params["manipulation"], man["manipulation"]["settings"])
     probe = relearn(api.load_run(final, device=job.params["device_type"])) if job.params.get("relearn") else {}
-    return {**_base(job), **fields, "method": None, "alpha": None, "train_seconds": man["train_seconds"],
-            "n_manipulated": len(man["manipulation"]["ids"]), **man["metrics"], **probe}
+    return {
+        **_base(job),
+        **fields,
+        "method": None,
+        "alpha": None,
+        "train_seconds": man["train_seconds"],
+        "n_manipulated": len(man["manipulation"]["ids"]),
+        **man["metrics"],
+        **probe,
+    }
 
 
 def expansion_path(out: Path, expansion_id: str) -> Path:
@@ -117,18 +136,35 @@ def expand(job: Job, out: Path) -> dict[str, Any]:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     tmp.write_text(dumps(expansion_json(exp)))
     os.replace(tmp, path)
-    print(f"  {exp.strategy} ({exp.chosen}): {len(exp.added)} added to {len(exp.ids) - len(exp.added)} in "
-          f"{exp.seconds:.1f} s")
+    print(
+        f"  {exp.strategy} ({exp.chosen}): {len(exp.added)} added to {len(exp.ids) - len(exp.added)} in "
+        f"{exp.seconds:.1f} s"
+    )
     flagged = api.flagged_ids(run, p["alpha"], p.get("false_flags", 0.0))[0]
-    return {**_base(job), **run.manipulation.setting_fields(), "method": None, "alpha": p["alpha"],
-            "false_flags": p.get("false_flags", 0.0), "original_id": p["original_id"], "n_flagged": len(flagged),
-            "n_manipulated": len(run.manipulation.ids), **exp.to_record(),
-            **expansion_quality(exp.ids, flagged, run.manipulation.ids)}
+    return {
+        **_base(job),
+        **run.manipulation.setting_fields(),
+        "method": None,
+        "alpha": p["alpha"],
+        "false_flags": p.get("false_flags", 0.0),
+        "original_id": p["original_id"],
+        "n_flagged": len(flagged),
+        "n_manipulated": len(run.manipulation.ids),
+        **exp.to_record(),
+        **expansion_quality(exp.ids, flagged, run.manipulation.ids),
+    }
 
 
 def expansion_json(exp: Any) -> dict[str, Any]:
-    return {"strategy": exp.strategy, "chosen": exp.chosen, "ids": exp.ids.tolist(), "added": exp.added.tolist(),
-            "scores": exp.scores.tolist(), "seconds": exp.seconds, "details": exp.details}
+    return {
+        "strategy": exp.strategy,
+        "chosen": exp.chosen,
+        "ids": exp.ids.tolist(),
+        "added": exp.added.tolist(),
+        "scores": exp.scores.tolist(),
+        "seconds": exp.seconds,
+        "details": exp.details,
+    }
 
 
 def load_expansion(out: Path, expansion_id: str) -> Any:
@@ -137,9 +173,15 @@ def load_expansion(out: Path, expansion_id: str) -> Any:
     if not path.exists():
         raise RuntimeError(f"the expansion {path} its job should have written is missing; re-run the bench")
     d = json.loads(path.read_text())
-    return Expansion(d["strategy"], d["chosen"], torch.tensor(d["ids"], dtype=torch.long),
-                     torch.tensor(d["added"], dtype=torch.long), torch.tensor(d["scores"]), float(d["seconds"]),
-                     d["details"])
+    return Expansion(
+        d["strategy"],
+        d["chosen"],
+        torch.tensor(d["ids"], dtype=torch.long),
+        torch.tensor(d["added"], dtype=torch.long),
+        torch.tensor(d["scores"]),
+        float(d["seconds"]),
+        d["details"],
+    )
 
 
 def unlearn(job: Job, out: Path) -> dict[str, Any]:
@@ -148,18 +190,37 @@ def unlearn(job: Job, out: Path) -> dict[str, Any]:
     p = job.params
     run = api.load_run(model_dir(out, p["original_id"]), device=p["device_type"])
     exp = load_expansion(out, p["expansion_id"]) if p.get("expansion_id") else None
-    result = api.unlearn(run, p["method"], p["alpha"], grid=p["grid"], selection=p.get("selection", "paper"),
-                         max_class_drop=p.get("max_class_drop"), expand=p.get("expand", "none"), expansion=exp,
-                         progress=False, false_flags=p.get("false_flags", 0.0))
+    result = api.unlearn(
+        run,
+        p["method"],
+        p["alpha"],
+        grid=p["grid"],
+        selection=p.get("selection", "paper"),
+        max_class_drop=p.get("max_class_drop"),
+        expand=p.get("expand", "none"),
+        expansion=exp,
+        progress=False,
+        false_flags=p.get("false_flags", 0.0),
+    )
     candidates = [{k: v for k, v in r.items() if k != "diagnostics"} for r in result.records]  # kept once, below
     for c in candidates:
-        print(f"  {json.dumps(c['settings'])}: acc_corr {c['acc_corr']} acc_retain {c['acc_retain']} "
-              f"selected {c['selected']}")
+        print(
+            f"  {json.dumps(c['settings'])}: acc_corr {c['acc_corr']} acc_retain {c['acc_retain']} "
+            f"selected {c['selected']}"
+        )
     chosen = {k: v for k, v in result.record.items() if k not in ("method", "alpha")}
     flagged = api.flagged_ids(run, p["alpha"], p.get("false_flags", 0.0))[0]
     quality = {} if exp is None else expansion_quality(exp.ids, flagged, run.manipulation.ids)
     if p.get("relearn"):  # the selected model only, after the method and the selection are done
         chosen |= relearn(run, result.model)
-    return {**_base(job), **run.manipulation.setting_fields(), "method": p["method"], "alpha": p["alpha"],
-            "original_id": p["original_id"], **chosen, **quality,
-            "grid_size": len(candidates), "candidates": candidates}
+    return {
+        **_base(job),
+        **run.manipulation.setting_fields(),
+        "method": p["method"],
+        "alpha": p["alpha"],
+        "original_id": p["original_id"],
+        **chosen,
+        **quality,
+        "grid_size": len(candidates),
+        "candidates": candidates,
+    }

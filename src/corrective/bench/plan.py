@@ -86,11 +86,19 @@ def plan(spec: BenchSpec, device_type: str) -> list[Job]:
                         for size in m.sizes:
                             for seed in spec.seeds:
                                 params = {
-                                    "dataset": dataset, "model": model_name, "training": training,
-                                    "manipulation": m.kind, "size": size, "manipulation_settings": variant,
-                                    "seed": seed, "train_config": train_config(spec, dataset, seed),
-                                    "train_preset": spec.train_preset, "steps": spec.steps,
-                                    "val_fraction": spec.val_fraction, "device_type": device_type, **relearn,
+                                    "dataset": dataset,
+                                    "model": model_name,
+                                    "training": training,
+                                    "manipulation": m.kind,
+                                    "size": size,
+                                    "manipulation_settings": variant,
+                                    "seed": seed,
+                                    "train_config": train_config(spec, dataset, seed),
+                                    "train_preset": spec.train_preset,
+                                    "steps": spec.steps,
+                                    "val_fraction": spec.val_fraction,
+                                    "device_type": device_type,
+                                    **relearn,
                                 }
                                 key = {"stage": "original", **params, "versions": versions_key()}
                                 orig = Job(job_id(key), "original", {**params, "root": spec.roots.get(dataset)})
@@ -108,9 +116,19 @@ def plan(spec: BenchSpec, device_type: str) -> list[Job]:
                                                     if k not in expansions:
                                                         expansions[k] = _expand_job(orig, alpha, strategy, flags)
                                                     exp = expansions[k]
-                                                unlearns.append(_unlearn_job(orig, "unlearn", name, alpha, grid,
-                                                                             flags, exp=exp, rule=rule,
-                                                                             max_drop=spec.max_class_drop))
+                                                unlearns.append(
+                                                    _unlearn_job(
+                                                        orig,
+                                                        "unlearn",
+                                                        name,
+                                                        alpha,
+                                                        grid,
+                                                        flags,
+                                                        exp=exp,
+                                                        rule=rule,
+                                                        max_drop=spec.max_class_drop,
+                                                    )
+                                                )
                                 expands.extend(expansions.values())
     jobs = originals + oracles + expands + unlearns
     ids = [j.id for j in jobs]
@@ -134,28 +152,59 @@ def method_axes(spec: BenchSpec, method: str) -> list[tuple[str, str]]:
 def _expand_job(orig: Job, alpha: float, strategy: str, false_flags: float = 0.0) -> Job:
     """One expansion of S_f (false flags included) per (original, alpha, false flags, strategy)."""
     flags = {"false_flags": false_flags} if false_flags else {}
-    key = {"stage": "expand", "original": orig.id, "alpha": alpha, "expand": strategy, **flags,
-           "versions": versions_key()}
+    key = {
+        "stage": "expand",
+        "original": orig.id,
+        "alpha": alpha,
+        "expand": strategy,
+        **flags,
+        "versions": versions_key(),
+    }
     params = {**orig.params, "original_id": orig.id, "alpha": alpha, "expand": strategy, "false_flags": false_flags}
     return Job(job_id(key), "expand", params, (orig.id,))
 
 
-def _unlearn_job(orig: Job, stage: str, method: str, alpha: float, grid: list[dict[str, Any]],
-                 false_flags: float = 0.0, *, exp: Job | None = None, rule: str = "paper",
-                 max_drop: float = 0.05) -> Job:
+def _unlearn_job(
+    orig: Job,
+    stage: str,
+    method: str,
+    alpha: float,
+    grid: list[dict[str, Any]],
+    false_flags: float = 0.0,
+    *,
+    exp: Job | None = None,
+    rule: str = "paper",
+    max_drop: float = 0.05,
+) -> Job:
     """One method at one alpha. The defaults (no false flags, expand none, the paper's rule) add nothing to the
     id, so specs written before these axes existed keep their jobs' ids."""
     flags = {"false_flags": false_flags} if false_flags else {}  # no false flags: the id of before the axis
-    key = {"stage": stage, "original": orig.id, "method": method, "alpha": alpha, "grid": grid, **flags,
-           "versions": versions_key()}
+    key = {
+        "stage": stage,
+        "original": orig.id,
+        "method": method,
+        "alpha": alpha,
+        "grid": grid,
+        **flags,
+        "versions": versions_key(),
+    }
     strategy = "none" if exp is None else exp.params["expand"]
     if exp is not None:
         key |= {"expand": strategy, "expansion": exp.id}
     if rule != "paper":
         key |= {"selection": rule, "max_class_drop": max_drop}
-    params = {**orig.params, "original_id": orig.id, "method": method, "alpha": alpha, "grid": grid,
-              "false_flags": false_flags, "expand": strategy, "expansion_id": None if exp is None else exp.id,
-              "selection": rule, "max_class_drop": max_drop}
+    params = {
+        **orig.params,
+        "original_id": orig.id,
+        "method": method,
+        "alpha": alpha,
+        "grid": grid,
+        "false_flags": false_flags,
+        "expand": strategy,
+        "expansion_id": None if exp is None else exp.id,
+        "selection": rule,
+        "max_class_drop": max_drop,
+    }
     deps = (orig.id,) if exp is None else (orig.id, exp.id)
     return Job(job_id(key), stage, params, deps)
 
@@ -180,8 +229,10 @@ def check_data(spec: BenchSpec) -> None:
                     raise fail(f"{where}.classes", f"pair {pair} names a class outside the classes: {classes}")
             for trigger in m.settings.get("trigger_size", ()):
                 if trigger > min(ds.train.x.shape[-2:]):
-                    raise fail(f"{where}.trigger_size", f"a {trigger}-pixel trigger does not fit {dataset}'s "
-                               f"{ds.image_size}x{ds.image_size} images")
+                    raise fail(
+                        f"{where}.trigger_size",
+                        f"a {trigger}-pixel trigger does not fit {dataset}'s {ds.image_size}x{ds.image_size} images",
+                    )
             for variant in m.variants():
                 for size in m.sizes:
                     try:
@@ -191,6 +242,9 @@ def check_data(spec: BenchSpec) -> None:
                     n_f = max(1, round(top_alpha * len(manip.ids)))
                     need, clean = round(worst * n_f), len(ds.train) - len(manip.ids)
                     if need > clean:
-                        raise fail("false_flags", f"a share of {worst:g} asks for {need} clean samples in S_f "
-                                   f"({dataset}, {m.kind} size {size:g}, alpha {top_alpha:g}) but only {clean} "
-                                   f"exist; use shares of at most {clean / n_f:.2f}")
+                        raise fail(
+                            "false_flags",
+                            f"a share of {worst:g} asks for {need} clean samples in S_f "
+                            f"({dataset}, {m.kind} size {size:g}, alpha {top_alpha:g}) but only {clean} "
+                            f"exist; use shares of at most {clean / n_f:.2f}",
+                        )

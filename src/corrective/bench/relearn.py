@@ -52,8 +52,7 @@ def probe_split(run: Run, share: float = SHARE) -> tuple[Split, int]:
     return train_split.subset(positions), k
 
 
-def relearn(run: Run, model: nn.Module | None = None, *, steps: float = STEPS, share: float = SHARE
-            ) -> dict[str, Any]:
+def relearn(run: Run, model: nn.Module | None = None, *, steps: float = STEPS, share: float = SHARE) -> dict[str, Any]:
     """Probe a copy of `model` (a model of `run`'s task; default the run's own): the record fields `relearn_*`."""
     model = run.model if model is None else model
     split, k = probe_split(run, share)

@@ -89,8 +89,15 @@ def run_bench(
     return outcome
 
 
-def _schedule(todo: list[Job], store: ResultStore, ex: Executor, out: str, outcome: BenchOutcome,
-              progress: bool | None, total: int) -> None:
+def _schedule(
+    todo: list[Job],
+    store: ResultStore,
+    ex: Executor,
+    out: str,
+    outcome: BenchOutcome,
+    progress: bool | None,
+    total: int,
+) -> None:
     """Keep up to `ex.slots` ready jobs running, earliest stage first; record each as it finishes."""
     pending = sorted(todo, key=lambda j: STAGES.index(j.stage))  # stable: plan order within a stage
     running: dict[Future[dict[str, Any]], Job] = {}
@@ -127,4 +134,3 @@ def _schedule(todo: list[Job], store: ResultStore, ex: Executor, out: str, outco
                 bar.update()
     finally:
         bar.close()
-

@@ -177,8 +177,7 @@ def _pair(where: str, value: Any) -> list[int]:
     return [a, b]
 
 
-SETTING_ITEMS = {"target": _target, "trigger_size": _trigger_size, "corner": _corner, "value": _pixel,
-                 "classes": _pair}
+SETTING_ITEMS = {"target": _target, "trigger_size": _trigger_size, "corner": _corner, "value": _pixel, "classes": _pair}
 
 
 def _axis(where: str, key: str, value: Any) -> tuple[Any, ...]:
@@ -293,6 +292,7 @@ def _fraction(where: str, value: Any) -> float:
 
 # ---------------------------------------------------------------- files, presets, overrides
 
+
 def list_presets() -> list[str]:
     folder = resources.files("corrective.bench") / "presets"
     return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
@@ -342,6 +342,7 @@ def load_spec(
 
 
 # ---------------------------------------------------------------- registry checks
+
 
 def check_spec(spec: BenchSpec) -> None:
     """Check names against the registries: datasets, models, training preset, methods and their settings."""

@@ -105,8 +105,12 @@ def summarize(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
             row[f"{m}_mean"], row[f"{m}_std"], row[f"{m}_n"] = mean_std(values)
         rows.append(row)
     order = {"oracle": 0}
-    rows.sort(key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in SETTING_KEYS)
-              + (order.get(r["method"], 1), r["method"], r["expand"], r["selection"], r["alpha"] or 0))
+    rows.sort(
+        key=lambda r: (
+            tuple("" if r[k] is None else str(r[k]) for k in SETTING_KEYS)
+            + (order.get(r["method"], 1), r["method"], r["expand"], r["selection"], r["alpha"] or 0)
+        )
+    )
     return rows
 
 

@@ -48,16 +48,21 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         mine = [r for r in rows if (r["dataset"], r["model"], r["training"]) == setup]
         groups = list(dict.fromkeys(_settings(r) for r in mine if r["method"] != ORACLE))
         groups += [g for g in dict.fromkeys(_settings(r) for r in mine) if g[:-1] not in {h[:-1] for h in groups}]
-        varying = {m: {i for i in range(2, len(g)) if len({h[i] for h in groups if h[0] == m}) > 1}
-                   for g in groups for m in [g[0]]}
+        varying = {
+            m: {i for i in range(2, len(g)) if len({h[i] for h in groups if h[0] == m}) > 1}
+            for g in groups
+            for m in [g[0]]
+        }
         labels = {g: _label(g, varying[g[0]]) for g in groups}
         subs = {g: ["corr", "retain"] + (["target"] if g[0] == "poison" else []) for g in groups}
         spans = {g: max(len(labels[g]), len(subs[g]) * (WIDTH + 1) - 1) for g in groups}
         name_w = max(len("method"), *(len(label(r)) for r in mine))
         lead = f"{'method':<{name_w}}  {'alpha':>5}"
         head = [lead + "".join(f"   {labels[g]:<{spans[g]}}" for g in groups)]
-        head.append(" " * len(lead) + "".join("   " + " ".join(f"{s:>{WIDTH}}" for s in subs[g]).rjust(spans[g])
-                                              for g in groups))
+        head.append(
+            " " * len(lead)
+            + "".join("   " + " ".join(f"{s:>{WIDTH}}" for s in subs[g]).rjust(spans[g]) for g in groups)
+        )
         cells = {(label(r), r["alpha"], *_settings(r)): r for r in mine}
         flat = {(r["method"], *_settings(r)[:-1]): r for r in mine if r["method"] == ORACLE}
         lines = []

@@ -19,8 +19,12 @@ STAMP = ".records.sha256"  # in OUT/report: the digest of the records the report
 
 PresetOpt = Annotated[str | None, typer.Option(help=f"A shipped experiment: {names(list_presets())}.")]
 ConfigOpt = Annotated[Path | None, typer.Option(help="An experiment spec as a TOML file (instead of --preset).")]
-SetOpt = Annotated[list[str] | None, typer.Option(
-    "--set", help="Override a spec field: key=value, dotted when nested (seeds=0,1,2  methods.scrub.grid=false).")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set", help="Override a spec field: key=value, dotted when nested (seeds=0,1,2  methods.scrub.grid=false)."
+    ),
+]
 BenchOutOpt = Annotated[Path | None, typer.Option(help="Results folder (default results/PRESET); re-run to resume.")]
 ExecutorOpt = Annotated[str | None, typer.Option(help=f"{names(EXECUTORS)} (local: a process pool).")]
 WorkersOpt = Annotated[int | None, typer.Option(help="Jobs at once (default: one per core; one per GPU on CUDA).")]
@@ -40,8 +44,9 @@ def bench(
     device: BenchDeviceOpt = None,
     list_presets: Annotated[bool, typer.Option("--list", help="List the shipped presets and exit.")] = False,
     dry_run: Annotated[bool, typer.Option(help="Plan and count the jobs, run nothing.")] = False,
-    report: Annotated[bool, typer.Option(help="Write the report (OUT/report/report.html, .md, figures) at the end."
-                                         )] = True,
+    report: Annotated[
+        bool, typer.Option(help="Write the report (OUT/report/report.html, .md, figures) at the end.")
+    ] = True,
     quiet: QuietOpt = False,
 ) -> None:
     """Run a benchmark: originals, oracle and every method x alpha; results.jsonl, summary.csv, a table, a report.
@@ -70,13 +75,17 @@ def bench(
         jobs = b.plan(spec, resolve_device(spec.device).type)
         done = {r.get("job_id") for r in b.read_records(out / RESULTS)}
         stages = {s: sum(j.stage == s for j in jobs) for s in ("original", "oracle", "unlearn")}
-        typer.echo(f"{len(jobs)} jobs ({', '.join(f'{n} {s}' for s, n in stages.items())}), "
-                   f"{sum(j.id in done for j in jobs)} already done in {out}")
+        typer.echo(
+            f"{len(jobs)} jobs ({', '.join(f'{n} {s}' for s, n in stages.items())}), "
+            f"{sum(j.id in done for j in jobs)} already done in {out}"
+        )
         return
     result = b.run_bench(spec, out, progress=False if quiet else None)
     typer.echo(b.format_table(result.summary))
-    typer.echo(f"\n{len(result.jobs)} jobs: {result.skipped} already done, {result.ran} run, "
-               f"{len(result.failed)} failed in {result.seconds:.1f} s")
+    typer.echo(
+        f"\n{len(result.jobs)} jobs: {result.skipped} already done, {result.ran} run, "
+        f"{len(result.failed)} failed in {result.seconds:.1f} s"
+    )
     typer.echo(f"results: {out / RESULTS}  summary: {out / SUMMARY}  logs: {out / LOGS}")
     if report:
         write_bench_report(out)
@@ -113,7 +122,8 @@ def write_bench_report(out: Path) -> None:
         typer.echo(f"report not written: {e}", err=True)
         return
     except Exception as e:  # a bug or a full disk: still one line, the results and the exit status kept
-        typer.echo(f"report not written: {type(e).__name__}: {e}; `corrective report {out}` shows the traceback",
-                   err=True)
+        typer.echo(
+            f"report not written: {type(e).__name__}: {e}; `corrective report {out}` shows the traceback", err=True
+        )
         return
     typer.echo(f"report: {pages[0]}")

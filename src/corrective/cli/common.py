@@ -19,16 +19,30 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 OverwriteOpt = Annotated[bool, typer.Option(help="Replace an existing output folder.")]
 OutOpt = Annotated[Path, typer.Option(help="Output folder (refused if it exists, unless --overwrite).")]
 RunArg = Annotated[Path, typer.Argument(help="A run folder written by `corrective train`.", show_default=False)]
-SelectionOpt = Annotated[str | None, typer.Option(
-    help="How the grid's candidate is picked: paper (0.5 val acc + 0.5 share of S_f changed) or guarded (the "
-         "same among candidates losing at most --max-class-drop on every class of clean held-out data). "
-         "Default: the method's own rule (guarded for auto), else paper.", show_default=False)]
-MaxDropOpt = Annotated[float | None, typer.Option(
-    help="Guarded selection: the largest fall of any class's held-out accuracy allowed, as a fraction "
-         "(default 0.05).", show_default=False)]
-ExpandOpt = Annotated[str, typer.Option(
-    help="Forget-set expansion (see `corrective expand --help`): add the training samples that look "
-         "manipulated like the flagged ones; the method is handed the expanded set. none: S_f as given.")]
+SelectionOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="How the grid's candidate is picked: paper (0.5 val acc + 0.5 share of S_f changed) or guarded (the "
+        "same among candidates losing at most --max-class-drop on every class of clean held-out data). "
+        "Default: the method's own rule (guarded for auto), else paper.",
+        show_default=False,
+    ),
+]
+MaxDropOpt = Annotated[
+    float | None,
+    typer.Option(
+        help="Guarded selection: the largest fall of any class's held-out accuracy allowed, as a fraction "
+        "(default 0.05).",
+        show_default=False,
+    ),
+]
+ExpandOpt = Annotated[
+    str,
+    typer.Option(
+        help="Forget-set expansion (see `corrective expand --help`): add the training samples that look "
+        "manipulated like the flagged ones; the method is handed the expanded set. none: S_f as given."
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 
 

@@ -21,11 +21,20 @@ from corrective.runs import write_json
 @app.command("expand")
 def expand_cmd(
     out: Annotated[Path, typer.Option(help="Table of the expanded ids (id, score, source); usable as --flagged.")],
-    run_dir: Annotated[Path | None, typer.Argument(help="A run folder written by `corrective train` (or use --weights/--flagged).", show_default=False)] = None,  # noqa: E501
+    run_dir: Annotated[
+        Path | None,
+        typer.Argument(
+            help="A run folder written by `corrective train` (or use --weights/--flagged).", show_default=False
+        ),
+    ] = None,
     strategy: Annotated[str, typer.Option(help="An expansion strategy of `corrective strategies`.")] = "auto",
-    alpha: Annotated[float, typer.Option(help="With RUN: discovery rate |S_f|/|S_m| in (0, 1], the first share of S_m.")] = 1.0,  # noqa: E501
+    alpha: Annotated[
+        float, typer.Option(help="With RUN: discovery rate |S_f|/|S_m| in (0, 1], the first share of S_m.")
+    ] = 1.0,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Strategy setting key=value (repeatable).")] = None,
-    weights: Annotated[Path | None, typer.Option(help="Without RUN: your trained model's weights (.safetensors).")] = None,  # noqa: E501
+    weights: Annotated[
+        Path | None, typer.Option(help="Without RUN: your trained model's weights (.safetensors).")
+    ] = None,
     flagged: Annotated[Path | None, typer.Option(help="Without RUN: file of flagged training sample ids.")] = None,
     dataset: DatasetOpt = "npz",
     root: RootOpt = None,
@@ -70,8 +79,10 @@ def expand_cmd(
         forget_ids = api.check_flagged(ds.train, ids)
         result = expand(net, ds.train, forget_ids, pipe, strategy, settings, seed=seed, progress=progress)
     write_table(out, result, forget_ids)
-    write_json(out.with_name(out.name + ".json"), {"expansion": result.to_record(), "details": result.details,
-                                                   "n_flagged": len(forget_ids), **quality})
+    write_json(
+        out.with_name(out.name + ".json"),
+        {"expansion": result.to_record(), "details": result.details, "n_flagged": len(forget_ids), **quality},
+    )
     summary = {**result.to_record(), "n_flagged": len(forget_ids), "n_ids": len(result.ids), **quality}
     print_metrics(summary, as_json, {"out": str(out)})
 

@@ -67,8 +67,15 @@ def parse_channels(text: str | None, default: tuple[float, ...], flag: str) -> t
 DEFAULT_EPOCHS = 40.0  # the paper's recipe: 4000 steps of 512 over CIFAR-10's 50,000 training images, ~41 epochs
 
 
-def recipe(n: int, preset: str | None, epochs: float | None, steps: int | None, batch_size: int | None,
-           lr: float | None, seed: int) -> TrainConfig:
+def recipe(
+    n: int,
+    preset: str | None,
+    epochs: float | None,
+    steps: int | None,
+    batch_size: int | None,
+    lr: float | None,
+    seed: int,
+) -> TrainConfig:
     """The recipe the model was trained with: a preset's optimiser, the budget in epochs of `n` samples (or steps)."""
     for flag, value in (("--epochs", epochs), ("--steps", steps), ("--batch-size", batch_size), ("--lr", lr)):
         if value is not None and not (value > 0 and math.isfinite(value)):
@@ -99,8 +106,10 @@ def check_labels(ds: Dataset, classes: int, where: str) -> None:
     for split in ("train", "test"):
         y = getattr(ds, split).y
         if len(y) and int(y.max()) >= classes:
-            raise UserError(f"{where}: label {int(y.max())} in the {split} split is outside the model's {classes} "
-                            f"classes (0..{classes - 1}); relabel the data or check --model and --weights")
+            raise UserError(
+                f"{where}: label {int(y.max())} in the {split} split is outside the model's {classes} "
+                f"classes (0..{classes - 1}); relabel the data or check --model and --weights"
+            )
 
 
 def load_user_model(
@@ -140,22 +149,36 @@ def fix(
     root: RootOpt = None,
     model: ModelOpt = "resnet9",
     width: WidthOpt = None,
-    method: Annotated[str, typer.Option(help="Unlearning method: auto (expand the flagged set, unlearn it, guarded "
-                                        f"selection) or {names(n for n, m in METHODS.items() if m.is_method)} (see "
-                                        "`corrective methods`).")] = "auto",
+    method: Annotated[
+        str,
+        typer.Option(
+            help="Unlearning method: auto (expand the flagged set, unlearn it, guarded "
+            f"selection) or {names(n for n, m in METHODS.items() if m.is_method)} (see "
+            "`corrective methods`)."
+        ),
+    ] = "auto",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
     grid: Annotated[bool, typer.Option(help="Search the method's grid; select on your test split.")] = False,
     selection: SelectionOpt = None,
     max_class_drop: MaxDropOpt = None,
     expand: ExpandOpt = "none",
-    epochs: Annotated[float | None, typer.Option(help=f"Epochs your model was trained for (method budgets are shares "
-                                                 f"of it; default {DEFAULT_EPOCHS:g}, the paper's).")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size it was trained with (default: the preset's).")
-                          ] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate it was trained with (default: the preset's).")
-                  ] = None,
-    preset: Annotated[str | None, typer.Option(help=f"A named recipe instead: {names(PRESETS)} (its steps, unless "
-                                               "--epochs or --steps).")] = None,
+    epochs: Annotated[
+        float | None,
+        typer.Option(
+            help=f"Epochs your model was trained for (method budgets are shares "
+            f"of it; default {DEFAULT_EPOCHS:g}, the paper's)."
+        ),
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(help="Batch size it was trained with (default: the preset's).")
+    ] = None,
+    lr: Annotated[
+        float | None, typer.Option(help="Peak learning rate it was trained with (default: the preset's).")
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help=f"A named recipe instead: {names(PRESETS)} (its steps, unless --epochs or --steps)."),
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Optimiser steps it was trained for (instead of --epochs).")] = None,
     mean: MeanOpt = None,
     std: StdOpt = None,
@@ -181,9 +204,12 @@ def fix(
     ds, net, spec, pipe, ids = load_user_model(weights, flagged, dataset, root, model, width, mean, std, seed, device)
     cfg = recipe(len(ds.train), preset, epochs, steps, batch_size, lr, seed)
     if not (quiet or as_json):  # what the run will cost, before it starts
-        typer.echo(f"fix: your model's recipe: {cfg.steps} steps of batch {cfg.batch_size} "
-                   f"({cfg.steps * cfg.batch_size / len(ds.train):.3g} epochs of {len(ds.train)} samples) at lr "
-                   f"{cfg.lr:g}; {method} spends a share of it on each of {candidates} setting(s)", err=True)
+        typer.echo(
+            f"fix: your model's recipe: {cfg.steps} steps of batch {cfg.batch_size} "
+            f"({cfg.steps * cfg.batch_size / len(ds.train):.3g} epochs of {len(ds.train)} samples) at lr "
+            f"{cfg.lr:g}; {method} spends a share of it on each of {candidates} setting(s)",
+            err=True,
+        )
     result = api.correct(
         net,
         ds.train,

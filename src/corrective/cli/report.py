@@ -12,8 +12,12 @@ from corrective.cli.app import app
 
 @app.command()
 def report(
-    results: Annotated[Path, typer.Argument(help="A results folder written by `corrective bench` (or its "
-                                                 "results.jsonl).", show_default=False)],
+    results: Annotated[
+        Path,
+        typer.Argument(
+            help="A results folder written by `corrective bench` (or its results.jsonl).", show_default=False
+        ),
+    ],
     out: Annotated[Path | None, typer.Option(help="Folder for the report (default: the results folder).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="html, md or both.")] = "both",
     plots: Annotated[bool, typer.Option(help="Draw plots (needs matplotlib).")] = True,

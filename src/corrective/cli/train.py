@@ -39,8 +39,9 @@ def train(
     root: Annotated[Path | None, typer.Option(help="Folder with the dataset's files (default data/NAME).")] = None,
     model: Annotated[str | None, typer.Option(help=f"Model: {names(MODELS)} (default: the dataset's).")] = None,
     width: Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")] = None,
-    preset: Annotated[str | None, typer.Option(help=f"Training preset: {names(PRESETS)} (default: the "
-                                                    "dataset's).")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help=f"Training preset: {names(PRESETS)} (default: the dataset's).")
+    ] = None,
     steps: Annotated[int | None, typer.Option(help="Override the preset's step budget.")] = None,
     target: Annotated[int | None, typer.Option(help="Poison: the trigger's target class (default 0).")] = None,
     trigger_size: Annotated[int | None, typer.Option(help="Poison: trigger side in px (default 3; 2 on 8x8).")] = None,
@@ -48,9 +49,13 @@ def train(
     val_fraction: Annotated[float, typer.Option(help="Clean validation share carved from the training data.")] = 0.1,
     option: Annotated[list[str] | None, typer.Option(help="Loader option key=value, e.g. crop=96 (pcam).")] = None,
     download: Annotated[bool, typer.Option(help="Fetch missing files with torchvision.")] = False,
-    training: Annotated[str, typer.Option(help=f"Training type: {names(TRAINING_TYPES)} (capacity: half the masked "
-                                          "channels trained, room reserved for REM; etd: example-tied dropout)."
-                                          )] = "standard",
+    training: Annotated[
+        str,
+        typer.Option(
+            help=f"Training type: {names(TRAINING_TYPES)} (capacity: half the masked "
+            "channels trained, room reserved for REM; etd: example-tied dropout)."
+        ),
+    ] = "standard",
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
@@ -73,10 +78,24 @@ def train(
         if len(settings["classes"]) != 2:
             raise UserError(f"--classes needs exactly two classes, got {classes!r}")
     run = api.train_run(
-        dataset, manipulation=manipulation, size=size, seed=seed, root=root, model=model, width=width,
-        preset=preset, steps=steps, val_fraction=val_fraction, device=device, manipulation_settings=settings,
-        dataset_options=parse_sets(option), download=download, out=out, overwrite=overwrite,
-        progress=False if quiet or as_json else None, training=training,
+        dataset,
+        manipulation=manipulation,
+        size=size,
+        seed=seed,
+        root=root,
+        model=model,
+        width=width,
+        preset=preset,
+        steps=steps,
+        val_fraction=val_fraction,
+        device=device,
+        manipulation_settings=settings,
+        dataset_options=parse_sets(option),
+        download=download,
+        out=out,
+        overwrite=overwrite,
+        progress=False if quiet or as_json else None,
+        training=training,
     )
     print_metrics(run.metrics, as_json, {"run_dir": str(run.path), "train_seconds": run.train_seconds})
 

@@ -31,8 +31,16 @@ from corrective.settings import help_of, rule_of
 
 UNLEARN_FILE = "unlearn.json"
 UNLEARN_FORMAT = "corrective-unlearn/1"
-TABLE_METRICS = ("n_forget", "acc_corr", "acc_retain", "val_accuracy", "forget_changed", "val_class_drop", "target_acc",
-                 "unlearn_seconds")
+TABLE_METRICS = (
+    "n_forget",
+    "acc_corr",
+    "acc_retain",
+    "val_accuracy",
+    "forget_changed",
+    "val_class_drop",
+    "target_acc",
+    "unlearn_seconds",
+)
 
 
 @app.command()
@@ -63,13 +71,31 @@ def unlearn(
     api.check_expand(method, expand)
     check_out_dir(out, overwrite)
     run = api.load_run(run_dir, device)
-    result = api.unlearn(run, method, alpha, settings=settings, grid=grid, selection=selection,
-                         max_class_drop=max_class_drop, expand=expand, progress=False if quiet or as_json else None)
+    result = api.unlearn(
+        run,
+        method,
+        alpha,
+        settings=settings,
+        grid=grid,
+        selection=selection,
+        max_class_drop=max_class_drop,
+        expand=expand,
+        progress=False if quiet or as_json else None,
+    )
 
     def fill(tmp: Path) -> None:
         save_model(result.model, tmp / WEIGHTS)
-        write_json(tmp / UNLEARN_FILE, {"format": UNLEARN_FORMAT, "run": str(run_dir), "method": method, "alpha": alpha,
-                                        "selected": result.selected, "candidates": result.records})
+        write_json(
+            tmp / UNLEARN_FILE,
+            {
+                "format": UNLEARN_FORMAT,
+                "run": str(run_dir),
+                "method": method,
+                "alpha": alpha,
+                "selected": result.selected,
+                "candidates": result.records,
+            },
+        )
 
     write_dir(out, overwrite, fill)
     if as_json:
@@ -79,8 +105,10 @@ def unlearn(
         print_table(result.records)
         rec = result.record
         if rec.get("expand", "none") != "none":
-            typer.echo(f"expanded S_f ({rec['n_flagged']} ids) by {rec['n_expanded']} with {rec['expand']} "
-                       f"({rec.get('expand_chosen', rec['expand'])}) in {rec['expand_seconds']:.1f} s")
+            typer.echo(
+                f"expanded S_f ({rec['n_flagged']} ids) by {rec['n_expanded']} with {rec['expand']} "
+                f"({rec.get('expand_chosen', rec['expand'])}) in {rec['expand_seconds']:.1f} s"
+            )
         typer.echo(f"selected candidate {result.selected} by the {selection_line(result.record)} -> {out / WEIGHTS}")
 
 
@@ -102,8 +130,10 @@ def selection_line(record: dict[str, Any]) -> str:
         return f"{rule} rule"
     drop = record["max_class_drop"]
     if record.get("guard_fallback"):
-        return (f"guarded rule (no candidate kept every class within {drop:g}: the least damaging one, "
-                f"a class down {record.get('val_class_drop', float('nan')):.3f})")
+        return (
+            f"guarded rule (no candidate kept every class within {drop:g}: the least damaging one, "
+            f"a class down {record.get('val_class_drop', float('nan')):.3f})"
+        )
     return f"guarded rule ({record['n_eligible']} of the candidates kept every class within {drop:g})"
 
 

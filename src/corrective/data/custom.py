@@ -29,8 +29,10 @@ def to_nchw(name: str, where: str, x: np.ndarray) -> torch.Tensor:
     elif x.ndim == 4:
         first, last = x.shape[1] <= MAX_CHANNELS, x.shape[3] <= MAX_CHANNELS
         if first == last:
-            raise UserError(f"{name}: {where} has shape {x.shape}: cannot tell the channel axis (1 to {MAX_CHANNELS} "
-                            "values) from the image sides; save images as (N, H, W, C) or (N, C, H, W)")
+            raise UserError(
+                f"{name}: {where} has shape {x.shape}: cannot tell the channel axis (1 to {MAX_CHANNELS} "
+                "values) from the image sides; save images as (N, H, W, C) or (N, C, H, W)"
+            )
         if last:
             x = x.transpose(0, 3, 1, 2)
     else:
@@ -41,8 +43,10 @@ def to_nchw(name: str, where: str, x: np.ndarray) -> torch.Tensor:
         finite = np.isfinite(x)
         if not finite.all():
             i = int(np.argwhere(~finite)[0][0])
-            raise UserError(f"{name}: {where} holds NaN or inf pixels ({int((~finite).sum())} values, the first in "
-                            f"image {i}); replace them or drop those images")
+            raise UserError(
+                f"{name}: {where} holds NaN or inf pixels ({int((~finite).sum())} values, the first in "
+                f"image {i}); replace them or drop those images"
+            )
         if x.size and not (x.min() >= 0 and x.max() <= 1):
             raise UserError(f"{name}: {where} holds floats outside [0, 1]; scale the images to [0, 1] or uint8 0..255")
         x = np.rint(x * 255).astype(np.uint8)

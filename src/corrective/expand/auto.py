@@ -55,8 +55,6 @@ def parse_candidates(text: str) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-
-
 @dataclass(frozen=True)
 class AutoSettings(Cutoff):
     candidates: str = setting(DEFAULT_CANDIDATES, "strategies (with settings) to choose from, in tie-break order")

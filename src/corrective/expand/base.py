@@ -41,8 +41,12 @@ class Expansion:
     details: dict[str, Any] = field(default_factory=dict)  # JSON-able: cutoff, threshold, CV recoveries, settings
 
     def to_record(self) -> dict[str, Any]:
-        return {"expand": self.strategy, "expand_chosen": self.chosen, "n_expanded": len(self.added),
-                "expand_seconds": self.seconds}
+        return {
+            "expand": self.strategy,
+            "expand_chosen": self.chosen,
+            "n_expanded": len(self.added),
+            "expand_seconds": self.seconds,
+        }
 
 
 @dataclass(frozen=True)
@@ -50,15 +54,17 @@ class Cutoff(Checked):
     """How many ranked samples to add; shared by every strategy's settings (see `expand.cutoff`)."""
 
     recall: float = setting(0.9, "share of held-out flagged samples the cutoff must recover", gt=0, le=1)
-    min_precision: float = setting(0.8, "estimated precision the cutoff may not fall below (the safeguard)",
-                                   ge=0, le=1)
-    max_share: float = setting(0.25, "held-out samples ranked (median) below this share of the data: no "
-                               "structure, add none", gt=0, le=1)
+    min_precision: float = setting(0.8, "estimated precision the cutoff may not fall below (the safeguard)", ge=0, le=1)
+    max_share: float = setting(
+        0.25, "held-out samples ranked (median) below this share of the data: no structure, add none", gt=0, le=1
+    )
     folds: int = setting(5, "cross-validation folds inside S_f (at most |S_f|)", ge=2)
-    min_separation: float = setting(0.75, "a two-group split of the scores explaining this share of their "
-                                    "variance: a cluster", gt=0, le=1)
-    extension_recall: float = setting(0.5, "a score cutoff must keep this share of held-out flagged samples",
-                                      ge=0, le=1)
+    min_separation: float = setting(
+        0.75, "a two-group split of the scores explaining this share of their variance: a cluster", gt=0, le=1
+    )
+    extension_recall: float = setting(
+        0.5, "a score cutoff must keep this share of held-out flagged samples", ge=0, le=1
+    )
     split_slack: float = setting(4.0, "a score cutoff may add at most this many times 2 * mean count", ge=0)
 
 
@@ -168,5 +174,7 @@ def check_model_classes(model: nn.Module, train: Split, forget_ids: Tensor) -> N
             f"0..{num_classes - 1}; the data does not belong to this model (check --dataset/--model)"
         )
     if int(train.y.max()) >= num_classes:
-        raise UserError(f"the training labels go up to {int(train.y.max())} but the model has only {num_classes} "
-                        "classes; the data does not belong to this model (check --dataset/--model)")
+        raise UserError(
+            f"the training labels go up to {int(train.y.max())} but the model has only {num_classes} "
+            "classes; the data does not belong to this model (check --dataset/--model)"
+        )

@@ -27,8 +27,7 @@ from corrective.settings import setting
 @dataclass(frozen=True)
 class ClassifierSettings(Cutoff):
     c: float = setting(0.1, "inverse L2 strength of the logistic regression (scikit-learn's C)", gt=0)
-    natural: float | None = setting(0.5, "corrected probability 0.5: a score cutoff the cross-validation may "
-                                    "accept")
+    natural: float | None = setting(0.5, "corrected probability 0.5: a score cutoff the cross-validation may accept")
     fallback: float = setting(0.5, "with a single flagged sample: add those with corrected probability >= this")
 
 

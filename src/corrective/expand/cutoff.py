@@ -72,9 +72,14 @@ class Recovery:
 
     def summary(self) -> dict[str, Any]:
         c = [None if not math.isfinite(v) else int(v) for v in self.counts]
-        return {"counts": c, "n_unflagged": self.n_unflagged, "folds": self.folds,
-                "k_recall": _json(self.quantile(getattr(self.settings, "recall", 0.9))),
-                "mean_count": self.mean_count(), "median_count": _json(float(np.median(self.counts)))}
+        return {
+            "counts": c,
+            "n_unflagged": self.n_unflagged,
+            "folds": self.folds,
+            "k_recall": _json(self.quantile(getattr(self.settings, "recall", 0.9))),
+            "mean_count": self.mean_count(),
+            "median_count": _json(float(np.median(self.counts))),
+        }
 
 
 def fold_parts(n: int, folds: int, seed: int) -> list[Tensor]:
@@ -108,8 +113,9 @@ def cross_validate(view: View, flagged: Tensor, score: Score, settings: Any, see
         threshold, separation = split_scores(u, getattr(settings, "natural", None))
         above_split[idx] = (hs >= threshold).numpy()
         separations.append(separation)
-    return Recovery(counts, int(unflagged.sum()), len(parts), settings, held_scores, above_split,
-                    float(np.mean(separations)))
+    return Recovery(
+        counts, int(unflagged.sum()), len(parts), settings, held_scores, above_split, float(np.mean(separations))
+    )
 
 
 def split_scores(scores: Tensor, natural: float | None = None) -> tuple[float, float]:
@@ -140,8 +146,11 @@ def choose_cutoff(rec: Recovery, settings: Any, scores: Tensor) -> tuple[int, di
     k_recall = rec.quantile(cut.recall)
     info: dict[str, Any] = {"rule": "rank", "k_recall": _json(k_recall), "median_count": _json(median)}
     if not math.isfinite(median) or median > cut.max_share * rec.n_unflagged:
-        info |= {"k": 0, "reason": f"held-out flagged samples rank below {cut.max_share:g} of the unflagged data "
-                                   "(median): no shared structure found, nothing added"}
+        info |= {
+            "k": 0,
+            "reason": f"held-out flagged samples rank below {cut.max_share:g} of the unflagged data "
+            "(median): no shared structure found, nothing added",
+        }
         return 0, info
     positives = 2.0 * median  # conservative estimate of the manipulated samples among the unflagged
     # (k, share of held-out recovered) for k_recall and every count below it; the largest precise enough wins
@@ -153,8 +162,12 @@ def choose_cutoff(rec: Recovery, settings: Any, scores: Tensor) -> tuple[int, di
         if positives * r / max(c, 1.0) >= cut.min_precision:
             k, recall = c, r
     k_rank = int(round(k))
-    info |= {"k_rank": k_rank, "estimated_positives": positives, "estimated_recall": recall,
-             "cut_by_precision": k < k_recall}
+    info |= {
+        "k_rank": k_rank,
+        "estimated_positives": positives,
+        "estimated_recall": recall,
+        "cut_by_precision": k < k_recall,
+    }
     # score cutoffs that may extend the rank cutoff
     cap = cut.split_slack * 2.0 * rec.mean_count()
     extensions: dict[str, tuple[int, float]] = {}
@@ -166,8 +179,9 @@ def choose_cutoff(rec: Recovery, settings: Any, scores: Tensor) -> tuple[int, di
     if natural is not None:
         extensions["natural"] = (int((scores >= natural).sum()), float(np.mean(rec.held_scores >= natural)))
     info["extensions"] = {name: {"k": k_ext, "cv_recall": r} for name, (k_ext, r) in extensions.items()}
-    passing = [(k_ext, name) for name, (k_ext, r) in extensions.items()
-               if r >= cut.extension_recall and k_rank < k_ext <= cap]
+    passing = [
+        (k_ext, name) for name, (k_ext, r) in extensions.items() if r >= cut.extension_recall and k_rank < k_ext <= cap
+    ]
     k_final = k_rank
     if passing:
         k_final, info["rule"] = min(passing)

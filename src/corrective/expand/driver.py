@@ -49,8 +49,15 @@ def expand(
     positions = train.positions_of(flagged_ids).cpu()
     details: dict[str, Any] = {"settings": dict(vars(chosen_settings)), "n_flagged": len(flagged_ids)}
     if strategy == "none":
-        return Expansion("none", "none", flagged_ids, torch.zeros(0, dtype=torch.long), torch.zeros(0),
-                         time.perf_counter() - start, jsonable(details))
+        return Expansion(
+            "none",
+            "none",
+            flagged_ids,
+            torch.zeros(0, dtype=torch.long),
+            torch.zeros(0),
+            time.perf_counter() - start,
+            jsonable(details),
+        )
     if strategy == "auto":
         auto_mod.check(chosen_settings)  # every candidate known, its settings valid: before any work
     check_model_classes(model, train, flagged_ids)
@@ -78,9 +85,13 @@ def expand(
     order = order[torch.isfinite(su[order])]
     if single:
         k = int((su[order] >= chosen_settings.fallback).sum())
-        details["cutoff"] = {"rule": "fallback", "k": k, "threshold": chosen_settings.fallback,
-                             "reason": "one flagged sample: cross-validation inside S_f is impossible; added the "
-                                       f"samples scoring >= the strategy's fallback {chosen_settings.fallback:g}"}
+        details["cutoff"] = {
+            "rule": "fallback",
+            "k": k,
+            "threshold": chosen_settings.fallback,
+            "reason": "one flagged sample: cross-validation inside S_f is impossible; added the "
+            f"samples scoring >= the strategy's fallback {chosen_settings.fallback:g}",
+        }
     else:
         if rec is None:
             rec = cross_validate(view, flagged, score_fn, chosen_settings, seed)

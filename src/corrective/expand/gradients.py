@@ -23,8 +23,9 @@ from corrective.settings import setting
 
 @dataclass(frozen=True)
 class GradientsSettings(Cutoff):
-    aggregate: str = setting("max", "mean (TracIn's sum over S_f, scaled) or max over the flagged samples",
-                             choices=("max", "mean"))
+    aggregate: str = setting(
+        "max", "mean (TracIn's sum over S_f, scaled) or max over the flagged samples", choices=("max", "mean")
+    )
     normalise: bool = setting(True, "cosine similarity of the gradients instead of their dot product")
     fallback: float = setting(0.9, "with a single flagged sample: add those with similarity >= this (cosine)")
 

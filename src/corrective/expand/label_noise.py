@@ -28,8 +28,9 @@ class LabelNoiseSettings(Cutoff):
     k: int = setting(20, "neighbours that vote", ge=1)
     restrict: str = setting("none", "none, labels or transitions (see the module docstring)", choices=RESTRICT)
     natural: float | None = setting(0.5, "the majority vote: a score cutoff the cross-validation may accept")
-    fallback: float = setting(0.5, "with a single flagged sample: add those whose neighbours disagree at least "
-                              "this much")
+    fallback: float = setting(
+        0.5, "with a single flagged sample: add those whose neighbours disagree at least this much"
+    )
 
 
 def neighbour_votes(view: View, k: int, chunk: int = 1024) -> Tensor:
@@ -41,7 +42,7 @@ def neighbour_votes(view: View, k: int, chunk: int = 1024) -> Tensor:
         k = min(k, n - 1)
         votes = torch.zeros(n, c)
         for start in range(0, n, chunk):
-            sims = unit[start:start + chunk] @ unit.T
+            sims = unit[start : start + chunk] @ unit.T
             rows = torch.arange(start, min(start + chunk, n))
             sims[rows - start, rows] = float("-inf")
             nearest = sims.topk(k, dim=1).indices

@@ -23,8 +23,9 @@ from corrective.settings import setting
 class NeighboursSettings(Cutoff):
     aggregate: str = setting("max", "similarity over the flagged samples", choices=("max", "mean"))
     centre: bool = setting(True, "centre features on their given label's mean")
-    fallback: float = setting(0.9, "with a single flagged sample (no cross-validation): add those with similarity "
-                              ">= this")
+    fallback: float = setting(
+        0.9, "with a single flagged sample (no cross-validation): add those with similarity >= this"
+    )
 
 
 @register_strategy(NeighboursSettings)

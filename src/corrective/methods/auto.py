@@ -32,8 +32,9 @@ STRATEGY = "auto"  # the expansion strategy
 def expansion_of(task: UnlearnTask) -> Expansion:
     """The task's expansion: the one handed in, else computed from S_f (and kept for the grid's other settings)."""
     if EXPANSION_CACHE not in task.cache:
-        task.cache[EXPANSION_CACHE] = expand(task.model, task.train, task.forget_ids, task.pipeline, STRATEGY,
-                                             seed=task.seed, progress=task.progress)
+        task.cache[EXPANSION_CACHE] = expand(
+            task.model, task.train, task.forget_ids, task.pipeline, STRATEGY, seed=task.seed, progress=task.progress
+        )
     expansion: Expansion = task.cache[EXPANSION_CACHE]
     return expansion
 

@@ -109,8 +109,9 @@ def register_method(
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        METHODS[key] = MethodInfo(key, fn, settings, grid or (lambda: [{}]), is_method, summary, run_grid,
-                                  diagnostics, selection, expand)
+        METHODS[key] = MethodInfo(
+            key, fn, settings, grid or (lambda: [{}]), is_method, summary, run_grid, diagnostics, selection, expand
+        )
         return fn
 
     return wrap

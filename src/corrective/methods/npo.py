@@ -31,8 +31,11 @@ FORGET_LOSSES = ("npo", "ascent")
 class NpoRecipe(Checked):
     """The settings NPO and REM share: their SGD recipe and NPO's loss (`method_config` reads them)."""
 
-    lr: float | None = setting(None, "learning rate (constant); none: LR_SHARE of algorithm A's (REM's code: 0.005 "
-                               "with training lr 0.025)", gt=0)
+    lr: float | None = setting(
+        None,
+        "learning rate (constant); none: LR_SHARE of algorithm A's (REM's code: 0.005 with training lr 0.025)",
+        gt=0,
+    )
     momentum: float = setting(0.9, "SGD momentum", ge=0)
     weight_decay: float = setting(5e-4, "SGD weight decay", ge=0)
     beta: float = setting(1.0, "NPO's inverse temperature", gt=0)
@@ -51,8 +54,15 @@ def method_config(task: UnlearnTask, s: NpoRecipe, steps: int) -> TrainConfig:
     """SGD with the method's lr (default: LR_SHARE of A's), momentum and weight decay at a constant rate;
     batches and augmentation of A."""
     lr = s.lr if s.lr is not None else LR_SHARE * task.config.lr
-    return replace(task.config, steps=max(1, steps), lr=lr, momentum=s.momentum, weight_decay=s.weight_decay,
-                   schedule="constant", seed=task.seed)
+    return replace(
+        task.config,
+        steps=max(1, steps),
+        lr=lr,
+        momentum=s.momentum,
+        weight_decay=s.weight_decay,
+        schedule="constant",
+        seed=task.seed,
+    )
 
 
 def frozen(model: nn.Module) -> nn.Module:
@@ -105,8 +115,16 @@ def forget_until(
     def loss_fn(m: nn.Module, b: Batch) -> Tensor:
         return forget_term(m, ref, b.x, b.y, loss, beta).mean()
 
-    fit(model, batches, replace(cfg, steps=max_steps), loss_fn, desc=f"forget ({loss})", progress=progress, stop=stop,
-        optimizer=optimizer)
+    fit(
+        model,
+        batches,
+        replace(cfg, steps=max_steps),
+        loss_fn,
+        desc=f"forget ({loss})",
+        progress=progress,
+        stop=stop,
+        optimizer=optimizer,
+    )
     return taken
 
 
@@ -119,6 +137,16 @@ def npo(task: UnlearnTask, s: NpoSettings) -> nn.Module:
     cfg = method_config(task, s, 1)
     batches = epochs(forget, task.pipeline, cfg.batch_size, task.generator(1), augment=cfg.augment)
     budget = max(1, round(s.budget * task.config.steps))
-    forget_until(model, ref, forget, task.pipeline, batches, cfg, gamma=s.gamma, max_steps=budget, beta=s.beta,
-                 progress=task.progress)
+    forget_until(
+        model,
+        ref,
+        forget,
+        task.pipeline,
+        batches,
+        cfg,
+        gamma=s.gamma,
+        max_steps=budget,
+        beta=s.beta,
+        progress=task.progress,
+    )
     return model

@@ -26,5 +26,11 @@ def oracle(task: UnlearnTask, settings: OracleSettings) -> nn.Module:
     if task.known_manipulated is None:
         raise UserError("the oracle needs the manipulated ids S_m (task.known_manipulated); methods never get them")
     model = task.fresh_model()
-    return train(model, task.train.without(task.known_manipulated), task.pipeline, task.config,
-                 desc="oracle", progress=task.progress)
+    return train(
+        model,
+        task.train.without(task.known_manipulated),
+        task.pipeline,
+        task.config,
+        desc="oracle",
+        progress=task.progress,
+    )

@@ -53,8 +53,9 @@ CHUNK = 32  # S_f is scored in chunks; a try that already has too many right is 
 
 @dataclass(frozen=True)
 class PotionSettings(Checked):
-    rho: float = setting(0.2, "stop once Acc(S_f) <= rho · Acc_{M_o}(S_f) (a share of the original accuracy)",
-                         gt=0, lt=1)
+    rho: float = setting(
+        0.2, "stop once Acc(S_f) <= rho · Acc_{M_o}(S_f) (a share of the original accuracy)", gt=0, lt=1
+    )
     max_tries: int = setting(500, "cap on the search's tries (the paper's code: 500)", ge=1)
     batch_size: int = setting(0, "importance batch size; 0: the training recipe's", ge=0)
 
@@ -100,8 +101,9 @@ class Dampener:
         with torch.no_grad():
             self.orig = {n: p.detach().clone() for n, p in self.params.items()}
             self.ratios = {n: ratios[n].to(p.device) for n, p in self.params.items()}
-            self.damped = {n: self.orig[n] * (imp_d[n] / imp_f[n]).clamp(max=1.0).to(p.dtype)
-                           for n, p in self.params.items()}
+            self.damped = {
+                n: self.orig[n] * (imp_d[n] / imp_f[n]).clamp(max=1.0).to(p.dtype) for n, p in self.params.items()
+            }
 
     @torch.no_grad()
     def at(self, threshold: float) -> nn.Module:
@@ -113,8 +115,9 @@ class Dampener:
         return self.work
 
 
-def dampen(model: nn.Module, imp_f: Importances, imp_d: Importances, ratios: dict[str, Tensor],
-           threshold: float) -> nn.Module:
+def dampen(
+    model: nn.Module, imp_f: Importances, imp_d: Importances, ratios: dict[str, Tensor], threshold: float
+) -> nn.Module:
     """A copy of `model` with θ ← θ · min(1, I_D / I_f) where I_f / I_D > threshold; every other θ bitwise unchanged."""
     return Dampener(model, imp_f, imp_d, ratios).at(threshold)
 
@@ -178,13 +181,21 @@ class Search:
         while len(self.tries) <= i:
             k = len(self.tries)
             start = time.perf_counter()
-            s = self.start_s * GROWTH ** k
+            s = self.start_s * GROWTH**k
             t = threshold_of(self.pool, s)
             n = n_selected(self.dampener.ratios, t)
             prev = self.tries[-1] if self.tries else None
             same = prev is not None and prev.n_dampened == n  # selection is monotone in t: same count, same set
-            self.tries.append(Try(s, percentile_of(s), t, n, prev.score if same else Score(),  # type: ignore[union-attr]
-                                  time.perf_counter() - start))
+            self.tries.append(
+                Try(
+                    s,
+                    percentile_of(s),
+                    t,
+                    n,
+                    prev.score if same else Score(),  # type: ignore[union-attr]
+                    time.perf_counter() - start,
+                )
+            )
         return self.tries[i]
 
     def score_chunk(self, tr: Try) -> None:
@@ -218,8 +229,14 @@ def task_search(task: UnlearnTask, settings: PotionSettings) -> Search:
         forget = ForgetSet(task.forget(), task.pipeline, device_of(task.model))
         start_s = len(task.forget_ids) / len(task.train) / START_DIVISOR
         ratios = ratios_of(imp_f, imp_d)
-        task.cache[key] = Search(Dampener(task.model, imp_f, imp_d, ratios), forget, ratio_pool(ratios), start_s,
-                                 forget.accuracy(task.model), imp_seconds + time.perf_counter() - start)
+        task.cache[key] = Search(
+            Dampener(task.model, imp_f, imp_d, ratios),
+            forget,
+            ratio_pool(ratios),
+            start_s,
+            forget.accuracy(task.model),
+            imp_seconds + time.perf_counter() - start,
+        )
     cached: Search = task.cache[key]
     return cached
 
@@ -239,14 +256,22 @@ def search(task: UnlearnTask, settings: PotionSettings) -> tuple[nn.Module, floa
     model = copy.deepcopy(srch.dampener.at(tr.threshold))
     seconds = srch.base_seconds + sum(t.seconds for t in srch.tries[: i + 1]) + time.perf_counter() - start
     srch.outcomes[settings.rho] = {
-        "rho": settings.rho, "met": met, "tries": i + 1, "max_tries": settings.max_tries, "s": tr.s,
-        "percentile": tr.percentile, "threshold": tr.threshold, "n_dampened": tr.n_dampened,
-        "acc_forget": acc}
+        "rho": settings.rho,
+        "met": met,
+        "tries": i + 1,
+        "max_tries": settings.max_tries,
+        "s": tr.s,
+        "percentile": tr.percentile,
+        "threshold": tr.threshold,
+        "n_dampened": tr.n_dampened,
+        "acc_forget": acc,
+    }
     return model, seconds
 
 
-def run_potion_grid(task: UnlearnTask, settings_list: list[PotionSettings]) -> Iterator[tuple[PotionSettings, nn.Module,
-                                                                                               float]]:
+def run_potion_grid(
+    task: UnlearnTask, settings_list: list[PotionSettings]
+) -> Iterator[tuple[PotionSettings, nn.Module, float]]:
     """Every rho, sharing the importances and the tries."""
     for s in settings_list:
         model, seconds = search(task, s)
@@ -260,10 +285,16 @@ def ptn_diagnostics(task: UnlearnTask) -> dict[str, Any]:
         search(task, PotionSettings())
         return ptn_diagnostics(task)
     srch = searches[0]
-    return {"ptn_search": {
-        "start_s": srch.start_s, "growth": GROWTH, "acc_forget_original": srch.acc_original,
-        "n_ratios": int(srch.pool.size), "n_params": sum(r.numel() for r in srch.dampener.ratios.values()),
-        "outcomes": [srch.outcomes[r] for r in sorted(srch.outcomes)]}}
+    return {
+        "ptn_search": {
+            "start_s": srch.start_s,
+            "growth": GROWTH,
+            "acc_forget_original": srch.acc_original,
+            "n_ratios": int(srch.pool.size),
+            "n_params": sum(r.numel() for r in srch.dampener.ratios.values()),
+            "outcomes": [srch.outcomes[r] for r in sorted(srch.outcomes)],
+        }
+    }
 
 
 @register_method(PotionSettings, potion_grid, run_grid=run_potion_grid, diagnostics=ptn_diagnostics)
@@ -271,4 +302,3 @@ def potion(task: UnlearnTask, settings: PotionSettings) -> nn.Module:
     """Potion: SSD with label-free importances and a threshold searched until Acc(S_f) <= rho x original."""
     model, _ = search(task, settings)
     return model
-

@@ -41,12 +41,14 @@ from corrective.training import fit, sgd
 class RemSettings(NpoRecipe):
     """NPO's recipe (lr, momentum, weight decay, beta, gamma) and REM's own settings."""
 
-    repair_epochs: float = setting(10.0, "the budget: repair steps, in epochs over S_tr (REM's code: 980 steps, "
-                                   "10 epochs)", gt=0)
+    repair_epochs: float = setting(
+        10.0, "the budget: repair steps, in epochs over S_tr (REM's code: 980 steps, 10 epochs)", gt=0
+    )
     p_mem: float = setting(0.2, "probability that an added channel is on for an example", gt=0, le=1)
     max_flush_epochs: int = setting(100, "at most this many flush passes over S_f", ge=0)
-    forget_loss: str = setting("npo", "the forgetting loss in flush and repair (ascent: gradient ascent)",
-                               choices=FORGET_LOSSES)
+    forget_loss: str = setting(
+        "npo", "the forgetting loss in flush and repair (ascent: gradient ascent)", choices=FORGET_LOSSES
+    )
     repair_npo: bool = setting(True, "false: no forgetting term during repair")
     redirect: bool = setting(True, "false: repair in drop mode (no masks, nothing redirected)")
 
@@ -100,11 +102,30 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
     while used < budget:
         if accuracy(model, forget, task.pipeline) > s.gamma and s.max_flush_epochs > 0:  # 2. flush
             max_steps = s.max_flush_epochs * math.ceil(len(forget) / bs)
-            forget_until(model, ref, forget, task.pipeline, forget_batches, cfg, gamma=s.gamma, max_steps=max_steps,
-                         loss=s.forget_loss, beta=s.beta, progress=task.progress, optimizer=opt)
+            forget_until(
+                model,
+                ref,
+                forget,
+                task.pipeline,
+                forget_batches,
+                cfg,
+                gamma=s.gamma,
+                max_steps=max_steps,
+                loss=s.forget_loss,
+                beta=s.beta,
+                progress=task.progress,
+                optimizer=opt,
+            )
         steps = min(per_epoch, budget - used)  # 3. repair
-        fit(model, train_batches, method_config(task, s, steps), repair_loss, desc="repair", progress=task.progress,
-            optimizer=opt)
+        fit(
+            model,
+            train_batches,
+            method_config(task, s, steps),
+            repair_loss,
+            desc="repair",
+            progress=task.progress,
+            optimizer=opt,
+        )
         used += steps
         score = accuracy(model, retain, task.pipeline) * (1 - max(accuracy(model, forget, task.pipeline), s.gamma))
         if score > best_score:  # 4. keep the best iterate (a real copy)

@@ -44,10 +44,12 @@ class ScrubSettings(Checked):
     temperature: float = setting(4.0, "T of KL_T", gt=0)
     lr: float = setting(0.0025, "learning rate", gt=0)
     fraction: float = setting(0.25, "share of the original training steps", gt=0, le=10)
-    forget_share: float = setting(0.1, "forget passes only in this first share of SCRUB's steps (msteps 100 of "
-                                  "1000)", ge=0, le=1)
-    forget_objective: str = setting("ce+kl", "maximised on S_f: the benchmark's ce+kl, or kl (original SCRUB)",
-                                    choices=("ce+kl", "kl"))
+    forget_share: float = setting(
+        0.1, "forget passes only in this first share of SCRUB's steps (msteps 100 of 1000)", ge=0, le=1
+    )
+    forget_objective: str = setting(
+        "ce+kl", "maximised on S_f: the benchmark's ce+kl, or kl (original SCRUB)", choices=("ce+kl", "kl")
+    )
 
     RENAMED: ClassVar[dict[str, str]] = {"alpha": "kl_weight"}  # old name -> new (alpha is the discovery rate)
 
@@ -70,7 +72,12 @@ def one_epoch(
 
 
 def scrub_batches(
-    forget: Split, retain: Split, pipeline: Pipeline, batch_size: int, forget_steps: int, gen: torch.Generator,
+    forget: Split,
+    retain: Split,
+    pipeline: Pipeline,
+    batch_size: int,
+    forget_steps: int,
+    gen: torch.Generator,
     augment: bool = True,
 ) -> Iterator[TaggedBatch]:
     """Endless tagged batches: a pass over S_f (ascend) then a pass over D_r, while fewer than `forget_steps`
@@ -114,6 +121,13 @@ def scrub(task: UnlearnTask, settings: ScrubSettings) -> nn.Module:
 
     cfg = task.config.scaled(settings.fraction, lr=settings.lr)
     forget_steps = round(settings.forget_share * cfg.steps)
-    batches = scrub_batches(task.forget().to(device), task.retain().to(device), task.pipeline, cfg.batch_size,
-                            forget_steps, task.generator(salt=2), cfg.augment)
+    batches = scrub_batches(
+        task.forget().to(device),
+        task.retain().to(device),
+        task.pipeline,
+        cfg.batch_size,
+        forget_steps,
+        task.generator(salt=2),
+        cfg.augment,
+    )
     return fit(student, batches, cfg, loss_fn, desc="scrub", progress=task.progress)

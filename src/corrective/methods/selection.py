@@ -69,8 +69,11 @@ def class_drop(record: dict[str, Any], reference: Sequence[float] | None) -> flo
     per_class = record.get("val_per_class_acc")
     if reference is None or per_class is None or len(per_class) != len(reference):
         return math.inf
-    drops = [r - c for r, c in zip(reference, per_class, strict=True)
-             if r is not None and c is not None and not math.isnan(r) and not math.isnan(c)]
+    drops = [
+        r - c
+        for r, c in zip(reference, per_class, strict=True)
+        if r is not None and c is not None and not math.isnan(r) and not math.isnan(c)
+    ]
     return max(drops, default=0.0)
 
 
@@ -94,6 +97,9 @@ def selection_record(
     out: dict[str, Any] = {"selection": selection.rule}
     if selection.rule == "guarded":
         eligible = [class_drop(r, reference) <= selection.max_class_drop + 1e-9 for r in records]
-        out |= {"max_class_drop": selection.max_class_drop, "n_eligible": sum(eligible),
-                "guard_fallback": not eligible[chosen]}
+        out |= {
+            "max_class_drop": selection.max_class_drop,
+            "n_eligible": sum(eligible),
+            "guard_fallback": not eligible[chosen],
+        }
     return out

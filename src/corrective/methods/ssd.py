@@ -52,20 +52,31 @@ HIST_EDGES = np.linspace(-8.0, 8.0, 65)  # log10 ratio bins of the diagnostics h
 class SSDSettings(Checked):
     a: float = setting(10.0, "selection threshold: dampen θ where I_f > a · I_r (the paper's α)", gt=0)
     lambda_: float = setting(1.0, "dampening constant λ (the paper's γ): factor min(λ I_r / I_f, 1)", gt=0)
-    retain_set: str = setting("retain", "I_r on D_r = S_tr \\ S_f (retain) or on all of S_tr (train, original SSD)",
-                              choices=("retain", "train"))
+    retain_set: str = setting(
+        "retain",
+        "I_r on D_r = S_tr \\ S_f (retain) or on all of S_tr (train, original SSD)",
+        choices=("retain", "train"),
+    )
     per_sample: bool = setting(False, "mean of per-sample squared gradients instead of squared batch gradients")
     batch_size: int = setting(0, "importance batch size; 0: the training recipe's", ge=0)
-    importance_batches: str = setting("pass", "pass: one un-augmented pass in order; augmented: as the papers' code",
-                                      choices=("pass", "augmented"))
+    importance_batches: str = setting(
+        "pass", "pass: one un-augmented pass in order; augmented: as the papers' code", choices=("pass", "augmented")
+    )
 
 
 def ssd_grid() -> list[dict[str, Any]]:
     return [{"a": a, "lambda_": share * a} for a in A_GRID for share in LAMBDA_SHARES]
 
 
-def importances(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int, per_sample: bool,
-                kind: str = "fisher", gen: torch.Generator | None = None) -> Importances:
+def importances(
+    model: nn.Module,
+    split: Split,
+    pipeline: Pipeline,
+    batch_size: int,
+    per_sample: bool,
+    kind: str = "fisher",
+    gen: torch.Generator | None = None,
+) -> Importances:
     """Per-parameter importance on `split`, in eval mode (a copy: M_o is untouched); `kind` in IMPORTANCE_KINDS.
 
     "fisher": mean squared gradient of the cross-entropy; "label_free": mean absolute gradient of the mean
@@ -114,8 +125,14 @@ def batches(split: Split, pipeline: Pipeline, batch_size: int, gen: torch.Genera
     return itertools.islice(epochs(split, pipeline, batch_size, gen, augment=True), math.ceil(len(split) / batch_size))
 
 
-def cached_importances(task: UnlearnTask, kind: str, retain_set: str = "retain", per_sample: bool = False,
-                       batch_size: int = 0, augmented: bool = False) -> tuple[Importances, Importances, float]:
+def cached_importances(
+    task: UnlearnTask,
+    kind: str,
+    retain_set: str = "retain",
+    per_sample: bool = False,
+    batch_size: int = 0,
+    augmented: bool = False,
+) -> tuple[Importances, Importances, float]:
     """(I_f on S_f, I on the retain set — D_r for "retain", S_tr for "train" —, seconds it took), computed once
     per task and recipe and kept in `task.cache` under the recipe: what was computed, on what, how."""
     key = ("importances", kind, retain_set, per_sample, batch_size) + (("augmented",) if augmented else ())
@@ -123,10 +140,18 @@ def cached_importances(task: UnlearnTask, kind: str, retain_set: str = "retain",
         start = time.perf_counter()
         bs = batch_size or task.config.batch_size
         retain = task.retain() if retain_set == "retain" else task.train
-        imp_f = importances(task.model, task.forget(), task.pipeline, bs, per_sample, kind,
-                            gen=task.generator(11) if augmented else None)
-        imp_r = importances(task.model, retain, task.pipeline, bs, per_sample, kind,
-                            gen=task.generator(12) if augmented else None)
+        imp_f = importances(
+            task.model,
+            task.forget(),
+            task.pipeline,
+            bs,
+            per_sample,
+            kind,
+            gen=task.generator(11) if augmented else None,
+        )
+        imp_r = importances(
+            task.model, retain, task.pipeline, bs, per_sample, kind, gen=task.generator(12) if augmented else None
+        )
         task.cache[key] = (imp_f, imp_r, time.perf_counter() - start)
     cached: tuple[Importances, Importances, float] = task.cache[key]
     return cached
@@ -134,8 +159,14 @@ def cached_importances(task: UnlearnTask, kind: str, retain_set: str = "retain",
 
 def task_importances(task: UnlearnTask, settings: SSDSettings) -> tuple[Importances, Importances, float]:
     """(I_f on S_f, I_r on the retain set of `settings`, seconds it took), computed once per task and recipe."""
-    return cached_importances(task, "fisher", settings.retain_set, settings.per_sample, settings.batch_size,
-                              settings.importance_batches == "augmented")
+    return cached_importances(
+        task,
+        "fisher",
+        settings.retain_set,
+        settings.per_sample,
+        settings.batch_size,
+        settings.importance_batches == "augmented",
+    )
 
 
 @torch.no_grad()
@@ -167,11 +198,18 @@ def ratio_histogram(task: UnlearnTask) -> dict[str, Any]:
     finite = ratios[np.isfinite(ratios)]
     positive = finite[finite > 0]
     counts, edges = np.histogram(np.clip(np.log10(positive), -8.0, 8.0), bins=HIST_EDGES)
-    return {"importance_ratio": {
-        "log10_edges": edges.tolist(), "counts": counts.tolist(), "n_params": int(ratios.size),
-        "n_inf": int(np.isposinf(ratios).sum()), "n_nan": int(np.isnan(ratios).sum()),
-        "n_zero": int((ratios == 0).sum()), "max_finite": float(finite.max()) if finite.size else None,
-        "retain_set": SSDSettings().retain_set}}
+    return {
+        "importance_ratio": {
+            "log10_edges": edges.tolist(),
+            "counts": counts.tolist(),
+            "n_params": int(ratios.size),
+            "n_inf": int(np.isposinf(ratios).sum()),
+            "n_nan": int(np.isnan(ratios).sum()),
+            "n_zero": int((ratios == 0).sum()),
+            "max_finite": float(finite.max()) if finite.size else None,
+            "retain_set": SSDSettings().retain_set,
+        }
+    }
 
 
 def run_ssd_grid(task: UnlearnTask, settings_list: list[SSDSettings]) -> Iterator[tuple[SSDSettings, nn.Module, float]]:

@@ -50,4 +50,3 @@ class SmallCNN(nn.Module):
 
     def zero_cross(self) -> list[str]:
         return []  # every new channel passes a mask before it reaches an old one
-

@@ -24,7 +24,13 @@ MASK_PATTERNS = (0, 1, 1, 2, 2, 3)
 
 
 def conv_bn(
-    c_in: int, c_out: int, kernel: int = 3, stride: int = 1, padding: int = 1, *, bias: bool = False,
+    c_in: int,
+    c_out: int,
+    kernel: int = 3,
+    stride: int = 1,
+    padding: int = 1,
+    *,
+    bias: bool = False,
     pool: bool = False,
 ) -> nn.Sequential:
     """Conv (`bias`: with a bias), batch norm, CELU(0.075), then optionally a 2x2 max-pool."""
@@ -92,8 +98,10 @@ class ResNet9(nn.Module):
     def forward(self, x: Tensor, ids: Tensor | None = None, mode: str | None = None) -> Tensor:
         if min(x.shape[-2:]) < MIN_SIZE:
             h, w = x.shape[-2:]
-            raise UserError(f"resnet9 needs images of at least {MIN_SIZE}x{MIN_SIZE} pixels (its last conv is "
-                            f"unpadded), got {h}x{w}; use --model cnn_small for small images such as digits")
+            raise UserError(
+                f"resnet9 needs images of at least {MIN_SIZE}x{MIN_SIZE} pixels (its last conv is "
+                f"unpadded), got {h}x{w}; use --model cnn_small for small images such as digits"
+            )
         ctx = context(mode, ids)
         layers = (self.conv1, self.conv2, self.res1, self.conv3, self.res2, self.conv4)
         for layer, mask in zip(layers, self.masks, strict=True):

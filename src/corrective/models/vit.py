@@ -104,10 +104,20 @@ class ViT(nn.Module):
         super().__init__()
         patch = patch or max(1, image_size // 4)  # a 4 x 4 grid of patches by default (8 px at 32 px)
         if image_size % patch:
-            raise UserError(f"vit_small: the image size ({image_size} px) must be a multiple of the patch size "
-                            f"({patch} px); pick a patch that divides it")
-        self.args = dict(num_classes=num_classes, in_channels=in_channels, image_size=image_size, patch=patch,
-                         dim=dim, depth=depth, heads=heads, mlp_dim=mlp_dim)
+            raise UserError(
+                f"vit_small: the image size ({image_size} px) must be a multiple of the patch size "
+                f"({patch} px); pick a patch that divides it"
+            )
+        self.args = dict(
+            num_classes=num_classes,
+            in_channels=in_channels,
+            image_size=image_size,
+            patch=patch,
+            dim=dim,
+            depth=depth,
+            heads=heads,
+            mlp_dim=mlp_dim,
+        )
         self.tokens = ShiftedPatchTokens(in_channels, patch, dim)
         self.cls = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos = nn.Parameter(torch.randn(1, (image_size // patch) ** 2 + 1, dim) * 0.02)
@@ -129,4 +139,3 @@ class ViT(nn.Module):
 
     def zero_cross(self) -> list[str]:
         return []  # new hidden features pass the mask before fc2
-

@@ -84,4 +84,3 @@ class WideResNet(nn.Module):
 
     def zero_cross(self) -> list[str]:
         return [n for n, p in self.named_parameters() if p.ndim >= 2 and not n.startswith("stem")]
-

@@ -18,8 +18,9 @@ FORMATS = {"html": ("html",), "md": ("md",), "both": ("html", "md")}
 FIGURES = "figures"
 
 
-def write_report(results_dir: str | Path, out: str | Path | None = None, fmt: str = "both",
-                 plots: bool = True) -> list[Path]:
+def write_report(
+    results_dir: str | Path, out: str | Path | None = None, fmt: str = "both", plots: bool = True
+) -> list[Path]:
     """Write `figures/*.png` and `report.html` (figures embedded) and/or `report.md` (figures linked) for a
     results folder; return the files written, the report pages last."""
     if fmt not in FORMATS:

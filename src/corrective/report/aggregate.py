@@ -55,9 +55,16 @@ class GroupKey:
     false_flags: float | None = None  # the share of false flags in S_f, where the results vary it
 
     def sort_key(self) -> tuple:
-        return (self.dataset, self.model or "", self.training, rank(self.manipulation),
-                self.manipulation, -1.0 if self.size is None else self.size, self.variant,
-                -1.0 if self.false_flags is None else self.false_flags)
+        return (
+            self.dataset,
+            self.model or "",
+            self.training,
+            rank(self.manipulation),
+            self.manipulation,
+            -1.0 if self.size is None else self.size,
+            self.variant,
+            -1.0 if self.false_flags is None else self.false_flags,
+        )
 
     def setting(self) -> str:
         """The manipulation's size, the settings that vary and the false-flag share: 'size 0.05 · target 3'."""
@@ -78,6 +85,7 @@ def group_keys(rows: list[Row]) -> dict[int, list[GroupKey]]:
     """Each row's groups (by index): its setting, labelled by the manipulation settings that vary among the
     rows of its manipulation, and its false-flag share where any row has false flags. The original model and
     the oracle do not depend on false flags: their rows join every false-flag share of their setting."""
+
     def base(r: Row) -> tuple:
         return (r.dataset, r.model, r.training, r.manipulation)
 
@@ -250,12 +258,20 @@ def sum_hists(hists: list[RatioHist]) -> RatioHist:
     """Add histograms over the same bins (a UserError if the bins differ); max_finite is the largest."""
     first = hists[0]
     if any(h.edges != first.edges for h in hists):
-        raise UserError("SSD importance-ratio histograms with different bins cannot be added; "
-                        "re-run the SSD jobs with one version of corrective")
+        raise UserError(
+            "SSD importance-ratio histograms with different bins cannot be added; "
+            "re-run the SSD jobs with one version of corrective"
+        )
     maxima = [h.max_finite for h in hists if not math.isnan(h.max_finite)]
-    return RatioHist(first.edges, tuple(map(sum, zip(*(h.counts for h in hists), strict=True))),
-                     sum(h.n_params for h in hists), sum(h.n_inf for h in hists), sum(h.n_nan for h in hists),
-                     sum(h.n_zero for h in hists), max(maxima) if maxima else math.nan)
+    return RatioHist(
+        first.edges,
+        tuple(map(sum, zip(*(h.counts for h in hists), strict=True))),
+        sum(h.n_params for h in hists),
+        sum(h.n_inf for h in hists),
+        sum(h.n_nan for h in hists),
+        sum(h.n_zero for h in hists),
+        max(maxima) if maxima else math.nan,
+    )
 
 
 def build_groups(results: Results) -> tuple[list[Group], list[str]]:
@@ -273,8 +289,10 @@ def build_groups(results: Results) -> tuple[list[Group], list[str]]:
                 duplicates += slot in chosen[key]
                 chosen[key][slot] = r
     if duplicates:
-        notes.append(f"{duplicates} selected record(s) repeat a (setting, method, alpha, seed) already seen; "
-                     "the last one of each is used")
+        notes.append(
+            f"{duplicates} selected record(s) repeat a (setting, method, alpha, seed) already seen; "
+            "the last one of each is used"
+        )
     keys = sorted(chosen, key=GroupKey.sort_key)
     alphas: dict[str, set[float]] = defaultdict(set)
     seeds: dict[str, set[int]] = defaultdict(set)
@@ -287,8 +305,17 @@ def build_groups(results: Results) -> tuple[list[Group], list[str]]:
         if r.method not in FLAT and r.alpha is not None:
             alphas[r.dataset].add(r.alpha)
         methods[(r.dataset, r.model, r.training)][r.method] = r.is_method
-    groups = [Group(k, list(chosen[k].values()), candidates[k], sorted(alphas[k.dataset]),
-                    sorted(seeds[k.dataset]), methods[(k.dataset, k.model, k.training)]) for k in keys]
+    groups = [
+        Group(
+            k,
+            list(chosen[k].values()),
+            candidates[k],
+            sorted(alphas[k.dataset]),
+            sorted(seeds[k.dataset]),
+            methods[(k.dataset, k.model, k.training)],
+        )
+        for k in keys
+    ]
     return groups, notes
 
 
@@ -320,15 +347,23 @@ def score_rows(groups: list[Group]) -> list[ScoreRow]:
                 rows[(g.key.dataset, g.key.model, r.method, r.training)].append(r)
     out = []
     for (dataset, model, method, training), rs in rows.items():
-        out.append(ScoreRow(
-            dataset, model, method, training, any(r.is_method for r in rs),
-            Stat.of(r.get("score") for r in rs), Stat.of(r.get("healed") for r in rs),
-            Stat.of(r.get("utility") for r in rs),
-            tuple(sorted({r.manipulation for r in rs if not math.isnan(r.get("score"))})),
-            tuple(sorted(manips[(dataset, model)])),
-        ))
-    return sorted(out, key=lambda s: (s.dataset, s.model or "", s.method in FLAT, not s.is_method, s.method,
-                                      s.training))
+        out.append(
+            ScoreRow(
+                dataset,
+                model,
+                method,
+                training,
+                any(r.is_method for r in rs),
+                Stat.of(r.get("score") for r in rs),
+                Stat.of(r.get("healed") for r in rs),
+                Stat.of(r.get("utility") for r in rs),
+                tuple(sorted({r.manipulation for r in rs if not math.isnan(r.get("score"))})),
+                tuple(sorted(manips[(dataset, model)])),
+            )
+        )
+    return sorted(
+        out, key=lambda s: (s.dataset, s.model or "", s.method in FLAT, not s.is_method, s.method, s.training)
+    )
 
 
 @dataclass(frozen=True)
@@ -369,20 +404,21 @@ def timing_rows(groups: list[Group]) -> list[TimingRow]:
                 continue
             seen_candidates.add(id(r))
             grids[(g.key.dataset, g.key.model, g.key.training, r.method)][(g.key, r.alpha, r.seed)].append(
-                r.get("unlearn_seconds"))
+                r.get("unlearn_seconds")
+            )
     out = []
     for (dataset, model, training, method), rs in chosen.items():
         seconds = Stat.of(r.get("unlearn_seconds") + expand_seconds(r) for r in rs)
         per_job = grids[(dataset, model, training, method)].values()
         expansion = Stat.of(expand_seconds(r) for r in rs).mean if rs else 0.0
-        grid = (Stat.of(math.fsum(v) + expansion for v in per_job) if any(len(v) > 1 for v in per_job)
-                else None)
+        grid = Stat.of(math.fsum(v) + expansion for v in per_job) if any(len(v) > 1 for v in per_job) else None
         retrain = chosen.get((dataset, model, training, RETRAIN))
         base = Stat.of(r.get("unlearn_seconds") for r in retrain).mean if retrain else math.nan
         ratio = seconds.mean / base if base and not math.isnan(base) else math.nan
         out.append(TimingRow(dataset, model, training, method, any(r.is_method for r in rs), seconds, grid, ratio))
-    return sorted(out, key=lambda t: (t.dataset, t.model or "", t.training, t.method in FLAT, not t.is_method,
-                                      t.method))
+    return sorted(
+        out, key=lambda t: (t.dataset, t.model or "", t.training, t.method in FLAT, not t.is_method, t.method)
+    )
 
 
 @dataclass(frozen=True)
@@ -409,10 +445,28 @@ def expansion_cells(rows: list[ExpansionRow]) -> list[ExpansionCell]:
     by: dict[tuple[str, str | None, str, str, float | None, str, str, float], list[ExpansionRow]] = defaultdict(list)
     for r in rows:
         by[(r.dataset, r.model, r.training, r.manipulation, r.size, r.panel(), r.strategy, r.alpha)].append(r)
-    out = [ExpansionCell(*key, Stat.of(r.precision for r in rs), Stat.of(r.recall for r in rs),
-                         Stat.of(r.n_expanded for r in rs), Stat.of(r.seconds for r in rs),
-                         tuple(sorted({r.chosen for r in rs})))
-           for key, rs in by.items()]
-    return sorted(out, key=lambda c: (c.dataset, c.model or "", c.training, rank(c.manipulation),
-                                      c.manipulation, -1.0 if c.size is None else c.size, c.panel, c.strategy,
-                                      c.alpha))
+    out = [
+        ExpansionCell(
+            *key,
+            Stat.of(r.precision for r in rs),
+            Stat.of(r.recall for r in rs),
+            Stat.of(r.n_expanded for r in rs),
+            Stat.of(r.seconds for r in rs),
+            tuple(sorted({r.chosen for r in rs})),
+        )
+        for key, rs in by.items()
+    ]
+    return sorted(
+        out,
+        key=lambda c: (
+            c.dataset,
+            c.model or "",
+            c.training,
+            rank(c.manipulation),
+            c.manipulation,
+            -1.0 if c.size is None else c.size,
+            c.panel,
+            c.strategy,
+            c.alpha,
+        ),
+    )

@@ -37,16 +37,21 @@ def cell_html(text: str, classes: list[str]) -> str:
 
 
 def table_html(t: Table) -> str:
-    head = "".join(f'<th class="l">{escape(h)}</th>' if i in t.text_cols else f"<th>{escape(h)}</th>"
-                   for i, h in enumerate(t.header))
+    head = "".join(
+        f'<th class="l">{escape(h)}</th>' if i in t.text_cols else f"<th>{escape(h)}</th>"
+        for i, h in enumerate(t.header)
+    )
     body = "".join(
         ('<tr class="sep">' if i in t.breaks else "<tr>")
         + "".join(cell_html(c.text, ["l" if j in t.text_cols else "", c.cls]) for j, c in enumerate(row))
         + "</tr>\n"
-        for i, row in enumerate(t.rows))
+        for i, row in enumerate(t.rows)
+    )
     notes = "".join(f'<p class="tnote">{escape(n)}</p>' for n in t.notes)
-    return (f"<h4>{escape(t.title)}</h4>\n<div class=\"scroll\"><table><thead><tr>{head}</tr></thead>\n"
-            f"<tbody>\n{body}</tbody></table></div>\n{notes}\n")
+    return (
+        f'<h4>{escape(t.title)}</h4>\n<div class="scroll"><table><thead><tr>{head}</tr></thead>\n'
+        f"<tbody>\n{body}</tbody></table></div>\n{notes}\n"
+    )
 
 
 def section_html(s: Section) -> str:
@@ -57,8 +62,10 @@ def section_html(s: Section) -> str:
             parts.append(table_html(item))
         elif isinstance(item, Figure):
             data = base64.b64encode(item.png).decode("ascii")
-            parts.append(f'<figure><img alt="{escape(item.name)}" src="data:image/png;base64,{data}">'
-                         f"<figcaption>{escape(item.caption)}</figcaption></figure>")
+            parts.append(
+                f'<figure><img alt="{escape(item.name)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{escape(item.caption)}</figcaption></figure>"
+            )
         else:
             parts.append(f"<p>{escape(item)}</p>")
     return "\n".join(parts) + "\n"
@@ -69,6 +76,8 @@ def render_html(doc: Document, generated: str) -> str:
     facts = "".join(f"<li>{escape(f)}</li>" for f in [f"generated {generated}"] + doc.facts)
     notes = "".join(f'<li class="notes">{escape(n)}</li>' for n in doc.notes)
     body = "".join(section_html(s) for s in doc.sections)
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n<title>{escape(doc.title)}</title>\n'
-            f"<style>{CSS}</style></head>\n<body>\n<h1>{escape(doc.title)}</h1>\n"
-            f'<ul class="facts">{facts}{notes}</ul>\n<nav>{nav}</nav>\n{body}</body></html>\n')
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n<title>{escape(doc.title)}</title>\n'
+        f"<style>{CSS}</style></head>\n<body>\n<h1>{escape(doc.title)}</h1>\n"
+        f'<ul class="facts">{facts}{notes}</ul>\n<nav>{nav}</nav>\n{body}</body></html>\n'
+    )

@@ -11,8 +11,10 @@ def cell_md(text: str, cls: str) -> str:
 
 
 def table_md(t: Table) -> str:
-    lines = ["| " + " | ".join(t.header) + " |",
-             "|" + "|".join(":---" if i in t.text_cols else "---:" for i in range(len(t.header))) + "|"]
+    lines = [
+        "| " + " | ".join(t.header) + " |",
+        "|" + "|".join(":---" if i in t.text_cols else "---:" for i in range(len(t.header))) + "|",
+    ]
     lines += ["| " + " | ".join(cell_md(c.text, c.cls) for c in row) + " |" for row in t.rows]
     return "\n\n".join([f"**{t.title}**", "\n".join(lines)] + [f"_{n}_" for n in t.notes])
 

@@ -95,8 +95,14 @@ def shared_legend(fig: Figure, axes: list[Axes], top: float = 1.0) -> None:
         for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
             entries.setdefault(label, h)
     rows = math.ceil(len(entries) / 5)
-    fig.legend(list(entries.values()), list(entries), loc="lower center", ncol=min(len(entries), 5), fontsize=8.5,
-               frameon=False)
+    fig.legend(
+        list(entries.values()),
+        list(entries),
+        loc="lower center",
+        ncol=min(len(entries), 5),
+        fontsize=8.5,
+        frameon=False,
+    )
     fig.tight_layout(rect=(0, min(0.4, (0.2 * rows + 0.1) / fig.get_figheight()), 1, top))
 
 
@@ -118,14 +124,24 @@ def draw_curves(ax: Axes, g: Group, metric: str, colour: dict[str, tuple], bands
         stats = [g.cell(method, a, metric) for a in alphas]
         mean = [100 * s.mean for s in stats]
         std = [0.0 if math.isnan(s.std) else 100 * s.std for s in stats]
-        style = {"color": colour.get(method), "marker": "o", "ms": 3.5, "lw": 1.4,
-                 "ls": "-" if g.is_method(method) else "-.",
-                 "label": method if g.is_method(method) else f"{method} (bound)"}
+        style = {
+            "color": colour.get(method),
+            "marker": "o",
+            "ms": 3.5,
+            "lw": 1.4,
+            "ls": "-" if g.is_method(method) else "-.",
+            "label": method if g.is_method(method) else f"{method} (bound)",
+        }
         if bands:
             ax.plot(alphas, mean, **style)
-            ax.fill_between(alphas, [m - d for m, d in zip(mean, std, strict=True)],
-                            [m + d for m, d in zip(mean, std, strict=True)], color=colour.get(method), alpha=0.12,
-                            lw=0)
+            ax.fill_between(
+                alphas,
+                [m - d for m, d in zip(mean, std, strict=True)],
+                [m + d for m, d in zip(mean, std, strict=True)],
+                color=colour.get(method),
+                alpha=0.12,
+                lw=0,
+            )
         else:
             ax.errorbar(alphas, mean, yerr=std, capsize=2.5, **style)
 
@@ -134,9 +150,16 @@ def mark_flagged(ax: Axes, g: Group, metric: str) -> bool:
     """Red circles on the points whose target_acc is more than TARGET_DROP below the original's."""
     flagged = [(m, a) for m in g.curves for a in g.alphas if g.target_flag(m, a)]
     if flagged:
-        ax.scatter([a for _, a in flagged], [100 * g.cell(m, a, metric).mean for m, a in flagged], s=110,
-                   facecolors="none", edgecolors="red", linewidths=1.6, zorder=5,
-                   label=f"target_acc > {100 * TARGET_DROP:g} pts below original")
+        ax.scatter(
+            [a for _, a in flagged],
+            [100 * g.cell(m, a, metric).mean for m, a in flagged],
+            s=110,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.6,
+            zorder=5,
+            label=f"target_acc > {100 * TARGET_DROP:g} pts below original",
+        )
     return bool(flagged)
 
 
@@ -166,8 +189,9 @@ def by_alpha(groups: list[Group], metric: str, colour: dict[str, tuple]) -> Figu
 
 def group_figure(group: Group, colour: dict[str, tuple]) -> Figure:
     """One setting in detail: acc_corr, target_acc (poisoning) and acc_retain against alpha, error bars."""
-    names = ["acc_corr", "target_acc", "acc_retain"] if group.key.manipulation == "poison" else ["acc_corr",
-                                                                                                 "acc_retain"]
+    names = (
+        ["acc_corr", "target_acc", "acc_retain"] if group.key.manipulation == "poison" else ["acc_corr", "acc_retain"]
+    )
     fig = new_figure(4.3 * len(names), 4.3)
     axes = fig.subplots(1, len(names), sharey=True)
     for ax, metric in zip(axes, names, strict=True):
@@ -198,10 +222,18 @@ def retain_bars(groups: list[Group], methods: list[tuple[str, bool]], colour: di
     for k, g in enumerate(groups):
         deltas = [g.retain_change(m)[0] for m, _ in shown]
         xs = [i + (k - (len(groups) - 1) / 2) * width for i in range(len(shown))]
-        ax.bar(xs, [100 * d.mean for d in deltas], width,
-               yerr=[0.0 if math.isnan(d.std) else 100 * d.std for d in deltas], capsize=2,
-               color=[colour.get(m, "lightgray") for m, _ in shown], edgecolor="black", lw=0.5,
-               hatch=hatches[k % len(hatches)], label=panel_title(g))
+        ax.bar(
+            xs,
+            [100 * d.mean for d in deltas],
+            width,
+            yerr=[0.0 if math.isnan(d.std) else 100 * d.std for d in deltas],
+            capsize=2,
+            color=[colour.get(m, "lightgray") for m, _ in shown],
+            edgecolor="black",
+            lw=0.5,
+            hatch=hatches[k % len(hatches)],
+            label=panel_title(g),
+        )
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(range(len(shown)))
     ax.set_xticklabels([method_label(m, i) for m, i in shown], rotation=30, ha="right", fontsize=8.5)
@@ -238,8 +270,15 @@ def score_map(groups: list[Group], methods: list[tuple[str, bool]]) -> Figure:
         grid = np.array([score_matrix(g, method, alphas) for g in groups], dtype=float) * 100
         image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=100, aspect="auto")
         for (i, j), v in np.ndenumerate(grid):
-            ax.text(j, i, "–" if math.isnan(v) else f"{v:.0f}", ha="center", va="center", fontsize=6.5,
-                    color="black" if math.isnan(v) or v > 60 else "white")
+            ax.text(
+                j,
+                i,
+                "–" if math.isnan(v) else f"{v:.0f}",
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="black" if math.isnan(v) or v > 60 else "white",
+            )
         for i, g in enumerate(groups):
             for j, a in enumerate(alphas):
                 if method not in FLAT and a is not None and g.target_flag(method, a):
@@ -281,9 +320,13 @@ def ratio_histograms(groups: list[Group]) -> Figure:
             h, n = hists[id(g)][alpha]
             top = "–" if math.isnan(h.max_finite) else f"{h.max_finite:.3g}"
             above = sum(c for c, lo in zip(h.counts, h.edges, strict=False) if lo >= OUTLIER_LOG10)
-            ax.stairs([c / h.n_params for c in h.counts], h.edges, lw=1.5,
-                      label=f"{short_title(g)}: max {top}, {above} ≥ 1e{OUTLIER_LOG10:g}, {h.n_inf} inf "
-                            f"({n} seed{'s' * (n != 1)})")
+            ax.stairs(
+                [c / h.n_params for c in h.counts],
+                h.edges,
+                lw=1.5,
+                label=f"{short_title(g)}: max {top}, {above} ≥ 1e{OUTLIER_LOG10:g}, {h.n_inf} inf "
+                f"({n} seed{'s' * (n != 1)})",
+            )
         ax.set_yscale("log")
         ax.set_title(f"alpha {alpha:g}", fontsize=10)
         ax.set_xlabel("log10(I_f / I_r) (ends: clipped)", fontsize=9)
@@ -317,33 +360,50 @@ def sensitivity(groups: list[Group], method: str, colour: dict[str, tuple]) -> F
         corr, retain = g.settings_cells(method, "acc_corr"), g.settings_cells(method, "acc_retain")
         alphas = g.alphas
         for s, per in corr.items():
-            top.plot(alphas, [100 * per[a].mean if a in per else math.nan for a in alphas], color=shade[s],
-                     lw=0.9, alpha=0.8, marker=".", ms=3, label=labels[s] if legend else None)
-        top.plot(alphas, [100 * g.cell(method, a, "acc_corr").mean for a in alphas], color="red", lw=2.2,
-                 label="selected by the rule")
+            top.plot(
+                alphas,
+                [100 * per[a].mean if a in per else math.nan for a in alphas],
+                color=shade[s],
+                lw=0.9,
+                alpha=0.8,
+                marker=".",
+                ms=3,
+                label=labels[s] if legend else None,
+            )
+        top.plot(
+            alphas,
+            [100 * g.cell(method, a, "acc_corr").mean for a in alphas],
+            color="red",
+            lw=2.2,
+            label="selected by the rule",
+        )
         draw_references(top, g, "acc_corr")
         top.set_title(panel_title(g), fontsize=10)
         alpha_axis(top, alphas)
         at = nearest(alphas, TRADEOFF_ALPHA) if alphas else TRADEOFF_ALPHA
         points = [(100 * retain[s][at].mean, 100 * corr[s][at].mean, s) for s in corr if at in corr[s]]
-        bottom.scatter([p[0] for p in points], [p[1] for p in points], c=[shade[p[2]] for p in points], s=22,
-                       edgecolors="none")
+        bottom.scatter(
+            [p[0] for p in points], [p[1] for p in points], c=[shade[p[2]] for p in points], s=22, edgecolors="none"
+        )
         chosen = (g.cell(method, at, "acc_retain").mean, g.cell(method, at, "acc_corr").mean)
         bottom.scatter([100 * chosen[0]], [100 * chosen[1]], marker="*", s=160, color="red", zorder=5)
         for ref, (col, _, label) in FLAT_STYLE.items():
             r, c = g.reference(ref, "acc_retain"), g.reference(ref, "acc_corr")
             if r is not None and c is not None:
                 bottom.scatter([100 * r.mean], [100 * c.mean], marker="X", s=70, color=col, zorder=4)
-                bottom.annotate(label, (100 * r.mean, 100 * c.mean), fontsize=7, xytext=(4, 4),
-                                textcoords="offset points")
+                bottom.annotate(
+                    label, (100 * r.mean, 100 * c.mean), fontsize=7, xytext=(4, 4), textcoords="offset points"
+                )
         bottom.set_title(f"alpha {at:g}: one point per setting (star: selected)", fontsize=9)
         bottom.set_xlabel("acc_retain %", fontsize=9)
         bottom.set_ylim(-3, 103)
         bottom.grid(alpha=0.25)
     axes[0][0].set_ylabel("acc_corr % (mean over seeds)", fontsize=9)
     axes[1][0].set_ylabel("acc_corr %", fontsize=9)
-    fig.suptitle(f"{method}: {len(settings)} settings"
-                 + ("" if legend else " (colour: order in the grid, dark to light)"), fontsize=10.5)
+    fig.suptitle(
+        f"{method}: {len(settings)} settings" + ("" if legend else " (colour: order in the grid, dark to light)"),
+        fontsize=10.5,
+    )
     shared_legend(fig, [axes[0][0]], top=0.96)
     return fig
 
@@ -353,8 +413,9 @@ RELEARN_OFFSETS = (-0.25, 0.0, 0.25)  # x offsets of the alphas beside each meth
 
 def relearn_panels(groups: list[Group]) -> list[tuple[Group, str]]:
     """(setting, metric) per panel of the relearn figure: acc_corr, and target_acc beside it for poisoning."""
-    return [(g, m) for g in groups for m in ("acc_corr", "target_acc")
-            if m == "acc_corr" or g.key.manipulation == "poison"]
+    return [
+        (g, m) for g in groups for m in ("acc_corr", "target_acc") if m == "acc_corr" or g.key.manipulation == "poison"
+    ]
 
 
 def relearn_figure(groups: list[Group], colour: dict[str, tuple]) -> Figure:
@@ -370,19 +431,36 @@ def relearn_figure(groups: list[Group], colour: dict[str, tuple]) -> Figure:
         alphas = g.relearn_alphas()
         for i, method in enumerate(methods):
             col = FLAT_STYLE[method][0] if method in FLAT else colour.get(method)
-            slots: list[tuple[float | None, float]] = [(None, 0.0)] if method in FLAT else [
-                (a, RELEARN_OFFSETS[k] if len(alphas) == 3 else (k - (len(alphas) - 1) / 2) * 0.25)
-                for k, a in enumerate(alphas)]
+            slots: list[tuple[float | None, float]] = (
+                [(None, 0.0)]
+                if method in FLAT
+                else [
+                    (a, RELEARN_OFFSETS[k] if len(alphas) == 3 else (k - (len(alphas) - 1) / 2) * 0.25)
+                    for k, a in enumerate(alphas)
+                ]
+            )
             for alpha, dx in slots:
                 before, after = g.before_after(method, alpha, metric)
                 if before.n == 0:
                     continue
                 x = i + dx
-                ax.plot([x, x], [100 * before.mean, 100 * after.mean], color=col, lw=1.6,
-                        gid=f"{method}@{'any' if alpha is None else f'{alpha:g}'}")
+                ax.plot(
+                    [x, x],
+                    [100 * before.mean, 100 * after.mean],
+                    color=col,
+                    lw=1.6,
+                    gid=f"{method}@{'any' if alpha is None else f'{alpha:g}'}",
+                )
                 if alpha is not None:
-                    ax.text(x, 0.02, f"{alpha:g}", transform=ax.get_xaxis_transform(), ha="center", fontsize=6.5,
-                            color="dimgray")
+                    ax.text(
+                        x,
+                        0.02,
+                        f"{alpha:g}",
+                        transform=ax.get_xaxis_transform(),
+                        ha="center",
+                        fontsize=6.5,
+                        color="dimgray",
+                    )
                 ax.scatter([x], [100 * before.mean], color=col, s=26, zorder=4)
                 ax.scatter([x], [100 * after.mean], marker="v", facecolors="white", edgecolors=col, s=34, zorder=5)
         ax.scatter([], [], color="black", s=26, label="before the probe")  # legend entries in neutral black
@@ -391,8 +469,9 @@ def relearn_figure(groups: list[Group], colour: dict[str, tuple]) -> Figure:
         if oracle_after.n:
             ax.axhline(100 * oracle_after.mean, color="black", ls="--", lw=0.9, label="oracle after the probe")
         ax.set_xticks(range(len(methods)))
-        ax.set_xticklabels([method_label(m, g.is_method(m) or m == ORIGINAL) for m in methods], rotation=30,
-                           ha="right", fontsize=8)
+        ax.set_xticklabels(
+            [method_label(m, g.is_method(m) or m == ORIGINAL) for m in methods], rotation=30, ha="right", fontsize=8
+        )
         ax.set_ylim(-8, 103)
         ax.set_ylabel(f"{metric} % (mean over seeds)", fontsize=9)
         ax.set_title(f"{panel_title(g)}: {metric}", fontsize=9.5)
@@ -406,8 +485,13 @@ def timing_bars(rows: list[TimingRow], colour: dict[str, tuple]) -> Figure:
     fig = new_figure(7.5, 0.38 * len(rows) + 1.4)
     ax = fig.subplots()
     ys = list(range(len(rows)))[::-1]
-    ax.barh(ys, [t.seconds.mean for t in rows], color=[colour.get(t.method, "lightgray") for t in rows],
-            edgecolor="black", lw=0.5)
+    ax.barh(
+        ys,
+        [t.seconds.mean for t in rows],
+        color=[colour.get(t.method, "lightgray") for t in rows],
+        edgecolor="black",
+        lw=0.5,
+    )
     for y, t in zip(ys, rows, strict=True):
         ratio = "" if math.isnan(t.retrain_ratio) else f"  {t.retrain_ratio:.3g}× retrain"
         ax.text(t.seconds.mean, y, f" {t.seconds.mean:.3g} s{ratio}", va="center", fontsize=8)
@@ -441,9 +525,18 @@ def expansion_curves(panels: dict[str, list[ExpansionCell]]) -> Figure:
             xs = [c.alpha for c in mine]
             for attr, ls, what in (("precision", "-", "precision"), ("recall", "--", "recall")):
                 stats = [getattr(c, attr) for c in mine]
-                ax.errorbar(xs, [100 * st.mean for st in stats],
-                            yerr=[0.0 if math.isnan(st.std) else 100 * st.std for st in stats], capsize=2.5,
-                            color=colour[strategy], ls=ls, marker="o", ms=3.5, lw=1.4, label=f"{strategy} {what}")
+                ax.errorbar(
+                    xs,
+                    [100 * st.mean for st in stats],
+                    yerr=[0.0 if math.isnan(st.std) else 100 * st.std for st in stats],
+                    capsize=2.5,
+                    color=colour[strategy],
+                    ls=ls,
+                    marker="o",
+                    ms=3.5,
+                    lw=1.4,
+                    label=f"{strategy} {what}",
+                )
         ax.set_title(name, fontsize=10)
         alpha_axis(ax, alphas)
         ax.set_ylabel("% of S_m (mean ± std over seeds)", fontsize=9)

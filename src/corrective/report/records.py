@@ -24,8 +24,15 @@ from corrective.errors import UserError
 from corrective.names import RECORD_SETTINGS
 
 # The record's config fields, each under the key the bench writes it with (bench/jobs.py).
-CONFIG_FIELDS = {"dataset": "dataset", "manipulation": "manipulation", "seed": "seed", "model": "model",
-                 "training": "training", "size": "size", "job": "job_id"}
+CONFIG_FIELDS = {
+    "dataset": "dataset",
+    "manipulation": "manipulation",
+    "seed": "seed",
+    "model": "model",
+    "training": "training",
+    "size": "size",
+    "job": "job_id",
+}
 REQUIRED_CONFIG = ("dataset", "manipulation", "seed")
 REQUIRED_RECORD = ("method", "alpha", "is_method", "acc_corr", "acc_retain")
 ORIGINAL_STAGE = "original"  # a bench record of the trained original model: method none, no alpha
@@ -56,14 +63,25 @@ def ratio_hist(record: dict[str, Any], where: str) -> RatioHist | None:
     try:
         edges = tuple(float(e) for e in h["log10_edges"])
         counts = tuple(int(c) for c in h["counts"])
-        hist = RatioHist(edges, counts, int(h["n_params"]), int(h["n_inf"]), int(h["n_nan"]), int(h["n_zero"]),
-                         math.nan if h["max_finite"] is None else float(h["max_finite"]))
+        hist = RatioHist(
+            edges,
+            counts,
+            int(h["n_params"]),
+            int(h["n_inf"]),
+            int(h["n_nan"]),
+            int(h["n_zero"]),
+            math.nan if h["max_finite"] is None else float(h["max_finite"]),
+        )
     except (KeyError, TypeError, ValueError) as e:
-        raise UserError(f"{where}: diagnostics.importance_ratio is malformed ({type(e).__name__}: {e}); "
-                        "re-run that SSD job or delete its diagnostics") from None
+        raise UserError(
+            f"{where}: diagnostics.importance_ratio is malformed ({type(e).__name__}: {e}); "
+            "re-run that SSD job or delete its diagnostics"
+        ) from None
     if len(edges) != len(counts) + 1:
-        raise UserError(f"{where}: diagnostics.importance_ratio has {len(edges)} edges for {len(counts)} counts; "
-                        "re-run that SSD job or delete its diagnostics")
+        raise UserError(
+            f"{where}: diagnostics.importance_ratio has {len(edges)} edges for {len(counts)} counts; "
+            "re-run that SSD job or delete its diagnostics"
+        )
     return hist
 
 
@@ -169,15 +187,18 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
     found = {name: scalar(record, key) for name, key in CONFIG_FIELDS.items()}
     for name in REQUIRED_CONFIG:
         if found[name] is None:
-            raise UserError(f"{where}: record lacks field {CONFIG_FIELDS[name]!r}; is this a {names.RESULTS} "
-                            "written by `corrective bench`?")
+            raise UserError(
+                f"{where}: record lacks field {CONFIG_FIELDS[name]!r}; is this a {names.RESULTS} "
+                "written by `corrective bench`?"
+            )
     for name in REQUIRED_RECORD:
         if name == "alpha" and record.get("stage") == ORIGINAL_STAGE:
             continue
         missing = record.get(name) is None if name in ("method", "alpha", "is_method") else name not in record
         if missing:
-            raise UserError(f"{where}: record lacks field {name!r}; is this a {names.RESULTS} written by "
-                            "`corrective bench`?")
+            raise UserError(
+                f"{where}: record lacks field {name!r}; is this a {names.RESULTS} written by `corrective bench`?"
+            )
     metrics = {m: to_float(scalar(record, m), m, where) for m in METRICS}
     size = found["size"]
     expand, selection = str(record.get("expand") or "none"), str(record.get("selection") or "paper")
@@ -197,10 +218,10 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
         line=line,
         settings=json.dumps(record.get("settings") or {}, sort_keys=True),
         ratio_hist=ratio_hist(record, where),
-        manipulation_settings=tuple((k, setting_text(record[k])) for k in RECORD_SETTINGS
-                                    if record.get(k) is not None),
-        false_flags=None if record.get("false_flags") is None else to_float(record["false_flags"], "false_flags",
-                                                                            where),
+        manipulation_settings=tuple((k, setting_text(record[k])) for k in RECORD_SETTINGS if record.get(k) is not None),
+        false_flags=None
+        if record.get("false_flags") is None
+        else to_float(record["false_flags"], "false_flags", where),
         expand=expand,
         selection=selection,
         guard_fallback=bool(record.get("guard_fallback", False)),
@@ -212,13 +233,18 @@ def to_expansion(record: dict[str, Any], where: str) -> ExpansionRow:
     found = {name: scalar(record, key) for name, key in CONFIG_FIELDS.items()}
     for name in (*REQUIRED_CONFIG, "expand", "alpha"):
         if (found.get(name) if name in found else record.get(name)) is None:
-            raise UserError(f"{where}: expansion record lacks field {name!r}; is this a {names.RESULTS} written by "
-                            "`corrective bench`?")
+            raise UserError(
+                f"{where}: expansion record lacks field {name!r}; is this a {names.RESULTS} written by "
+                "`corrective bench`?"
+            )
     size = found["size"]
     return ExpansionRow(
-        dataset=str(found["dataset"]), manipulation=str(found["manipulation"]),
-        seed=int(to_float(found["seed"], "seed", where)), strategy=str(record["expand"]),
-        chosen=str(record.get("expand_chosen") or record["expand"]), alpha=to_float(record["alpha"], "alpha", where),
+        dataset=str(found["dataset"]),
+        manipulation=str(found["manipulation"]),
+        seed=int(to_float(found["seed"], "seed", where)),
+        strategy=str(record["expand"]),
+        chosen=str(record.get("expand_chosen") or record["expand"]),
+        alpha=to_float(record["alpha"], "alpha", where),
         precision=to_float(record.get("expand_precision"), "expand_precision", where),
         recall=to_float(record.get("expand_recall"), "expand_recall", where),
         n_expanded=to_float(record.get("n_expanded"), "n_expanded", where),
@@ -245,9 +271,11 @@ def record_rows(record: dict[str, Any], where: str = "record", line: int = 0) ->
         return [to_row(record, where, line)]
     parent = {k: v for k, v in record.items() if k != "candidates"}
     config = {k: v for k, v in parent.items() if k != "diagnostics"}  # diagnostics belong to the job, once
-    return [to_row(parent, where, line)] + [to_row({**config, **c}, f"{where} candidate {k}", line)
-                                            for k, c in enumerate(candidates)
-                                            if isinstance(c, dict) and not c.get("selected")]
+    return [to_row(parent, where, line)] + [
+        to_row({**config, **c}, f"{where} candidate {k}", line)
+        for k, c in enumerate(candidates)
+        if isinstance(c, dict) and not c.get("selected")
+    ]
 
 
 def results_file(path: Path) -> Path:
