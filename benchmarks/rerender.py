@@ -3,8 +3,9 @@
 For each `benchmarks/results/*/` holding `results.jsonl.gz`: unpack the records (with `spec.json`) into a
 temporary folder, run `corrective report --format md` there, and compare `report.md` (its generation date
 and the records' path aside) and every `figures/*.png` byte for byte with the committed files. Prints one
-line per report; exit status 1 when anything differs. A change that must not alter behaviour keeps this
-at "identical".
+line per report; exit status 1 when anything differs, and when a records folder has no committed
+`report.md` (one line says so: such a folder is not covered until its report is committed). A change
+that must not alter behaviour keeps this at "identical".
 
     .venv/bin/python benchmarks/rerender.py [--keep DIR]   # DIR/<name>/report/: the re-rendered reports
 """
@@ -57,6 +58,14 @@ def main(argv: list[str]) -> int:
     keep = Path(argv[argv.index("--keep") + 1]) if "--keep" in argv else None
     failed = 0
     for folder in sorted(p.parent for p in RESULTS.glob("*/results.jsonl.gz")):
+        if not (folder / "report.md").exists():
+            failed += 1
+            print(
+                f"{folder.name}: DIFFERS: records but no committed report.md; render it with "
+                f"`corrective report <its records> --out {folder.relative_to(RESULTS.parent.parent)} --format md` "
+                "and commit report.md and figures/"
+            )
+            continue
         start = time.perf_counter()
         diffs = check(folder, keep)
         failed += bool(diffs)

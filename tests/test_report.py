@@ -382,3 +382,30 @@ def test_defence_view_table_of_poisoning_settings(tmp_path: Path) -> None:
     doc = build_document(read_results(write(tmp_path, recs)), with_plots=False)
     (sec,) = [s for s in doc.sections if s.anchor == "defence"]
     assert [t.title for t in sec.items if not isinstance(t, str)] == [table.title]  # poisoning only
+
+
+def test_defence_view_of_records_without_its_metrics_is_one_line_not_a_table_of_missing(tmp_path: Path) -> None:
+    """Records older than C-Acc/ASR/R-Acc/DER: the section says so in one line (as SSD's Figure 3 does for records
+    without histograms); where only some poisoning settings lack them, their tables go and one line names them."""
+    old = grid(lambda m, a, s: {"target_acc": 0.9}, methods=("none", "oracle", "ssd"), alphas=[0.5, 1.0])
+    doc = build_document(read_results(write(tmp_path / "old", old)), with_plots=False)
+    (sec,) = [s for s in doc.sections if s.anchor == "defence"]
+    assert len(sec.items) == 1 and isinstance(sec.items[0], str)
+    assert "hold no C-Acc, ASR, R-Acc or DER" in sec.items[0] and "older corrective" in sec.items[0]
+    write_report(tmp_path / "old", fmt="md", plots=False)
+    page = (tmp_path / "old" / "report.md").read_text()
+    assert "| C-Acc |" not in page and "backdoor defence view**" not in page
+
+    new = grid(
+        lambda m, a, s: {"c_acc": 0.9, "asr": 0.1, "r_acc": 0.8, "der": 0.9},
+        methods=("none", "oracle", "ssd"),
+        alphas=[0.5, 1.0],
+    )
+    for r in old:
+        r["size"] = 0.1  # a second poisoning setting, its records without the defence metrics
+    doc = build_document(read_results(write(tmp_path / "mixed", new + old)), with_plots=False)
+    (sec,) = [s for s in doc.sections if s.anchor == "defence"]
+    tables = [t for t in sec.items if not isinstance(t, str)]
+    assert [t.title for t in tables] == ["digits · poison · size 0.05 · cnn · standard training: backdoor defence view"]
+    assert all(c.text != "missing" for r in tables[0].rows for c in r[2:6])
+    assert sec.items[-1] == "Missing here: no C-Acc, ASR, R-Acc or DER for poison 0.1."

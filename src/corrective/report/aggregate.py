@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from corrective.errors import UserError
-from corrective.names import MANIPULATIONS, mean_std
+from corrective.names import DEFENCE, MANIPULATIONS, mean_std
 from corrective.report.records import ExpansionRow, RatioHist, Results, Row
 
 ORIGINAL, ORACLE, RETRAIN = "none", "oracle", "retrain"
@@ -227,6 +227,10 @@ class Group:
     def has_relearn(self) -> bool:
         """Whether any selected record holds the relearn probe's figures."""
         return any(not math.isnan(r.get("relearn_acc_corr")) for r in self.rows)
+
+    def has_defence(self) -> bool:
+        """Whether any selected record holds BackdoorBench's C-Acc, ASR, R-Acc or DER (older records do not)."""
+        return any(not math.isnan(r.get(m)) for r in self.rows for m in DEFENCE)
 
     def relearn_alphas(self) -> list[float]:
         return [a for a in self.alphas if any(math.isclose(a, b) for b in RELEARN_ALPHAS)]

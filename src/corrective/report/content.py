@@ -328,13 +328,26 @@ def defence_table(g: Group) -> Table:
 
 
 def defence_section(by_block: dict[tuple, list[Group]]) -> Section:
-    """BackdoorBench's metrics for every poisoning setting, target_acc beside them."""
+    """BackdoorBench's metrics for every poisoning setting whose records hold them, target_acc beside them;
+    else one line saying why not (records older than these metrics)."""
     sec = Section("Backdoor defence view (C-Acc, ASR, R-Acc, DER)", "defence")
     for key, gs in by_block.items():
+        label = block_label(*key)
         poison = [g for g in gs if g.key.manipulation == "poison"]
         if not poison:
-            sec.items.append(f"{block_label(*key)}: no poisoning setting, so no defence view.")
-        sec.items += [defence_table(g) for g in poison]
+            sec.items.append(f"{label}: no poisoning setting, so no defence view.")
+            continue
+        held = [g for g in poison if g.has_defence()]
+        if not held:
+            sec.items.append(
+                f"{label}: the poisoning records hold no C-Acc, ASR, R-Acc or DER (written by an older "
+                "corrective); re-run the poisoning jobs to get the defence view."
+            )
+            continue
+        sec.items += [defence_table(g) for g in held]
+        lacking = [setting_label(g) for g in poison if g not in held]
+        if lacking:
+            sec.items.append(f"Missing here: no C-Acc, ASR, R-Acc or DER for {', '.join(lacking)}.")
     return sec
 
 
