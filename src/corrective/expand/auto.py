@@ -113,7 +113,9 @@ def pick_single(view: View, flagged: Tensor, auto: AutoSettings) -> tuple[str, A
     names = [n for n, _ in auto.parsed()]
     if "label_noise" in names:
         s = candidate_settings("label_noise", auto)
-        score = STRATEGIES["label_noise"].score(view, flagged, s)  # type: ignore[misc]
+        rank = STRATEGIES["label_noise"].score
+        assert rank is not None  # label_noise ranks samples itself
+        score = rank(view, flagged, s)
         own = float(score[flagged][0])
         if math.isfinite(own) and own >= s.fallback:
             return "label_noise", s

@@ -185,14 +185,15 @@ class Search:
             t = threshold_of(self.pool, s)
             n = n_selected(self.dampener.ratios, t)
             prev = self.tries[-1] if self.tries else None
-            same = prev is not None and prev.n_dampened == n  # selection is monotone in t: same count, same set
+            # selection is monotone in t: the same count is the same set, whose score is already known
+            known = prev.score if prev is not None and prev.n_dampened == n else Score()
             self.tries.append(
                 Try(
                     s,
                     percentile_of(s),
                     t,
                     n,
-                    prev.score if same else Score(),  # type: ignore[union-attr]
+                    known,
                     time.perf_counter() - start,
                 )
             )
