@@ -91,6 +91,8 @@ def main() -> None:
     cells: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     flags_seen: dict[tuple, list] = defaultdict(list)
     for r in records:
+        if r["stage"] not in ("original", "oracle", "unlearn"):
+            continue  # an expansion's own record (the auto method's), not a model
         if r["stage"] == "original":
             key = (r["manipulation"], "original", None)
         elif r["stage"] == "oracle":
