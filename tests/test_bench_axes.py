@@ -57,19 +57,28 @@ def test_settings_are_axes():
     [
         (
             {"poison": {"sizes": [0.05], "corner": "middle"}},
-            "bench spec: manipulations.poison.corner[0]: unknown value 'middle'; known: bottom-right",
+            "bench spec: manipulations.poison.corner[0]: must be one of 'bottom-right'",
         ),
         (
             {"interclass": {"sizes": [0.05], "classes": [3, 3]}},
-            "bench spec: manipulations.interclass.classes[0]: an interclass pair needs two different classes",
+            (
+                "bench spec: manipulations.interclass.classes[0]: must be a pair of two different classes like [3, 8], "
+                "got [3, 3]"
+            ),
         ),
         (
             {"interclass": {"sizes": [0.05], "classes": [[1, 2], [4, 4]]}},
-            "bench spec: manipulations.interclass.classes[1]: an interclass pair needs two different classes",
+            (
+                "bench spec: manipulations.interclass.classes[1]: must be a pair of two different classes like [3, 8], "
+                "got [4, 4]"
+            ),
         ),
         (
             {"interclass": {"sizes": [0.05], "classes": [[1, 2, 3]]}},
-            "bench spec: manipulations.interclass.classes[0]: expected a pair of classes",
+            (
+                "bench spec: manipulations.interclass.classes[0]: must be a pair of two different classes like [3, 8], "
+                "got [1, 2, 3]"
+            ),
         ),
         ({"poison": {"sizes": [0.05], "target": -1}}, "bench spec: manipulations.poison.target[0]: must be >= 0"),
         (
@@ -88,7 +97,10 @@ def test_settings_are_axes():
             {"random_swap": {"sizes": [0.05], "target": 1}},
             "bench spec: manipulations.random_swap.target: unknown setting of random_swap; known: sizes",
         ),
-        ({"poison": {"sizes": [0.05], "target": [1, 1]}}, "bench spec: manipulations.poison.target: has duplicates"),
+        (
+            {"poison": {"sizes": [0.05], "target": [1, 1]}},
+            "bench spec: manipulations.poison.target: must not repeat a value, got [1, 1]",
+        ),
     ],
 )
 def test_bad_settings_name_the_field(manipulations, message):
@@ -100,7 +112,7 @@ def test_bad_settings_name_the_field(manipulations, message):
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
-        ({"false_flags": [0, -0.2]}, "bench spec: false_flags[1]: a false-flag share is a number >= 0"),
+        ({"false_flags": [0, -0.2]}, "bench spec: false_flags[1]: must be >= 0, got -0.2"),
         ({"false_flags": "many"}, "bench spec: false_flags[0]: must be a number, got 'many'"),
         ({"relearn": "yes"}, "bench spec: relearn: must be true or false"),
     ],

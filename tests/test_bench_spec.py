@@ -23,21 +23,27 @@ def test_defaults_and_overrides():
     [
         ({"seed": [0]}, "bench spec: seed: unknown field; known:"),
         ({"seeds": ["a"]}, "bench spec: seeds[0]: must be an integer, got 'a'"),
-        ({"seeds": []}, "bench spec: seeds: must not be empty"),
+        ({"seeds": []}, "bench spec: seeds: must be a non-empty list, got []"),
         ({"alphas": [0.5, 1.5]}, "bench spec: alphas[1]: must be in (0, 1], got 1.5"),
-        ({"training": ["fancy"]}, "bench spec: training[0]: unknown value 'fancy'; known: standard, capacity, etd"),
-        ({"manipulations": {"flip": [0.1]}}, "bench spec: manipulations: unknown value 'flip'"),
-        ({"manipulations": {"poison": [2.5]}}, "bench spec: manipulations.poison[0]: a size is a share below 1"),
+        ({"training": ["fancy"]}, "bench spec: training[0]: must be one of 'standard', 'capacity', 'etd', got 'fancy'"),
+        ({"manipulations": {"flip": [0.1]}}, "bench spec: manipulations: unknown manipulation 'flip'; known: poison,"),
+        (
+            {"manipulations": {"poison": [2.5]}},
+            "bench spec: manipulations.poison[0]: must be a share in (0, 1) or a whole count >= 1, got 2.5",
+        ),
         ({"methods": {"none": {"grd": True}}}, "bench spec: methods.none: unknown field 'grd'"),
-        ({"methods": {"none": {"grid": "yes"}}}, "bench spec: methods.none.grid: expected true, false or a list"),
+        (
+            {"methods": {"none": {"grid": "yes"}}},
+            "bench spec: methods.none.grid: must be true, false or a list of settings tables, got 'yes'",
+        ),
         ({"methods": {"none": {"exclude": ["x"]}}}, "bench spec: methods.none.exclude: only [methods.all]"),
-        ({"executor": "dask"}, "bench spec: executor: unknown value 'dask'; known: local, ray"),
+        ({"executor": "dask"}, "bench spec: executor: must be one of 'local', 'ray', got 'dask'"),
         ({"oracle": "yes"}, "bench spec: oracle: must be true or false, got 'yes'"),
         ({"steps": -1}, "bench spec: steps: must be >= 0"),
-        ({"selection": "best"}, "bench spec: selection[0]: unknown value 'best'; known: paper, guarded"),
-        ({"selection": ["paper", "paper"]}, "bench spec: selection: has duplicates"),
-        ({"max_class_drop": 5}, "bench spec: max_class_drop: must be a fraction in [0, 1)"),
-        ({"expand": []}, "bench spec: expand: must not be empty"),
+        ({"selection": "best"}, "bench spec: selection[0]: must be one of 'paper', 'guarded', got 'best'"),
+        ({"selection": ["paper", "paper"]}, "bench spec: selection: must not repeat a value, got ['paper', 'paper']"),
+        ({"max_class_drop": 5}, "bench spec: max_class_drop: must be in [0, 1), got 5.0"),
+        ({"expand": []}, "bench spec: expand: must be a non-empty list, got []"),
         ({"expand": [3]}, "bench spec: expand[0]: must be a string, got 3"),
     ],
 )
@@ -87,3 +93,10 @@ def test_every_preset_validates(name):
 
 def test_shipped_presets():
     assert {"default", "smoke", "paper-cifar10", "paper-cifar100", "rem-cifar10"} <= set(list_presets())
+
+
+def test_a_setting_can_be_set_on_a_manipulation_written_as_sizes() -> None:
+    # the smoke preset writes `poison = [0.05]`; --set manipulations.poison.target=3 adds an axis beside those sizes
+    spec = load_spec("smoke", sets={"manipulations.poison.target": 3})
+    poison = next(m for m in spec.manipulations if m.kind == "poison")
+    assert poison.sizes == (0.05,) and poison.settings == {"target": (3,)}

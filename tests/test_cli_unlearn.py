@@ -108,8 +108,11 @@ def test_methods_lists_settings_grids_and_oracle_bounds(monkeypatch, capsys) -> 
         (["--method", "ssd", "--set", "a"], "not key=value"),
         (["--method", "ssd", "--alpha", "0"], "--alpha must be in (0, 1]"),
         (["--method", "ssd", "--alpha", "1.5"], "--alpha must be in (0, 1]"),
-        (["--method", "ssd", "--selection", "best"], "unknown selection rule 'best'; known: paper, guarded"),
-        (["--method", "ssd", "--selection", "guarded", "--max-class-drop", "5"], "max_class_drop must be a fraction"),
+        (["--method", "ssd", "--selection", "best"], "selection: rule must be one of 'paper', 'guarded', got 'best'"),
+        (
+            ["--method", "ssd", "--selection", "guarded", "--max-class-drop", "5"],
+            "selection: max_class_drop must be in [0, 1), got 5.0",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(

@@ -172,3 +172,6 @@ def test_cli_strategies_lists_every_strategy() -> None:
     assert r.returncode == 0
     for name in ("auto", "classifier", "gradients", "label_noise", "neighbours", "none"):
         assert f"\n{name} " in "\n" + r.stdout
+    # each setting with its default, allowed values and meaning, from its declaration
+    assert "--set folds=5" in r.stdout and ">= 2; cross-validation folds inside S_f" in r.stdout
+    assert "--set restrict=none" in r.stdout and "one of 'none', 'labels', 'transitions'" in r.stdout

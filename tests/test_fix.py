@@ -115,9 +115,13 @@ def test_fix_defaults_to_auto_expanding_the_flagged_set(user_files: Path, tmp_pa
         ("1 2", ["--epochs", "3"], "give --epochs or --steps, not both"),
         ("1 2", ["--method", "nope"], "unknown method 'nope'"),
         ("1 2", ["--mean", "0.1,0.2"], "channels"),
-        ("1 2", ["--selection", "best"], "unknown selection rule 'best'"),
+        ("1 2", ["--selection", "best"], "selection: rule must be one of 'paper', 'guarded', got 'best'"),
         ("1 2", ["--expand", "nope"], "unknown expansion strategy 'nope'"),
-        ("1 2", ["--selection", "guarded", "--max-class-drop", "-1"], "max_class_drop must be a fraction"),
+        (
+            "1 2",
+            ["--selection", "guarded", "--max-class-drop", "-1"],
+            "selection: max_class_drop must be in [0, 1), got -1.0",
+        ),
     ],
 )
 def test_fix_bad_input_is_one_line(user_files: Path, tmp_path: Path, content: str, extra: list[str], needle: str):

@@ -108,10 +108,10 @@ def test_guarded_skips_classes_missing_from_validation_and_needs_per_class_figur
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (("best",), "unknown selection rule 'best'; known: paper, guarded"),
-        (("guarded", 1.5), "max_class_drop must be a fraction in [0, 1)"),
-        (("guarded", -0.1), "max_class_drop must be a fraction in [0, 1)"),
-        (("guarded", "x"), "max_class_drop must be a fraction in [0, 1)"),
+        (("best",), "selection: rule must be one of 'paper', 'guarded', got 'best'"),
+        (("guarded", 1.5), "selection: max_class_drop must be in [0, 1), got 1.5"),
+        (("guarded", -0.1), "selection: max_class_drop must be in [0, 1), got -0.1"),
+        (("guarded", "x"), "selection: max_class_drop must be a number, got 'x'"),
     ],
 )
 def test_bad_selection_is_one_line(args: tuple, needle: str) -> None:

@@ -1,14 +1,14 @@
 """The experiment spec of `corrective bench`: a TOML file validated into frozen dataclasses.
 
-Loading checks structure and types; every error names the bad field
-(`bench spec: seeds: expected a list of integers, got 'a'`). Whether the named methods,
+Loading checks structure, types and ranges through the one validator (`corrective.settings`); every
+error names the bad field and reads `must be RULE, got VALUE` (`bench spec: seeds[0]: must be an integer,
+got 'a'`); a name that is not known lists the known ones. Whether the named methods,
 datasets and models exist is checked against the registries by `check_spec` (the planner
 calls it), so a preset naming methods of a newer version still loads.
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -121,23 +121,20 @@ def _list(where: str, value: Any, item: Any) -> tuple[Any, ...]:
     """A list (a scalar counts as a one-item list, which is what `--set seeds=3` gives), non-empty."""
     values = value if isinstance(value, list) else [value]
     if not values:
-        raise fail(where, "must not be empty")
+        raise fail(where, "must be a non-empty list, got []")
     out = tuple(item(f"{where}[{i}]", v) for i, v in enumerate(values))
     if len(set(map(repr, out))) != len(out):
-        raise fail(where, f"has duplicates: {list(out)}")
+        raise fail(where, f"must not repeat a value, got {list(out)}")
     return out
 
 
 def _choice(where: str, value: Any, known: tuple[str, ...]) -> str:
-    name = _str(where, value)
-    if name not in known:
-        raise fail(where, f"unknown value {name!r}; known: {', '.join(known)}")
-    return name
+    return _value(where, value, str, choices=known)
 
 
 def _table(where: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise fail(where, f"expected a table, got {value!r}")
+        raise fail(where, f"must be a table, got {value!r}")
     return value
 
 
@@ -148,7 +145,7 @@ def _alpha(where: str, value: Any) -> float:
 def _size(where: str, value: Any) -> float:
     s = _number(where, value)
     if s <= 0 or (s >= 1 and s != int(s)):
-        raise fail(where, f"a size is a share below 1 or a whole count, got {value}")
+        raise fail(where, f"must be a share in (0, 1) or a whole count >= 1, got {value!r}")
     return s
 
 
@@ -169,11 +166,12 @@ def _pixel(where: str, value: Any) -> float:
 
 
 def _pair(where: str, value: Any) -> list[int]:
+    rule = "a pair of two different classes like [3, 8]"
     if not isinstance(value, list) or len(value) != 2:
-        raise fail(where, f"expected a pair of classes like [3, 8], got {value!r}")
+        raise fail(where, f"must be {rule}, got {value!r}")
     a, b = (_int(f"{where}[{i}]", c, 0) for i, c in enumerate(value))
     if a == b:
-        raise fail(where, f"an interclass pair needs two different classes, got [{a}, {b}]")
+        raise fail(where, f"must be {rule}, got [{a}, {b}]")
     return [a, b]
 
 
@@ -191,7 +189,8 @@ def _manipulations(raw: Any) -> tuple[ManipulationSpec, ...]:
     out = []
     for kind, value in _table("manipulations", raw).items():
         where = f"manipulations.{kind}"
-        _choice("manipulations", kind, MANIPULATIONS)
+        if kind not in MANIPULATIONS:
+            raise fail("manipulations", f"unknown manipulation {kind!r}; known: {', '.join(MANIPULATIONS)}")
         settings: dict[str, tuple[Any, ...]] = {}
         if isinstance(value, dict):
             body = dict(value)
@@ -223,9 +222,9 @@ def _methods(raw: Any) -> tuple[MethodSpec, ...]:
         if isinstance(grid, list):
             grid = tuple(_table(f"{where}.grid[{i}]", g) for i, g in enumerate(grid))
             if not grid:
-                raise fail(f"{where}.grid", "an explicit grid must not be empty (use grid = false for the defaults)")
+                raise fail(f"{where}.grid", "must be a non-empty list (grid = false runs the defaults alone), got []")
         elif not isinstance(grid, bool):
-            raise fail(f"{where}.grid", f"expected true, false or a list of settings tables, got {grid!r}")
+            raise fail(f"{where}.grid", f"must be true, false or a list of settings tables, got {grid!r}")
         exclude = _list(f"{where}.exclude", body["exclude"], _str) if "exclude" in body else ()
         if exclude and name != ALL:
             raise fail(f"{where}.exclude", "only [methods.all] takes exclude")
@@ -269,10 +268,7 @@ def parse_spec(raw: dict[str, Any]) -> BenchSpec:
 
 
 def _max_drop(where: str, value: Any) -> float:
-    v = _number(where, value)
-    if not 0 <= v < 1:
-        raise fail(where, f"must be a fraction in [0, 1) (0.05 = 5 points), got {v}")
-    return v
+    return _value(where, value, float, ge=0, lt=1)  # a fraction of a class's accuracy: 0.05 = 5 points
 
 
 def _bool(where: str, value: Any) -> bool:
@@ -280,10 +276,7 @@ def _bool(where: str, value: Any) -> bool:
 
 
 def _share(where: str, value: Any) -> float:
-    v = _number(where, value)
-    if not (v >= 0 and math.isfinite(v)):
-        raise fail(where, f"a false-flag share is a number >= 0 (of |S_f|), got {value!r}")
-    return v
+    return _value(where, value, float, ge=0)  # false flags as a share of |S_f|
 
 
 def _fraction(where: str, value: Any) -> float:
@@ -312,11 +305,16 @@ def parse_toml(text: str, source: str) -> dict[str, Any]:
 
 
 def set_dotted(raw: dict[str, Any], key: str, value: Any) -> None:
-    """`methods.scrub.grid` -> raw["methods"]["scrub"]["grid"] = value, creating tables on the way."""
+    """`methods.scrub.grid` -> raw["methods"]["scrub"]["grid"] = value, creating tables on the way.
+
+    A manipulation written as its sizes alone (`poison = [0.05]`) is the table `{sizes = [0.05]}`, so
+    `manipulations.poison.target=3` sets an axis beside the sizes the preset names."""
     parts = key.split(".")
     node = raw
     for i, part in enumerate(parts[:-1]):
         child = node.setdefault(part, {})
+        if i == 1 and parts[0] == "manipulations" and not isinstance(child, dict):
+            child = node[part] = {"sizes": child}
         if not isinstance(child, dict):
             raise fail(".".join(parts[: i + 1]), f"is not a table, cannot set {key}")
         node = child

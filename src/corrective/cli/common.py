@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,7 +12,7 @@ import typer
 
 from corrective.errors import UserError
 from corrective.runs import dumps
-from corrective.settings import parse_value
+from corrective.settings import help_of, parse_value, rule_of
 
 SeedOpt = Annotated[int, typer.Option(help="Seed of every random draw (split, manipulation, init, batches).")]
 DeviceOpt = Annotated[str, typer.Option(help="auto (CUDA if available), cpu, cuda or cuda:N.")]
@@ -81,3 +82,18 @@ def print_metrics(metrics: dict[str, Any], as_json: bool, extra: dict[str, Any] 
     width = max([16, *(len(k) + 2 for k in items)])  # a long name never runs into its value
     for key, value in items.items():
         typer.echo(f"{key:<{width}}{fmt(value)}")
+
+
+def setting_str(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def setting_lines(settings: type) -> list[str]:
+    """`--set NAME=DEFAULT  RULE; HELP` for each field of a settings dataclass (`corrective methods`, `strategies`)."""
+    lines = []
+    for f in dataclasses.fields(settings):
+        note = "; Python keyword: write lambda_" if f.name == "lambda_" else ""
+        about = "; ".join(x for x in (rule_of(f).describe(), help_of(f) + note) if x)
+        flag = f"--set {f.name}={setting_str(f.default)}"
+        lines.append(f"{flag:<34}{f'  {about}' if about else ''}".rstrip())
+    return lines

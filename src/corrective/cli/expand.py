@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -10,7 +9,16 @@ import typer
 
 from corrective import api
 from corrective.cli.app import app
-from corrective.cli.common import DeviceOpt, JsonOpt, OverwriteOpt, QuietOpt, SeedOpt, parse_sets, print_metrics
+from corrective.cli.common import (
+    DeviceOpt,
+    JsonOpt,
+    OverwriteOpt,
+    QuietOpt,
+    SeedOpt,
+    parse_sets,
+    print_metrics,
+    setting_lines,
+)
 from corrective.cli.fix import DatasetOpt, MeanOpt, ModelOpt, RootOpt, StdOpt, WidthOpt, load_user_model
 from corrective.errors import UserError
 from corrective.expand import STRATEGIES, Expansion, expand, make_strategy_settings
@@ -98,8 +106,8 @@ def write_table(path: Path, result: Expansion, flagged: Any) -> None:
 
 @app.command()
 def strategies() -> None:
-    """List the forget-set expansion strategies with their settings and defaults."""
+    """List the forget-set expansion strategies with their settings: default, allowed values, meaning."""
     for name, info in sorted(STRATEGIES.items()):
         typer.echo(f"{name:<13}{info.summary}")
-        for f in dataclasses.fields(info.settings):
-            typer.echo(f"{'':<13}--set {f.name}={f.default}")
+        for line in setting_lines(info.settings):
+            typer.echo(f"{'':<13}{line}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,11 +22,12 @@ from corrective.cli.common import (
     fmt,
     names,
     parse_sets,
+    setting_lines,
+    setting_str,
 )
 from corrective.errors import UserError
 from corrective.methods import METHODS, make_settings
 from corrective.runs import WEIGHTS, check_out_dir, dumps, save_model, write_dir, write_json
-from corrective.settings import help_of, rule_of
 
 UNLEARN_FILE = "unlearn.json"
 UNLEARN_FORMAT = "corrective-unlearn/1"
@@ -137,19 +137,11 @@ def selection_line(record: dict[str, Any]) -> str:
     return f"guarded rule ({record['n_eligible']} of the candidates kept every class within {drop:g})"
 
 
-def setting_str(value: Any) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
 @app.command()
 def methods() -> None:
     """List the unlearning methods with their settings: default, allowed values, meaning; grid sizes."""
     for name, info in sorted(METHODS.items()):
         kind = "oracle bound: needs S_m, not a method" if not info.is_method else f"grid {len(info.grid())}"
         typer.echo(f"{name:<13}{info.summary}  [{kind}]")
-        for f in dataclasses.fields(info.settings):
-            rule = rule_of(f).describe()
-            note = "; Python keyword: write lambda_" if f.name == "lambda_" else ""
-            about = "; ".join(x for x in (rule, help_of(f) + note) if x)
-            flag = f"--set {f.name}={setting_str(f.default)}"
-            typer.echo(f"{'':<13}{flag:<34}{f'  {about}' if about else ''}".rstrip())
+        for line in setting_lines(info.settings):
+            typer.echo(f"{'':<13}{line}")

@@ -20,24 +20,26 @@ from dataclasses import dataclass
 from typing import Any
 
 from corrective.errors import UserError
+from corrective.settings import Checked, setting
 
 SELECTIONS = ("paper", "guarded")
 MAX_CLASS_DROP = 0.05  # the guarded rule's default: 5 points of a class's validation accuracy
 
 
 @dataclass(frozen=True)
-class Selection:
+class Selection(Checked):
     """A selection rule and its setting; bad values are one-line `UserError`s."""
 
-    rule: str = "paper"
-    max_class_drop: float = MAX_CLASS_DROP
+    rule: str = setting("paper", "which candidate is kept", choices=SELECTIONS)
+    max_class_drop: float = setting(
+        MAX_CLASS_DROP, "guarded: largest accuracy loss allowed on any class (0.05 = 5 points)", ge=0, lt=1
+    )
 
     def __post_init__(self) -> None:
-        if self.rule not in SELECTIONS:
-            raise UserError(f"unknown selection rule {self.rule!r}; known: {', '.join(SELECTIONS)}")
-        drop = self.max_class_drop
-        if isinstance(drop, bool) or not isinstance(drop, (int, float)) or not 0 <= drop < 1:
-            raise UserError(f"max_class_drop must be a fraction in [0, 1) (0.05 = 5 points), got {drop!r}")
+        try:
+            super().__post_init__()
+        except ValueError as e:
+            raise UserError(f"selection: {e}") from None
 
     def key(self, record: dict[str, Any], reference: Sequence[float] | None) -> tuple[float, float]:
         """A candidate's rank under this rule: larger wins, the first of equals is kept.
