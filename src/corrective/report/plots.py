@@ -75,13 +75,21 @@ def panel_grid(fig: Figure, n: int, ncols: int = 3, sharey: bool = False) -> lis
     return axes[:n]
 
 
-def colours(methods: list[str]) -> dict[str, Colour]:
-    """One colour per method, the same in every figure of a report."""
+def palette(name: str) -> list[Colour]:
+    """A qualitative colormap's colours without its greys: grey and black mark the original model and the
+    oracle (FLAT_STYLE), and no method may be drawn like them."""
     from matplotlib import colormaps
 
+    cmap = colormaps[name]
+    return [c for c in (cmap(i) for i in range(cmap.N)) if not c[0] == c[1] == c[2]]
+
+
+def colours(methods: list[str]) -> dict[str, Colour]:
+    """One colour per method, the same in every figure of a report, none of them grey (see `palette`)."""
     curves = sorted(m for m in set(methods) if m not in FLAT)
-    cmap = colormaps["tab10" if len(curves) <= 10 else "tab20"]
-    return {m: cmap(i % cmap.N) for i, m in enumerate(curves)}
+    tab10 = palette("tab10")
+    pal = tab10 if len(curves) <= len(tab10) else palette("tab20")
+    return {m: pal[i % len(pal)] for i, m in enumerate(curves)}
 
 
 def panel_title(g: Group) -> str:
@@ -469,13 +477,15 @@ def relearn_figure(groups: list[Group], colour: dict[str, Colour]) -> Figure:
                     lw=1.6,
                     gid=f"{method}@{'any' if alpha is None else f'{alpha:g}'}",
                 )
-                if alpha is not None:
+                if alpha is not None:  # written vertically, so that neighbouring alphas' labels cannot overlap
                     ax.text(
                         x,
                         0.02,
                         f"{alpha:g}",
                         transform=ax.get_xaxis_transform(),
                         ha="center",
+                        va="bottom",
+                        rotation=90,
                         fontsize=6.5,
                         color="dimgray",
                     )
@@ -490,7 +500,7 @@ def relearn_figure(groups: list[Group], colour: dict[str, Colour]) -> Figure:
         ax.set_xticklabels(
             [method_label(m, g.is_method(m) or m == ORIGINAL) for m in methods], rotation=30, ha="right", fontsize=8
         )
-        ax.set_ylim(-8, 103)
+        ax.set_ylim(-13, 103)  # room under 0 for the alpha labels
         ax.set_ylabel(f"{metric} % (mean over seeds)", fontsize=9)
         ax.set_title(f"{panel_title(g)}: {metric}", fontsize=9.5)
         ax.grid(axis="y", alpha=0.25)
