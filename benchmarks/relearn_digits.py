@@ -2,6 +2,7 @@
 
     python benchmarks/relearn_digits.py [--seeds 0] [--workers 2] [--out-dir DIR] \
         [--figure benchmarks/results/relearn_digits.png] > benchmarks/results/relearn_digits.md
+    python benchmarks/relearn_digits.py --no-run --figure benchmarks/results/relearn_digits.png
 
 Runs `corrective bench --preset relearn-digits` (the default preset at alphas 0.1, 0.5, 1.0, every method with
 its registered grid, `relearn = true`): every original, oracle and selected model is copied and fine-tuned for
@@ -10,11 +11,16 @@ samples drawn from S_m, then measured again. Prints a markdown report: per manip
 acc_corr (and attack_success, target_acc for poisoning) before and after the probe, the change, and the change
 beyond the oracle's; and the probe's share of the jobs' time, measured in the same run, from which the default
 preset's wall time with the probe on is estimated.
+
+`--no-run` runs nothing: it re-renders the figure (`--figure`) from the committed records of the run in
+relearn_digits.md, `benchmarks/results/relearn_digits_bench/results.jsonl.gz` (`--records`), with the current
+report code; the markdown, which states the run's load and wall time, is left as it is.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import os
 import platform
 import shutil
@@ -31,6 +37,8 @@ from corrective import __version__
 from corrective.bench import load_spec, read_records, run_bench
 from corrective.cli.common import parse_sets
 
+RECORDS = Path(__file__).resolve().parent / "results" / "relearn_digits_bench"
+
 MANIPULATIONS = ("poison", "interclass", "random_swap")
 SPRING = 0.10  # a method "springs back" when acc_corr falls this much more than the oracle's under the probe
 DEFAULT_MINUTES = 8.3  # the default preset without the probe (benchmarks/results/bench_default.md)
@@ -45,12 +53,40 @@ def pct(x: float) -> str:
     return "–" if x != x else f"{100 * x:.1f}"
 
 
+def copy_figure(bench: Path, figure: Path) -> None:
+    """Write the report of the bench folder `bench` into bench/report and copy its relearn figure to `figure`."""
+    from corrective.report import write_report
+
+    write_report(bench, bench / "report")
+    found = next((bench / "report" / "figures").glob("relearn-*.png"), None)
+    if found is None:
+        raise SystemExit(f"{bench}: its records hold no relearn probe, so there is no relearn figure")
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(found, figure)
+
+
+def render_only(records: Path, figure: Path) -> None:
+    """The relearn figure of committed records (`records`/results.jsonl.gz, with its spec.json), no bench."""
+    packed = records / "results.jsonl.gz"
+    if not packed.exists():
+        raise SystemExit(f"{packed} does not exist; pass --records the folder holding a run's results.jsonl.gz")
+    with tempfile.TemporaryDirectory(prefix="relearn.") as tmp:
+        bench = Path(tmp)
+        (bench / "results.jsonl").write_bytes(gzip.decompress(packed.read_bytes()))
+        if (records / "spec.json").exists():
+            shutil.copyfile(records / "spec.json", bench / "spec.json")
+        copy_figure(bench, figure)
+    print(f"{figure}: the relearn figure of {packed}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out-dir", type=Path, help="keep the bench folder here (default: a temporary one)")
     ap.add_argument("--figure", type=Path, help="copy the report's relearn figure here")
+    ap.add_argument("--no-run", action="store_true", help="no bench: only re-render --figure from --records")
+    ap.add_argument("--records", type=Path, default=RECORDS, help="with --no-run: the folder of results.jsonl.gz")
     ap.add_argument(
         "--set",
         dest="sets",
@@ -60,6 +96,11 @@ def main() -> None:
         help="override a field of the preset (as `corrective bench --set`), e.g. for a quick try",
     )
     args = ap.parse_args()
+    if args.no_run:
+        if args.figure is None:
+            raise SystemExit("--no-run re-renders the figure only: pass --figure PATH")
+        render_only(args.records, args.figure)
+        return
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     sets = {"seeds": seeds, "workers": args.workers, "device": "cpu", **parse_sets(args.sets)}
@@ -74,12 +115,7 @@ def main() -> None:
             raise SystemExit(f"bench failed: {result.failed[:3]}")
         records = read_records(out / "results.jsonl")
         if args.figure:
-            from corrective.report import write_report
-
-            write_report(out, out / "report")
-            figure = next((out / "report" / "figures").glob("relearn-*.png"))
-            args.figure.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(figure, args.figure)
+            copy_figure(out, args.figure)
     load_after = os.getloadavg()
     extra = "".join(f" --set '{x}'" for x in args.sets)
     probe = sum(r["relearn_seconds"] for r in records)

@@ -110,3 +110,32 @@ def test_no_relearn_records_says_so(tmp_path):
     assert section.items == [
         "digits · cnn · standard training: no relearn records (run the bench with `relearn = true`)."
     ]
+
+
+def test_relearn_figure_of_many_methods_is_legible(tmp_path):
+    """As many methods as the default preset: no two alpha labels overlap, and every method's colour differs from
+    the others' and from the original model's and the oracle's (a grey method read as the original before)."""
+    from matplotlib.colors import to_rgba
+
+    methods = ("bad_teacher", "finetune", "npo", "potion", "rem", "retrain", "scrub", "ssd", "rem_ideal")
+    recs = [original(0, manipulation="poison", **probe("poison", "none", None, 0))]
+    recs.append(record("oracle", 1.0, 0, **probe("poison", "oracle", 1.0, 0)) | {"stage": "oracle"})
+    recs += [record(m, a, 0, **probe("poison", m, a, 0)) for m in methods for a in (0.1, 0.5, 1.0)]
+    groups = build_groups(read_results(write(tmp_path, recs)))[0]
+    colour = plots.colours([m for g in groups for m in g.methods])
+    fig = plots.relearn_figure(groups, colour)
+    fig.canvas.draw()
+    for ax in fig.axes:
+        boxes = [t.get_window_extent() for t in ax.texts if t.get_text() in ("0.1", "0.5", "1")]
+        assert len(boxes) == 3 * len(methods)
+        overlaps = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
+        assert not overlaps
+    drawn = {m: to_rgba(c) for m, c in colour.items()}
+    references = {to_rgba(style[0]) for style in plots.FLAT_STYLE.values()}
+    assert set(drawn) == set(methods) and len(set(drawn.values())) == len(methods)
+    assert not set(drawn.values()) & references
+    assert not [m for m, (r, g, b, _) in drawn.items() if r == g == b]  # no method in grey
+    for ax in fig.axes:  # the segments are drawn in those colours, the references in theirs
+        segments = {line.get_gid(): to_rgba(line.get_color()) for line in ax.get_lines() if line.get_gid()}
+        assert segments["ssd@0.5"] == drawn["ssd"] and segments["none@any"] == to_rgba(plots.FLAT_STYLE["none"][0])
+        assert segments["none@any"] not in drawn.values()

@@ -28,6 +28,8 @@ def rank(manipulation: str) -> int:
 
 RELEARN_ALPHAS = (0.1, 0.5, 1.0)  # the relearn figure's alphas (those of them the results hold)
 
+BlockKey = tuple[str, str | None, str]  # (dataset, model, training): what the settings of one figure share
+
 
 @dataclass(frozen=True)
 class Stat:
@@ -54,7 +56,7 @@ class GroupKey:
     variant: str = ""  # the manipulation settings that vary in these results, e.g. "target 3 · corner top-left"
     false_flags: float | None = None  # the share of false flags in S_f, where the results vary it
 
-    def sort_key(self) -> tuple:
+    def sort_key(self) -> tuple[str, str, str, int, str, float, str, float]:
         return (
             self.dataset,
             self.model or "",
@@ -86,10 +88,10 @@ def group_keys(rows: list[Row]) -> dict[int, list[GroupKey]]:
     rows of its manipulation, and its false-flag share where any row has false flags. The original model and
     the oracle do not depend on false flags: their rows join every false-flag share of their setting."""
 
-    def base(r: Row) -> tuple:
+    def base(r: Row) -> tuple[str, str | None, str, str]:
         return (r.dataset, r.model, r.training, r.manipulation)
 
-    values: dict[tuple, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    values: dict[tuple[str, str | None, str, str], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for r in rows:
         for name, text in r.manipulation_settings:
             values[base(r)][name].add(text)
@@ -186,7 +188,7 @@ class Group:
         if self.key.manipulation != "poison" or original is None or math.isnan(original.mean):
             return False
         stat = self.reference(method, "target_acc") if alpha is None else self.cell(method, alpha, "target_acc")
-        return not math.isnan(stat.mean) and stat.mean < original.mean - TARGET_DROP
+        return stat is not None and not math.isnan(stat.mean) and stat.mean < original.mean - TARGET_DROP
 
     def alpha_star(self, method: str) -> tuple[float | None, list[float]]:
         """(alpha*, the grid alphas below it with no data); alpha* None when no alpha reaches the bar.
@@ -300,7 +302,7 @@ def build_groups(results: Results) -> tuple[list[Group], list[str]]:
     keys = sorted(chosen, key=GroupKey.sort_key)
     alphas: dict[str, set[float]] = defaultdict(set)
     seeds: dict[str, set[int]] = defaultdict(set)
-    methods: dict[tuple, dict[str, bool]] = defaultdict(dict)
+    methods: dict[BlockKey, dict[str, bool]] = defaultdict(dict)
     for dataset, (spec_seeds, spec_alphas) in results.expected.items():
         seeds[dataset].update(spec_seeds)
         alphas[dataset].update(spec_alphas)
@@ -340,8 +342,8 @@ class ScoreRow:
 
 
 def score_rows(groups: list[Group]) -> list[ScoreRow]:
-    rows: dict[tuple, list[Row]] = defaultdict(list)
-    manips: dict[tuple, set[str]] = defaultdict(set)
+    rows: dict[tuple[str, str | None, str, str], list[Row]] = defaultdict(list)  # dataset, model, method, training
+    manips: dict[tuple[str, str | None], set[str]] = defaultdict(set)
     seen: set[int] = set()  # a row shared by several groups (an oracle across false-flag shares) counts once
     for g in groups:
         manips[(g.key.dataset, g.key.model)].add(g.key.manipulation)
@@ -394,8 +396,11 @@ def expand_seconds(row: Row) -> float:
 
 
 def timing_rows(groups: list[Group]) -> list[TimingRow]:
-    chosen: dict[tuple, list[Row]] = defaultdict(list)
-    grids: dict[tuple, dict[tuple, list[float]]] = defaultdict(lambda: defaultdict(list))
+    chosen: dict[tuple[str, str | None, str, str], list[Row]] = defaultdict(list)  # dataset, model, training, method
+    # the same key -> (setting, alpha, seed) -> the seconds of each grid candidate of that job
+    grids: dict[tuple[str, str | None, str, str], dict[tuple[GroupKey, float | None, int], list[float]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
     seen: set[int] = set()  # a row shared by several groups counts once
     seen_candidates: set[int] = set()
     for g in groups:

@@ -20,8 +20,11 @@ from corrective.report.aggregate import (
     ORIGINAL,
     RETRAIN,
     TARGET_DROP,
+    BlockKey,
+    ExpansionCell,
     Group,
     Stat,
+    TimingRow,
     build_groups,
     expansion_cells,
     rank,
@@ -101,8 +104,8 @@ def block_label(dataset: str, model: str | None, training: str) -> str:
     return " · ".join([dataset] + ([model] if model else []) + [f"{training} training"])
 
 
-def blocks(groups: list[Group]) -> dict[tuple, list[Group]]:
-    out: dict[tuple, list[Group]] = defaultdict(list)
+def blocks(groups: list[Group]) -> dict[BlockKey, list[Group]]:
+    out: dict[BlockKey, list[Group]] = defaultdict(list)
     for g in groups:
         out[(g.key.dataset, g.key.model, g.key.training)].append(g)
     return out
@@ -215,8 +218,8 @@ def detail_table(g: Group) -> Table:
         return cells
 
     for method in (ORIGINAL, ORACLE):
-        refs = [g.reference(method, m) for m in metrics]
-        if refs[0] is None:
+        refs = [ref for m in metrics if (ref := g.reference(method, m)) is not None]
+        if len(refs) < len(metrics):  # no record of this method (then no metric has one)
             rows.append(row(plots.method_label(method, False), "hole", "any", [Stat.of([])] * len(metrics), 0, False))
             continue
         n = len({r.seed for r in g.rows if r.method == method})
@@ -327,7 +330,7 @@ def defence_table(g: Group) -> Table:
     return Table(f"{g.key.label()}: backdoor defence view", header, rows, notes, (0, len(header) - 1), breaks)
 
 
-def defence_section(by_block: dict[tuple, list[Group]]) -> Section:
+def defence_section(by_block: dict[BlockKey, list[Group]]) -> Section:
     """BackdoorBench's metrics for every poisoning setting whose records hold them, target_acc beside them;
     else one line saying why not (records older than these metrics)."""
     sec = Section("Backdoor defence view (C-Acc, ASR, R-Acc, DER)", "defence")
@@ -363,6 +366,7 @@ def holes(g: Group) -> list[str]:
             continue
         by_alpha: dict[float, list[int]] = defaultdict(list)
         for a, s in miss:
+            assert a is not None  # only a flat line's holes lack an alpha, and those were listed above
             by_alpha[a].append(s)
         parts = [
             f"alpha {a:g} (all seeds)" if len(ss) == len(g.seeds) else f"alpha {a:g} seed {', '.join(map(str, ss))}"
@@ -386,7 +390,7 @@ def target_warning(g: Group) -> list[str]:
     ]
 
 
-def group_section(g: Group, colour: dict[str, tuple] | None) -> Section:
+def group_section(g: Group, colour: dict[str, plots.Colour] | None) -> Section:
     sec = Section(g.key.label(), anchor(g.key.label()), level=3)
     if g.key.manipulation == "poison" and g.reference(ORIGINAL, "target_acc") is None:
         sec.warnings.append("No record of the original model (method none): target_acc drops cannot be checked.")
@@ -533,7 +537,7 @@ def block_intro(label: str, groups: list[Group]) -> str:
     return f"{label}: {len(groups)} setting{'s' * (len(groups) != 1)} ({', '.join(setting_label(g) for g in groups)})."
 
 
-def metric_section(title: str, metric: str, figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+def metric_section(title: str, metric: str, figures: Figures | None, by_block: dict[BlockKey, list[Group]]) -> Section:
     """Figure 2 (acc_corr) or Figures 5b/6b (healed) per block: a panel per manipulation, a line per method."""
     sec = Section(title, anchor(title))
     for key, gs in by_block.items():
@@ -559,7 +563,7 @@ def metric_section(title: str, metric: str, figures: Figures | None, by_block: d
     return sec
 
 
-def retain_section(figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+def retain_section(figures: Figures | None, by_block: dict[BlockKey, list[Group]]) -> Section:
     sec = Section("Change in acc_retain (Table 1)", "table-1")
     for key, gs in by_block.items():
         label = block_label(*key)
@@ -579,7 +583,7 @@ def retain_section(figures: Figures | None, by_block: dict[tuple, list[Group]]) 
     return sec
 
 
-def score_section(groups: list[Group], figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+def score_section(groups: list[Group], figures: Figures | None, by_block: dict[BlockKey, list[Group]]) -> Section:
     sec = Section("REM's map and score", "rem-map")
     for key, gs in by_block.items():
         label = block_label(*key)
@@ -602,7 +606,7 @@ def score_section(groups: list[Group], figures: Figures | None, by_block: dict[t
     return sec
 
 
-def alpha_star_section(by_block: dict[tuple, list[Group]]) -> Section:
+def alpha_star_section(by_block: dict[BlockKey, list[Group]]) -> Section:
     sec = Section("alpha*", "alpha-star")
     for key, gs in by_block.items():
         t = alpha_star_table(gs)
@@ -611,7 +615,7 @@ def alpha_star_section(by_block: dict[tuple, list[Group]]) -> Section:
     return sec
 
 
-def ssd_section(figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+def ssd_section(figures: Figures | None, by_block: dict[BlockKey, list[Group]]) -> Section:
     """The paper's Figure 3 where the SSD records hold their importance-ratio histograms; else why not."""
     sec = Section("SSD's importance ratios (Figure 3)", "ssd-ratios")
     for key, gs in by_block.items():
@@ -645,7 +649,7 @@ def ssd_section(figures: Figures | None, by_block: dict[tuple, list[Group]]) -> 
     return sec
 
 
-def sensitivity_section(figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+def sensitivity_section(figures: Figures | None, by_block: dict[BlockKey, list[Group]]) -> Section:
     """Figures 7-14: every grid setting of each method with more than one, per block."""
     sec = Section("Settings sensitivity (Figures 7–14)", "sensitivity")
     for key, gs in by_block.items():
@@ -688,7 +692,8 @@ def relearn_table(g: Group) -> Table:
     header = (
         ["method", "alpha"] + [f"{m} {w}" for m in metrics for w in ("before", "after")] + ["Δ acc_corr", "n seeds"]
     )
-    rows, breaks = [], set()
+    rows: list[list[Cell]] = []
+    breaks: set[int] = set()
     for method in g.curves + [m for m in (ORIGINAL, ORACLE) if m in g.methods]:
         is_method = g.is_method(method) or method == ORIGINAL
         breaks.add(len(rows))
@@ -716,7 +721,7 @@ def relearn_table(g: Group) -> Table:
     return Table(f"{g.key.label()}: before and after the relearn probe", header, rows, notes, (0,), breaks)
 
 
-def relearn_section(figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+def relearn_section(figures: Figures | None, by_block: dict[BlockKey, list[Group]]) -> Section:
     """Does the correction last? acc_corr before and after the relearn probe, per method, with the oracle's."""
     sec = Section("Does the correction last? (relearn probe)", "relearn")
     for key, gs in by_block.items():
@@ -746,13 +751,13 @@ def relearn_section(figures: Figures | None, by_block: dict[tuple, list[Group]])
     return sec
 
 
-def timing_section(groups: list[Group], figures: Figures | None, by_block: dict[tuple, list[Group]]) -> Section:
+def timing_section(groups: list[Group], figures: Figures | None, by_block: dict[BlockKey, list[Group]]) -> Section:
     sec = Section("Timings (Table 3)", "timings")
     rows = timing_rows(groups)
     sec.items.append(timing_table(groups))
     if figures is None:
         return sec
-    timed: dict[tuple, list] = defaultdict(list)
+    timed: dict[BlockKey, list[TimingRow]] = defaultdict(list)
     for t in rows:
         if t.seconds.n and t.seconds.mean > 0:
             timed[(t.dataset, t.model, t.training)].append(t)
@@ -784,12 +789,12 @@ def expansion_section(results: Results, figures: Figures | None) -> Section:
         "of the expanded set (S_f included) against the true S_m, which only the benchmark knows. "
         "Methods handed an expanded set appear in every figure as method+strategy."
     )
-    by_block: dict[tuple, list] = defaultdict(list)
+    by_block: dict[BlockKey, list[ExpansionCell]] = defaultdict(list)
     for c in cells:
         by_block[(c.dataset, c.model, c.training)].append(c)
     for key, cs in by_block.items():
         label = block_label(*key)
-        panels: dict[str, list] = defaultdict(list)
+        panels: dict[str, list[ExpansionCell]] = defaultdict(list)
         for c in cs:
             panels[c.panel].append(c)
         if figures is not None:

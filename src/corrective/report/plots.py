@@ -11,11 +11,12 @@ import importlib.util
 import io
 import json
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 from corrective.report.aggregate import FLAT, ORACLE, ORIGINAL, TARGET_DROP, ExpansionCell, Group, Stat, TimingRow
 
 if TYPE_CHECKING:
+    from matplotlib.artist import Artist
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
@@ -29,6 +30,19 @@ FLAT_STYLE = {ORACLE: ("black", "--", "oracle (bound)"), ORIGINAL: ("dimgray", "
 ALPHA_LABEL = "alpha (share of S_m identified)"
 TRADEOFF_ALPHA = 0.5  # the paper's Figures 11-14 compare settings at this alpha (or the nearest recorded)
 OUTLIER_LOG10 = 3.0  # the histogram legend counts parameters with I_f / I_r >= 10^3 (the paper's outliers: ~800)
+
+Colour = tuple[float, float, float, float]  # RGBA, as a colormap gives it
+
+
+class LineStyle(TypedDict):
+    """The keyword arguments one method's line shares between `Axes.plot` and `Axes.errorbar`."""
+
+    color: Colour | None
+    marker: str
+    ms: float
+    lw: float
+    ls: str
+    label: str
 
 
 def available() -> bool:
@@ -51,23 +65,31 @@ def new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def panel_grid(fig: Figure, n: int, ncols: int = 3, **kw: object) -> list[Axes]:
+def panel_grid(fig: Figure, n: int, ncols: int = 3, sharey: bool = False) -> list[Axes]:
     """`n` axes in rows of at most `ncols`; the unused cells of the last row are removed."""
     cols = min(n, ncols)
     rows = math.ceil(n / cols)
-    axes = fig.subplots(rows, cols, squeeze=False, **kw).ravel().tolist()
+    axes: list[Axes] = list(fig.subplots(rows, cols, squeeze=False, sharey=sharey).ravel())
     for ax in axes[n:]:
         ax.remove()
     return axes[:n]
 
 
-def colours(methods: list[str]) -> dict[str, tuple]:
-    """One colour per method, the same in every figure of a report."""
+def palette(name: str) -> list[Colour]:
+    """A qualitative colormap's colours without its greys: grey and black mark the original model and the
+    oracle (FLAT_STYLE), and no method may be drawn like them."""
     from matplotlib import colormaps
 
+    cmap = colormaps[name]
+    return [c for c in (cmap(i) for i in range(cmap.N)) if not c[0] == c[1] == c[2]]
+
+
+def colours(methods: list[str]) -> dict[str, Colour]:
+    """One colour per method, the same in every figure of a report, none of them grey (see `palette`)."""
     curves = sorted(m for m in set(methods) if m not in FLAT)
-    cmap = colormaps["tab10" if len(curves) <= 10 else "tab20"]
-    return {m: cmap(i % cmap.N) for i, m in enumerate(curves)}
+    tab10 = palette("tab10")
+    pal = tab10 if len(curves) <= len(tab10) else palette("tab20")
+    return {m: pal[i % len(pal)] for i, m in enumerate(curves)}
 
 
 def panel_title(g: Group) -> str:
@@ -90,7 +112,7 @@ def method_label(method: str, is_method: bool) -> str:
 
 def shared_legend(fig: Figure, axes: list[Axes], top: float = 1.0) -> None:
     """One legend under the panels with every label any panel drew, in first-seen order."""
-    entries: dict[str, object] = {}
+    entries: dict[str, Artist] = {}
     for ax in axes:
         for h, label in zip(*ax.get_legend_handles_labels(), strict=True):
             entries.setdefault(label, h)
@@ -117,14 +139,14 @@ def draw_references(ax: Axes, g: Group, metric: str) -> None:
             ax.axhspan(100 * (ref.mean - ref.std), 100 * (ref.mean + ref.std), color=col, alpha=0.08, lw=0)
 
 
-def draw_curves(ax: Axes, g: Group, metric: str, colour: dict[str, tuple], bands: bool) -> None:
+def draw_curves(ax: Axes, g: Group, metric: str, colour: dict[str, Colour], bands: bool) -> None:
     """One line per method over alpha (mean over seeds; a hole is a gap), ± std as a band or error bars."""
     alphas = g.alphas
     for method in g.curves:
         stats = [g.cell(method, a, metric) for a in alphas]
         mean = [100 * s.mean for s in stats]
         std = [0.0 if math.isnan(s.std) else 100 * s.std for s in stats]
-        style = {
+        style: LineStyle = {
             "color": colour.get(method),
             "marker": "o",
             "ms": 3.5,
@@ -171,7 +193,7 @@ def alpha_axis(ax: Axes, alphas: list[float]) -> None:
     ax.grid(alpha=0.25)
 
 
-def by_alpha(groups: list[Group], metric: str, colour: dict[str, tuple]) -> Figure:
+def by_alpha(groups: list[Group], metric: str, colour: dict[str, Colour]) -> Figure:
     """The paper's Figure 2 (acc_corr) or Figures 5b/6b (healed): one panel per manipulation, a line per method."""
     fig = new_figure(4.6 * min(len(groups), 3), 3.7 * math.ceil(len(groups) / 3) + 0.7)
     axes = panel_grid(fig, len(groups), sharey=True)
@@ -187,7 +209,7 @@ def by_alpha(groups: list[Group], metric: str, colour: dict[str, tuple]) -> Figu
     return fig
 
 
-def group_figure(group: Group, colour: dict[str, tuple]) -> Figure:
+def group_figure(group: Group, colour: dict[str, Colour]) -> Figure:
     """One setting in detail: acc_corr, target_acc (poisoning) and acc_retain against alpha, error bars."""
     names = (
         ["acc_corr", "target_acc", "acc_retain"] if group.key.manipulation == "poison" else ["acc_corr", "acc_retain"]
@@ -212,8 +234,10 @@ def group_figure(group: Group, colour: dict[str, tuple]) -> Figure:
     return fig
 
 
-def retain_bars(groups: list[Group], methods: list[tuple[str, bool]], colour: dict[str, tuple]) -> Figure:
+def retain_bars(groups: list[Group], methods: list[tuple[str, bool]], colour: dict[str, Colour]) -> Figure:
     """The paper's Table 1 as bars: change in acc_retain per method, mean ± std over alpha, one bar per setting."""
+    from matplotlib.patches import Patch
+
     shown = [(m, i) for m, i in methods if m != ORIGINAL]
     fig = new_figure(min(14.0, max(6.0, 0.3 * len(shown) * len(groups) + 1.5)), 4.2)
     ax = fig.subplots()
@@ -241,7 +265,8 @@ def retain_bars(groups: list[Group], methods: list[tuple[str, bool]], colour: di
     ax.grid(axis="y", alpha=0.25)
     legend = ax.legend(fontsize=8, frameon=False, title="bar hatch: setting", title_fontsize=8)
     for handle in legend.legend_handles:
-        handle.set_facecolor("white")
+        if isinstance(handle, Patch):  # the bars' handles: show their hatch on white, not one method's colour
+            handle.set_facecolor("white")
     fig.tight_layout()
     return fig
 
@@ -260,7 +285,8 @@ def score_map(groups: list[Group], methods: list[tuple[str, bool]]) -> Figure:
     from matplotlib import colormaps
     from matplotlib.patches import Rectangle
 
-    alphas: list[float | None] = sorted({a for g in groups for a in g.alphas}) or [None]  # None: "any" alpha
+    recorded = sorted({a for g in groups for a in g.alphas})
+    alphas: list[float | None] = [*recorded] if recorded else [None]  # None: "any" alpha
     cmap = colormaps["viridis"].with_extremes(bad="#dddddd")
     cols = min(len(methods), 4)
     fig = new_figure(3.4 * cols + 0.8, (0.45 * len(groups) + 1.3) * math.ceil(len(methods) / cols) + 0.3)
@@ -344,7 +370,7 @@ def settings_labels(settings: list[str]) -> list[str]:
     return [", ".join(f"{k}={p.get(k)}" for k in keys) or "default" for p in parsed]
 
 
-def sensitivity(groups: list[Group], method: str, colour: dict[str, tuple]) -> Figure:
+def sensitivity(groups: list[Group], method: str, colour: dict[str, Colour]) -> Figure:
     """Figures 7-14: top, acc_corr against alpha for every grid setting; bottom, acc_corr vs acc_retain at 0.5."""
     from matplotlib import colormaps
 
@@ -418,7 +444,7 @@ def relearn_panels(groups: list[Group]) -> list[tuple[Group, str]]:
     ]
 
 
-def relearn_figure(groups: list[Group], colour: dict[str, tuple]) -> Figure:
+def relearn_figure(groups: list[Group], colour: dict[str, Colour]) -> Figure:
     """Does the correction last? Per setting and method, a metric before the relearn probe (filled circle) and
     after it (open triangle), joined by a segment (gid 'method@alpha', 'method@any' for the flat references), at
     the alphas of RELEARN_ALPHAS (written under the points); the oracle's value after the probe as a dashed line."""
@@ -451,13 +477,15 @@ def relearn_figure(groups: list[Group], colour: dict[str, tuple]) -> Figure:
                     lw=1.6,
                     gid=f"{method}@{'any' if alpha is None else f'{alpha:g}'}",
                 )
-                if alpha is not None:
+                if alpha is not None:  # written vertically, so that neighbouring alphas' labels cannot overlap
                     ax.text(
                         x,
                         0.02,
                         f"{alpha:g}",
                         transform=ax.get_xaxis_transform(),
                         ha="center",
+                        va="bottom",
+                        rotation=90,
                         fontsize=6.5,
                         color="dimgray",
                     )
@@ -472,7 +500,7 @@ def relearn_figure(groups: list[Group], colour: dict[str, tuple]) -> Figure:
         ax.set_xticklabels(
             [method_label(m, g.is_method(m) or m == ORIGINAL) for m in methods], rotation=30, ha="right", fontsize=8
         )
-        ax.set_ylim(-8, 103)
+        ax.set_ylim(-13, 103)  # room under 0 for the alpha labels
         ax.set_ylabel(f"{metric} % (mean over seeds)", fontsize=9)
         ax.set_title(f"{panel_title(g)}: {metric}", fontsize=9.5)
         ax.grid(axis="y", alpha=0.25)
@@ -480,7 +508,7 @@ def relearn_figure(groups: list[Group], colour: dict[str, tuple]) -> Figure:
     return fig
 
 
-def timing_bars(rows: list[TimingRow], colour: dict[str, tuple]) -> Figure:
+def timing_bars(rows: list[TimingRow], colour: dict[str, Colour]) -> Figure:
     """Table 3 as bars: seconds per method (log scale), labelled with the ratio to retraining."""
     fig = new_figure(7.5, 0.38 * len(rows) + 1.4)
     ax = fig.subplots()
