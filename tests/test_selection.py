@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from corrective import api
 from corrective.errors import UserError
 from corrective.methods import Selection, select, selection_score
-from corrective.methods.selection import class_drop, selection_record
+from corrective.methods.selection import Reference, class_drop, selection_record
 from corrective.metrics import evaluate
 
 
@@ -60,7 +61,7 @@ def test_unlearn_marks_exactly_the_selected_candidate(poison_run: api.Run) -> No
 
 # ---------------------------------------------------------------- guarded selection
 
-REF = [0.9] * 10  # the original model's validation accuracy per class
+REF = Reference((0.9,) * 10)  # the original model's validation accuracy per class (sample counts not given)
 
 
 def per_class(drop_class: int | None = None, value: float = 0.0, base: float = 0.9) -> list[float]:
@@ -99,10 +100,34 @@ def test_guarded_falls_back_to_the_least_damaging_candidate_and_says_so() -> Non
 
 
 def test_guarded_skips_classes_missing_from_validation_and_needs_per_class_figures() -> None:
-    ref = [float("nan"), *[0.9] * 9]
+    ref = Reference((float("nan"), *[0.9] * 9))
     rec = cand(0.9, 0.5, val_per_class_acc=[0.0, *[0.9] * 9])
     assert class_drop(rec, ref) == 0.0
     assert class_drop(cand(0.9, 0.5), REF) == math.inf  # no per-class figures: never eligible
+
+
+def test_guarded_always_allows_one_validation_sample_of_a_class() -> None:
+    # 13 validation samples a class (digits): one sample is 7.7 points, more than the 5-point limit
+    ref = Reference((1.0,) * 10, (13,) * 10)
+    one = cand(0.99, 0.85, val_per_class_acc=per_class(2, 12 / 13, base=1.0))  # the stronger correction
+    two = cand(0.98, 0.90, val_per_class_acc=per_class(2, 11 / 13, base=1.0))  # two samples of class 2 lost
+    mild = cand(1.0, 0.55, val_per_class_acc=per_class(base=1.0))
+    guarded = Selection("guarded")
+    assert [guarded.eligible(r, ref) for r in (one, two, mild)] == [True, False, True]
+    assert select([mild, one, two], guarded, ref) == 1
+    # without the counts the limit alone decides, and the one-sample fall is refused
+    assert select([mild, one, two], guarded, Reference(ref.accuracy)) == 0
+    # with many samples a class the 5-point limit holds: 6 points is refused, 4 allowed
+    big = Reference((1.0,) * 10, (1000,) * 10)
+    assert not guarded.eligible(cand(1.0, 1.0, val_per_class_acc=per_class(0, 0.94, base=1.0)), big)
+    assert guarded.eligible(cand(1.0, 1.0, val_per_class_acc=per_class(0, 0.96, base=1.0)), big)
+    assert big.allowed(0.05) == [0.05] * 10 and ref.allowed(0.05) == pytest.approx([1 / 13] * 10)
+    # accuracies are recorded as float32 fractions: one sample of 14 (1 - 0.92857140...) is still one sample
+    lost = float(torch.tensor(13 / 14, dtype=torch.float32))
+    assert 1.0 - lost > 1 / 14
+    assert guarded.eligible(
+        cand(1.0, 1.0, val_per_class_acc=per_class(9, lost, base=1.0)), Reference((1.0,) * 10, (14,) * 10)
+    )
 
 
 @pytest.mark.parametrize(
@@ -126,9 +151,15 @@ def test_unlearn_with_guarded_selection_records_the_rule_and_each_drop(poison_ru
     guarded = api.unlearn(poison_run, "ssd", 0.1, grid=grid, selection="guarded", progress=False)
     assert all(r["selection"] == "paper" and "guard_fallback" not in r for r in paper.records)
     assert all(r["selection"] == "guarded" and r["max_class_drop"] == 0.05 for r in guarded.records)
+    original = poison_run.metrics["val_per_class_acc"]
+    counts = torch.bincount(poison_run.dataset.val.y.cpu(), minlength=10).tolist()
+    eligible = []
     for r in guarded.records:
         assert len(r["val_per_class_acc"]) == 10 and r["val_class_drop"] >= -1
-    eligible = [r["val_class_drop"] <= 0.05 + 1e-9 for r in guarded.records]
+        drops = [o - c for o, c in zip(original, r["val_per_class_acc"], strict=True)]
+        assert r["val_class_drop"] == pytest.approx(max(drops))
+        # eligible: no class falls more than 5 points or one of its validation samples, whichever is more
+        eligible.append(all(d <= max(0.05, 1 / n) + 1e-9 for d, n in zip(drops, counts, strict=True)))
     assert guarded.record["guard_fallback"] is (not any(eligible))
     if any(eligible):
         assert eligible[guarded.selected]

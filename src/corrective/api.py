@@ -29,7 +29,7 @@ from corrective.methods import (
     run_methods_grid,
     settings_dict,
 )
-from corrective.methods.selection import Selection, class_drop, selection_record
+from corrective.methods.selection import Reference, Selection, class_drop, selection_record
 from corrective.metrics import accuracy, evaluate, per_class_accuracy, predict
 from corrective.models import ModelSpec, resolve_device
 from corrective.models.masks import TRAINING_TYPES
@@ -228,6 +228,13 @@ def resolve_selection(method: str, selection: str | Selection | None, max_class_
     return Selection(rule) if max_class_drop is None else Selection(rule, max_class_drop)
 
 
+def reference_on(model: nn.Module, split: Split, pipeline: Pipeline, num_classes: int) -> Reference:
+    """What the guarded rule compares candidates with: the original model's accuracy on each class of
+    `split` (clean validation or trusted held-out data) and the class's number of samples."""
+    counts = torch.bincount(split.y.cpu(), minlength=num_classes)[:num_classes].tolist()
+    return Reference(tuple(per_class_accuracy(model, split, pipeline, num_classes)), tuple(counts))
+
+
 def run_candidates(
     task: UnlearnTask,
     method: str,
@@ -235,14 +242,14 @@ def run_candidates(
     grid: bool | list[dict[str, Any]],
     measure: Callable[[nn.Module], dict[str, Any]],
     selection: Selection | None = None,
-    reference: list[float] | None = None,
+    reference: Reference | None = None,
 ) -> UnlearnResult:
     """Run `method` once per candidate, measure each model, select by `selection` (default: the paper's rule).
 
     The candidates are `settings` alone, or with `grid` every setting of the method's grid (or of the
     given list) with `settings` applied on top. `measure` gives each model's figures, `val_per_class_acc`
-    among them; `reference` is the original model's per-class validation accuracy, which the guarded
-    rule compares against (each record gets its `val_class_drop`, the largest fall of a class).
+    among them; `reference` is the original model on the validation split (`reference_on`), which the
+    guarded rule compares against (each record gets its `val_class_drop`, the largest fall of a class).
     """
     info = get_method(method)
     selection = selection or Selection()
@@ -381,7 +388,7 @@ def unlearn(
     )
     task = expansion_task(task, method, exp)
     acted_on = forget_ids if exp is None else exp.ids
-    reference = per_class_accuracy(run.model, run.dataset.val, Pipeline.of(run.dataset), run.dataset.num_classes)
+    reference = reference_on(run.model, run.dataset.val, Pipeline.of(run.dataset), run.dataset.num_classes)
 
     def measure(model: nn.Module) -> dict[str, Any]:
         metrics = evaluate(
@@ -543,7 +550,7 @@ def correct(
             "(or use --selection paper)"
         )
     num_classes = int(spec.num_classes)
-    reference = None if held_out is None else per_class_accuracy(model, held_out, pipeline, num_classes)
+    reference = None if held_out is None else reference_on(model, held_out, pipeline, num_classes)
     task = UnlearnTask(model, train, flagged, pipeline, config, spec, seed, progress)
 
     def compute(strategy: str) -> Any:

@@ -33,7 +33,7 @@ MaxDropOpt = Annotated[
     float | None,
     typer.Option(
         help="Guarded selection: the largest fall of any class's held-out accuracy allowed, as a fraction "
-        "(default 0.05).",
+        "(default 0.05); one sample of the class is always allowed.",
         show_default=False,
     ),
 ]

@@ -131,10 +131,10 @@ def selection_line(record: dict[str, Any]) -> str:
     drop = record["max_class_drop"]
     if record.get("guard_fallback"):
         return (
-            f"guarded rule (no candidate kept every class within {drop:g}: the least damaging one, "
+            f"guarded rule (no candidate kept every class within {drop:g} or one sample: the least damaging one, "
             f"a class down {record.get('val_class_drop', float('nan')):.3f})"
         )
-    return f"guarded rule ({record['n_eligible']} of the candidates kept every class within {drop:g})"
+    return f"guarded rule ({record['n_eligible']} of the candidates kept every class within {drop:g} or one sample)"
 
 
 @app.command()

@@ -6,7 +6,9 @@
   candidate that buys `forget_changed` by erasing a class (the paper's rule rewards that: flipping
   every prediction on S_f earns up to 0.5, losing one class of ten costs about 0.05) is not eligible.
   When no candidate is eligible, the least damaging one (smallest worst per-class drop) is taken
-  and the choice says so (`guard_fallback`).
+  and the choice says so (`guard_fallback`). A class's accuracy moves in steps of one validation
+  sample, so a fall of one sample is always allowed: with 13 samples a class (digits) one sample is
+  7.7 points, and a 5-point limit alone would refuse every candidate that misclassifies one more.
 
 Both read only validation figures (`val_accuracy`, `val_per_class_acc`) and `forget_changed`: never
 the test set.
@@ -24,6 +26,7 @@ from corrective.settings import Checked, setting
 
 SELECTIONS = ("paper", "guarded")
 MAX_CLASS_DROP = 0.05  # the guarded rule's default: 5 points of a class's validation accuracy
+EPS = 1e-6  # accuracies are float32 fractions (13/14 is 0.9285714030...): a drop equal to a limit is within it
 
 
 @dataclass(frozen=True)
@@ -41,18 +44,49 @@ class Selection(Checked):
         except ValueError as e:
             raise UserError(f"selection: {e}") from None
 
-    def key(self, record: dict[str, Any], reference: Sequence[float] | None) -> tuple[float, float]:
+    def key(self, record: dict[str, Any], reference: Reference | None) -> tuple[float, float]:
         """A candidate's rank under this rule: larger wins, the first of equals is kept.
 
-        `reference` is the original model's per-class validation accuracy (needed by `guarded`).
+        `reference` is the original model on the validation split (needed by `guarded`).
         """
         score = selection_score(record)
         if self.rule == "paper":
             return (0.0, score)
-        drop = class_drop(record, reference)
-        if drop <= self.max_class_drop + 1e-9:
-            return (1.0, score)  # eligible: the paper's score decides
-        return (0.0, -drop)  # not eligible: ranked by least damage, for the fallback
+        if self.eligible(record, reference):
+            return (1.0, score)  # the paper's score decides
+        return (0.0, -class_drop(record, reference))  # not eligible: ranked by least damage, for the fallback
+
+    def eligible(self, record: dict[str, Any], reference: Reference | None) -> bool:
+        """Guarded: no class falls below the original by more than `max_class_drop` or one of its samples."""
+        per_class = record.get("val_per_class_acc")
+        if reference is None or per_class is None or len(per_class) != len(reference.accuracy):
+            return False
+        return all(
+            r - c <= allowed + EPS
+            for r, c, allowed in zip(reference.accuracy, per_class, reference.allowed(self.max_class_drop), strict=True)
+            if known(r) and known(c)
+        )
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The original model on the clean validation split: each class's accuracy and its number of samples.
+
+    Without `counts` (not known) the limit alone decides; with them a class may always lose one sample.
+    """
+
+    accuracy: tuple[float, ...]
+    counts: tuple[int, ...] | None = None
+
+    def allowed(self, max_class_drop: float) -> list[float]:
+        """Each class's largest allowed fall: `max_class_drop`, or one sample of the class where that is more."""
+        if self.counts is None:
+            return [max_class_drop] * len(self.accuracy)
+        return [max(max_class_drop, 1 / n) if n > 0 else max_class_drop for n in self.counts]
+
+
+def known(value: float | None) -> bool:
+    return value is not None and not math.isnan(value)
 
 
 def selection_score(record: dict[str, Any]) -> float:
@@ -63,26 +97,22 @@ def selection_score(record: dict[str, Any]) -> float:
     return 0.5 * float(val) + 0.5 * float(changed)
 
 
-def class_drop(record: dict[str, Any], reference: Sequence[float] | None) -> float:
+def class_drop(record: dict[str, Any], reference: Reference | None) -> float:
     """The largest fall of a class's validation accuracy below the original's (inf when unknown).
 
     Classes absent from the validation split (NaN in either) are skipped.
     """
     per_class = record.get("val_per_class_acc")
-    if reference is None or per_class is None or len(per_class) != len(reference):
+    if reference is None or per_class is None or len(per_class) != len(reference.accuracy):
         return math.inf
-    drops = [
-        r - c
-        for r, c in zip(reference, per_class, strict=True)
-        if r is not None and c is not None and not math.isnan(r) and not math.isnan(c)
-    ]
+    drops = [r - c for r, c in zip(reference.accuracy, per_class, strict=True) if known(r) and known(c)]
     return max(drops, default=0.0)
 
 
 def select(
     records: Sequence[dict[str, Any]],
     selection: Selection | None = None,
-    reference: Sequence[float] | None = None,
+    reference: Reference | None = None,
 ) -> int:
     """Index of the selected candidate (the first of equals, so grid order breaks ties)."""
     if not records:
@@ -93,12 +123,12 @@ def select(
 
 
 def selection_record(
-    records: Sequence[dict[str, Any]], chosen: int, selection: Selection, reference: Sequence[float] | None
+    records: Sequence[dict[str, Any]], chosen: int, selection: Selection, reference: Reference | None
 ) -> dict[str, Any]:
     """What a record says about the rule that chose it: the rule, and for `guarded` its guard."""
     out: dict[str, Any] = {"selection": selection.rule}
     if selection.rule == "guarded":
-        eligible = [class_drop(r, reference) <= selection.max_class_drop + 1e-9 for r in records]
+        eligible = [selection.eligible(r, reference) for r in records]
         out |= {
             "max_class_drop": selection.max_class_drop,
             "n_eligible": sum(eligible),
