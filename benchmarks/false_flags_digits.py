@@ -30,6 +30,7 @@ import torch
 from corrective import __version__
 from corrective.bench import read_records, run_bench
 from corrective.bench.spec import parse_spec
+from corrective.names import MODEL_STAGES
 
 MANIPULATIONS = ("poison", "interclass", "random_swap")
 
@@ -91,7 +92,7 @@ def main() -> None:
     cells: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     flags_seen: dict[tuple, list] = defaultdict(list)
     for r in records:
-        if r["stage"] not in ("original", "oracle", "unlearn"):
+        if r["stage"] not in MODEL_STAGES:
             continue  # an expansion's own record (the auto method's), not a model
         if r["stage"] == "original":
             key = (r["manipulation"], "original", None)

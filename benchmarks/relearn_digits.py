@@ -36,6 +36,7 @@ import torch
 from corrective import __version__
 from corrective.bench import load_spec, read_records, run_bench
 from corrective.cli.common import parse_sets
+from corrective.names import MODEL_STAGES
 
 RECORDS = Path(__file__).resolve().parent / "results" / "relearn_digits_bench"
 
@@ -121,7 +122,7 @@ def main() -> None:
     probe = sum(r.get("relearn_seconds", 0.0) for r in records)  # an expansion's record has no probe
     jobs = sum(r["job_seconds"] for r in records)
     share = probe / (jobs - probe)
-    records = [r for r in records if r["stage"] in ("original", "oracle", "unlearn")]  # the models
+    records = [r for r in records if r["stage"] in MODEL_STAGES]
     cells: dict[tuple, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         method = "original" if r["stage"] == "original" else r["method"]

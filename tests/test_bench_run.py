@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -221,4 +222,8 @@ def test_cli_dry_run_and_list(tmp_path):
     res = CliRunner().invoke(app, ["bench", "--preset", "smoke", "--dry-run", "--out", str(tmp_path / "o")])
     assert res.exit_code == 0 and "jobs (3 original" in res.output and "0 already done" in res.output
     assert not (tmp_path / "o").exists()  # no report for a dry run
+    # the default preset plans expansions (for `auto`): every stage is counted, the counts add up to the total
+    res = CliRunner().invoke(app, ["bench", "--dry-run", "--out", str(tmp_path / "d")])
+    total, counts = re.match(r"(\d+) jobs \((.*)\),", res.output).groups()
+    assert "expand" in counts and sum(int(c.split()[0]) for c in counts.split(", ")) == int(total)
     assert "smoke" in CliRunner().invoke(app, ["bench", "--list"]).output.split()

@@ -63,6 +63,10 @@ SUMMARY_METRICS = (
     "relearn_target_acc",
 )  # relearn_*: empty unless the bench probed
 
+# The bench's stages, in run order; every stage but `expand` (an expanded forget set) records a model.
+STAGES = ("original", "oracle", "expand", "unlearn")
+MODEL_STAGES = tuple(s for s in STAGES if s != "expand")
+
 # The files of a results folder.
 RESULTS = "results.jsonl"  # one record per finished job
 SUMMARY = "summary.csv"  # mean, std and n over seeds of SUMMARY_METRICS

@@ -25,8 +25,6 @@ from corrective.manipulations import manipulate
 from corrective.methods import METHODS
 from corrective.training import get_preset
 
-STAGES = ("original", "oracle", "expand", "unlearn")
-
 
 @dataclass(frozen=True)
 class Job:

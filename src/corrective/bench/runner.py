@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from corrective.bench.executors import Executor, make_executor
-from corrective.bench.plan import STAGES, Job, plan
+from corrective.bench.plan import Job, plan
 from corrective.bench.spec import BenchSpec
 from corrective.bench.store import ResultStore, summarize, write_summary
 from corrective.errors import UserError
 from corrective.models import resolve_device
-from corrective.names import RESULTS, SPEC, SUMMARY
+from corrective.names import RESULTS, SPEC, STAGES, SUMMARY
 from corrective.progress import Progress
 
 LOCK = ".lock"

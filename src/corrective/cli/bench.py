@@ -13,7 +13,7 @@ from corrective.bench.jobs import LOGS
 from corrective.bench.spec import EXECUTORS, list_presets
 from corrective.cli.app import app
 from corrective.cli.common import QuietOpt, names, parse_sets
-from corrective.names import RESULTS, SPEC, SUMMARY
+from corrective.names import RESULTS, SPEC, STAGES, SUMMARY
 
 STAMP = ".records.sha256"  # in OUT/report: the digest of the records the report was drawn from
 
@@ -74,7 +74,7 @@ def bench(
 
         jobs = b.plan(spec, resolve_device(spec.device).type)
         done = {r.get("job_id") for r in b.read_records(out / RESULTS)}
-        stages = {s: sum(j.stage == s for j in jobs) for s in ("original", "oracle", "unlearn")}
+        stages = {s: n for s in STAGES if (n := sum(j.stage == s for j in jobs))}  # every stage planned
         typer.echo(
             f"{len(jobs)} jobs ({', '.join(f'{n} {s}' for s, n in stages.items())}), "
             f"{sum(j.id in done for j in jobs)} already done in {out}"
