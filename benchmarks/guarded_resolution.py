@@ -59,16 +59,16 @@ def picks(folder: Path) -> list[dict[str, Any]]:
     for r in records:
         if r["stage"] != "unlearn" or not r.get("is_method", True) or len(r.get("candidates", [])) < 2:
             continue
-        original = originals[r["original_id"]]
-        accuracy = tuple(original["val_per_class_acc"])
-        chosen = {
-            "paper": select(r["candidates"], Selection("paper")),
-            "guarded, limit only": select(r["candidates"], guard, Reference(accuracy)),
-            "guarded": select(r["candidates"], guard, Reference(accuracy, val_counts(spec, r["seed"], counts))),
+        accuracy = tuple(originals[r["original_id"]]["val_per_class_acc"])
+        references = {  # per guarded rule: without and with the classes' sample counts
+            "guarded, limit only": Reference(accuracy),
+            "guarded": Reference(accuracy, val_counts(spec, r["seed"], counts)),
         }
+        chosen = {"paper": select(r["candidates"], Selection("paper"))}
+        chosen |= {rule: select(r["candidates"], guard, ref) for rule, ref in references.items()}
         for rule, i in chosen.items():
             c = r["candidates"][i]
-            reference = Reference(accuracy, val_counts(spec, r["seed"], counts) if rule == "guarded" else None)
+            reference = references.get(rule)
             rows.append(
                 {
                     "manipulation": r["manipulation"],
@@ -81,7 +81,8 @@ def picks(folder: Path) -> list[dict[str, Any]]:
                     "acc_corr": c["acc_corr"],
                     "target_acc": c.get("target_acc"),
                     "acc_retain": c["acc_retain"],
-                    "fallback": rule != "paper" and not any(guard.eligible(x, reference) for x in r["candidates"]),
+                    "fallback": reference is not None
+                    and not any(guard.eligible(x, reference) for x in r["candidates"]),
                     "changed": i != chosen["paper"],
                 }
             )

@@ -261,6 +261,7 @@ def run_candidates(
     records: list[dict[str, Any]] = []
     best: nn.Module | None = None
     best_key: tuple[float, float] | None = None
+    chosen = 0
     for s, model, seconds in run_methods_grid(task, method, candidates):
         record = {"method": method, "settings": settings_dict(s), "selected": False, "is_method": info.is_method}
         record |= {"n_forget": len(task.forget_ids), "unlearn_seconds": seconds}
@@ -270,8 +271,7 @@ def run_candidates(
         records.append(record)
         key = selection.key(record, reference)
         if best_key is None or key > best_key:  # strict: the first of equals wins
-            best, best_key = model, key
-    chosen = next(i for i, r in enumerate(records) if selection.key(r, reference) == best_key)
+            best, best_key, chosen = model, key, len(records) - 1
     records[chosen]["selected"] = True
     choice = selection_record(records, chosen, selection, reference)
     for r in records:
