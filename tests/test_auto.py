@@ -16,7 +16,7 @@ from corrective.cli.app import main
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.expand import expand
-from corrective.methods import EXPANSION_CACHE, METHODS, UnlearnTask, make_settings, run_method
+from corrective.methods import EXPANSION_CACHE, METHODS, UnlearnTask, candidate_overrides, make_settings, run_method
 from corrective.methods.auto import BASE
 from corrective.names import RESULTS
 
@@ -63,16 +63,43 @@ def test_auto_on_a_task_without_s_m_expands_from_s_f_alone(poison_run: api.Run) 
         )
 
 
-def test_auto_end_to_end_on_digits(poison_run: api.Run) -> None:
-    result = api.unlearn(poison_run, "auto", 0.1, grid=TWO, progress=False)
-    assert len(result.records) == 2 and [r["selected"] for r in result.records].count(True) == 1
+def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.Run) -> None:
+    assert candidate_overrides("auto", None) == METHODS["auto"].grid() and candidate_overrides("scrub", None) == [{}]
+    result = api.unlearn(poison_run, "auto", 0.1, settings={"fraction": 0.05}, progress=False)
+    ran = [r for r in result.records if not r.get("is_original")]
+    assert len(ran) == len(METHODS["auto"].grid()) and [r["selected"] for r in result.records].count(True) == 1
     for r in result.records:
         assert r["method"] == "auto" and r["selection"] == "guarded" and r["expand"] == "auto"
         assert r["n_flagged"] == len(poison_run.manipulation.forget_ids(0.1))
         assert r["n_forget"] == r["n_flagged"] + r["n_expanded"] and r["expand_seconds"] > 0
         assert "guard_fallback" in r and len(r["val_per_class_acc"]) == 10
+        assert r["do_no_harm"] in ("kept", "original") and r["returned_original"] is (r["do_no_harm"] == "original")
     paper = api.unlearn(poison_run, "auto", 0.1, grid=TWO, selection="paper", progress=False)
     assert paper.record["selection"] == "paper"  # the caller's rule wins over the method's own
+    alone = api.unlearn(poison_run, "auto", 0.1, settings={"fraction": 0.05}, grid=False, progress=False)
+    assert len([r for r in alone.records if not r.get("is_original")]) == 1  # --no-grid: the defaults alone
+
+
+def test_auto_returns_the_original_when_no_candidate_keeps_the_guard(poison_run: api.Run) -> None:
+    """A grid where every candidate wrecks the model (a learning rate 400x SCRUB's): the original comes back."""
+    wrecking = [{"lr": 1.0, "kl_weight": 0.0, "fraction": 0.1}, {"lr": 2.0, "kl_weight": 0.0, "fraction": 0.1}]
+    result = api.unlearn(poison_run, "auto", 0.1, grid=wrecking, progress=False)
+    assert len(result.records) == 3 and result.selected == 2
+    *ran, kept = result.records
+    assert all(r["val_class_drop"] > 0.5 and not r["selected"] for r in ran)  # every candidate erased a class
+    assert kept["is_original"] and kept["selected"] and kept["settings"] == {} and kept["val_class_drop"] == 0.0
+    assert kept["unlearn_seconds"] == pytest.approx(sum(r["unlearn_seconds"] for r in ran))
+    assert [r.get("rejected_by_guard", False) for r in ran].count(True) == 1
+    for r in result.records:
+        assert r["returned_original"] and r["do_no_harm"] == "original" and r["guard_fallback"] and r["n_eligible"] == 0
+    for key in ("acc_corr", "acc_retain", "target_acc", "val_accuracy"):
+        assert kept[key] == pytest.approx(poison_run.metrics[key])  # the original's own figures
+    for a, b in zip(result.model.state_dict().values(), poison_run.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert result.model is not poison_run.model
+    # a method that does not do no harm keeps the least damaging candidate (the benchmark's view of a method)
+    scrub = api.unlearn(poison_run, "scrub", 0.1, grid=wrecking, selection="guarded", progress=False)
+    assert len(scrub.records) == 2 and scrub.record["guard_fallback"] and "returned_original" not in scrub.record
 
 
 def test_expand_hands_the_method_the_expanded_set_and_keeps_metrics_on_s_m(poison_run: api.Run) -> None:
@@ -177,3 +204,17 @@ def test_bench_records_expansion_quality_and_caches_each_expansion(tmp_path: Pat
     assert unl["expand_seconds"] == pytest.approx(exp["expand_seconds"])  # the cached expansion, not a new one
     summary = (out / "summary.csv").read_text().splitlines()
     assert "expand" in summary[0].split(",") and ",neighbours,paper," in summary[1]
+
+
+def test_cli_auto_no_grid_says_what_it_gives_up(poison_run: api.Run, tmp_path: Path, monkeypatch, capsys) -> None:
+    args = ["unlearn", str(poison_run.path), "--method", "auto", "--alpha", "0.1", "--set", "fraction=0.05"]
+    rc, stdout, err = cli([*args, "--no-grid", "--out", str(tmp_path / "u")], monkeypatch, capsys)
+    assert rc == 0 and "auto --no-grid: one setting, no search" in err and err.count("no search") == 1
+    saved = json.loads((tmp_path / "u" / "unlearn.json").read_text())["candidates"]
+    assert len([c for c in saved if not c.get("is_original")]) == 1 and "selected " in stdout
+    rc, _, err = cli(
+        ["unlearn", str(poison_run.path), "--method", "scrub", "--no-grid", "--out", str(tmp_path / "s")],
+        monkeypatch,
+        capsys,
+    )
+    assert rc == 0 and "no search" not in err  # only a method that searches by default says so

@@ -14,6 +14,7 @@ import torch
 
 from corrective import api
 from corrective.data import load_dataset
+from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 
 
@@ -99,6 +100,53 @@ def test_fix_defaults_to_auto_expanding_the_flagged_set(user_files: Path, tmp_pa
     summary = json.loads(r.stdout)
     assert summary["method"] == "auto" and summary["expand"] == "auto" and summary["selection"] == "guarded"
     assert summary["n_flagged"] == 10 and summary["n_expanded"] >= 0 and "guard_fallback" in summary
+    assert summary["do_no_harm"] in ("kept", "original") and summary["max_class_drop"] == 0.05
+    if summary["returned_original"]:  # the guard refused every candidate: the model is the user's own
+        assert summary["test_acc_after"] == summary["test_acc_before"] and "returned unchanged" in r.stderr
+    else:  # never a model that lost more than the guard on the held-out data
+        assert summary["test_acc_after"] >= summary["test_acc_before"] - 0.05 - 1e-6
+
+
+WRECK = ["--method", "scrub", "--set", "lr=2", "--set", "kl_weight=0", "--set", "fraction=0.2"]
+
+
+def test_fix_returns_the_model_unchanged_when_the_correction_harms_it(user_files: Path, tmp_path: Path) -> None:
+    """Any method, its only required options: a correction that loses more than the guard is never written."""
+    flagged = ["--flagged", str(user_files / "flagged.txt")]
+    r = fix(user_files, tmp_path / "a", *flagged, *WRECK, "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["returned_original"] and summary["do_no_harm"] == "original"
+    assert summary["test_acc_after"] == summary["test_acc_before"] and summary["flagged_changed"] == 0.0
+    (warning,) = [line for line in r.stderr.splitlines() if "warning" in line]
+    assert "lost more than the guard (0.05 or one sample of a class)" in warning and "returned unchanged" in warning
+    saved = json.loads((tmp_path / "a" / "fix.json").read_text())["candidates"]
+    assert saved[0]["rejected_by_guard"] and saved[-1]["is_original"] and saved[-1]["selected"]
+    strict = fix(user_files, tmp_path / "b", *flagged, *WRECK, "--strict")
+    assert strict.returncode == 3 and "returned unchanged" in strict.stderr
+    assert (tmp_path / "b" / "model.safetensors").exists()  # the user's model is still written
+    assert fix(user_files, tmp_path / "c", *flagged, "--method", "none", "--strict").returncode == 0  # harmless
+
+
+def test_correct_does_no_harm_for_every_method(user_files: Path) -> None:
+    """The Python path: `api.correct` returns the original when the chosen model loses more than the guard."""
+    run = api.load_run(user_files / "run")
+    ds = run.dataset
+    flagged = run.manipulation.ids[:10]
+    common = {"pipeline": Pipeline.of(ds), "config": run.config, "spec": run.spec}
+    wreck = {"lr": 2.0, "kl_weight": 0.0, "fraction": 0.2}
+    result = api.correct(
+        run.model, run.train_split, flagged, method="scrub", held_out=ds.test, settings=wreck, **common
+    )
+    assert result.record["is_original"] and result.record["do_no_harm"] == "original"
+    for a, b in zip(result.model.state_dict().values(), run.model.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    blind = api.correct(run.model, run.train_split, flagged, method="scrub", settings=wreck, **common)
+    assert blind.record["do_no_harm"] == "unchecked" and not blind.record.get("is_original")
+    with pytest.raises(UserError, match="auto's grid search selects settings on trusted held-out data"):
+        api.correct(run.model, run.train_split, flagged, method="auto", **common)
+    with pytest.raises(UserError, match="guarded selection compares classes on trusted held-out data"):
+        api.correct(run.model, run.train_split, flagged, method="auto", grid=False, **common)
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import torch
 from corrective import api
 from corrective.errors import UserError
 from corrective.methods import Selection, select, selection_score
-from corrective.methods.selection import Reference, class_drop, selection_record
+from corrective.methods.selection import Reference, class_drop, selection_record, whole_drop
 from corrective.metrics import evaluate
 
 
@@ -130,6 +130,18 @@ def test_guarded_always_allows_one_validation_sample_of_a_class() -> None:
     )
 
 
+def test_guarded_holds_the_whole_split_to_the_limit_too() -> None:
+    # every class loses its one allowed sample: each class is within its allowance, the whole falls 7.7 points
+    ref = Reference((1.0,) * 10, (13,) * 10)
+    every = cand(12 / 13, 1.0, val_per_class_acc=[12 / 13] * 10)
+    three = cand(1 - 3 / 130, 0.9, val_per_class_acc=[12 / 13] * 3 + [1.0] * 7)  # three classes lose one sample
+    assert whole_drop(every, ref) == pytest.approx(1 / 13) and whole_drop(three, ref) == pytest.approx(3 / 130)
+    guarded = Selection("guarded")
+    assert not guarded.eligible(every, ref) and guarded.eligible(three, ref)
+    assert select([every, three], guarded, ref) == 1
+    assert whole_drop(every, Reference(ref.accuracy)) == 0.0  # without counts each class's limit bounds the whole
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
@@ -158,8 +170,11 @@ def test_unlearn_with_guarded_selection_records_the_rule_and_each_drop(poison_ru
         assert len(r["val_per_class_acc"]) == 10 and r["val_class_drop"] >= -1
         drops = [o - c for o, c in zip(original, r["val_per_class_acc"], strict=True)]
         assert r["val_class_drop"] == pytest.approx(max(drops))
-        # eligible: no class falls more than 5 points or one of its validation samples, whichever is more
-        eligible.append(all(d <= max(0.05, 1 / n) + 1e-9 for d, n in zip(drops, counts, strict=True)))
+        # eligible: no class falls more than 5 points or one of its validation samples, whichever is more,
+        # and the whole split no more than 5 points
+        whole = sum(d * n for d, n in zip(drops, counts, strict=True)) / sum(counts)
+        classes = all(d <= max(0.05, 1 / n) + 1e-9 for d, n in zip(drops, counts, strict=True))
+        eligible.append(classes and whole <= 0.05 + 1e-9)
     assert guarded.record["guard_fallback"] is (not any(eligible))
     if any(eligible):
         assert eligible[guarded.selected]

@@ -239,17 +239,26 @@ def run_candidates(
     task: UnlearnTask,
     method: str,
     settings: dict[str, Any] | None,
-    grid: bool | list[dict[str, Any]],
+    grid: bool | list[dict[str, Any]] | None,
     measure: Callable[[nn.Module], dict[str, Any]],
     selection: Selection | None = None,
     reference: Reference | None = None,
+    do_no_harm: bool = False,
 ) -> UnlearnResult:
     """Run `method` once per candidate, measure each model, select by `selection` (default: the paper's rule).
 
     The candidates are `settings` alone, or with `grid` every setting of the method's grid (or of the
-    given list) with `settings` applied on top. `measure` gives each model's figures, `val_per_class_acc`
-    among them; `reference` is the original model on the validation split (`reference_on`), which the
-    guarded rule compares against (each record gets its `val_class_drop`, the largest fall of a class).
+    given list) with `settings` applied on top (`None`: the method's own default, its grid for auto).
+    `measure` gives each model's figures, `val_per_class_acc` among them; `reference` is the original model
+    on the validation split (`reference_on`), which the guarded rule compares against (each record gets its
+    `val_class_drop`, the largest fall of a class).
+
+    With `do_no_harm`, every record says whether the rule's choice stayed within the guard (every class and
+    the whole of the reference split within `max_class_drop` or one sample): `do_no_harm` is `kept` when it
+    did, `unchecked` without a reference, and `original` when it did not — then the original model is
+    returned unchanged (`returned_original`): a last record (`is_original`, selected, no settings) holds the
+    original's figures, with `unlearn_seconds` the whole search's, and the rule's choice is marked
+    `rejected_by_guard`.
     """
     info = get_method(method)
     selection = selection or Selection()
@@ -272,14 +281,45 @@ def run_candidates(
         key = selection.key(record, reference)
         if best_key is None or key > best_key:  # strict: the first of equals wins
             best, best_key, chosen = model, key, len(records) - 1
-    records[chosen]["selected"] = True
     choice = selection_record(records, chosen, selection, reference)
+    if do_no_harm:
+        within = (
+            None
+            if reference is None
+            else Selection("guarded", selection.max_class_drop).eligible(records[chosen], reference)
+        )
+        outcome = "unchecked" if within is None else "kept" if within else "original"
+        choice |= {"do_no_harm": outcome, "returned_original": within is False}
+        choice["max_class_drop"] = selection.max_class_drop
+        if within is False:
+            records[chosen]["rejected_by_guard"] = True
+            records.append(original_record(task, method, records, measure, reference))
+            chosen, best = len(records) - 1, task.copy_model().eval()
+    records[chosen]["selected"] = True
     for r in records:
         r |= choice
     if info.diagnostics is not None:  # once per (method, S_f), untimed; on the selected record only
         records[chosen]["diagnostics"] = info.diagnostics(task)
     assert best is not None
     return UnlearnResult(records, best, chosen)
+
+
+def original_record(
+    task: UnlearnTask,
+    method: str,
+    candidates: list[dict[str, Any]],
+    measure: Callable[[nn.Module], dict[str, Any]],
+    reference: Reference | None,
+) -> dict[str, Any]:
+    """The record of the original model returned unchanged by `method`: its figures, no settings, and the
+    seconds of the whole search that found no candidate within the guard."""
+    record: dict[str, Any] = {"method": method, "settings": {}, "selected": False, "is_method": True}
+    record |= {"is_original": True, "n_forget": len(task.forget_ids)}
+    record["unlearn_seconds"] = math.fsum(r["unlearn_seconds"] for r in candidates)
+    record |= measure(task.model)
+    if reference is not None:
+        record["val_class_drop"] = class_drop(record, reference)
+    return record
 
 
 def make_task(run: Run, forget_ids: torch.Tensor, *, oracle: bool = False, progress: bool | None = None) -> UnlearnTask:
@@ -359,7 +399,7 @@ def unlearn(
     alpha: float = 1.0,
     *,
     settings: dict[str, Any] | None = None,
-    grid: bool | list[dict[str, Any]] = False,
+    grid: bool | list[dict[str, Any]] | None = None,
     selection: str | None = None,
     max_class_drop: float | None = None,
     expand: str = "none",
@@ -370,8 +410,11 @@ def unlearn(
     """Apply `method` to a run with the first `alpha` share of S_m identified; evaluate; apply the selection rule.
 
     With `grid`, every setting of the method's grid (or of the given list of settings), each with
-    `settings` applied on top, is a candidate. `selection` is `paper` or `guarded` (on the clean
-    validation split; default: the method's own choice, else `paper`). `false_flags` adds
+    `settings` applied on top, is a candidate (`None`: the method's own default — auto searches its grid,
+    the others run their defaults). `selection` is `paper` or `guarded` (on the clean validation split;
+    default: the method's own choice, else `paper`). A method that does no harm (`MethodInfo.do_no_harm`:
+    auto) returns the original model when the chosen candidate loses more than the guard on a class or the
+    whole of the validation split (`run_candidates`). `false_flags` adds
     round(false_flags * |S_f|) clean training samples to the flagged set (`Manipulation.false_flag_ids`):
     the method and the selection rule see them as flagged. `expand` names a strategy of
     `corrective.expand`: the method is handed the flagged set with the samples it adds (an `expansion`
@@ -396,7 +439,7 @@ def unlearn(
         )
         return {"alpha": alpha, "false_flags": false_flags, "n_false_flags": n_false, **metrics}
 
-    result = run_candidates(task, method, settings, grid, measure, rule, reference)
+    result = run_candidates(task, method, settings, grid, measure, rule, reference, do_no_harm=info.do_no_harm)
     return with_expansion(result, exp, len(forget_ids))
 
 
@@ -520,7 +563,7 @@ def correct(
     spec: ModelSpec,
     held_out: Split | None = None,
     settings: dict[str, Any] | None = None,
-    grid: bool = False,
+    grid: bool | None = None,
     selection: str | None = None,
     max_class_drop: float | None = None,
     expand: str = "none",
@@ -531,26 +574,38 @@ def correct(
 
     `train` is the training data as the model saw it (labels as given), `flagged` the ids found to be
     manipulated, `config` the recipe the model was trained with (method budgets are shares of its
-    steps). With `grid`, settings are chosen on `held_out`, trusted clean data, by the paper's rule
-    (0.5 * accuracy on it + 0.5 * share of flagged samples whose prediction changed) or by `guarded`
-    (the same among candidates losing at most `max_class_drop` on every class of `held_out`).
-    `expand` names a strategy of `corrective.expand` that adds to `flagged` the training samples that
-    look manipulated like them; the method is then handed the expanded set (`forget_changed` is about it).
+    steps). With `grid` (default: the method's own — auto searches its grid, the others run their defaults),
+    settings are chosen on `held_out`, trusted clean data, by the paper's rule (0.5 * accuracy on it + 0.5 *
+    share of flagged samples whose prediction changed) or by `guarded` (the same among candidates losing at
+    most `max_class_drop` on every class of `held_out`). `expand` names a strategy of `corrective.expand`
+    that adds to `flagged` the training samples that look manipulated like them; the method is then handed
+    the expanded set (`forget_changed` is about it).
+
+    Do no harm, for every method: when the chosen model's accuracy on `held_out` fell by more than
+    `max_class_drop` (default 0.05; one sample of a class always allowed) on any class or on the whole, the
+    original model is returned unchanged and the records say so (`do_no_harm: original`,
+    `returned_original`; see `run_candidates`). Without `held_out` this cannot be checked
+    (`do_no_harm: unchecked`).
     """
     flagged = check_flagged(train, flagged)
     info = get_method(method)
     rule = resolve_selection(method, selection, max_class_drop)
     if not info.is_method:
         raise UserError(f"{method!r} is an oracle bound that needs every manipulated id; pick a method")
+    if grid is None:
+        grid = info.grid_by_default
     if grid and (held_out is None or len(held_out) == 0):
-        raise UserError("--grid selects settings on trusted held-out data; provide a test split (or drop --grid)")
+        raise UserError(
+            f"{method}'s grid search selects settings on trusted held-out data; provide a test split "
+            "(or run the defaults alone: --no-grid)"
+        )
     if rule.rule == "guarded" and (held_out is None or len(held_out) == 0):
         raise UserError(
             "guarded selection compares classes on trusted held-out data; provide a test split "
             "(or use --selection paper)"
         )
     num_classes = int(spec.num_classes)
-    reference = None if held_out is None else reference_on(model, held_out, pipeline, num_classes)
+    reference = None if held_out is None or len(held_out) == 0 else reference_on(model, held_out, pipeline, num_classes)
     task = UnlearnTask(model, train, flagged, pipeline, config, spec, seed, progress)
 
     def compute(strategy: str) -> Any:
@@ -575,5 +630,5 @@ def correct(
             "flagged_given_label_acc": float((after == flagged_split.y.cpu()).float().mean()),
         }
 
-    result = run_candidates(task, method, settings, grid, measure, rule, reference)
+    result = run_candidates(task, method, settings, grid, measure, rule, reference, do_no_harm=True)
     return with_expansion(result, exp, len(flagged))

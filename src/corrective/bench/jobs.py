@@ -202,7 +202,9 @@ def unlearn(job: Job, out: Path) -> dict[str, Any]:
         progress=False,
         false_flags=p.get("false_flags", 0.0),
     )
-    candidates = [{k: v for k, v in r.items() if k != "diagnostics"} for r in result.records]  # kept once, below
+    # the settings that ran (the original model a do-no-harm method returned is the chosen record, not a candidate)
+    ran = [r for r in result.records if not r.get("is_original")]
+    candidates = [{k: v for k, v in r.items() if k != "diagnostics"} for r in ran]  # diagnostics kept once, below
     for c in candidates:
         print(
             f"  {json.dumps(c['settings'])}: acc_corr {c['acc_corr']} acc_retain {c['acc_retain']} "

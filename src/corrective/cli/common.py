@@ -44,7 +44,28 @@ ExpandOpt = Annotated[
         "manipulated like the flagged ones; the method is handed the expanded set. none: S_f as given."
     ),
 ]
+GridOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--grid/--no-grid",
+        help="Search the method's grid of settings; the selection rule picks. Default: auto searches its grid, "
+        "the other methods run their defaults.",
+        show_default=False,
+    ),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def no_grid_note(method: str, grid: bool | None) -> str | None:
+    """One line saying what `--no-grid` gives up, for a method that searches its grid by default (auto)."""
+    from corrective.methods import get_method
+
+    if grid is False and get_method(method).grid_by_default:
+        return (
+            f"{method} --no-grid: one setting, no search: the selection rule can only keep it or (where it loses "
+            "more than the guard) the original model"
+        )
+    return None
 
 
 def names(registry: Iterable[str]) -> str:

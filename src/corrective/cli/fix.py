@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import torch
 import typer
@@ -16,6 +16,7 @@ from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
     ExpandOpt,
+    GridOpt,
     JsonOpt,
     MaxDropOpt,
     OutOpt,
@@ -24,6 +25,7 @@ from corrective.cli.common import (
     SeedOpt,
     SelectionOpt,
     names,
+    no_grid_note,
     parse_sets,
     print_metrics,
 )
@@ -158,7 +160,7 @@ def fix(
         ),
     ] = "auto",
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
-    grid: Annotated[bool, typer.Option(help="Search the method's grid; select on your test split.")] = False,
+    grid: GridOpt = None,
     selection: SelectionOpt = None,
     max_class_drop: MaxDropOpt = None,
     expand: ExpandOpt = "none",
@@ -187,17 +189,31 @@ def fix(
     overwrite: OverwriteOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help=f"Exit with code {HARM_EXIT} when the correction was refused (it lost more than the guard on "
+            "your test split and your model was returned unchanged) or could not be checked (no test split).",
+        ),
+    ] = False,
 ) -> None:
     """Correct your trained model given the training samples you found manipulated.
 
     Your data's training split is the model's training data (labels as given) and its sample ids are
-    positions in the training file; its test split is trusted held-out data (for --grid selection).
+    positions in the training file; its test split is trusted held-out data: settings are selected on
+    it, and it is the guard — when the corrected model's accuracy on it fell by more than
+    --max-class-drop (default 0.05; one sample of a class always allowed) on any class or on the whole,
+    your model is written back unchanged and a warning says so (with --strict, exit code 3).
 
     Example: corrective fix --root mydata --weights model.safetensors --flagged bad_ids.txt --method ssd --out fixed
     """
     api.resolve_selection(method, selection, max_class_drop)  # an unknown method or rule: fail before loading
     api.check_expand(method, expand)
     check_out_dir(out, overwrite)
+    note = no_grid_note(method, grid)
+    if note:
+        typer.echo(f"fix: {note}", err=True)
     settings = parse_sets(set_)
     # an unknown setting fails here, before any work
     candidates = len([make_settings(method, o) for o in candidate_overrides(method, grid, settings)])
@@ -238,8 +254,14 @@ def fix(
         "flagged_changed": result.record["forget_changed"],
         "selection": result.record["selection"],
         **({"guard_fallback": result.record["guard_fallback"]} if "guard_fallback" in result.record else {}),
+        "max_class_drop": result.record["max_class_drop"],
+        "do_no_harm": result.record["do_no_harm"],
+        "returned_original": result.record["returned_original"],
         "unlearn_seconds": result.record["unlearn_seconds"],
     }
+    warning = harm_warning(result.records, summary["test_acc_before"])
+    if warning:
+        typer.echo(f"fix: warning: {warning}", err=True)
 
     def fill(tmp: Path) -> None:
         save_model(result.model, tmp / "model.safetensors")
@@ -258,3 +280,22 @@ def fix(
 
     path = write_dir(out, overwrite, fill)
     print_metrics(summary, as_json, {"out": str(path)})
+    if strict and summary["do_no_harm"] != "kept":
+        raise typer.Exit(HARM_EXIT)
+
+
+HARM_EXIT = 3  # `fix --strict`: the correction was refused by the guard (or the guard could not be checked)
+
+
+def harm_warning(records: list[dict[str, Any]], before: float) -> str | None:
+    """One line when the guard refused the correction (or could not check it); None when it held."""
+    rejected = next((r for r in records if r.get("rejected_by_guard")), None)
+    if rejected is not None:
+        return (
+            f"the correction lost more than the guard ({rejected['max_class_drop']:g} or one sample of a class) on "
+            f"your test split (a class down {rejected['val_class_drop']:.3f}, all {before:.4f} -> "
+            f"{rejected['val_accuracy']:.4f}): your model is returned unchanged"
+        )
+    if records[-1].get("do_no_harm") == "unchecked":
+        return "no test split to check the correction on: it may have lost accuracy (the guard could not run)"
+    return None

@@ -12,6 +12,7 @@ from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
     ExpandOpt,
+    GridOpt,
     JsonOpt,
     MaxDropOpt,
     OutOpt,
@@ -21,6 +22,7 @@ from corrective.cli.common import (
     SelectionOpt,
     fmt,
     names,
+    no_grid_note,
     parse_sets,
     setting_lines,
     setting_str,
@@ -50,7 +52,7 @@ def unlearn(
     method: Annotated[str, typer.Option(help=f"Method: {names(METHODS)} (see `corrective methods`).")] = "ssd",
     alpha: Annotated[float, typer.Option(help="Discovery rate |S_f|/|S_m| in (0, 1]: the first share of S_m.")] = 1.0,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Method setting key=value (repeatable).")] = None,
-    grid: Annotated[bool, typer.Option("--grid", help="Try the method's grid; the selection rule picks.")] = False,
+    grid: GridOpt = None,
     selection: SelectionOpt = None,
     max_class_drop: MaxDropOpt = None,
     expand: ExpandOpt = "none",
@@ -70,6 +72,9 @@ def unlearn(
     api.resolve_selection(method, selection, max_class_drop)
     api.check_expand(method, expand)
     check_out_dir(out, overwrite)
+    note = no_grid_note(method, grid)
+    if note and not as_json:
+        typer.echo(note, err=True)
     run = api.load_run(run_dir, device)
     result = api.unlearn(
         run,
@@ -109,23 +114,31 @@ def unlearn(
                 f"expanded S_f ({rec['n_flagged']} ids) by {rec['n_expanded']} with {rec['expand']} "
                 f"({rec.get('expand_chosen', rec['expand'])}) in {rec['expand_seconds']:.1f} s"
             )
-        typer.echo(f"selected candidate {result.selected} by the {selection_line(result.record)} -> {out / WEIGHTS}")
+        what = "the original model" if result.record.get("is_original") else f"candidate {result.selected}"
+        typer.echo(f"selected {what} by the {selection_line(result.record)} -> {out / WEIGHTS}")
 
 
 def print_table(records: list[dict[str, Any]]) -> None:
     """One line per candidate: its settings that vary, and the headline metrics."""
-    varying = [k for k in records[0]["settings"] if len({repr(r["settings"][k]) for r in records}) > 1]
+    varying = [k for k in records[0]["settings"] if len({repr(r["settings"].get(k)) for r in records}) > 1]
     shown = varying or list(records[0]["settings"])[:2]
     metrics = [m for m in TABLE_METRICS if m in records[0]]
     typer.echo("  ".join(["sel", *(f"{k:>10}" for k in shown), *(f"{m:>15}" for m in metrics)]))
     for rec in records:
-        cells = ["  *" if rec["selected"] else "   ", *(f"{setting_str(rec['settings'][k]):>10}" for k in shown)]
-        typer.echo("  ".join([*cells, *(f"{fmt(rec[m]):>15}" for m in metrics)]))
+        values = ["original"] * len(shown) if rec.get("is_original") else [rec["settings"][k] for k in shown]
+        mark = "  *" if rec["selected"] else "  x" if rec.get("rejected_by_guard") else "   "
+        cells = [mark, *(f"{setting_str(v):>10}" for v in values)]
+        typer.echo("  ".join([*cells, *(f"{fmt(rec.get(m, float('nan'))):>15}" for m in metrics)]))
 
 
 def selection_line(record: dict[str, Any]) -> str:
     """Which rule chose the record, and for the guarded one whether its guard held."""
     rule = record.get("selection", "paper")
+    if record.get("returned_original"):
+        return (
+            f"{rule} rule, whose choice (x) lost more than {record['max_class_drop']:g} (or one sample) on a class or "
+            "the whole of the clean validation split: the original model is returned unchanged (do no harm)"
+        )
     if rule != "guarded":
         return f"{rule} rule"
     drop = record["max_class_drop"]

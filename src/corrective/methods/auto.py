@@ -5,7 +5,10 @@ sets, and select a setting that erases no class.
    cross-validation inside `S_f`; it sees only `M_o`, the training data as given and `S_f`).
 2. Run `BASE` (chosen from the benchmark on expanded sets: docs/methods.md) on the expanded set, over
    `BASE`'s own settings and grid.
-3. Select by the `guarded` rule (`MethodInfo.selection`), unless the caller names another rule.
+3. Select by the `guarded` rule (`MethodInfo.selection`), unless the caller names another rule. The grid
+   is searched unless the caller says `grid=False` (`MethodInfo.grid_by_default`), and when the chosen
+   candidate loses more than the guard on a class or the whole of the clean validation (held-out) data,
+   the original model is returned unchanged (`MethodInfo.do_no_harm`, `api.run_candidates`).
 
 The expansion is computed once per task and shared by every setting of the grid; `api` hands it in
 through `task.cache[EXPANSION_CACHE]` when it already has it (the bench computes it once per original
@@ -53,7 +56,15 @@ def auto_run_grid(task: UnlearnTask, settings_list: list[Any]) -> Iterator[tuple
     yield from run_methods_grid(expanded_task(task), BASE, settings_list)
 
 
-@register_method(METHODS[BASE].settings, auto_grid, run_grid=auto_run_grid, selection="guarded", expand=STRATEGY)
+@register_method(
+    METHODS[BASE].settings,
+    auto_grid,
+    run_grid=auto_run_grid,
+    selection="guarded",
+    expand=STRATEGY,
+    grid_by_default=True,
+    do_no_harm=True,
+)
 def auto(task: UnlearnTask, settings: Any) -> nn.Module:
     """Expand S_f (auto strategy), unlearn the expanded set with the strongest method, guarded selection."""
     return METHODS[BASE].fn(expanded_task(task), settings)

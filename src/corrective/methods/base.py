@@ -88,6 +88,11 @@ class MethodInfo:
     selection: str | None = None
     # The expansion strategy (corrective.expand) the method applies to S_f itself; None: it uses S_f as given.
     expand: str | None = None
+    # True: the method searches its grid unless the caller says `grid=False` (auto); False: its defaults alone.
+    grid_by_default: bool = False
+    # True: when the selected candidate loses more than the guard on the clean held-out data, the original model
+    # is returned unchanged (auto; `api.correct` does this for every method). False: the selection rule's choice.
+    do_no_harm: bool = False
 
 
 METHODS: dict[str, MethodInfo] = {}
@@ -103,6 +108,8 @@ def register_method(
     diagnostics: Callable[[UnlearnTask], dict[str, Any]] | None = None,
     selection: str | None = None,
     expand: str | None = None,
+    grid_by_default: bool = False,
+    do_no_harm: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator filing a method under its function name (or `name`) with its settings dataclass and grid."""
 
@@ -110,7 +117,18 @@ def register_method(
         key = name or fn.__name__
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         METHODS[key] = MethodInfo(
-            key, fn, settings, grid or (lambda: [{}]), is_method, summary, run_grid, diagnostics, selection, expand
+            key,
+            fn,
+            settings,
+            grid or (lambda: [{}]),
+            is_method,
+            summary,
+            run_grid,
+            diagnostics,
+            selection,
+            expand,
+            grid_by_default,
+            do_no_harm,
         )
         return fn
 
@@ -128,11 +146,15 @@ def list_methods() -> list[str]:
 
 
 def candidate_overrides(
-    name: str, grid: bool | Sequence[dict[str, Any]] = False, settings: dict[str, Any] | None = None
+    name: str, grid: bool | Sequence[dict[str, Any]] | None = False, settings: dict[str, Any] | None = None
 ) -> list[dict[str, Any]]:
     """The settings overrides of every candidate of method `name`: each entry of its registered grid
-    (`grid=True`) or of the given list, or the defaults alone (`False`, empty), with `settings` on top."""
-    entries = get_method(name).grid() if grid is True else list(grid or []) or [{}]
+    (`grid=True`) or of the given list, or the defaults alone (`False`, empty), with `settings` on top.
+    `None`: the method's own default (`MethodInfo.grid_by_default`: its grid for auto, else its defaults)."""
+    info = get_method(name)
+    if grid is None:
+        grid = info.grid_by_default
+    entries = info.grid() if grid is True else list(grid or []) or [{}]
     return [{**g, **(settings or {})} for g in entries]
 
 

@@ -5,10 +5,14 @@
   accuracy on every class of the clean validation split, relative to the original model. A
   candidate that buys `forget_changed` by erasing a class (the paper's rule rewards that: flipping
   every prediction on S_f earns up to 0.5, losing one class of ten costs about 0.05) is not eligible.
-  When no candidate is eligible, the least damaging one (smallest worst per-class drop) is taken
-  and the choice says so (`guard_fallback`). A class's accuracy moves in steps of one validation
-  sample, so a fall of one sample is always allowed: with 13 samples a class (digits) one sample is
-  7.7 points, and a 5-point limit alone would refuse every candidate that misclassifies one more.
+  The whole split's accuracy may not fall by more than the limit either (it binds only where the
+  one-sample allowance below lets every class lose a little). When no candidate is eligible, the
+  least damaging one (smallest worst per-class drop) is taken and the choice says so
+  (`guard_fallback`) — unless the caller does no harm (`api.run_candidates(do_no_harm=True)`: `auto`,
+  and `api.correct` for every method), which returns the original model then. A class's accuracy
+  moves in steps of one validation sample, so a fall of one sample is always allowed: with 13
+  samples a class (digits) one sample is 7.7 points, and a 5-point limit alone would refuse every
+  candidate that misclassifies one more.
 
 Both read only validation figures (`val_accuracy`, `val_per_class_acc`) and `forget_changed`: never
 the test set.
@@ -57,15 +61,18 @@ class Selection(Checked):
         return (0.0, -class_drop(record, reference))  # not eligible: ranked by least damage, for the fallback
 
     def eligible(self, record: dict[str, Any], reference: Reference | None) -> bool:
-        """Guarded: no class falls below the original by more than `max_class_drop` or one of its samples."""
+        """Guarded: no class falls below the original by more than `max_class_drop` or one of its samples, and
+        the whole split by no more than `max_class_drop` or one sample."""
         per_class = record.get("val_per_class_acc")
         if reference is None or per_class is None or len(per_class) != len(reference.accuracy):
             return False
-        return all(
+        classes_hold = all(
             r - c <= allowed + EPS
             for r, c, allowed in zip(reference.accuracy, per_class, reference.allowed(self.max_class_drop), strict=True)
             if known(r) and known(c)
         )
+        total = sum(reference.counts or ())
+        return classes_hold and whole_drop(record, reference) <= max(self.max_class_drop, 1 / max(total, 1)) + EPS
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,18 @@ def class_drop(record: dict[str, Any], reference: Reference | None) -> float:
         return math.inf
     drops = [r - c for r, c in zip(reference.accuracy, per_class, strict=True) if known(r) and known(c)]
     return max(drops, default=0.0)
+
+
+def whole_drop(record: dict[str, Any], reference: Reference | None) -> float:
+    """How far the whole split's accuracy fell below the original's: the class drops weighted by the classes'
+    sample counts (0 without counts: then every class's own limit bounds the whole)."""
+    per_class = record.get("val_per_class_acc")
+    if reference is None or reference.counts is None or per_class is None or len(per_class) != len(reference.accuracy):
+        return 0.0
+    triples = zip(reference.accuracy, per_class, reference.counts, strict=True)
+    pairs = [(n, r - c) for r, c, n in triples if known(r) and known(c)]
+    total = sum(n for n, _ in pairs)
+    return sum(n * d for n, d in pairs) / total if total else 0.0
 
 
 def select(
