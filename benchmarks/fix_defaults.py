@@ -57,7 +57,9 @@ def one(kind: str, seed: int, alpha: float, out: Path, dataset: str, steps: int 
     run_dir = base / "run"
     if not (run_dir / "run.json").exists():
         extra = [*(["--steps", str(steps)] if steps else []), *(["--root", root] if root else [])]
-        r = sh("train", "--dataset", dataset, "--manipulation", kind, "--seed", str(seed), *extra, "--out", str(run_dir))
+        r = sh(
+            "train", "--dataset", dataset, "--manipulation", kind, "--seed", str(seed), *extra, "--out", str(run_dir)
+        )
         if r.returncode != 0:
             raise SystemExit(f"train failed: {r.stderr}")
     run = api.load_run(run_dir, "cpu")
