@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.expand import expand
 from corrective.methods import EXPANSION_CACHE, METHODS, UnlearnTask, candidate_overrides, make_settings, run_method
-from corrective.methods.auto import BASE
+from corrective.methods.auto import BASES, auto_grid
+from corrective.methods.scrub import ScrubSettings
 from corrective.names import RESULTS
 
 TWO = [{"kl_weight": 0.1, "fraction": 0.05}, {"kl_weight": 1.0, "fraction": 0.05}]  # a small grid of the base method
@@ -26,7 +28,41 @@ TWO = [{"kl_weight": 0.1, "fraction": 0.05}, {"kl_weight": 1.0, "fraction": 0.05
 def test_auto_is_registered_as_a_guarded_self_expanding_method() -> None:
     info = METHODS["auto"]
     assert info.is_method and info.selection == "guarded" and info.expand == "auto"
-    assert info.settings is METHODS[BASE].settings and info.grid() == METHODS[BASE].grid()
+    assert info.grid_by_default and info.do_no_harm and issubclass(info.settings, ScrubSettings)
+    # the grid is declared before the expansion is known: every base's candidates, each naming its base
+    assert info.grid() == [{"base": b, **g} for b in BASES for g in METHODS[b].grid()]
+    assert {g["base"] for g in info.grid()} == {"scrub", "finetune"} and make_settings("auto").base == "evidence"
+
+
+def test_auto_base_follows_the_expansion(poison_run: api.Run) -> None:
+    """Where the expansion chose label_noise only fine-tuning runs; elsewhere only SCRUB's grid; or both."""
+    exp = api.expand_run(poison_run, 0.1, "auto")
+    noisy = dataclasses.replace(exp, chosen="label_noise")
+    shared = dataclasses.replace(exp, chosen="neighbours")
+    small = {"fraction": 0.05}
+    ft = api.unlearn(poison_run, "auto", 0.1, settings=small, expansion=noisy, progress=False)
+    ran = [r for r in ft.records if not r.get("is_original")]
+    assert [r["settings"]["base"] for r in ran] == ["finetune"]
+    chosen = ft.records[ft.selected]
+    assert (
+        chosen["diagnostics"]["evidence_base"] == "finetune" and "label_noise" in chosen["diagnostics"]["base_reason"]
+    )
+    sc = api.unlearn(poison_run, "auto", 0.1, settings=small, expansion=shared, progress=False)
+    ran = [r for r in sc.records if not r.get("is_original")]
+    assert [r["settings"]["base"] for r in ran] == ["scrub"] * len(METHODS["scrub"].grid())
+    assert sc.records[sc.selected]["diagnostics"]["evidence_base"] == "scrub"
+    both = api.unlearn(
+        poison_run, "auto", 0.1, settings={**small, "follow_evidence": False}, expansion=noisy, progress=False
+    )
+    ran = [r for r in both.records if not r.get("is_original")]
+    assert sorted({r["settings"]["base"] for r in ran}) == ["finetune", "scrub"] and len(ran) == len(auto_grid())
+    # a base the caller fixes runs whatever the evidence, each distinct setting once
+    fixed = api.unlearn(
+        poison_run, "auto", 0.1, settings={**small, "base": "finetune"}, expansion=shared, progress=False
+    )
+    assert [r["settings"]["base"] for r in fixed.records if not r.get("is_original")] == ["finetune"]
+    alone = api.unlearn(poison_run, "auto", 0.1, settings=small, grid=False, expansion=noisy, progress=False)
+    assert alone.records[0]["settings"]["base"] == "evidence"  # the defaults alone: the base resolves at run time
 
 
 def test_auto_on_a_task_without_s_m_expands_from_s_f_alone(poison_run: api.Run) -> None:
@@ -67,7 +103,9 @@ def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.R
     assert candidate_overrides("auto", None) == METHODS["auto"].grid() and candidate_overrides("scrub", None) == [{}]
     result = api.unlearn(poison_run, "auto", 0.1, settings={"fraction": 0.05}, progress=False)
     ran = [r for r in result.records if not r.get("is_original")]
-    assert len(ran) == len(METHODS["auto"].grid()) and [r["selected"] for r in result.records].count(True) == 1
+    base = result.record["diagnostics"]["evidence_base"]  # the evidence's base: its whole grid ran, nothing else
+    assert len(ran) == len(METHODS[base].grid()) and {r["settings"]["base"] for r in ran} == {base}
+    assert [r["selected"] for r in result.records].count(True) == 1
     for r in result.records:
         assert r["method"] == "auto" and r["selection"] == "guarded" and r["expand"] == "auto"
         assert r["n_flagged"] == len(poison_run.manipulation.forget_ids(0.1))

@@ -248,7 +248,7 @@ def test_the_recipe_defaults_to_epochs_of_the_data_and_is_printed(user_files: Pa
     n = len(load_dataset("npz", user_files, val_fraction=0.0).train)
     steps = round(2 * n / 32)
     assert f"fix: your model's recipe: {steps} steps of batch 32 (" in r.stderr
-    assert "at lr 0.01; none spends a share of it on each of 1 setting(s)" in r.stderr
+    assert "at lr 0.01; none spends a share of it on each setting it runs (at most 1)" in r.stderr
 
 
 def test_check_flagged_dedupes_and_validates(digits) -> None:

@@ -223,7 +223,7 @@ def fix(
         typer.echo(
             f"fix: your model's recipe: {cfg.steps} steps of batch {cfg.batch_size} "
             f"({cfg.steps * cfg.batch_size / len(ds.train):.3g} epochs of {len(ds.train)} samples) at lr "
-            f"{cfg.lr:g}; {method} spends a share of it on each of {candidates} setting(s)",
+            f"{cfg.lr:g}; {method} spends a share of it on each setting it runs (at most {candidates})",
             err=True,
         )
     result = api.correct(

@@ -81,7 +81,8 @@ class MethodInfo:
     is_method: bool = True  # False for oracle bounds, which are handed S_m
     summary: str = ""
     # Optional: run a whole grid sharing work (e.g. SSD's importances); yields (settings, model, seconds)
-    # where seconds is what that one setting would have cost alone, shared work included.
+    # where seconds is what that one setting would have cost alone, shared work included. It may leave out
+    # candidates that do not apply to the task (auto: those of the base its expansion does not point to).
     run_grid: Callable[[UnlearnTask, list[Any]], Iterator[tuple[Any, nn.Module, float]]] | None = None
     diagnostics: Callable[[UnlearnTask], dict[str, Any]] | None = None  # see the module docstring
     # The selection rule (methods.selection.SELECTIONS) used when the caller chose none; None: the paper's.
