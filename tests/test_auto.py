@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -256,3 +257,27 @@ def test_cli_auto_no_grid_says_what_it_gives_up(poison_run: api.Run, tmp_path: P
         capsys,
     )
     assert rc == 0 and "no search" not in err  # only a method that searches by default says so
+
+
+def test_describe_flags_says_what_the_flags_look_like(poison_run: api.Run) -> None:
+    """Repeated ids, and an expanded set that looks like ordinary samples of a class — from ids, given labels and
+    the model alone (S_m is read here only to pick the test's clean samples)."""
+    train, pipe = poison_run.train_split, Pipeline.of(poison_run.dataset)
+    s_m = poison_run.manipulation.ids
+    clean = train.ids[(train.y == 3) & ~torch.isin(train.ids, s_m)][:8]  # 8 ordinary samples of class 3
+    grown = expand(poison_run.model, train, clean, pipe, "auto", seed=0)
+    assert len(grown.ids) > len(clean)
+    d = api.describe_flags(poison_run.model, train, pipe, torch.cat([clean, clean[:2]]), grown.ids, expanded=True)
+    assert d["n_repeated_ids"] == 2 and d["flags_label"] == 3 and d["flags_label_share"] == 1.0
+    assert d["flags_gap"] < api.WHOLE_CLASS_GAP and len(d["flag_notes"]) == 2
+    assert "2 repeat(s) of 2 id(s)" in d["flag_notes"][0] and "ordinary samples of class 3" in d["flag_notes"][1]
+    assert all("\n" not in n for n in d["flag_notes"])
+    # the backdoor's own expansion is not called a class; flags used as given are never judged so
+    exp = api.expand_run(poison_run, 0.1, "auto")
+    d = api.describe_flags(poison_run.model, train, pipe, poison_run.manipulation.forget_ids(0.1), exp.ids, True)
+    assert d["flag_notes"] == [] and d["n_repeated_ids"] == 0
+    d = api.describe_flags(poison_run.model, train, pipe, clean, clean, expanded=False)
+    assert d["flag_notes"] == [] and math.isnan(d["flags_gap"])
+    # every record of unlearn says it
+    rec = api.unlearn(poison_run, "none", 0.1, progress=False).record
+    assert rec["flag_notes"] == [] and rec["n_repeated_ids"] == 0 and rec["flags_label"] == 0

@@ -128,6 +128,20 @@ def test_fix_returns_the_model_unchanged_when_the_correction_harms_it(user_files
     assert fix(user_files, tmp_path / "c", *flagged, "--method", "none", "--strict").returncode == 0  # harmless
 
 
+def test_fix_says_when_the_flagged_file_repeats_ids(user_files: Path, tmp_path: Path) -> None:
+    ids = (user_files / "flagged.txt").read_text().split()
+    repeated = tmp_path / "flagged.txt"
+    repeated.write_text("\n".join([*ids, ids[0], ids[0], ids[1]]))
+    r = fix(user_files, tmp_path / "f", "--flagged", str(repeated), "--method", "none", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["n_flagged"] == 10 and summary["n_repeated_ids"] == 3
+    (note,) = [line for line in r.stderr.splitlines() if "note:" in line]
+    assert note.startswith("fix: note: the flagged ids hold 3 repeat(s) of 2 id(s)")
+    saved = json.loads((tmp_path / "f" / "fix.json").read_text())["candidates"][0]
+    assert saved["n_repeated_ids"] == 3 and len(saved["flag_notes"]) == 1
+
+
 def test_correct_does_no_harm_for_every_method(user_files: Path) -> None:
     """The Python path: `api.correct` returns the original when the chosen model loses more than the guard."""
     run = api.load_run(user_files / "run")

@@ -17,7 +17,7 @@ from torch import nn
 from corrective.data import Dataset, Split, get_info, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
-from corrective.expand import Expansion, expand, get_strategy
+from corrective.expand import Expansion, View, expand, get_strategy
 from corrective.expand import expand as expand_fn  # for functions whose `expand` argument names a strategy
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import (
@@ -440,6 +440,11 @@ def unlearn(
         return {"alpha": alpha, "false_flags": false_flags, "n_false_flags": n_false, **metrics}
 
     result = run_candidates(task, method, settings, grid, measure, rule, reference, do_no_harm=info.do_no_harm)
+    notes = describe_flags(
+        run.model, run.train_split, Pipeline.of(run.dataset), forget_ids, acted_on, expanded=exp is not None
+    )
+    for r in result.records:
+        r |= notes
     return with_expansion(result, exp, len(forget_ids))
 
 
@@ -476,7 +481,8 @@ def read_flagged(path: str | Path) -> torch.Tensor:
     tab-separated table `corrective expand` writes (header `id`, the ids in the first column).
 
     A byte-order mark is skipped and integral floats (`12.0`, as spreadsheets export ids) are ids;
-    anything else that is not a whole number is refused, naming it.
+    anything else that is not a whole number is refused, naming it. The ids come sorted, repeats kept
+    (`check_flagged` drops them; `describe_flags` says how many there were).
     """
     path = Path(path)
     if not path.exists():
@@ -506,7 +512,7 @@ def read_flagged(path: str | Path) -> torch.Tensor:
             ) from None
     if not ids:
         raise UserError(f"{path} flags no sample; the identified set S_f must hold at least one id")
-    return torch.tensor(sorted(set(ids)), dtype=torch.long)
+    return torch.tensor(sorted(ids), dtype=torch.long)  # repeats kept: `describe_flags` reports them
 
 
 def expand_run(
@@ -552,6 +558,87 @@ def check_flagged(train: Split, flagged: torch.Tensor) -> torch.Tensor:
     return flagged
 
 
+WHOLE_CLASS_PURITY = 0.95  # an expanded set (nearly) all of one given label, which the model predicts on it, ...
+WHOLE_CLASS_GAP = 1.5  # ... whose samples sit no farther from the rest of that label than from each other (median
+# ratio below this; a backdoor's samples stand apart: 1.9 on digits, clean samples of a class 1.0-1.3) looks like
+# ordinary samples of that class rather than a manipulation
+
+
+def describe_flags(
+    model: nn.Module,
+    train: Split,
+    pipeline: Pipeline,
+    flagged: torch.Tensor,
+    acted_on: torch.Tensor,
+    expanded: bool,
+) -> dict[str, Any]:
+    """What the flagged ids (as given, repeats included) and the set a method acts on look like, from what a
+    method may see: the ids, their given labels, the model's predictions and features (never S_m).
+
+    `flag_notes` holds one line for each thing worth saying: repeated ids; an expanded set that looks like
+    ordinary samples of one class rather than a manipulation — (nearly) all one given label, which the model
+    predicts on them, and not standing apart from the rest of that label in the model's feature space (the
+    median over the set of: distance to the nearest other sample of the label / distance to the nearest
+    other sample of the set, below `WHOLE_CLASS_GAP`). Flags used as given (no expansion) are not judged so:
+    the unflagged rest of a manipulation sits as close to them as a class's own samples do. The other fields
+    are the figures behind the notes (`flags_gap` NaN where not computed).
+    """
+    flagged = torch.as_tensor(flagged).reshape(-1).cpu()
+    unique, counts = flagged.unique(return_counts=True)
+    repeated = unique[counts > 1]
+    n_repeated = int((counts - 1).sum())
+    acted = train.subset(train.positions_of(acted_on.cpu().unique()))
+    labels = acted.y.cpu()
+    per_label = torch.bincount(labels, minlength=int(train.y.max()) + 1)
+    label = int(per_label.argmax())
+    purity = float(per_label[label]) / max(len(labels), 1)
+    cover = float(per_label[label]) / max(int((train.y.cpu() == label).sum()), 1)
+    agree = float((predict(model, acted, pipeline) == labels).float().mean()) if len(labels) else float("nan")
+    gap = float("nan")
+    if expanded and purity >= WHOLE_CLASS_PURITY and agree >= WHOLE_CLASS_PURITY and len(labels) >= 2:
+        gap = class_gap(model, train, pipeline, acted.ids.cpu(), label)
+    notes = []
+    if n_repeated:
+        shown = ", ".join(str(i) for i in repeated[:5].tolist())
+        notes.append(
+            f"the flagged ids hold {n_repeated} repeat(s) of {len(repeated)} id(s) ({shown}"
+            f"{', ...' if len(repeated) > 5 else ''}): each sample is unlearned once; check how the file was made"
+        )
+    if gap < WHOLE_CLASS_GAP:
+        notes.append(
+            f"the {len(labels)} ids to unlearn ({cover:.0%} of the training samples labelled {label}) all carry "
+            f"label {label}, which the model predicts on them, and do not stand apart from the rest of that label "
+            f"(gap {gap:.2f}): they look like ordinary samples of class {label} rather than a manipulation — "
+            "unlearning them hurts that class (the guard then returns the original model)"
+        )
+    return {
+        "n_repeated_ids": n_repeated,
+        "flags_label": label,
+        "flags_label_share": purity,
+        "flags_class_cover": cover,
+        "flags_model_agrees": agree,
+        "flags_gap": gap,
+        "flag_notes": notes,
+    }
+
+
+def class_gap(model: nn.Module, train: Split, pipeline: Pipeline, ids: torch.Tensor, label: int) -> float:
+    """Median over the samples `ids` (all labelled `label`) of: distance to the nearest other training sample
+    labelled `label` / distance to the nearest other sample of `ids`, in the model's normalised features.
+    Inf when no other sample carries the label."""
+    view = View(model, train, pipeline)
+    feats = torch.nn.functional.normalize(view.features, dim=1)
+    inside = torch.isin(view.ids, ids)
+    rest = feats[(view.labels == label) & ~inside]
+    if len(rest) == 0:
+        return math.inf
+    own = feats[inside]
+    within = torch.cdist(own, own)
+    within.fill_diagonal_(math.inf)
+    ratio = torch.cdist(own, rest).min(1).values / within.min(1).values.clamp(min=1e-12)
+    return float(ratio.median())
+
+
 def correct(
     model: nn.Module,
     train: Split,
@@ -587,6 +674,7 @@ def correct(
     `returned_original`; see `run_candidates`). Without `held_out` this cannot be checked
     (`do_no_harm: unchecked`).
     """
+    given = torch.as_tensor(flagged, dtype=torch.long).reshape(-1).cpu()
     flagged = check_flagged(train, flagged)
     info = get_method(method)
     rule = resolve_selection(method, selection, max_class_drop)
@@ -631,4 +719,7 @@ def correct(
         }
 
     result = run_candidates(task, method, settings, grid, measure, rule, reference, do_no_harm=True)
+    notes = describe_flags(model, train, pipeline, given, acted_on, expanded=exp is not None)
+    for r in result.records:
+        r |= notes
     return with_expansion(result, exp, len(flagged))

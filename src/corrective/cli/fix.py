@@ -127,7 +127,7 @@ def load_user_model(
     device: str,
 ) -> tuple[Dataset, nn.Module, ModelSpec, Pipeline, torch.Tensor]:
     """The practitioner's data (train split as given, test split held out), model, input pipeline, flagged ids
-    (checked against the training data); the model's class count is the checkpoint's."""
+    (checked against the training data, repeats kept); the model's class count is the checkpoint's."""
     dev = resolve_device(device)
     ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
     ids = api.read_flagged(flagged)
@@ -139,7 +139,8 @@ def load_user_model(
     pipe = Pipeline.of(ds)
     if mean or std:
         pipe = replace(pipe, mean=parse_channels(mean, pipe.mean, "--mean"), std=parse_channels(std, pipe.std, "--std"))
-    return ds, net, spec, pipe, api.check_flagged(ds.train, ids)
+    api.check_flagged(ds.train, ids)  # every id must be a training sample; repeats are kept for `describe_flags`
+    return ds, net, spec, pipe, ids
 
 
 @app.command()
@@ -246,7 +247,8 @@ def fix(
     summary = {
         "method": method,
         "settings": result.record["settings"],
-        "n_flagged": len(ids),
+        "n_flagged": result.record["n_flagged"],
+        "n_repeated_ids": result.record["n_repeated_ids"],
         "expand": result.record["expand"],
         "n_expanded": result.record["n_expanded"],
         "test_acc_before": accuracy(net, ds.test, pipe),
@@ -259,6 +261,8 @@ def fix(
         "returned_original": result.record["returned_original"],
         "unlearn_seconds": result.record["unlearn_seconds"],
     }
+    for note in result.record["flag_notes"]:
+        typer.echo(f"fix: note: {note}", err=True)
     warning = harm_warning(result.records, summary["test_acc_before"])
     if warning:
         typer.echo(f"fix: warning: {warning}", err=True)

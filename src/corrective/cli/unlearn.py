@@ -114,6 +114,8 @@ def unlearn(
                 f"expanded S_f ({rec['n_flagged']} ids) by {rec['n_expanded']} with {rec['expand']} "
                 f"({rec.get('expand_chosen', rec['expand'])}) in {rec['expand_seconds']:.1f} s"
             )
+        for note in result.record.get("flag_notes", []):
+            typer.echo(f"note: {note}")
         what = "the original model" if result.record.get("is_original") else f"candidate {result.selected}"
         typer.echo(f"selected {what} by the {selection_line(result.record)} -> {out / WEIGHTS}")
 
