@@ -35,7 +35,16 @@ def test_each_stage_is_estimated_from_its_own_finished_jobs() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "?"), (0.2, "~1 s"), (7.4, "~7 s"), (44, "~40 s"), (89, "~90 s"), (600, "~10 min"), (9000, "~2.5 h")],
+    [
+        (None, "?"),
+        (0.0, "0 s"),
+        (0.2, "~1 s"),
+        (7.4, "~7 s"),
+        (44, "~40 s"),
+        (89, "~90 s"),
+        (600, "~10 min"),
+        (9000, "~2.5 h"),
+    ],
 )
 def test_durations_read_as_a_person_would_say_them(seconds: float | None, text: str) -> None:
     assert duration(seconds) == text
@@ -76,7 +85,27 @@ def test_the_log_says_how_long_is_left(
     finally:
         ex.close()
     lines = capsys.readouterr().err.splitlines()
-    shape = re.compile(rf"^bench: \d+/{len(jobs)} jobs, running \d, failed 0, left (\?|~\d+(\.\d)? (s|min|h)), \d+ s$")
+    left = r"(\?|0 s|~\d+(\.\d)? (s|min|h))"
+    shape = re.compile(rf"^bench: \d+/{len(jobs)} jobs, running \d, failed 0, left {left}, \d+ s$")
     assert lines and all(shape.match(line) for line in lines), lines
     assert lines[0].endswith("left ?, 0 s")  # the originals train first: nothing finished yet
     assert any("left ~" in line for line in lines)  # once an original finished, a figure
+
+
+def test_the_bar_shows_the_estimate_not_tqdms(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    jobs = plan(load_spec("smoke"), "cpu")
+    ex = Sleeper()
+    try:
+        _schedule(
+            jobs,
+            ResultStore(tmp_path / "r.jsonl"),
+            ex,
+            str(tmp_path),
+            BenchOutcome(tmp_path, jobs, 0, 0),
+            True,
+            len(jobs),
+        )
+    finally:
+        ex.close()
+    bar = capsys.readouterr().err.split("\r")[-1]
+    assert re.search(rf"{len(jobs)}/{len(jobs)} \[\d\d:\d\d, failed=0, left=0 s, running=0\]$", bar.strip()), bar

@@ -48,9 +48,11 @@ class Estimate:
 
 
 def duration(seconds: float | None) -> str:
-    """'~40 s', '~12 min', '~1.5 h'; '?' when unknown."""
+    """'~40 s', '~12 min', '~1.5 h'; '0 s' when nothing is left; '?' when unknown."""
     if seconds is None:
         return "?"
+    if seconds == 0:
+        return "0 s"
     if seconds < 10:
         return f"~{max(1, round(seconds))} s"
     if seconds < 90:

@@ -26,6 +26,7 @@ from corrective.names import RESULTS, SPEC, STAGES, SUMMARY
 from corrective.progress import Progress
 
 LOCK = ".lock"
+BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
 
 
 @dataclass
@@ -107,7 +108,8 @@ def _schedule(
     started: dict[Future[dict[str, Any]], float] = {}
     failed: set[str] = set()
     estimate = Estimate(ex.slots)
-    bar = Progress(total, "bench", progress, unit="job", initial=outcome.skipped, dynamic_ncols=True)
+    # the bar shows our estimate (postfix `left`), not tqdm's, which assumes every job takes as long as the average
+    bar = Progress(total, "bench", progress, unit="job", initial=outcome.skipped, dynamic_ncols=True, bar_format=BAR)
 
     def status() -> None:
         now = time.monotonic()
