@@ -199,7 +199,7 @@ def alpha_star_table(groups: list[Group]) -> Table:
 
 def detail_table(g: Group) -> Table:
     """Method × alpha: acc_corr (target_acc beside it for poisoning), acc_retain, healed, n seeds, warnings."""
-    poison = g.key.manipulation == "poison"
+    poison = g.backdoor
     metrics = ["acc_corr"] + (["target_acc"] if poison else []) + ["acc_retain", "healed"]
     metrics += ["attack_success"] if poison else []
     header = ["method", "alpha"] + metrics + ["n seeds"] + (["warning"] if poison else [])
@@ -336,7 +336,7 @@ def defence_section(by_block: dict[BlockKey, list[Group]]) -> Section:
     sec = Section("Backdoor defence view (C-Acc, ASR, R-Acc, DER)", "defence")
     for key, gs in by_block.items():
         label = block_label(*key)
-        poison = [g for g in gs if g.key.manipulation == "poison"]
+        poison = [g for g in gs if g.backdoor]
         if not poison:
             sec.items.append(f"{label}: no poisoning setting, so no defence view.")
             continue
@@ -392,7 +392,7 @@ def target_warning(g: Group) -> list[str]:
 
 def group_section(g: Group, colour: dict[str, plots.Colour] | None) -> Section:
     sec = Section(g.key.label(), anchor(g.key.label()), level=3)
-    if g.key.manipulation == "poison" and g.reference(ORIGINAL, "target_acc") is None:
+    if g.backdoor and g.reference(ORIGINAL, "target_acc") is None:
         sec.warnings.append("No record of the original model (method none): target_acc drops cannot be checked.")
     sec.warnings += target_warning(g)
     if colour is not None:
@@ -401,7 +401,7 @@ def group_section(g: Group, colour: dict[str, plots.Colour] | None) -> Section:
             "it knows all of S_m); dotted: the original model; bands: ± std. Dash-dotted curves are bounds, "
             "not methods. A missing alpha breaks its line."
         )
-        if g.key.manipulation == "poison":
+        if g.backdoor:
             caption += (
                 f" Red line on target_acc: the original's value minus {100 * TARGET_DROP:g} points; red "
                 "circles: points below it."
@@ -546,7 +546,7 @@ def metric_section(title: str, metric: str, figures: Figures | None, by_block: d
         if figures is None:
             continue
         caption = f"{metric} against alpha, {label}. {BAND_CAPTION} {seeds_note(gs, [m for g in gs for m in g.curves])}"
-        if any(g.key.manipulation == "poison" for g in gs):
+        if any(g.backdoor for g in gs):
             caption += (
                 f" Red circles: points whose target_acc is more than {100 * TARGET_DROP:g} points below the "
                 "original's (the target class erased, not the backdoor unlearned)."
@@ -687,7 +687,7 @@ def sensitivity_section(figures: Figures | None, by_block: dict[BlockKey, list[G
 
 def relearn_table(g: Group) -> Table:
     """Before and after the relearn probe per method at the figure's alphas (target_acc beside for poisoning)."""
-    poison = g.key.manipulation == "poison"
+    poison = g.backdoor
     metrics = ["acc_corr", "healed"] + (["attack_success", "target_acc"] if poison else [])
     header = (
         ["method", "alpha"] + [f"{m} {w}" for m in metrics for w in ("before", "after")] + ["Δ acc_corr", "n seeds"]

@@ -211,9 +211,7 @@ def by_alpha(groups: list[Group], metric: str, colour: dict[str, Colour]) -> Fig
 
 def group_figure(group: Group, colour: dict[str, Colour]) -> Figure:
     """One setting in detail: acc_corr, target_acc (poisoning) and acc_retain against alpha, error bars."""
-    names = (
-        ["acc_corr", "target_acc", "acc_retain"] if group.key.manipulation == "poison" else ["acc_corr", "acc_retain"]
-    )
+    names = ["acc_corr", "target_acc", "acc_retain"] if group.backdoor else ["acc_corr", "acc_retain"]
     fig = new_figure(4.3 * len(names), 4.3)
     axes = fig.subplots(1, len(names), sharey=True)
     for ax, metric in zip(axes, names, strict=True):
@@ -439,9 +437,7 @@ RELEARN_OFFSETS = (-0.25, 0.0, 0.25)  # x offsets of the alphas beside each meth
 
 def relearn_panels(groups: list[Group]) -> list[tuple[Group, str]]:
     """(setting, metric) per panel of the relearn figure: acc_corr, and target_acc beside it for poisoning."""
-    return [
-        (g, m) for g in groups for m in ("acc_corr", "target_acc") if m == "acc_corr" or g.key.manipulation == "poison"
-    ]
+    return [(g, m) for g in groups for m in ("acc_corr", "target_acc") if m == "acc_corr" or g.backdoor]
 
 
 def relearn_figure(groups: list[Group], colour: dict[str, Colour]) -> Figure:
