@@ -312,3 +312,23 @@ def test_settings_and_false_flags_in_records_summary_and_report(tmp_path):
         assert {r.method for r in g.rows} == {"none", "oracle", "finetune"}
         assert all(r.false_flags == g.key.false_flags for r in g.rows if r.method == "finetune")
 
+
+def test_every_registered_manipulation_is_an_axis_with_its_settings():
+    """The spec reads each manipulation's settings and rules from the registry: no list of names of its own."""
+    from corrective.manipulations import get_manipulation, ordered
+
+    kinds = [n for n, info in ordered().items() if info.takes_size]
+    assert {"blended", "wanet"} <= set(kinds)
+    spec = smoke(manipulations={k: [0.05] for k in kinds})
+    assert [m.kind for m in spec.manipulations] == kinds
+    blended = smoke(manipulations={"blended": {"sizes": [0.05], "blend": [0.1, 0.2], "target": 3}}).manipulations[0]
+    assert blended.variants() == [{"blend": 0.1, "target": 3}, {"blend": 0.2, "target": 3}]
+    with pytest.raises(UserError) as e:
+        smoke(manipulations={"blended": {"sizes": [0.05], "blend": [0.1, 1.0]}})
+    assert str(e.value).startswith("bench spec: manipulations.blended.blend[1]: must be in (0, 1), got 1.0")
+    with pytest.raises(UserError) as e:
+        smoke(manipulations={"wanet": {"sizes": [0.05], "corner": "top-left"}})
+    known = ", ".join(("sizes", *get_manipulation("wanet").setting_names()))
+    assert str(e.value) == f"bench spec: manipulations.wanet.corner: unknown setting of wanet; known: {known}"
+    with pytest.raises(UserError, match="unknown manipulation 'none'"):
+        smoke(manipulations={"none": [0.05]})
