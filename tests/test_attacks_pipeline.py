@@ -12,7 +12,8 @@ from corrective.bench.store import read_records
 from corrective.manipulations import BACKDOORS
 from corrective.names import RESULTS
 from corrective.report import write_report
-from corrective.report.aggregate import build_groups
+from corrective.report.defence import has_defence
+from corrective.report.groups import build_groups
 from corrective.report.records import read_results
 
 
@@ -46,9 +47,7 @@ def test_every_backdoor_runs_the_whole_pipeline(tmp_path: Path) -> None:
         if r["stage"] == "unlearn":
             assert not math.isnan(r["der"]) and r["selection"] == "guarded"
     groups, _ = build_groups(read_results(tmp_path))
-    assert {g.key.manipulation for g in groups} == set(BACKDOORS) and all(
-        g.backdoor and g.has_defence() for g in groups
-    )
+    assert {g.key.manipulation for g in groups} == set(BACKDOORS) and all(g.backdoor and has_defence(g) for g in groups)
     write_report(tmp_path, tmp_path / "report", fmt="md")
     text = (tmp_path / "report" / "report.md").read_text()
     assert "no poisoning setting" not in text

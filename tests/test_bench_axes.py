@@ -15,7 +15,7 @@ from corrective.errors import UserError
 from corrective.manipulations import record_settings
 from corrective.names import RESULTS
 from corrective.report import read_results
-from corrective.report.aggregate import build_groups
+from corrective.report.groups import build_groups
 
 
 def smoke(**raw):
