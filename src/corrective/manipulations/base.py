@@ -256,9 +256,16 @@ def manipulate(dataset: Dataset, kind: str, *, seed: int, size: float | None = N
     """Draw a manipulation of `dataset.train` by name with checked settings (per-dataset defaults filled in)."""
     info = get_manipulation(kind)
     given = {**(info.defaults(dataset) if info.defaults else {}), **settings}
-    checked = build_settings(info.settings, given, f"manipulation {kind!r}")
-    size = DEFAULT_SIZE if size is None else size
-    return info.draw(dataset.train, dataset.num_classes, size, seed, checked)
+    return draw_on(dataset.train, dataset.num_classes, kind, seed=seed, size=size, **given)
+
+
+def draw_on(
+    train: Split, num_classes: int, kind: str, *, seed: int, size: float | None = None, **settings: Any
+) -> Manipulation:
+    """Draw a manipulation of a bare training split by name with checked settings (no per-dataset defaults)."""
+    info = get_manipulation(kind)
+    checked = build_settings(info.settings, settings, f"manipulation {kind!r}")
+    return info.draw(train, num_classes, DEFAULT_SIZE if size is None else size, seed, checked)
 
 
 def settings_of(size: float, settings: Any) -> dict[str, Any]:
