@@ -34,11 +34,8 @@ def split(n: int, classes: int) -> Split:
 
 
 def draw(kind: str, train: Split, size: float, seed: int) -> manipulations.Manipulation:
-    if kind == "poison":
-        return manipulations.poison(train, 4, size=size, seed=seed, trigger_size=2)
-    if kind == "interclass":
-        return manipulations.interclass(train, 4, size=size, seed=seed, classes=(1, 2))
-    return manipulations.random_swap(train, 4, size=size, seed=seed)
+    given: dict[str, Any] = {"poison": {"trigger_size": 2}, "interclass": {"classes": (1, 2)}}.get(kind, {})
+    return manipulations.draw_on(train, 4, kind, size=size, seed=seed, **given)
 
 
 @FAST
