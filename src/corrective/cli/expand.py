@@ -19,10 +19,11 @@ from corrective.cli.common import (
     print_metrics,
     setting_lines,
 )
-from corrective.cli.fix import DatasetOpt, MeanOpt, ModelOpt, RootOpt, StdOpt, WidthOpt, load_user_model
+from corrective.cli.fix import DatasetOpt, MeanOpt, ModelOpt, RootOpt, StdOpt, WidthOpt
 from corrective.errors import UserError
 from corrective.expand import STRATEGIES, Expansion, expand, make_strategy_settings
 from corrective.metrics import expansion_quality
+from corrective.practitioner import load_user_model
 from corrective.runs import write_json
 
 

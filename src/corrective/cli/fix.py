@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
-from torch import nn
 
 from corrective import api
 from corrective.cli.app import app
@@ -27,15 +23,13 @@ from corrective.cli.common import (
     parse_sets,
     print_metrics,
 )
-from corrective.data import DATASETS, Dataset, load_dataset
-from corrective.data.batches import Pipeline
-from corrective.errors import UserError
+from corrective.data import DATASETS
 from corrective.methods import METHODS, candidate_overrides, make_settings
 from corrective.metrics import accuracy
-from corrective.models import MODELS, ModelSpec, resolve_device
-from corrective.models.registry import data_settings
-from corrective.runs import check_out_dir, checkpoint_shapes, load_weights, save_model, write_dir, write_json
-from corrective.training import PRESETS, TrainConfig, get_preset
+from corrective.models import MODELS
+from corrective.practitioner import DEFAULT_EPOCHS, load_user_model, recipe
+from corrective.runs import check_out_dir, save_model, write_dir, write_json
+from corrective.training import PRESETS
 
 # Options of the practitioner's path, shared by `fix` and `expand`
 WeightsOpt = Annotated[Path, typer.Option(help="Your trained model's weights (.safetensors).")]
@@ -46,98 +40,6 @@ ModelOpt = Annotated[str, typer.Option(help=f"Architecture of your model: {names
 WidthOpt = Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")]
 MeanOpt = Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")]
 StdOpt = Annotated[str | None, typer.Option(help="Per-channel std your model expects.")]
-
-
-def parse_channels(text: str | None, default: tuple[float, ...], flag: str) -> tuple[float, ...]:
-    """A comma list of one float per channel, or the default."""
-    if text is None:
-        return default
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise UserError(f"{flag} {text!r} must be comma-separated numbers, one per channel") from None
-    if len(values) != len(default):
-        raise UserError(f"{flag} has {len(values)} values but the images have {len(default)} channels")
-    if not all(math.isfinite(v) for v in values) or (flag == "--std" and not all(v > 0 for v in values)):
-        rule = "finite numbers > 0" if flag == "--std" else "finite numbers"
-        raise UserError(f"{flag} must be {rule}, one per channel, got {text}")
-    return values
-
-
-DEFAULT_EPOCHS = 40.0  # the paper's recipe: 4000 steps of 512 over CIFAR-10's 50,000 training images, ~41 epochs
-
-
-def recipe(
-    n: int,
-    preset: str | None,
-    epochs: float | None,
-    steps: int | None,
-    batch_size: int | None,
-    lr: float | None,
-    seed: int,
-) -> TrainConfig:
-    """The recipe the model was trained with: a preset's optimiser, the budget in epochs of `n` samples (or steps)."""
-    for flag, value in (("--epochs", epochs), ("--steps", steps), ("--batch-size", batch_size), ("--lr", lr)):
-        if value is not None and not (value > 0 and math.isfinite(value)):
-            raise UserError(f"{flag} must be a finite number > 0, got {value}")
-    if epochs is not None and steps is not None:
-        raise UserError("give --epochs or --steps, not both")
-    base = get_preset(preset or "paper")
-    batch = batch_size or base.batch_size
-    if steps is None and epochs is None and preset is not None:
-        steps = base.steps  # a named preset keeps its budget
-    elif steps is None:
-        steps = max(1, round((epochs or DEFAULT_EPOCHS) * n / batch))
-    try:
-        return replace(base, steps=steps, batch_size=batch, lr=lr or base.lr, seed=seed)
-    except ValueError as e:
-        raise UserError(f"training recipe: {e}") from None
-
-
-def model_classes(spec: ModelSpec, weights: Path) -> int:
-    """How many classes the checkpoint's model has (its head's rows), else the data's count."""
-    head, tensor = list(spec.build().state_dict().items())[-1]
-    shape = checkpoint_shapes(weights).get(head)
-    return shape[0] if shape and tensor.shape[0] == spec.num_classes else spec.num_classes
-
-
-def check_labels(ds: Dataset, classes: int, where: str) -> None:
-    """Every label of the data must be one of the model's classes 0..classes-1."""
-    for split in ("train", "test"):
-        y = getattr(ds, split).y
-        if len(y) and int(y.max()) >= classes:
-            raise UserError(
-                f"{where}: label {int(y.max())} in the {split} split is outside the model's {classes} "
-                f"classes (0..{classes - 1}); relabel the data or check --model and --weights"
-            )
-
-
-def load_user_model(
-    weights: Path,
-    flagged: Path,
-    dataset: str,
-    root: Path | None,
-    model: str,
-    width: float | None,
-    mean: str | None,
-    std: str | None,
-    seed: int,
-    device: str,
-) -> tuple[Dataset, nn.Module, ModelSpec, Pipeline, torch.Tensor]:
-    """The practitioner's data (train split as given, test split held out), model, input pipeline, flagged ids
-    (checked against the training data); the model's class count is the checkpoint's."""
-    dev = resolve_device(device)
-    ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
-    ids = api.read_flagged(flagged)
-    kwargs = {**({"width": width} if width is not None else {}), **data_settings(model, ds.image_size)}
-    classes = model_classes(ModelSpec(model, ds.num_classes, ds.in_channels, kwargs), weights)
-    check_labels(ds, classes, f"{dataset} data in {root}")
-    spec = ModelSpec(model, classes, ds.in_channels, kwargs)
-    net = load_weights(spec.build(), weights).to(dev).eval()
-    pipe = Pipeline.of(ds)
-    if mean or std:
-        pipe = replace(pipe, mean=parse_channels(mean, pipe.mean, "--mean"), std=parse_channels(std, pipe.std, "--std"))
-    return ds, net, spec, pipe, api.check_flagged(ds.train, ids)
 
 
 @app.command()
