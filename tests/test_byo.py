@@ -198,8 +198,11 @@ def test_bad_input_is_one_line(data: dict[str, Any], change: str, needle: str) -
 
 
 def test_fix_equals_the_existing_path_on_a_registered_model(tmp_path: Path) -> None:
-    """corrective.fix on a registered model with its data as arrays gives the record `corrective fix` gets."""
-    from corrective.practitioner import load_user_model, recipe
+    """corrective.fix on a registered model with its data as arrays gives the record api.correct gives on the
+    data as the npz loader reads it, the registered model's spec and pipeline (the path `corrective fix` took)."""
+    from corrective.models import ModelSpec
+    from corrective.practitioner import recipe
+    from corrective.runs import load_weights, save_model
 
     root = tmp_path / "user"
     root.mkdir()
@@ -209,14 +212,12 @@ def test_fix_equals_the_existing_path_on_a_registered_model(tmp_path: Path) -> N
     run = api.train_run(
         "npz", root=root, manipulation="random_swap", model="cnn_small", preset="digits", steps=60, val_fraction=0.0
     )
-    from corrective.runs import save_model
-
     save_model(run.model, root / "model.safetensors")
     flagged = run.manipulation.ids[:10]
-    (root / "flagged.txt").write_text("\n".join(map(str, flagged.tolist())))
-    ds, net, spec, pipe, ids = load_user_model(
-        root / "model.safetensors", root / "flagged.txt", "npz", root, "cnn_small", None, None, None, 0, "cpu"
-    )
+    ds = load_dataset("npz", root, val_fraction=0.0)
+    spec = ModelSpec("cnn_small", 10, 1, {})
+    net = load_weights(spec.build(), root / "model.safetensors").eval()
+    pipe, ids = Pipeline.of(ds), flagged
     cfg = recipe(len(ds.train), "digits", None, 40, None, None, 0)
     old = api.correct(
         net, ds.train, ids, method="scrub", pipeline=pipe, config=cfg, spec=spec, held_out=ds.test, seed=0

@@ -13,6 +13,7 @@ The recipe the model was trained with (`Recipe`: epochs, batch size, lr) sets ev
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,18 +24,18 @@ import torch
 from torch import nn
 
 from corrective import api
-from corrective.data import Dataset, Split, load_dataset
-from corrective.data.adapters import to_split
+from corrective.data import Split, load_dataset
+from corrective.data.adapters import load_hf, to_split
 from corrective.data.base import channel_stats
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.methods import check_needs, get_method
 from corrective.metrics import accuracy
-from corrective.models import ModelSpec, device_of, resolve_device
-from corrective.models.adapters import ResetSpec, source_of
+from corrective.models import MODELS, ModelSpec, device_of, resolve_device
+from corrective.models.adapters import ResetSpec, apply_changes, build_named, changes_of, load_state, source_of
 from corrective.models.embedding import Featured
 from corrective.models.registry import data_settings
-from corrective.runs import checkpoint_shapes, load_weights
+from corrective.runs import save_model, state_mismatch, write_dir, write_json
 from corrective.training import TrainConfig, get_preset
 
 DEFAULT_EPOCHS = 40.0  # the paper's recipe: 4000 steps of 512 over CIFAR-10's 50,000 training images, ~41 epochs
@@ -103,13 +104,6 @@ def check_channels(values: tuple[float, ...], default: tuple[float, ...], flag: 
     return values
 
 
-def model_classes(spec: ModelSpec, weights: Path) -> int:
-    """How many classes the checkpoint's model has (its head's rows), else the data's count."""
-    head, tensor = list(spec.build().state_dict().items())[-1]
-    shape = checkpoint_shapes(weights).get(head)
-    return shape[0] if shape and tensor.shape[0] == spec.num_classes else spec.num_classes
-
-
 def check_labels(splits: dict[str, Split], classes: int, where: str) -> None:
     """Every label of the data must be one of the model's classes 0..classes-1."""
     for name, split in splits.items():
@@ -121,9 +115,83 @@ def check_labels(splits: dict[str, Split], classes: int, where: str) -> None:
             )
 
 
+@dataclass(frozen=True)
+class UserData:
+    """The practitioner's files loaded: training data as given, trusted held-out data, how images become
+    inputs, the model with its weights, how to rebuild it, the flagged ids."""
+
+    train: Split
+    test: Split | None
+    pipeline: Pipeline
+    model: nn.Module
+    spec: ModelSpec
+    ids: torch.Tensor
+    changes: dict[str, Any] = field(default_factory=dict)  # what a method changed of the model's build
+
+
+def load_user_data(
+    dataset: str, root: Path | None, seed: int, image_key: str = "image", label_key: str = "label"
+) -> tuple[Split, Split | None, Pipeline]:
+    """A registered loader's train and test splits (ids: positions in the training file), or `hf`: a Hugging
+    Face dataset saved with save_to_disk (its `train` and `test` splits, or one dataset to train on)."""
+    if dataset != "hf":
+        ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed)
+        return ds.train, ds.test, Pipeline.of(ds)
+    if root is None:
+        raise UserError("--dataset hf reads a dataset saved with save_to_disk: give its folder with --root")
+    saved = load_hf(root)
+    keys = list(saved.keys()) if hasattr(saved, "keys") and not hasattr(saved, "column_names") else None
+    if keys is not None and "train" not in keys:
+        raise UserError(f"hf: {root} holds splits {', '.join(keys)} but no 'train'; save the training data as 'train'")
+    train_part = saved["train"] if keys is not None else saved
+    test_part = saved["test"] if keys is not None and "test" in keys else None
+    train = to_split(train_part, f"hf {root} train", image_key=image_key, label_key=label_key)
+    test = (
+        None if test_part is None else to_split(test_part, f"hf {root} test", image_key=image_key, label_key=label_key)
+    )
+    return train, test, data_pipeline(train)
+
+
+def classes_of(state: dict[str, torch.Tensor], model: nn.Module, default: int) -> int:
+    """How many classes a checkpoint's head has (the rows of the model's last tensor in it), else `default`."""
+    head, tensor = list(model.state_dict().items())[-1]
+    given = state.get(head)
+    return (
+        int(given.shape[0])
+        if given is not None and given.ndim == tensor.ndim and tensor.shape[0] == default
+        else default
+    )
+
+
+def load_into(model: nn.Module, state: dict[str, torch.Tensor], weights: Path) -> nn.Module:
+    """The weights into the model; the first mismatching tensor named where they do not fit."""
+    mismatch = state_mismatch(model.state_dict(), state)
+    if mismatch:
+        raise UserError(
+            f"checkpoint {weights} does not fit the model: {mismatch}; check --model, its settings and --num-classes"
+        )
+    model.load_state_dict(state)
+    return model
+
+
+def read_rebuild(weights: Path) -> dict[str, Any] | None:
+    """The rebuild record of a model `corrective fix` wrote (`fix.json` beside its weights), else None."""
+    folder = weights if weights.is_dir() else weights.parent
+    path = folder / "fix.json"
+    if not path.is_file():
+        return None
+    try:
+        rebuild = json.loads(path.read_text())["rebuild"]
+        if not isinstance(rebuild, dict):
+            raise TypeError(rebuild)
+        return rebuild
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise UserError(f"{path} holds no rebuild record; re-create it with this version of `corrective fix`") from None
+
+
 def load_user_model(
     weights: Path,
-    flagged: Path,
+    flagged: Path | None,
     dataset: str,
     root: Path | None,
     model: str,
@@ -132,21 +200,56 @@ def load_user_model(
     std: str | None,
     seed: int,
     device: str,
-) -> tuple[Dataset, nn.Module, ModelSpec, Pipeline, torch.Tensor]:
-    """The practitioner's data (train split as given, test split held out), model, input pipeline, flagged ids
-    (checked against the training data); the model's class count is the checkpoint's."""
+    *,
+    num_classes: int | None = None,
+    image_key: str = "image",
+    label_key: str = "label",
+) -> UserData:
+    """The practitioner's files: data (train as given, test held out), model with weights, flagged ids
+    (checked against the training data).
+
+    `model` is a registered name, `torchvision:NAME`, `timm:NAME` or `package.module:function`; the class
+    count is `num_classes`, else the checkpoint's head rows, else the data's. `weights` written by
+    `corrective fix` (its folder, or the model.safetensors in it) are rebuilt as its `fix.json` records,
+    whatever `model` says.
+    """
     dev = resolve_device(device)
-    ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
-    ids = api.read_flagged(flagged)
-    kwargs = {**({"width": width} if width is not None else {}), **data_settings(model, ds.image_size)}
-    classes = model_classes(ModelSpec(model, ds.num_classes, ds.in_channels, kwargs), weights)
-    check_labels({"train": ds.train, "test": ds.test}, classes, f"{dataset} data in {root}")
-    spec = ModelSpec(model, classes, ds.in_channels, kwargs)
-    net = load_weights(spec.build(), weights).to(dev).eval()
-    pipe = Pipeline.of(ds)
+    train, test, pipe = load_user_data(dataset, root, seed, image_key, label_key)
+    ids = None if flagged is None else api.read_flagged(flagged)
+    rebuild = read_rebuild(weights)
+    changes: dict[str, Any] = {}
+    if rebuild is not None:
+        model, width = str(rebuild["source"]), None
+        num_classes, changes = int(rebuild["num_classes"]), dict(rebuild.get("changes", {}))
+        pipe = replace(pipe, mean=tuple(rebuild["mean"]), std=tuple(rebuild["std"]))
+        weights = weights / "model.safetensors" if weights.is_dir() else weights
+    state = load_state(weights)
+    channels = int(train.x.shape[1])
+    data_classes = max(int(train.y.max()), int(test.y.max()) if test is not None and len(test) else 0) + 1
+    if model in MODELS:
+        kwargs = {**({"width": width} if width is not None else {}), **data_settings(model, int(train.x.shape[-1]))}
+        if rebuild is not None:
+            kwargs = dict(rebuild.get("kwargs", {}))
+        probe = ModelSpec(model, num_classes or data_classes, channels, kwargs)
+        classes = num_classes or classes_of(state, probe.build(), data_classes)
+        spec: ModelSpec = ModelSpec(model, classes, channels, kwargs)
+        net = spec.build()
+    else:
+        if width is not None:
+            raise UserError(f"--width applies to the registered models only, not to {model}")
+        classes = num_classes or data_classes
+        net = build_named(model, classes, channels)
+        name = model
+        spec = ResetSpec(name, classes, channels, {}, factory=lambda: build_named(name, classes, channels))
+    net = load_into(apply_changes(net, changes), state, weights).to(dev).eval()
+    if isinstance(spec, ResetSpec):
+        spec = replace(spec, template=net)
+    check_labels({"train": train, **({"test": test} if test is not None else {})}, classes, f"{dataset} data in {root}")
     if mean or std:
         pipe = replace(pipe, mean=parse_channels(mean, pipe.mean, "--mean"), std=parse_channels(std, pipe.std, "--std"))
-    return ds, net, spec, pipe, api.check_flagged(ds.train, ids)
+    train, test = train.to(dev), None if test is None else test.to(dev)
+    checked = torch.zeros(0, dtype=torch.long) if ids is None else api.check_flagged(train, ids)
+    return UserData(train, test, pipe, net, spec, checked, changes)
 
 
 def data_pipeline(
@@ -200,6 +303,20 @@ class FixResult:
     model: nn.Module
     record: dict[str, Any]  # the selected candidate's record, held-out accuracy before and after
     records: list[dict[str, Any]] = field(default_factory=list)  # every candidate's record
+    rebuild: dict[str, Any] = field(default_factory=dict)  # how to rebuild the model from its weights (`save`)
+
+    def save(self, out: str | Path, overwrite: bool = False, **extra: Any) -> Path:
+        """`out/model.safetensors` and `out/fix.json` (the record, every candidate, how to rebuild the model,
+        and `extra`); `corrective evaluate out` and `corrective fix --weights out` load it back."""
+
+        def fill(tmp: Path) -> None:
+            save_model(self.model, tmp / "model.safetensors")
+            write_json(
+                tmp / "fix.json",
+                {**extra, "record": self.record, "candidates": self.records, "rebuild": self.rebuild},
+            )
+
+        return write_dir(Path(out), overwrite, fill)
 
 
 def spec_for(
@@ -230,6 +347,8 @@ def fix(
     std: tuple[float, ...] | None = None,
     pipeline: Pipeline | None = None,
     source: str | None = None,
+    spec: ModelSpec | None = None,
+    changes: dict[str, Any] | None = None,
     progress: bool | None = False,
 ) -> FixResult:
     """Correct `model` given the training samples `flagged` (positions in `train`) found manipulated.
@@ -241,8 +360,10 @@ def fix(
     Hugging Face dataset (`image_key`, `label_key` columns), a pair (images, labels) or a Split. uint8
     images are normalised by `mean`/`std` (default: the training data's), float images are taken as the
     model's inputs. `recipe` is how the model was trained (method budgets are shares of it). A method that
-    needs a fresh model gets a reset copy of `model`, or `factory()` where given. The other arguments are
-    `api.correct`'s.
+    needs a fresh model gets a reset copy of `model`, or `factory()` where given (or `spec.build()`: a
+    registered model's spec, with `changes` already applied to `model` as `models.adapters.changes_of`
+    names them). `source` names how to rebuild the model (`torchvision:NAME`, `module:function`; default:
+    its class); `result.save(folder)` writes it with that record. The other arguments are `api.correct`'s.
     """
     info = get_method(method)
     api.resolve_selection(method, selection, max_class_drop)
@@ -271,7 +392,8 @@ def fix(
     build = factory
     if feature_layer is not None and factory is not None:
         build = lambda: Featured(factory(), feature_layer)  # noqa: E731
-    spec = spec_for(net, classes, int(tr.x.shape[1]), build, source or source_of(model))
+    if spec is None or feature_layer is not None:
+        spec = spec_for(net, classes, int(tr.x.shape[1]), build, source or source_of(model))
     check_needs(method, net, spec)
     cfg = (recipe or Recipe()).config(len(tr), seed)
     before = accuracy(model, ho, pipe) if ho is not None else float("nan")
@@ -294,6 +416,15 @@ def fix(
     )
     corrected = result.model.model if isinstance(result.model, Featured) else result.model
     after = accuracy(corrected, ho, pipe) if ho is not None else float("nan")
+    rebuild = {
+        "source": spec.name,
+        "num_classes": classes,
+        "in_channels": int(tr.x.shape[1]),
+        "kwargs": {} if isinstance(spec, ResetSpec) else spec.kwargs,
+        "changes": {**(changes or {}), **changes_of(model, corrected)},
+        "mean": list(pipe.mean),
+        "std": list(pipe.std),
+    }
     record = {
         **result.record,
         "model": spec.name,
@@ -303,4 +434,41 @@ def fix(
         "held_out_acc_before": before,
         "held_out_acc_after": after,
     }
-    return FixResult(corrected, record, result.records)
+    return FixResult(corrected, record, result.records, rebuild)
+
+
+def evaluate_fixed(folder: str | Path, device: str = "auto") -> dict[str, Any]:
+    """Re-evaluate a model `corrective fix` wrote, from its folder alone: rebuilt as fix.json records, on the
+    held-out data it names; the figures `fix` printed for it."""
+    folder = Path(folder)
+    path = folder / "fix.json"
+    if not path.is_file():
+        raise UserError(f"{folder} is not a folder written by `corrective fix` (no fix.json)")
+    try:
+        saved = json.loads(path.read_text())
+        data = saved["data"]
+        dataset, root = str(data["dataset"]), data["root"]
+        image_key, label_key = str(data["image_key"]), str(data["label_key"])
+    except (KeyError, TypeError, json.JSONDecodeError):
+        raise UserError(
+            f"{path} lacks the data it was fixed on; re-create it with this version of `corrective fix`"
+        ) from None
+    loaded = load_user_model(
+        folder,
+        None,
+        dataset,
+        None if root is None else Path(root),
+        "",
+        None,
+        None,
+        None,
+        int(saved.get("record", {}).get("recipe", {}).get("seed", 0)),
+        device,
+        image_key=image_key,
+        label_key=label_key,
+    )
+    test = loaded.test
+    return {
+        "test_acc_after": accuracy(loaded.model, test, loaded.pipeline) if test is not None else float("nan"),
+        "n_test": 0 if test is None else len(test),
+    }

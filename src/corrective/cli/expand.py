@@ -42,7 +42,7 @@ def expand_cmd(
     ] = 1.0,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Strategy setting key=value (repeatable).")] = None,
     weights: Annotated[
-        Path | None, typer.Option(help="Without RUN: your trained model's weights (.safetensors).")
+        Path | None, typer.Option(help="Without RUN: your trained model's weights (.safetensors or .pt/.pth).")
     ] = None,
     flagged: Annotated[Path | None, typer.Option(help="Without RUN: file of flagged training sample ids.")] = None,
     dataset: DatasetOpt = "npz",
@@ -84,9 +84,11 @@ def expand_cmd(
     else:
         if weights is None or flagged is None:
             raise UserError("give a RUN folder, or --weights and --flagged (with --dataset/--root/--model)")
-        ds, net, _, pipe, ids = load_user_model(weights, flagged, dataset, root, model, width, mean, std, seed, device)
-        forget_ids = api.check_flagged(ds.train, ids)
-        result = expand(net, ds.train, forget_ids, pipe, strategy, settings, seed=seed, progress=progress)
+        data = load_user_model(weights, flagged, dataset, root, model, width, mean, std, seed, device)
+        forget_ids = data.ids
+        result = expand(
+            data.model, data.train, forget_ids, data.pipeline, strategy, settings, seed=seed, progress=progress
+        )
     write_table(out, result, forget_ids)
     write_json(
         out.with_name(out.name + ".json"),

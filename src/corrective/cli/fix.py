@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from corrective import api
+from corrective import api, practitioner
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
@@ -25,18 +25,41 @@ from corrective.cli.common import (
 )
 from corrective.data import DATASETS
 from corrective.methods import METHODS, candidate_overrides, make_settings
-from corrective.metrics import accuracy
 from corrective.models import MODELS
-from corrective.practitioner import DEFAULT_EPOCHS, load_user_model, recipe
-from corrective.runs import check_out_dir, save_model, write_dir, write_json
+from corrective.practitioner import DEFAULT_EPOCHS, Recipe, load_user_model
+from corrective.runs import check_out_dir
 from corrective.training import PRESETS
 
 # Options of the practitioner's path, shared by `fix` and `expand`
-WeightsOpt = Annotated[Path, typer.Option(help="Your trained model's weights (.safetensors).")]
+WeightsOpt = Annotated[
+    Path,
+    typer.Option(
+        help="Your trained model's weights: .safetensors or a torch state dict .pt/.pth (torch.save("
+        "model.state_dict())); or a folder written by `corrective fix` (rebuilt as its fix.json says)."
+    ),
+]
 FlaggedOpt = Annotated[Path, typer.Option(help="File of flagged training sample ids (lines, JSON list or .npy).")]
-DatasetOpt = Annotated[str, typer.Option(help=f"Loader of your data: {names(DATASETS)}.")]
+DatasetOpt = Annotated[
+    str,
+    typer.Option(
+        help=f"Loader of your data: {names(DATASETS)}, or hf (a Hugging Face dataset saved with save_to_disk "
+        "in --root: its train and test splits; needs the hf extra)."
+    ),
+]
 RootOpt = Annotated[Path | None, typer.Option(help="Folder with your data files.")]
-ModelOpt = Annotated[str, typer.Option(help=f"Architecture of your model: {names(MODELS)}.")]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        help=f"Architecture of your model: {names(MODELS)}, torchvision:NAME, timm:NAME (the torchvision/timm "
+        "extras) or package.module:function (an importable factory; gets num_classes/in_channels if it takes them)."
+    ),
+]
+NumClassesOpt = Annotated[
+    int | None,
+    typer.Option(help="Classes of your model (default: its checkpoint's head rows, else the data's).", min=1),
+]
+ImageKeyOpt = Annotated[str, typer.Option(help="--dataset hf: the column of the images.")]
+LabelKeyOpt = Annotated[str, typer.Option(help="--dataset hf: the column of the labels.")]
 WidthOpt = Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")]
 MeanOpt = Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")]
 StdOpt = Annotated[str | None, typer.Option(help="Per-channel std your model expects.")]
@@ -84,6 +107,9 @@ def fix(
     steps: Annotated[int | None, typer.Option(help="Optimiser steps it was trained for (instead of --epochs).")] = None,
     mean: MeanOpt = None,
     std: StdOpt = None,
+    num_classes: NumClassesOpt = None,
+    image_key: ImageKeyOpt = "image",
+    label_key: LabelKeyOpt = "label",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -103,60 +129,66 @@ def fix(
     settings = parse_sets(set_)
     # an unknown setting fails here, before any work
     candidates = len([make_settings(method, o) for o in candidate_overrides(method, grid, settings)])
-    ds, net, spec, pipe, ids = load_user_model(weights, flagged, dataset, root, model, width, mean, std, seed, device)
-    cfg = recipe(len(ds.train), preset, epochs, steps, batch_size, lr, seed)
+    data = load_user_model(
+        weights,
+        flagged,
+        dataset,
+        root,
+        model,
+        width,
+        mean,
+        std,
+        seed,
+        device,
+        num_classes=num_classes,
+        image_key=image_key,
+        label_key=label_key,
+    )
+    plan = Recipe(epochs, batch_size, lr, steps, preset)
+    cfg = plan.config(len(data.train), seed)
     if not (quiet or as_json):  # what the run will cost, before it starts
+        n = len(data.train)
         typer.echo(
             f"fix: your model's recipe: {cfg.steps} steps of batch {cfg.batch_size} "
-            f"({cfg.steps * cfg.batch_size / len(ds.train):.3g} epochs of {len(ds.train)} samples) at lr "
+            f"({cfg.steps * cfg.batch_size / n:.3g} epochs of {n} samples) at lr "
             f"{cfg.lr:g}; {method} spends a share of it on each of {candidates} setting(s)",
             err=True,
         )
-    result = api.correct(
-        net,
-        ds.train,
-        ids,
+    result = practitioner.fix(
+        data.model,
+        data.train,
+        data.ids,
+        data.test,
         method=method,
-        pipeline=pipe,
-        config=cfg,
-        spec=spec,
-        held_out=ds.test,
+        recipe=plan,
         settings=settings,
         grid=grid,
         selection=selection,
         max_class_drop=max_class_drop,
         expand=expand,
         seed=seed,
+        pipeline=data.pipeline,
+        spec=data.spec,
+        changes=data.changes,
         progress=False if quiet or as_json else None,
     )
+    record = result.record
     summary = {
         "method": method,
-        "settings": result.record["settings"],
-        "n_flagged": len(ids),
-        "expand": result.record["expand"],
-        "n_expanded": result.record["n_expanded"],
-        "test_acc_before": accuracy(net, ds.test, pipe),
-        "test_acc_after": accuracy(result.model, ds.test, pipe),
-        "flagged_changed": result.record["forget_changed"],
-        "selection": result.record["selection"],
-        **({"guard_fallback": result.record["guard_fallback"]} if "guard_fallback" in result.record else {}),
-        "unlearn_seconds": result.record["unlearn_seconds"],
+        "settings": record["settings"],
+        "n_flagged": len(data.ids),
+        "expand": record["expand"],
+        "n_expanded": record["n_expanded"],
+        "test_acc_before": record["held_out_acc_before"],
+        "test_acc_after": record["held_out_acc_after"],
+        "flagged_changed": record["forget_changed"],
+        "selection": record["selection"],
+        **({"guard_fallback": record["guard_fallback"]} if "guard_fallback" in record else {}),
+        "unlearn_seconds": record["unlearn_seconds"],
     }
-
-    def fill(tmp: Path) -> None:
-        save_model(result.model, tmp / "model.safetensors")
-        write_json(
-            tmp / "fix.json",
-            {
-                "summary": summary,
-                "candidates": result.records,
-                "weights": str(weights),
-                "flagged": str(flagged),
-                "dataset": dataset,
-                "root": str(root),
-                "model": model,
-            },
-        )
-
-    path = write_dir(out, overwrite, fill)
+    data_record = {"dataset": dataset, "root": None if root is None else str(root)}
+    data_record |= {"image_key": image_key, "label_key": label_key}
+    path = result.save(
+        out, overwrite, summary=summary, weights=str(weights), flagged=str(flagged), model=model, data=data_record
+    )
     print_metrics(summary, as_json, {"out": str(path)})

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from corrective.errors import UserError
-from corrective.models.masks import Widenable, has_reserve, masks_of
+from corrective.models.masks import Widenable, has_reserve, masks_of, set_p_mem
 from corrective.models.registry import MODELS, ModelSpec, create_model
 
 EXTRA = {"torchvision": "torchvision", "timm": "timm"}  # source -> the pip extra that installs it
@@ -181,3 +181,37 @@ def load_state(path: Path) -> dict[str, torch.Tensor]:
     if not (isinstance(state, dict) and all(isinstance(v, torch.Tensor) for v in state.values())):
         raise UserError(f"weights {path} are not a state dict of tensors; {hint}")
     return state
+
+
+def _shapes(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
+
+
+def changes_of(original: nn.Module, corrected: nn.Module) -> dict[str, Any]:
+    """What a method changed of how the model is built, for rebuilding the corrected model from its weights:
+    `widened` where it is the original's `widened()` network (REM on a full-width model), `p_mem` of its
+    capacity masks where it has any. A change this cannot name is refused rather than saved unloadable."""
+    changes: dict[str, Any] = {}
+    if _shapes(original) != _shapes(corrected):
+        if isinstance(original, Widenable) and _shapes(original.widened()) == _shapes(corrected):
+            changes["widened"] = True
+        else:
+            raise UserError(
+                f"the corrected {type(corrected).__name__} differs in shape from the model given and corrective "
+                "cannot record how to rebuild it; save it with torch.save(model) yourself"
+            )
+    masks = masks_of(corrected)
+    if masks:
+        changes["p_mem"] = masks[0].p_mem
+    return changes
+
+
+def apply_changes(model: nn.Module, changes: dict[str, Any]) -> nn.Module:
+    """The model as a method left it (`changes_of`): widened, capacity masks' p_mem set."""
+    if changes.get("widened"):
+        if not isinstance(model, Widenable):
+            raise UserError(f"the saved model was widened but {type(model).__name__} cannot be; check --model")
+        model = model.widened()
+    if "p_mem" in changes:
+        set_p_mem(model, float(changes["p_mem"]))
+    return model
