@@ -139,12 +139,7 @@ def load_user_data(
         return ds.train, ds.test, Pipeline.of(ds)
     if root is None:
         raise UserError("--dataset hf reads a dataset saved with save_to_disk: give its folder with --root")
-    saved = load_hf(root)
-    keys = list(saved.keys()) if hasattr(saved, "keys") and not hasattr(saved, "column_names") else None
-    if keys is not None and "train" not in keys:
-        raise UserError(f"hf: {root} holds splits {', '.join(keys)} but no 'train'; save the training data as 'train'")
-    train_part = saved["train"] if keys is not None else saved
-    test_part = saved["test"] if keys is not None and "test" in keys else None
+    train_part, test_part = load_hf(root)
     train = to_split(train_part, f"hf {root} train", image_key=image_key, label_key=label_key)
     test = (
         None if test_part is None else to_split(test_part, f"hf {root} test", image_key=image_key, label_key=label_key)

@@ -138,13 +138,19 @@ def to_split(data: Any, where: str, *, image_key: str = "image", label_key: str 
     return Split(x, y, torch.arange(len(y)))
 
 
-def load_hf(root: Any) -> Any:
-    """A Hugging Face dataset saved with `save_to_disk` (a DatasetDict's splits or one Dataset)."""
+def load_hf(root: Any) -> tuple[Any, Any]:
+    """A Hugging Face dataset saved with `save_to_disk`: (its `train` split, its `test` split or None), or
+    (the one dataset saved, None)."""
     try:
         import datasets  # type: ignore[import-untyped]
     except ImportError:
         raise UserError(f"Hugging Face datasets are read with the `datasets` package; {HF_HINT}") from None
     try:
-        return datasets.load_from_disk(str(root))
+        saved = datasets.load_from_disk(str(root))
     except (FileNotFoundError, ValueError) as e:
         raise UserError(f"hf: {root} is not a dataset saved with save_to_disk ({e})") from None
+    if not isinstance(saved, datasets.DatasetDict):
+        return saved, None
+    if "train" not in saved:
+        raise UserError(f"hf: {root} holds splits {', '.join(saved)} but no 'train'; save the training data as 'train'")
+    return saved["train"], saved.get("test")
