@@ -217,3 +217,12 @@ def test_cli_bad_input_is_one_line_and_writes_nothing(
     assert code == 2, err
     assert needle in err and len(err.strip().splitlines()) == 1, err
     assert not out.exists()
+
+
+def test_cli_expand_takes_the_same_model_and_data_options(files: Path, tmp_path: Path, monkeypatch, capsys):
+    out = tmp_path / "ids.txt"
+    args = ["expand", "--dataset", "hf", "--root", str(files / "hf"), "--image-key", "img", "--model", "byo_nets:build"]
+    args += ["--weights", str(files / "net.pt"), "--flagged", str(files / "flagged.txt"), "--strategy", "neighbours"]
+    code, stdout, err = cli([*args, "--json", "--out", str(out)], monkeypatch, capsys)
+    assert code == 0, err
+    assert json.loads(stdout)["n_flagged"] == 10 and out.read_text().startswith("id\tscore\tsource")

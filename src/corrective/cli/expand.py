@@ -19,7 +19,17 @@ from corrective.cli.common import (
     print_metrics,
     setting_lines,
 )
-from corrective.cli.fix import DatasetOpt, MeanOpt, ModelOpt, RootOpt, StdOpt, WidthOpt
+from corrective.cli.fix import (
+    DatasetOpt,
+    ImageKeyOpt,
+    LabelKeyOpt,
+    MeanOpt,
+    ModelOpt,
+    NumClassesOpt,
+    RootOpt,
+    StdOpt,
+    WidthOpt,
+)
 from corrective.errors import UserError
 from corrective.expand import STRATEGIES, Expansion, expand, make_strategy_settings
 from corrective.metrics import expansion_quality
@@ -51,6 +61,9 @@ def expand_cmd(
     width: WidthOpt = None,
     mean: MeanOpt = None,
     std: StdOpt = None,
+    num_classes: NumClassesOpt = None,
+    image_key: ImageKeyOpt = "image",
+    label_key: LabelKeyOpt = "label",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -84,7 +97,21 @@ def expand_cmd(
     else:
         if weights is None or flagged is None:
             raise UserError("give a RUN folder, or --weights and --flagged (with --dataset/--root/--model)")
-        data = load_user_model(weights, flagged, dataset, root, model, width, mean, std, seed, device)
+        data = load_user_model(
+            weights,
+            flagged,
+            dataset,
+            root,
+            model,
+            width,
+            mean,
+            std,
+            seed,
+            device,
+            num_classes=num_classes,
+            image_key=image_key,
+            label_key=label_key,
+        )
         forget_ids = data.ids
         result = expand(
             data.model, data.train, forget_ids, data.pipeline, strategy, settings, seed=seed, progress=progress
