@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING
 
 from corrective.report import draw
 from corrective.report.document import Cell, Section, Table, anchor, pm
-from corrective.report.groups import FLAT, ORACLE, ORIGINAL, BlockKey, Group, Stat, method_label, panel_title
+from corrective.report.groups import (
+    FLAT,
+    ORACLE,
+    ORIGINAL,
+    BlockKey,
+    Group,
+    Stat,
+    method_label,
+    over_seeds,
+    panel_title,
+)
 from corrective.report.view import Coverage, Figures, Items, covered_blocks, seeds_note
 
 if TYPE_CHECKING:
@@ -45,7 +55,7 @@ def before_after(g: Group, method: str, alpha: float | None, metric: str) -> tup
 
 def relearn_table(g: Group) -> Table:
     """Before and after the relearn probe per method at the figure's alphas (target_acc beside for poisoning)."""
-    poison = g.key.manipulation == "poison"
+    poison = g.backdoor
     metrics = ["acc_corr", "healed"] + (["attack_success", "target_acc"] if poison else [])
     header = (
         ["method", "alpha"] + [f"{m} {w}" for m in metrics for w in ("before", "after")] + ["Δ acc_corr", "n seeds"]
@@ -70,8 +80,9 @@ def relearn_table(g: Group) -> Table:
             cells += [Cell(f"{100 * (after.mean - before.mean):+.1f}"), Cell(str(pairs[0][0].n))]
             rows.append(cells)
     notes = [
-        "In %: the selected model before the probe and its copy after it (mean ± std over the seeds holding "
-        "both). Δ acc_corr in points: negative means the correction sprang back. Compare with the oracle, "
+        "In %: the selected model before the probe and its copy after it ("
+        + ("one seed" if len(g.seeds) == 1 else f"mean ± std over those of the {len(g.seeds)} seeds holding both")
+        + "). Δ acc_corr in points: negative means the correction sprang back. Compare with the oracle, "
         "which never saw S_m and gets the same exposure."
     ]
     if poison:
@@ -81,9 +92,7 @@ def relearn_table(g: Group) -> Table:
 
 def relearn_panels(groups: list[Group]) -> list[tuple[Group, str]]:
     """(setting, metric) per panel of the relearn figure: acc_corr, and target_acc beside it for poisoning."""
-    return [
-        (g, m) for g in groups for m in ("acc_corr", "target_acc") if m == "acc_corr" or g.key.manipulation == "poison"
-    ]
+    return [(g, m) for g in groups for m in ("acc_corr", "target_acc") if m == "acc_corr" or g.backdoor]
 
 
 def relearn_figure(groups: list[Group], colour: dict[str, draw.Colour]) -> Figure:
@@ -143,7 +152,7 @@ def relearn_figure(groups: list[Group], colour: dict[str, draw.Colour]) -> Figur
             [method_label(m, g.is_method(m) or m == ORIGINAL) for m in methods], rotation=30, ha="right", fontsize=8
         )
         ax.set_ylim(-13, 103)  # room under 0 for the alpha labels
-        ax.set_ylabel(f"{metric} % (mean over seeds)", fontsize=9)
+        ax.set_ylabel(f"{metric} % ({over_seeds(len(g.seeds), std=False)})", fontsize=9)
         ax.set_title(f"{panel_title(g)}: {metric}", fontsize=9.5)
         ax.grid(axis="y", alpha=0.25)
     draw.shared_legend(fig, axes)
