@@ -581,7 +581,7 @@ def describe_flags(
     median over the set of: distance to the nearest other sample of the label / distance to the nearest
     other sample of the set, below `WHOLE_CLASS_GAP`). Flags used as given (no expansion) are not judged so:
     the unflagged rest of a manipulation sits as close to them as a class's own samples do. The other fields
-    are the figures behind the notes (`flags_gap` NaN where not computed).
+    are the figures behind the notes (`flags_gap` None where not computed).
     """
     flagged = torch.as_tensor(flagged).reshape(-1).cpu()
     unique, counts = flagged.unique(return_counts=True)
@@ -593,8 +593,8 @@ def describe_flags(
     label = int(per_label.argmax())
     purity = float(per_label[label]) / max(len(labels), 1)
     cover = float(per_label[label]) / max(int((train.y.cpu() == label).sum()), 1)
-    agree = float((predict(model, acted, pipeline) == labels).float().mean()) if len(labels) else float("nan")
-    gap = float("nan")
+    agree = float((predict(model, acted, pipeline) == labels).float().mean()) if len(labels) else 0.0
+    gap: float | None = None
     if expanded and purity >= WHOLE_CLASS_PURITY and agree >= WHOLE_CLASS_PURITY and len(labels) >= 2:
         gap = class_gap(model, train, pipeline, acted.ids.cpu(), label)
     notes = []
@@ -604,7 +604,7 @@ def describe_flags(
             f"the flagged ids hold {n_repeated} repeat(s) of {len(repeated)} id(s) ({shown}"
             f"{', ...' if len(repeated) > 5 else ''}): each sample is unlearned once; check how the file was made"
         )
-    if gap < WHOLE_CLASS_GAP:
+    if gap is not None and gap < WHOLE_CLASS_GAP:
         notes.append(
             f"the {len(labels)} ids to unlearn ({cover:.0%} of the training samples labelled {label}) all carry "
             f"label {label}, which the model predicts on them, and do not stand apart from the rest of that label "
