@@ -476,13 +476,13 @@ def sample_id(value: Any) -> int:
     raise ValueError(value)
 
 
-def read_flagged(path: str | Path) -> torch.Tensor:
+def read_flagged(path: str | Path, keep_repeats: bool = False) -> torch.Tensor:
     """Flagged sample ids from a file: whitespace/comma separated integers, a JSON list, a .npy array, or the
     tab-separated table `corrective expand` writes (header `id`, the ids in the first column).
 
     A byte-order mark is skipped and integral floats (`12.0`, as spreadsheets export ids) are ids;
-    anything else that is not a whole number is refused, naming it. The ids come sorted, repeats kept
-    (`check_flagged` drops them; `describe_flags` says how many there were).
+    anything else that is not a whole number is refused, naming it. The ids come sorted, each once; with
+    `keep_repeats` an id the file repeats comes as often as written (for `describe_flags` to say so).
     """
     path = Path(path)
     if not path.exists():
@@ -512,7 +512,7 @@ def read_flagged(path: str | Path) -> torch.Tensor:
             ) from None
     if not ids:
         raise UserError(f"{path} flags no sample; the identified set S_f must hold at least one id")
-    return torch.tensor(sorted(ids), dtype=torch.long)  # repeats kept: `describe_flags` reports them
+    return torch.tensor(sorted(ids if keep_repeats else set(ids)), dtype=torch.long)
 
 
 def expand_run(

@@ -210,7 +210,7 @@ def load_user_model(
     """
     dev = resolve_device(device)
     train, test, pipe = load_user_data(dataset, root, seed, image_key, label_key)
-    ids = None if flagged is None else api.read_flagged(flagged)
+    ids = None if flagged is None else api.read_flagged(flagged, keep_repeats=True)
     rebuild = read_rebuild(weights)
     changes: dict[str, Any] = {}
     if rebuild is not None:
