@@ -233,6 +233,7 @@ def fix(
         "n_flagged": len(ids),
         "expand": result.record["expand"],
         "n_expanded": result.record["n_expanded"],
+        **{k: result.record[k] for k in ("n_set_aside", "set_aside_ids") if result.record.get("n_set_aside")},
         "test_acc_before": accuracy(net, ds.test, pipe),
         "test_acc_after": accuracy(result.model, ds.test, pipe),
         "flagged_changed": result.record["forget_changed"],

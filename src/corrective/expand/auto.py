@@ -10,22 +10,28 @@ the same cross-validation.
 
 A candidate is a strategy name, optionally with settings: `label_noise[restrict=labels]`.
 
-With a single flagged sample there is nothing to cross-validate: `label_noise` is picked when that
-sample's given label disagrees with its feature-space neighbours (its label_noise score reaches the
-strategy's fallback threshold), `neighbours` otherwise.
+With at most `few` flagged samples cross-validation inside S_f cannot choose a cutoff: `label_noise`
+is picked when most of the flagged samples' given labels disagree with their feature-space
+neighbours (their label_noise score reaches the strategy's majority threshold) and their coherent
+group, if any, mostly does too; `cluster` otherwise (the coherent group of their label that the
+model treats alike); either adds what reaches its threshold (`fallback`), no cross-validation.
+
+Before any of this, `screen` (on by default) sets aside the flagged samples that show no sign of
+manipulation (`expand.screen`): clean samples flagged by mistake.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from corrective.expand.base import STRATEGIES, Cutoff, View, get_strategy, make_strategy_settings, register_special
+from corrective.expand.cluster import coherent_members
 from corrective.expand.cutoff import Recovery, cross_validate
 from corrective.settings import parse_value, setting
 
@@ -58,6 +64,10 @@ def parse_candidates(text: str) -> list[tuple[str, dict[str, Any]]]:
 @dataclass(frozen=True)
 class AutoSettings(Cutoff):
     candidates: str = setting(DEFAULT_CANDIDATES, "strategies (with settings) to choose from, in tie-break order")
+    few: int = setting(
+        5, "with at most this many flagged samples: label_noise or cluster by threshold, no cross-validation", ge=1
+    )
+    screen: bool = setting(True, "set aside flagged samples that show no sign of manipulation before expanding")
 
     def parsed(self) -> list[tuple[str, dict[str, Any]]]:
         return parse_candidates(self.candidates)
@@ -108,16 +118,26 @@ def pick(view: View, flagged: Tensor, auto: AutoSettings, seed: int) -> tuple[st
     return chosen, chosen_settings, recs
 
 
-def pick_single(view: View, flagged: Tensor, auto: AutoSettings) -> tuple[str, Any]:
-    """With one flagged sample: label_noise when its label disagrees with its neighbours, else neighbours."""
-    names = [n for n, _ in auto.parsed()]
-    if "label_noise" in names:
-        s = candidate_settings("label_noise", auto)
-        rank = STRATEGIES["label_noise"].score
-        assert rank is not None  # label_noise ranks samples itself
-        score = rank(view, flagged, s)
-        own = float(score[flagged][0])
-        if math.isfinite(own) and own >= s.fallback:
-            return "label_noise", s
-    name = "neighbours" if "neighbours" in names else names[0]
-    return name, candidate_settings(name, auto)
+def pick_few(view: View, flagged: Tensor, auto: AutoSettings) -> tuple[str, Any]:
+    """With few flagged samples: label_noise or cluster, by what most flagged samples show (ties: cluster).
+
+    A flagged sample votes label_noise when its given label disagrees with its neighbours (label_noise
+    score >= its threshold) unless it sits in a coherent group whose members mostly agree with their
+    neighbours (a shared trigger: the model keeps the label within the group); otherwise cluster.
+    """
+    s = candidate_settings("label_noise", auto)
+    rank = STRATEGIES["label_noise"].score
+    assert rank is not None  # label_noise ranks samples itself
+    noisy = rank(view, flagged, s) >= s.fallback
+    cs = candidate_settings("cluster", auto)
+    votes = 0
+    for pos in flagged.nonzero().squeeze(1).tolist():
+        if not bool(noisy[pos]):
+            continue
+        seed = torch.zeros_like(flagged)
+        seed[pos] = True
+        group = coherent_members(view, seed, cs)
+        votes += int(not bool(group.any()) or 2 * int((noisy & group).sum()) >= int(group.sum()))
+    if 2 * votes > int(flagged.sum()):
+        return "label_noise", s
+    return "cluster", cs
