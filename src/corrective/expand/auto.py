@@ -82,7 +82,12 @@ class AutoSettings(Cutoff):
                 raise ValueError(f"candidates must be ranking strategies, not {name!r}")
 
 
-register_special("auto", AutoSettings, "picks the strategy and its cutoff by cross-validation inside S_f")
+register_special(
+    "auto",
+    AutoSettings,
+    "screens S_f, then picks the strategy and its cutoff by cross-validation inside S_f "
+    "(at most `few` flags: cluster or label_noise by threshold)",
+)
 
 
 def candidate_settings(name: str, auto: AutoSettings, overrides: dict[str, Any] | None = None) -> Any:

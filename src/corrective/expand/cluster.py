@@ -47,7 +47,9 @@ class ClusterSettings(Cutoff):
         0.05, "besides the most significant group, groups whose flagged count has p-value <= this", ge=0, le=1
     )
     natural: float | None = setting(1.0, "members of a coherent flagged group score >= 1: the group boundary")
-    fallback: float = setting(1.0, "with few flagged samples: add the members of their coherent groups (score >= 1)")
+    fallback: float = setting(
+        1.0, "with one flagged sample (few, under auto): add the coherent groups' members (score >= 1)"
+    )
 
 
 @dataclass(frozen=True)
@@ -104,7 +106,7 @@ class FlagGroup:
 
 
 def flag_groups(view: View, seeds: Tensor, settings: ClusterSettings) -> list[FlagGroup]:
-    """The coherent groups (a minority of their label, clearly split off) holding flagged samples, least likely by chance first.
+    """Coherent groups (a minority of their label, clearly split off) holding flagged samples, least likely first.
 
     The p-value is a binomial tail: were the |S_f| flagged samples drawn at random from the training
     split (as clean samples flagged by mistake are), the chance that at least the observed number fall
