@@ -14,7 +14,7 @@ from corrective.bench.table import format_table
 from corrective.errors import UserError
 from corrective.names import RECORD_SETTINGS, RESULTS
 from corrective.report import read_results
-from corrective.report.aggregate import build_groups
+from corrective.report.groups import build_groups
 
 
 def smoke(**raw):

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import pickle
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -386,3 +388,28 @@ def test_imagefolder_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(UserError, match="imagefolder needs Pillow: pip install pillow"):
         load_dataset("imagefolder", tmp_path)
+
+
+FASHION_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
+
+
+def test_fashion_mnist_found_where_debian_installs_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Debian's dataset-fashion-mnist (installed by scripts/setup.sh and .ci/run): read without --root."""
+    if not (FASHION_SYSTEM / "train-images-idx3-ubyte.gz").is_file():
+        why = "Debian's package dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)"
+        pytest.fail(why) if os.environ.get("CI") else pytest.skip(why)
+    monkeypatch.chdir(tmp_path)  # no data/fashion_mnist here: the system folder is the one found
+    ds = load_dataset("fashion_mnist", val_fraction=0.0)
+    assert tuple(ds.train.x.shape) == (60000, 1, 28, 28) and tuple(ds.test.x.shape) == (10000, 1, 28, 28)
+    assert torch.bincount(ds.train.y).tolist() == [6000] * 10 and torch.bincount(ds.test.y).tolist() == [1000] * 10
+    first = ds.train.x[0, 0].numpy().tobytes()
+    assert hashlib.sha256(first).hexdigest() == "5bd44e331a6d6998daf675700cd0c13dcd7af8ab954b7585124124da61459e7b"
+    assert int(ds.train.y[0]) == 9  # an ankle boot, as the official file starts
+
+
+def test_missing_dataset_names_the_debian_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    info = get_info("fashion_mnist")
+    monkeypatch.setitem(DATASETS, "fashion_mnist", replace(info, system_roots=(str(tmp_path / "nowhere"),)))
+    with pytest.raises(UserError, match=r"data/fashion_mnist does not exist; .* apt-get install dataset-fashion-mnist"):
+        load_dataset("fashion_mnist")

@@ -16,10 +16,14 @@ from typing import Any
 import pytest
 
 from corrective.errors import UserError
-from corrective.report import build_document, read_results, record_rows, write_report
-from corrective.report import plots as report_plots
-from corrective.report.aggregate import Stat, build_groups, expansion_cells, score_rows, timing_rows
-from corrective.report.content import alpha_star_table, detail_table, holes, table1
+from corrective.report import build_document, draw, read_results, record_rows, write_report
+from corrective.report.alpha_star import alpha_star, alpha_star_table
+from corrective.report.expansion import expansion_cells, expansion_curves
+from corrective.report.groups import Stat, build_groups
+from corrective.report.score import score_rows
+from corrective.report.setting import detail_table, group_figure, holes
+from corrective.report.table1 import retain_change, table1
+from corrective.report.timing import timing_rows
 from report_records import grid, original, realistic, record, write
 
 
@@ -63,17 +67,17 @@ def test_alpha_star() -> None:
 
     recs = grid(values, methods=("none", "oracle", "finetune", "ssd"))
     (g,) = groups_of(recs)
-    assert g.alpha_star("finetune") == (0.9, [])  # 0.81 = 0.9 x 0.9 first reached at alpha 0.9
-    assert g.alpha_star("ssd") == (None, [])
+    assert alpha_star(g, "finetune") == (0.9, [])  # 0.81 = 0.9 x 0.9 first reached at alpha 0.9
+    assert alpha_star(g, "ssd") == (None, [])
     holed = [r for r in recs if not (r["method"] == "finetune" and r["alpha"] in (0.2, 0.3))]
     (g,) = groups_of(holed)
-    assert g.alpha_star("finetune") == (0.9, [0.2, 0.3])
+    assert alpha_star(g, "finetune") == (0.9, [0.2, 0.3])
     table = alpha_star_table([g])
     texts = {row[0].text: row[1].text for row in table.rows}
     assert texts == {"finetune": "0.9 (0.2, 0.3 missing)", "ssd": "never"}
     (g,) = groups_of([r for r in recs if r["method"] != "oracle"])
     with pytest.raises(LookupError):
-        g.alpha_star("finetune")
+        alpha_star(g, "finetune")
     assert alpha_star_table([g]).rows[0][1].text == "no oracle"
     assert holes(g) == ["oracle: no record for any seed"]
 
@@ -84,9 +88,9 @@ def test_table1_retain_change_in_points() -> None:
         return {"acc_retain": retain + 0.01 * s}
 
     (g,) = groups_of(grid(values, methods=("none", "oracle", "finetune", "ssd")))
-    delta, k = g.retain_change("finetune")  # +1 point at five alphas, +3 at the other five
+    delta, k = retain_change(g, "finetune")  # +1 point at five alphas, +3 at the other five
     assert (delta.mean, delta.std, k) == (pytest.approx(0.02), pytest.approx(math.sqrt(10 * 0.01**2 / 9)), 10)
-    assert g.retain_change("ssd")[0].mean == pytest.approx(-0.10)
+    assert retain_change(g, "ssd")[0].mean == pytest.approx(-0.10)
     t = table1([g])
     cells = {row[0].text: row[1].text for row in t.rows}
     assert cells == {
@@ -220,13 +224,13 @@ def test_markdown_with_figure_files(tmp_path: Path) -> None:
 
 def test_figures_are_deterministic() -> None:
     (g,) = groups_of([r for r in realistic() if r["manipulation"] == "poison"])
-    colour = report_plots.colours(g.methods)
-    a, b = (report_plots.png(report_plots.group_figure(g, colour)) for _ in range(2))
+    colour = draw.colours(g.methods)
+    a, b = (draw.png(group_figure(g, colour)) for _ in range(2))
     assert a == b and a.startswith(b"\x89PNG")
 
 
 def test_without_matplotlib_tables_still_render(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(report_plots, "available", lambda: False)
+    monkeypatch.setattr(draw, "available", lambda: False)
     (path,) = write_report(write(tmp_path, realistic()), fmt="html")
     html = path.read_text()
     assert "data:image/png" not in html and "pip install &#x27;corrective-unlearning[report]&#x27;" in html
@@ -342,16 +346,16 @@ def test_expansions_and_guarded_selection_are_their_own_entries(tmp_path: Path) 
     assert g.cell("ssd[guarded]", 0.5, "acc_corr").mean == pytest.approx(0.7)
     timing = {t.method: t.seconds.mean for t in timing_rows([g])}
     assert timing["ssd+auto"] == pytest.approx(timing["ssd"] + 2.0)  # the expansion's time counts
-    doc = build_document(results, with_plots=report_plots.available())
+    doc = build_document(results, with_plots=draw.available())
     (sec,) = [s for s in doc.sections if s.anchor == "expansion"]
     (table,) = [i for i in sec.items if hasattr(i, "rows")]
     cells = {(r[0].text, r[2].text): (r[3].text, r[4].text, r[7].text) for r in table.rows}
     assert cells[("auto", "0.1")] == ("95.0 ± 0.0", "54.0 ± 0.0", "neighbours")
     assert cells[("neighbours", "0.5")][1] == "70.0 ± 0.0"
-    if report_plots.available():
+    if draw.available():
         (fig,) = [i for i in sec.items if hasattr(i, "png")]
         assert fig.name.startswith("expansion-") and fig.png[:4] == b"\x89PNG"
-        panels = report_plots.expansion_curves({"poison": expansion_cells(results.expansions)})
+        panels = expansion_curves({"poison": expansion_cells(results.expansions)})
         lines = {c.get_label(): list(c.lines[0].get_ydata()) for c in panels.axes[0].containers}
         assert lines["auto precision"] == pytest.approx([95.0, 95.0])
         assert lines["neighbours recall"] == pytest.approx([54.0, 70.0])
@@ -360,7 +364,7 @@ def test_expansions_and_guarded_selection_are_their_own_entries(tmp_path: Path) 
 
 
 def test_defence_view_table_of_poisoning_settings(tmp_path: Path) -> None:
-    from corrective.report.content import defence_table
+    from corrective.report.defence import defence_table
 
     def values(m: str, a: float, s: int) -> dict[str, Any]:
         return {
@@ -409,3 +413,27 @@ def test_defence_view_of_records_without_its_metrics_is_one_line_not_a_table_of_
     assert [t.title for t in tables] == ["digits · poison · size 0.05 · cnn · standard training: backdoor defence view"]
     assert all(c.text != "missing" for r in tables[0].rows for c in r[2:6])
     assert sec.items[-1] == "Missing here: no C-Acc, ASR, R-Acc or DER for poison 0.1."
+
+
+def test_covered_blocks_says_why_a_view_is_empty_and_what_it_lacks() -> None:
+    from corrective.report.document import Section
+    from corrective.report.groups import blocks
+    from corrective.report.view import Coverage, covered_blocks
+
+    recs = [
+        r
+        for manipulation in ("poison", "interclass")
+        for r in grid(flat(0.5), methods=("none", "finetune"), alphas=[0.5], manipulation=manipulation)
+    ]
+    by_block = blocks(groups_of(recs))
+
+    def view(**kw: Any) -> list[Any]:
+        coverage = Coverage(older="{label}: too old", what="things", absent="{label}: nothing here", **kw)
+        return covered_blocks(Section("t", "t"), by_block, coverage, lambda label, held: [len(held)]).items
+
+    assert view(holds=lambda g: True) == [2]  # every setting holds it: what `show` gave, no 'missing' line
+    assert view(holds=lambda g: False) == ["digits · cnn · standard training: too old"]
+    assert view(holds=lambda g: g.key.manipulation == "poison") == [1, "Missing here: no things for interclass 0.05."]
+    assert view(holds=lambda g: True, scope=lambda gs: []) == ["digits · cnn · standard training: nothing here"]
+    only_poison = view(holds=lambda g: True, scope=lambda gs: [g for g in gs if g.key.manipulation == "poison"])
+    assert only_poison == [1]  # a setting out of scope is not 'missing'

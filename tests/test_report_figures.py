@@ -19,9 +19,14 @@ from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.container import BarContainer
 from matplotlib.patches import Rectangle, StepPatch
 
-from corrective.report import build_document, plots, read_results
-from corrective.report.aggregate import build_groups, timing_rows
-from corrective.report.content import ordered_methods
+from corrective.report import build_document, draw, read_results
+from corrective.report.curves import by_alpha
+from corrective.report.groups import build_groups, ordered_methods
+from corrective.report.score import score_map
+from corrective.report.sensitivity import sensitivity
+from corrective.report.ssd import ratio_histograms
+from corrective.report.table1 import retain_bars
+from corrective.report.timing import timing_bars, timing_rows
 from report_records import SETTINGS, full_bench, original, record, write
 
 MANIPULATIONS = ["poison", "interclass", "random_swap"]
@@ -63,7 +68,7 @@ def approx_list(values: list[float]) -> Any:
 @pytest.mark.parametrize("metric", ["acc_corr", "healed"])
 def test_metric_against_alpha_panels_lines_points_and_bands(bench: tuple, metric: str) -> None:
     recs, groups = bench
-    fig = plots.by_alpha(groups, metric, plots.colours([m for g in groups for m in g.methods]))
+    fig = by_alpha(groups, metric, draw.colours([m for g in groups for m in g.methods]))
     axes = fig.axes
     assert [ax.get_title() for ax in axes] == [f"{m} (size 0.05)" for m in MANIPULATIONS]
     for ax, manip in zip(axes, MANIPULATIONS, strict=True):
@@ -96,7 +101,7 @@ def test_metric_against_alpha_panels_lines_points_and_bands(bench: tuple, metric
 def test_rem_map_cells_are_the_mean_score_and_flag_the_lost_target(bench: tuple) -> None:
     recs, groups = bench
     methods = ordered_methods(groups)
-    fig = plots.score_map(groups, methods)
+    fig = score_map(groups, methods)
     panels = [ax for ax in fig.axes if ax.images]
     assert len(panels) == len(methods) == len(CURVES) + 2
     for ax, (method, _) in zip(panels, methods, strict=True):
@@ -116,7 +121,7 @@ def test_rem_map_cells_are_the_mean_score_and_flag_the_lost_target(bench: tuple)
 def test_table1_bars_are_the_mean_change_over_alpha(bench: tuple) -> None:
     recs, groups = bench
     methods = ordered_methods(groups)
-    fig = plots.retain_bars(groups, methods, plots.colours([m for m, _ in methods]))
+    fig = retain_bars(groups, methods, draw.colours([m for m, _ in methods]))
     bars = [c for c in fig.axes[0].containers if isinstance(c, BarContainer)]
     assert len(bars) == 3
     shown = [m for m, _ in methods if m != "none"]
@@ -133,7 +138,7 @@ def test_table1_bars_are_the_mean_change_over_alpha(bench: tuple) -> None:
 
 def test_ssd_histograms_sum_the_seeds_counts(bench: tuple) -> None:
     recs, groups = bench
-    fig = plots.ratio_histograms(groups)
+    fig = ratio_histograms(groups)
     assert [ax.get_title() for ax in fig.axes] == [f"alpha {a:g}" for a in ALPHAS]
     for ax, alpha in zip(fig.axes, ALPHAS, strict=True):
         steps = [p for p in ax.patches if isinstance(p, StepPatch)]
@@ -159,7 +164,7 @@ def test_ssd_histograms_sum_the_seeds_counts(bench: tuple) -> None:
 
 def test_sensitivity_draws_every_setting_and_the_tradeoff_at_half(bench: tuple) -> None:
     recs, groups = bench
-    fig = plots.sensitivity(groups, "ssd", plots.colours(["ssd"]))
+    fig = sensitivity(groups, "ssd", draw.colours(["ssd"]))
     top, bottom = fig.axes[:3], fig.axes[3:]
     labels = {
         json.dumps(s, sort_keys=True): lab
@@ -195,7 +200,7 @@ def _scatter(ax: Any) -> tuple[PathCollection, PathCollection]:
 def test_timing_bars_are_the_selected_settings_mean_seconds(bench: tuple) -> None:
     recs, groups = bench
     rows = [t for t in timing_rows(groups) if t.seconds.n]
-    fig = plots.timing_bars(rows, plots.colours([t.method for t in rows]))
+    fig = timing_bars(rows, draw.colours([t.method for t in rows]))
     (bars,) = [c for c in fig.axes[0].containers if isinstance(c, BarContainer)]
     for patch, t in zip(bars.patches, rows, strict=True):
         seconds = [r["unlearn_seconds"] for r in recs if r.get("method") == t.method and r.get("selected", True)]

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from corrective.report import build_document, plots, read_results
-from corrective.report.aggregate import build_groups
-from corrective.report.content import Table
+from corrective.report import build_document, draw, read_results
+from corrective.report.document import Table
+from corrective.report.groups import build_groups
+from corrective.report.relearn import relearn_figure
 from report_records import jitter, original, record, write
 
 MANIPULATIONS = ("poison", "interclass")
@@ -64,7 +65,7 @@ def from_file(recs, manip, method, alpha, metric) -> tuple[float, float]:
 
 def test_relearn_figure_data(probed):
     recs, groups = probed
-    fig = plots.relearn_figure(groups, plots.colours([m for g in groups for m in g.methods]))
+    fig = relearn_figure(groups, draw.colours([m for g in groups for m in g.methods]))
     titles = [ax.get_title() for ax in fig.axes]
     assert titles == [
         "poison (size 0.05): acc_corr",
@@ -122,8 +123,8 @@ def test_relearn_figure_of_many_methods_is_legible(tmp_path):
     recs.append(record("oracle", 1.0, 0, **probe("poison", "oracle", 1.0, 0)) | {"stage": "oracle"})
     recs += [record(m, a, 0, **probe("poison", m, a, 0)) for m in methods for a in (0.1, 0.5, 1.0)]
     groups = build_groups(read_results(write(tmp_path, recs)))[0]
-    colour = plots.colours([m for g in groups for m in g.methods])
-    fig = plots.relearn_figure(groups, colour)
+    colour = draw.colours([m for g in groups for m in g.methods])
+    fig = relearn_figure(groups, colour)
     fig.canvas.draw()
     for ax in fig.axes:
         boxes = [t.get_window_extent() for t in ax.texts if t.get_text() in ("0.1", "0.5", "1")]
@@ -131,11 +132,11 @@ def test_relearn_figure_of_many_methods_is_legible(tmp_path):
         overlaps = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :] if a.overlaps(b)]
         assert not overlaps
     drawn = {m: to_rgba(c) for m, c in colour.items()}
-    references = {to_rgba(style[0]) for style in plots.FLAT_STYLE.values()}
+    references = {to_rgba(style[0]) for style in draw.FLAT_STYLE.values()}
     assert set(drawn) == set(methods) and len(set(drawn.values())) == len(methods)
     assert not set(drawn.values()) & references
     assert not [m for m, (r, g, b, _) in drawn.items() if r == g == b]  # no method in grey
     for ax in fig.axes:  # the segments are drawn in those colours, the references in theirs
         segments = {line.get_gid(): to_rgba(line.get_color()) for line in ax.get_lines() if line.get_gid()}
-        assert segments["ssd@0.5"] == drawn["ssd"] and segments["none@any"] == to_rgba(plots.FLAT_STYLE["none"][0])
+        assert segments["ssd@0.5"] == drawn["ssd"] and segments["none@any"] == to_rgba(draw.FLAT_STYLE["none"][0])
         assert segments["none@any"] not in drawn.values()

@@ -114,6 +114,8 @@ register_dataset(
         crop_pad=2,
         model="resnet9",
         interclass=(0, 6),  # T-shirt/top, Shirt
+        system_roots=("/usr/share/datasets/fashion-mnist",),
+        system_package="dataset-fashion-mnist",
         download=torchvision_download("fashion_mnist", "FashionMNIST", [{}]),
     )
 )

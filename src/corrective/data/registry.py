@@ -37,6 +37,10 @@ class DatasetInfo:
     interclass: tuple[int, int] | None = None
     download: Callable[[Path], None] | None = None  # fetch the files (needs torchvision, online)
     embedded: bool = False
+    # Folders where a system package installs the files, tried after data/NAME when no root is given
+    # (Debian's dataset-fashion-mnist installs /usr/share/datasets/fashion-mnist).
+    system_roots: tuple[str, ...] = ()
+    system_package: str = ""  # the Debian package that installs them there
 
 
 DATASETS: dict[str, DatasetInfo] = {}
@@ -72,6 +76,14 @@ def stratified_val(y: Tensor, fraction: float, seed: int) -> Tensor:
     return mask
 
 
+def default_root(info: DatasetInfo) -> Path:
+    """Where a dataset's files are looked for without `--root`: data/NAME, else the first system folder that exists."""
+    local = Path("data") / info.name
+    if local.exists():
+        return local
+    return next((Path(p) for p in info.system_roots if Path(p).is_dir()), local)
+
+
 def load_dataset(
     name: str = "digits",
     root: str | Path | None = None,
@@ -87,12 +99,14 @@ def load_dataset(
     whatever split or manipulation is applied later.
     """
     info = get_info(name)
-    path = Path(root if root is not None else Path("data") / name).expanduser()
+    path = default_root(info) if root is None else Path(root).expanduser()
     if not info.embedded and not path.exists():
         if download and info.download is not None:
             info.download(path)
         else:
             hint = " or pass --download (needs torchvision and a network)" if info.download else ""
+            if info.system_package and root is None:
+                hint += f", or install Debian's package: apt-get install {info.system_package}"
             raise UserError(f"{name}: data folder {path} does not exist; put {info.files} there{hint}")
     accepted = [p for p in inspect.signature(info.load).parameters if p != "root"]
     unknown = sorted(set(options) - set(accepted))

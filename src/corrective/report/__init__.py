@@ -9,7 +9,8 @@ import datetime
 from pathlib import Path
 
 from corrective.errors import UserError
-from corrective.report.content import Document, Figure, build_document
+from corrective.report.build import build_document
+from corrective.report.document import Document, Figure
 from corrective.report.html import render_html
 from corrective.report.markdown import render_md
 from corrective.report.records import Results, Row, read_results, record_rows, to_row

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from corrective.report.content import Document, Figure, Section, Table
+from corrective.report.document import Document, Figure, Section, Table
 
 CSS = """
 body { font: 14px/1.45 system-ui, -apple-system, 'Segoe UI', sans-serif; color: #1d1d1f; margin: 0 auto;

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from corrective.report.content import Document, Figure, Section, Table
+from corrective.report.document import Document, Figure, Section, Table
 
 
 def cell_md(text: str, cls: str) -> str:
