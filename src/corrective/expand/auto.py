@@ -31,13 +31,14 @@ import torch
 from torch import Tensor
 
 from corrective.expand.base import STRATEGIES, Cutoff, View, get_strategy, make_strategy_settings, register_special
-from corrective.expand.cluster import coherent_members
+from corrective.expand.cluster import flag_groups
 from corrective.expand.cutoff import Recovery, cross_validate
 from corrective.settings import parse_value, setting
 
 # classifier and gradients never concentrated the held-out samples best on the benchmark
 # (benchmarks/results/expand_digits.md): they are strategies of their own, candidates on request
 DEFAULT_CANDIDATES = "neighbours,label_noise[restrict=labels],label_noise"
+STRONG_GROUP = 0.01  # with few flags: a group this unlikely by chance outweighs a flagged label's disagreement
 _CANDIDATE = re.compile(r"^\s*([a-z_]+)\s*(?:\[([^\]]*)\])?\s*$")
 
 
@@ -127,22 +128,20 @@ def pick_few(view: View, flagged: Tensor, auto: AutoSettings) -> tuple[str, Any]
     """With few flagged samples: label_noise or cluster, by what most flagged samples show (ties: cluster).
 
     A flagged sample votes label_noise when its given label disagrees with its neighbours (label_noise
-    score >= its threshold) unless it sits in a coherent group whose members mostly agree with their
-    neighbours (a shared trigger: the model keeps the label within the group); otherwise cluster.
+    score >= its threshold), unless it sits in a coherent group that chance explains worse than
+    `STRONG_GROUP` (binomial p-value, `cluster.flag_groups`): a tight group of its label, such as a
+    trigger's, outweighs the disagreement of its neighbours. Every other flagged sample votes cluster.
     """
     s = candidate_settings("label_noise", auto)
     rank = STRATEGIES["label_noise"].score
     assert rank is not None  # label_noise ranks samples itself
-    noisy = rank(view, flagged, s) >= s.fallback
+    noisy = flagged & (rank(view, flagged, s) >= s.fallback)
     cs = candidate_settings("cluster", auto)
-    votes = 0
-    for pos in flagged.nonzero().squeeze(1).tolist():
-        if not bool(noisy[pos]):
-            continue
-        seed = torch.zeros_like(flagged)
-        seed[pos] = True
-        group = coherent_members(view, seed, cs)
-        votes += int(not bool(group.any()) or 2 * int((noisy & group).sum()) >= int(group.sum()))
+    strong = torch.zeros_like(flagged)
+    for group in flag_groups(view, flagged, cs):
+        if group.p_value <= STRONG_GROUP:
+            strong |= group.flagged
+    votes = int((noisy & ~strong).sum())
     if 2 * votes > int(flagged.sum()):
         return "label_noise", s
     return "cluster", cs
