@@ -176,10 +176,14 @@ def report(data: dict[str, Any]) -> str:
                     f"{per_seed(rows, 'expand_recall')} | {mean(rows, 'n_added'):.1f} | "
                     f"{('yes' if ok else '**no**') if poison and strategy == 'auto' else '-'} |"
                 )
+    poison_runs = [r for r in part1_rows if r["strategy"] == "auto" and r["manipulation"] == "poison"]
+    ok_runs = sum(r["expand_precision"] >= 0.9 and r["expand_recall"] >= 0.9 for r in poison_runs)
     lines += [
         "",
-        f"`auto` meets the poison target in {sum(met_all)} of {len(met_all)} (case, flag count) cells "
-        f"({sum(met_all) * 3} of {len(met_all) * 3} runs at most; see the per-seed values for the misses).",
+        f"`auto` meets the poison target in {ok_runs} of {len(poison_runs)} runs ({sum(met_all)} of {len(met_all)} "
+        "(case, flag count) cells on every seed); the worst run: precision "
+        f"{min(r['expand_precision'] for r in poison_runs):.2f}, "
+        f"recall {min(r['expand_recall'] for r in poison_runs):.2f}.",
         "",
         "## Part 2: false flags (issue 18.4)",
         "",

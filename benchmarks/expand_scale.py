@@ -294,6 +294,7 @@ def main() -> None:
     ap.add_argument(
         "--faiss-path", default="", help="a folder holding faiss (pip install --target), for the search table"
     )
+    ap.add_argument("--append", action="store_true", help="keep the .json's records of the cases not run now")
     ap.add_argument("--report", action="store_true", help="only re-write the .md from the .json")
     args = ap.parse_args()
     out_json, out_md = RESULTS / f"{NAME}.json", RESULTS / f"{NAME}.md"
@@ -314,12 +315,20 @@ def main() -> None:
             run = get_run(args.runs, manip, size, args.steps)
             steps = run.config.steps
             clean_acc[manip] = float(run.metrics.get("clean_acc", float("nan")))
-            train_s = training_seconds(run, args.probe_steps)
-            print(f"{manip}: one training ~ {train_s:.0f} s", flush=True)
-            records += expansions(run, train_s, timing, tuple(args.strategies.split(",")))
+            strategies = tuple(filter(None, args.strategies.split(",")))
+            if strategies:  # without strategies: only the neighbour-search table
+                train_s = training_seconds(run, args.probe_steps)
+                print(f"{manip}: one training ~ {train_s:.0f} s", flush=True)
+                records += expansions(run, train_s, timing, strategies)
             if manip == args.cases.split(",")[0] and args.knn:
                 knn = knn_compare(run)
         old = json.loads(out_json.read_text()) if out_json.exists() else {}
+        if args.append and old:  # keep the other cases' records (and the search table if not re-measured)
+            ran = set(args.cases.split(","))
+            records = [r for r in old["records"] if r["manipulation"] not in ran] + records
+            clean_acc = {**{m: a for m, a in old["clean_acc"].items() if m not in ran}, **clean_acc}
+            knn = knn or old.get("knn", [])
+            load = f"{old['load']} (first cases); {load} ({args.cases})"
         data = {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores shared with other sessions, 1 thread",
@@ -327,7 +336,9 @@ def main() -> None:
             "load_after": os.popen("uptime").read().strip(),
             "command": f"OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/expand_scale.py --runs {args.runs} "
             f"--steps {args.steps} --probe-steps {args.probe_steps} --cases {args.cases} --strategies {args.strategies}"
-            + (f" --faiss-path {args.faiss_path}" if args.faiss_path else ""),
+            + (f" --faiss-path {args.faiss_path}" if args.faiss_path else "")
+            + (" --append" if args.append else "")
+            + ("" if args.knn else " --no-knn"),
             "wall_minutes": (time.perf_counter() - start) / 60,
             "torch": torch.__version__,
             "steps": steps,
