@@ -1,5 +1,8 @@
 """The paper's unlearning methods on digits: acc_corr / acc_retain per method and alpha, Table 1, alpha*, timing.
 
+Superseded by the bench: `corrective bench --set seeds=0,1,2` (the default preset) and its report give every
+table and figure below (benchmarks/results/report_digits/); kept with its results (benchmarks/README.md).
+
 Poison and interclass confusion at the default sizes, alpha 0.1 ... 1.0, settings picked by the selection
 rule (validation accuracy + forget_changed, never the test set), several seeds, 2 single-thread workers.
 

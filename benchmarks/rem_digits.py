@@ -1,5 +1,9 @@
 """REM against every registered method on digits: REM's score (utility x healed, x100), per training type.
 
+Superseded by the preset `rem-digits`: `corrective bench --preset rem-digits`, then
+`python benchmarks/rem_digits_table.py DIR` (benchmarks/results/rem_digits_bench/); kept with its results
+(benchmarks/README.md).
+
     python benchmarks/rem_digits.py [--seeds 3] [--alphas 0.1,0.4,0.7,1.0] [--workers 2] \
         [--json benchmarks/results/rem_digits.json] > benchmarks/results/rem_digits.md
 

@@ -1,6 +1,10 @@
 """SSD's importances: one un-augmented pass in order (ours) against augmented batches in random order
 (the papers' code).
 
+Superseded by SSD's setting `importance_batches = "augmented"`: a bench spec with
+`[methods.ssd] grid = true, settings = {importance_batches = "augmented"}` runs what this script patches in;
+kept with its result (benchmarks/README.md).
+
 The papers' code computes SSD's importances on its training loaders: one shuffled epoch with the training
 augmentation, the model in eval mode. Ours takes one deterministic pass without augmentation. For each
 manipulation, seed and alpha this runs SSD's 50-setting grid both ways, picks a setting by the paper's

@@ -27,3 +27,9 @@ def poison_run(tmp_path_factory: pytest.TempPathFactory) -> api.Run:
 def interclass_run(tmp_path_factory: pytest.TempPathFactory) -> api.Run:
     out = tmp_path_factory.mktemp("runs") / "interclass"
     return api.train_run("digits", manipulation="interclass", seed=0, steps=150, out=out, progress=False)
+
+
+@pytest.fixture(scope="session")
+def clean_run() -> api.Run:
+    """A digits model trained briefly on clean data: what a trigger does to a model without its backdoor."""
+    return api.train_run("digits", manipulation="none", seed=0, steps=150, progress=False)

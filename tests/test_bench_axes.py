@@ -12,7 +12,8 @@ from corrective.bench.spec import parse_spec
 from corrective.bench.store import summarize
 from corrective.bench.table import format_table
 from corrective.errors import UserError
-from corrective.names import RECORD_SETTINGS, RESULTS
+from corrective.manipulations import record_settings
+from corrective.names import RESULTS
 from corrective.report import read_results
 from corrective.report.groups import build_groups
 
@@ -128,15 +129,15 @@ def test_bad_new_fields_name_the_field(raw, message):
     [
         (
             {"manipulations": {"poison": {"sizes": [0.05], "target": [0, 10]}}},
-            "bench spec: manipulations.poison.target: class 10 is outside the classes: digits has classes 0..9",
+            "bench spec: manipulations.poison: digits, size 0.05: target class 10 is out of range",
         ),
         (
             {"manipulations": {"interclass": {"sizes": [0.05], "classes": [[3, 12]]}}},
-            "bench spec: manipulations.interclass.classes: pair [3, 12] names a class outside the classes",
+            "bench spec: manipulations.interclass: digits, size 0.05: interclass class 12 is out of range",
         ),
         (
             {"manipulations": {"poison": {"sizes": [0.05], "trigger_size": 9}}},
-            "bench spec: manipulations.poison.trigger_size: a 9-pixel trigger does not fit digits's 8x8 images",
+            "bench spec: manipulations.poison: digits, size 0.05: trigger size 9 exceeds the (8, 8) images",
         ),
         ({"false_flags": [0, 30]}, "bench spec: false_flags: a share of 30 asks for"),
         (
@@ -282,7 +283,7 @@ def test_settings_and_false_flags_in_records_summary_and_report(tmp_path):
     assert not result.failed
     records = read_records(tmp_path / RESULTS)
     for r in records:
-        assert set(RECORD_SETTINGS) <= set(r)
+        assert set(record_settings()) <= set(r)
         if r["manipulation"] == "poison":
             assert r["target"] in (0, 3) and r["trigger_size"] == 2 and r["corner"] == "bottom-right"
             assert r["classes"] is None
@@ -310,3 +311,24 @@ def test_settings_and_false_flags_in_records_summary_and_report(tmp_path):
     for g in groups:  # the original and the oracle are references for every false-flag share of their setting
         assert {r.method for r in g.rows} == {"none", "oracle", "finetune"}
         assert all(r.false_flags == g.key.false_flags for r in g.rows if r.method == "finetune")
+
+
+def test_every_registered_manipulation_is_an_axis_with_its_settings():
+    """The spec reads each manipulation's settings and rules from the registry: no list of names of its own."""
+    from corrective.manipulations import get_manipulation, ordered
+
+    kinds = [n for n, info in ordered().items() if info.takes_size]
+    assert {"blended", "wanet"} <= set(kinds)
+    spec = smoke(manipulations={k: [0.05] for k in kinds})
+    assert [m.kind for m in spec.manipulations] == kinds
+    blended = smoke(manipulations={"blended": {"sizes": [0.05], "blend": [0.1, 0.2], "target": 3}}).manipulations[0]
+    assert blended.variants() == [{"blend": 0.1, "target": 3}, {"blend": 0.2, "target": 3}]
+    with pytest.raises(UserError) as e:
+        smoke(manipulations={"blended": {"sizes": [0.05], "blend": [0.1, 1.0]}})
+    assert str(e.value).startswith("bench spec: manipulations.blended.blend[1]: must be in (0, 1), got 1.0")
+    with pytest.raises(UserError) as e:
+        smoke(manipulations={"wanet": {"sizes": [0.05], "corner": "top-left"}})
+    known = ", ".join(("sizes", *get_manipulation("wanet").setting_names()))
+    assert str(e.value) == f"bench spec: manipulations.wanet.corner: unknown setting of wanet; known: {known}"
+    with pytest.raises(UserError, match="unknown manipulation 'none'"):
+        smoke(manipulations={"none": [0.05]})

@@ -84,15 +84,33 @@ def test_file_errors(tmp_path):
         set_dotted({"seeds": [0]}, "seeds.x", 1)
 
 
-@pytest.mark.parametrize("name", list_presets())
-def test_every_preset_validates(name):
-    spec = load_spec(name)
-    assert spec.name == name
-    assert plan(spec, "cpu")  # every method, dataset and model it names is registered, every setting valid
+@pytest.mark.parametrize("preset", list_presets())
+def test_every_shipped_preset_plans_a_complete_benchmark(preset):
+    from corrective.bench.spec import method_specs
+
+    spec = load_spec(preset)
+    assert spec.name == preset  # results and reports name the preset they came from
+    jobs = plan(spec, "cpu")  # every method, dataset and model it names is registered, every setting valid
+    assert len({j.id for j in jobs}) == len(jobs)
+    planned: set[str] = set()
+    for j in jobs:  # in stage order: whatever a job needs is planned before it
+        assert set(j.deps) <= planned, j.label
+        planned.add(j.id)
+    originals = [j for j in jobs if j.stage == "original"]
+    keys = {(p["dataset"], p["model"], p["training"], p["seed"]) for p in (j.params for j in originals)}
+    assert {k[3] for k in keys} == set(spec.seeds) and {k[0] for k in keys} == set(spec.datasets)
+    assert {j.params["manipulation"] for j in originals} == {m.kind for m in spec.manipulations}
+    methods = set(method_specs(spec))
+    for o in originals:  # every method at every alpha on every original, and the oracle where asked for
+        mine = [j for j in jobs if j.params.get("original_id") == o.id]
+        ran = {(j.params["method"], j.params["alpha"]) for j in mine if j.stage == "unlearn"}
+        assert ran >= {(m, a) for m in methods for a in spec.alphas}, (preset, o.label)
+        assert sum(j.stage == "oracle" for j in mine) == (1 if spec.oracle else 0)
 
 
-def test_shipped_presets():
-    assert {"default", "smoke", "paper-cifar10", "paper-cifar100", "rem-cifar10"} <= set(list_presets())
+def test_an_unknown_preset_is_one_line_naming_the_known_ones():
+    with pytest.raises(UserError, match="unknown bench preset 'defualt'; known: default, "):
+        load_spec("defualt")
 
 
 def test_a_setting_can_be_set_on_a_manipulation_written_as_sizes() -> None:

@@ -56,6 +56,11 @@ def test_train_json_then_evaluate_round_trip(tmp_path: Path) -> None:
         (["train", "--out", "{tmp}/a", "--steps", "-5"], "training recipe: steps must be >= 1, got -5"),
         (["train", "--out", "{tmp}/a", "--width", "0"], "model 'cnn_small': width must be > 0, got 0.0"),
         (["train", "--out", "{tmp}/a", "--size", "nan"], "--size must be a finite number > 0"),
+        (
+            ["train", "--out", "{tmp}/a", "--manipulation", "blended", "--set", "blend=2"],
+            "manipulation 'blended': blend must be in (0, 1), got 2.0",
+        ),
+        (["train", "--out", "{tmp}/a", "--manipulation", "sig", "--set", "corner=top-left"], "has no setting 'corner'"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
@@ -64,6 +69,17 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: s
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr
     assert not (tmp_path / "a").exists()
+
+
+def test_manipulations_lists_the_registry() -> None:
+    from corrective.manipulations import ordered
+
+    r = cli("manipulations")
+    assert r.returncode == 0, r.stderr
+    for name, info in ordered().items():
+        assert any(line.startswith(name) for line in r.stdout.splitlines())
+        for setting in info.setting_names():
+            assert f"--set {setting}=" in r.stdout
 
 
 def test_existing_output_and_truncated_checkpoint(poison_run: api.Run, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.expand import Expansion, expand, list_strategies, make_strategy_settings
-from corrective.models.embedding import embed, linear_head
+from corrective.models.embedding import Featured, embed, linear_head
 
 PIPE = Pipeline(mean=(0.0,), std=(1.0,))
 
@@ -69,8 +69,12 @@ def test_embedding_reads_the_head_input() -> None:
 
 
 def test_a_model_without_a_linear_head_is_one_line() -> None:
-    with pytest.raises(UserError, match="no linear head"):
-        linear_head(nn.Sequential(nn.Flatten(), nn.Linear(16, 4)))
+    last = nn.Linear(16, 4)
+    assert linear_head(nn.Sequential(nn.Flatten(), nn.Linear(16, 16), last)) is last  # the last nn.Linear
+    with pytest.raises(UserError, match="no classifier to read features from"):
+        linear_head(nn.Sequential(nn.Conv2d(1, 4, 4), nn.Flatten()))
+    with pytest.raises(UserError, match="its classifier is a Conv2d, not an nn.Linear"):
+        linear_head(Featured(nn.Sequential(nn.Conv2d(1, 4, 4), nn.Flatten()), "0"))
 
 
 def test_none_returns_the_flagged_set() -> None:
@@ -183,6 +187,27 @@ def test_strategies_are_registered() -> None:
     }
 
 
+@pytest.mark.parametrize("strategy", list_strategies())
+def test_every_registered_strategy_expands_within_the_rules(strategy: str) -> None:
+    # whatever it ranks: S_f kept (but what auto's screen set aside, and says so), only training ids added,
+    # no repeat, a known strategy chosen, the same twice
+    split, bad = planted(120, 12)
+    model = Flat(16, 4)
+    a, b = (expand(model, split, bad[:4], PIPE, strategy, seed=3) for _ in range(2))
+    ids = a.ids.tolist()
+    kept = set(bad[:4].tolist()) - set(a.set_aside.tolist())
+    assert set(a.set_aside.tolist()) <= set(bad[:4].tolist()) and (
+        strategy == "auto" or not kept ^ set(bad[:4].tolist())
+    )
+    assert kept <= set(ids) and set(ids) <= set(split.ids.tolist()) and len(set(ids)) == len(ids)
+    assert set(a.added.tolist()) == set(ids) - kept and len(a.scores) == len(a.added)
+    assert a.chosen in list_strategies() and (a.chosen == strategy or strategy == "auto")
+    assert (a.ids.tolist(), a.added.tolist(), a.chosen) == (b.ids.tolist(), b.added.tolist(), b.chosen)
+    assert make_strategy_settings(strategy) == make_strategy_settings(strategy, {})  # its defaults need no input
+    with pytest.raises(UserError, match=f"unknown expansion strategy '{strategy}x'; known: .*{strategy}"):
+        expand(model, split, bad[:4], PIPE, f"{strategy}x")
+
+
 @pytest.mark.parametrize(
     ("strategy", "settings", "match"),
     [
@@ -221,8 +246,35 @@ def test_flagged_class_the_model_lacks_is_one_line() -> None:
         expand(Flat(16, 4), split.with_labels(y), bad[:2], PIPE, "neighbours")
 
 
-def test_settings_are_checked_before_anything_runs() -> None:
-    assert make_strategy_settings("neighbours", {"recall": 0.8}).recall == 0.8
+class Untouchable(Flat):
+    """A model that counts its forward passes: a check that comes first leaves it at zero."""
+
+    calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        Untouchable.calls += 1
+        return super().forward(x)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "settings", "flagged", "match"),
+    [
+        ("neighbours", {"recall": 1.5}, 4, "recall must be in"),
+        ("label_noise", {"k": "many"}, 4, "k must be an integer"),
+        ("auto", {"candidates": "neighbours,label_noise[k=zero]"}, 4, "k must be an integer"),
+        ("auto", {"candidates": "neighbours,nearest"}, 4, "unknown expansion strategy 'nearest'"),
+        ("neighbours", None, 0, "S_f is empty"),
+    ],
+)
+def test_settings_are_checked_before_anything_runs(strategy: str, settings: dict | None, flagged: int, match: str):
+    split, bad = planted(80, 8)
+    model = Untouchable(16, 4)
+    Untouchable.calls = 0
+    with pytest.raises(UserError, match=match):
+        expand(model, split, bad[:flagged], PIPE, strategy, settings)
+    assert Untouchable.calls == 0  # refused before a single forward pass
+    expand(model, split, bad[:4], PIPE, strategy)  # the same call with valid input does run the model
+    assert Untouchable.calls > 0
 
 
 def test_every_registered_model_exposes_its_features() -> None:

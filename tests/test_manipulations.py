@@ -71,3 +71,38 @@ def test_test_domains(digits) -> None:
     assert len(stamped) == len(clean) == len(digits.test)
     x = stamped.stamp(torch.zeros(2, 1, 8, 8), torch.arange(2))
     assert float(x[:, :, -2:, -2:].min()) == 1.0 and float(x[:, :, :-2].max()) == 0.0
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def test_every_registered_manipulation_draws_seeded_and_validated(digits) -> None:
+    """Each registered manipulation draws on digits, seeded, with its declared settings recorded; names come
+    from the registry (the CLI, the bench and the report read them there)."""
+    from corrective.manipulations import BACKDOORS, MANIPULATIONS, get_manipulation, record_settings
+
+    assert MANIPULATIONS[:4] == ("none", "poison", "interclass", "random_swap")
+    assert set(BACKDOORS) >= {"poison"} and not {"interclass", "random_swap", "none"} & set(BACKDOORS)
+    for kind in MANIPULATIONS:
+        info = get_manipulation(kind)
+        a, b = (manipulate(digits, kind, seed=3) for _ in range(2))
+        assert torch.equal(a.ids, b.ids) and a.settings == b.settings
+        assert set(info.setting_names()) <= set(a.settings) and set(info.setting_names()) <= set(record_settings())
+        fields = a.setting_fields()
+        assert fields["setting_names"] == list(info.setting_names())
+        assert all(fields[k] is None for k in record_settings() if k not in info.setting_names())
+        corr, retain = a.test_domains(digits.test)
+        assert (a.target is not None) == info.backdoor == (kind in BACKDOORS)
+        if info.backdoor:  # the triggered test set: every image, clean labels, the trigger applied
+            assert corr is not None and torch.equal(corr.y, digits.test.y) and corr.stamp is not None
+        if info.takes_size:
+            assert len(a.ids) == round(0.05 * len(digits.train))
+
+
+def test_settings_go_through_the_one_validator(digits) -> None:
+    with pytest.raises(UserError, match="manipulation 'poison': corner must be one of 'bottom-right'"):
+        manipulate(digits, "poison", seed=0, corner="middle")
+    with pytest.raises(UserError, match="manipulation 'random_swap' has no setting 'target'"):
+        manipulate(digits, "random_swap", seed=0, target=1)
+    with pytest.raises(UserError, match=r"classes must be a pair of two different classes like \[3, 8\], got \[3, 3\]"):
+        manipulate(digits, "interclass", seed=0, classes=[3, 3])

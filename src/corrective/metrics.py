@@ -1,7 +1,7 @@
 """Every metric of the protocol (`docs/protocol.md`), as fractions in [0, 1].
 
-`score` is REM's `utility x healed` on fractions (REM prints it x100). For poisoning, the defence view
-under BackdoorBench's names (`DEFENCE`): `c_acc` (clean accuracy), `asr` (attack success), `r_acc`
+`score` is REM's `utility x healed` on fractions (REM prints it x100). For a backdoor (poisoning, blended, WaNet, SIG),
+the defence view under BackdoorBench's names (`DEFENCE`): `c_acc` (clean accuracy), `asr` (attack success), `r_acc`
 (triggered test images of the other classes predicted as their true class) and `der`, the defence
 effectiveness rating against the original model (`defence_effectiveness`).
 """
@@ -21,7 +21,7 @@ from corrective.manipulations import Manipulation
 from corrective.models import device_of
 
 METRICS = (*names.METRICS, *names.PER_CLASS)  # every metric `evaluate` may write
-DEFENCE = names.DEFENCE  # BackdoorBench's C-Acc, ASR, R-Acc, DER (poisoning only)
+DEFENCE = names.DEFENCE  # BackdoorBench's C-Acc, ASR, R-Acc, DER (backdoors only)
 
 
 def defence_effectiveness(c_acc_original: float, asr_original: float, c_acc: float, asr: float) -> float:
@@ -69,7 +69,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """All metrics of `model` on the manipulated training set of `dataset`.
 
-    `forget_changed` needs the original model (`reference`) and `S_f` (`forget_ids`). `der` (poisoning)
+    `forget_changed` needs the original model (`reference`) and `S_f` (`forget_ids`). `der` (a backdoor)
     compares with the original model: its metrics `original` (its `clean_acc` and `attack_success`),
     or else they are measured on `reference`; without either (the original itself) there is no `der`.
     """
@@ -79,24 +79,21 @@ def evaluate(
     correct = test_pred == test_y
     corr, retain = manipulation.test_domains(dataset.test)
     m: dict[str, Any] = {
-        "acc_corr": accuracy(model, corr, pipe),
+        "acc_corr": float("nan") if corr is None else accuracy(model, corr, pipe),
         "acc_retain": accuracy(model, retain, pipe),
         "clean_acc": float(correct.float().mean()),
         "val_accuracy": accuracy(model, dataset.val, pipe),
         "val_per_class_acc": per_class_accuracy(model, dataset.val, pipe, dataset.num_classes),
         "per_class_acc": [float(correct[test_y == c].float().mean()) for c in range(dataset.num_classes)],
     }
-    if manipulation.kind == "none":
-        m["healed"] = float("nan")
-    else:
-        m["healed"] = accuracy(model, manipulation.corrupted_split(dataset.train), pipe)
-    if manipulation.kind == "random_swap":
-        m["acc_corr"] = m["healed"]  # no test-side domain: the swapped samples themselves
-    m["utility"] = m["acc_retain"] if manipulation.kind == "interclass" else m["clean_acc"]
+    m["healed"] = accuracy(model, manipulation.corrupted_split(dataset.train), pipe)  # NaN: nothing manipulated
+    if corr is None:
+        m["acc_corr"] = m["healed"]  # no test-side domain: the manipulated samples themselves
+    m["utility"] = m["acc_retain"]  # the test set outside the domain (all of it where the domain is triggered)
     m["score"] = m["utility"] * m["healed"]
-    if manipulation.kind == "poison":
-        target = manipulation.target
-        assert target is not None  # a poisoning always has one
+    target = manipulation.target
+    if target is not None:  # a backdoor: its domain is the triggered test set
+        assert corr is not None, f"backdoor {manipulation.kind!r} has no triggered test domain"
         triggered = predict(model, corr, pipe)
         others = test_y != target
         m["attack_success"] = float(triggered[others].eq(target).float().mean())

@@ -1,11 +1,9 @@
 """Names shared by the library and the report, which reads records without importing torch: defined once here.
 
-`MANIPULATIONS`: the manipulations of the papers, most regular first (REM's axis; `manipulations.py` adds
-"none"); `METRICS`, `SUMMARY_METRICS`: the metric names records hold; `RESULTS`, `SUMMARY`, `SPEC`: the
-files of a results folder; `mean_std`: the one mean and std over seeds (summary.csv and the report).
-
-`SETTINGS`: the settings each manipulation takes besides its size (the bench spec's axes);
-`RECORD_SETTINGS`: all of them, the record fields that hold them (None where a manipulation takes no such setting).
+`MANIPULATIONS`: the manipulations of the papers, most regular first (REM's axis; the registry,
+`corrective.manipulations`, holds every manipulation with its settings); `METRICS`, `SUMMARY_METRICS`: the
+metric names records hold; `RESULTS`, `SUMMARY`, `SPEC`: the files of a results folder; `mean_std`: the one
+mean and std over seeds (summary.csv and the report).
 """
 
 from __future__ import annotations
@@ -14,17 +12,15 @@ import math
 import statistics
 from collections.abc import Iterable
 
-SETTINGS: dict[str, tuple[str, ...]] = {
-    "poison": ("target", "trigger_size", "corner", "value"),
-    "interclass": ("classes",),
-    "random_swap": (),
-}
-RECORD_SETTINGS: tuple[str, ...] = tuple(dict.fromkeys(k for keys in SETTINGS.values() for k in keys))
-MANIPULATIONS: tuple[str, ...] = tuple(SETTINGS)  # SETTINGS is written in REM's order
+MANIPULATIONS: tuple[str, ...] = ("poison", "interclass", "random_swap")  # the papers' three, in REM's order
+# The record fields of the manipulations' settings in records written before the manipulation registry (a
+# record now names its own in `setting_names`; `corrective.manipulations` declares them).
+LEGACY_SETTINGS: tuple[str, ...] = ("target", "trigger_size", "corner", "value", "classes")
+SETTING_NAMES = "setting_names"  # the record field listing the record fields that hold the manipulation's settings
 
 
 # Every scalar metric `metrics.evaluate` may write (fractions in [0, 1]); it also writes the PER_CLASS lists.
-DEFENCE = ("c_acc", "asr", "r_acc", "der")  # BackdoorBench's C-Acc, ASR, R-Acc, DER (poisoning only)
+DEFENCE = ("c_acc", "asr", "r_acc", "der")  # BackdoorBench's C-Acc, ASR, R-Acc, DER (backdoors only)
 METRICS = (
     "acc_corr",
     "acc_retain",

@@ -20,6 +20,7 @@ import dataclasses
 import math
 import typing
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -72,9 +73,14 @@ def setting(
     lt: float | None = None,
     le: float | None = None,
     choices: tuple[Any, ...] | None = None,
+    check: Callable[[Any], str | None] | None = None,
 ) -> Any:
-    """A dataclass field with its default, its rule and its help (shown by `corrective methods`)."""
-    return dataclasses.field(default=default, metadata={"rule": Rule(gt, ge, lt, le, choices), "help": help})
+    """A dataclass field with its default, its rule and its help (shown by `corrective methods`).
+
+    `check`, for what a range cannot say (an interclass pair of two different classes), returns the rule the
+    value breaks (`a pair of two different classes like [3, 8]`) or None; it runs after the type and range."""
+    metadata = {"rule": Rule(gt, ge, lt, le, choices), "help": help, "check": check}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def rule_of(f: dataclasses.Field[Any]) -> Rule:
@@ -86,6 +92,21 @@ def help_of(f: dataclasses.Field[Any]) -> str:
     return str(f.metadata.get("help", ""))
 
 
+def validate_field(f: dataclasses.Field[Any], value: Any, hint: Any) -> Any:
+    """`validate` against the field's rule, then its `check`; a ValueError `must be RULE, got VALUE`."""
+    value = validate(value, hint, rule_of(f))
+    check = f.metadata.get("check")
+    broken = None if check is None or value is None else check(value)
+    if broken:
+        raise ValueError(f"must be {broken}, got {plain(value)!r}")
+    return value
+
+
+def plain(value: Any) -> Any:
+    """A tuple setting as the list a user wrote (in messages and records)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
 
 
@@ -94,13 +115,18 @@ def validate(value: Any, hint: Any, rule: Rule = Rule()) -> Any:
     ValueError `must be RULE, got VALUE` (the caller puts the name or place in front).
 
     An int is a float; nothing else converts (a bool is not an int, a string is not a number).
-    None, where allowed, means 'not set' and keeps every rule; a float must be finite.
+    None, where allowed, means 'not set' and keeps every rule; a float must be finite. `tuple[X, ...]`
+    takes a list or tuple whose every item is an X keeping `rule`, and gives a tuple.
     """
     args = typing.get_args(hint)
     if value is None and type(None) in args:
         return None
     if type(None) in args and len(args) == 2:  # `X | None`
         hint = next(a for a in args if a is not type(None))
+    if typing.get_origin(hint) is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"must be a list, got {value!r}")
+        return tuple(validate(v, typing.get_args(hint)[0], rule) for v in value)
     if hint in TYPE_NAMES:
         if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = float(value)
@@ -121,7 +147,7 @@ class Checked:
         hints = typing.get_type_hints(type(self))
         for f in dataclasses.fields(cast(Any, self)):  # a dataclass: Checked is only ever a dataclass's base
             try:
-                value = validate(getattr(self, f.name), hints[f.name], rule_of(f))
+                value = validate_field(f, getattr(self, f.name), hints[f.name])
             except ValueError as e:
                 raise ValueError(f"{f.name} {e}") from None
             object.__setattr__(self, f.name, value)

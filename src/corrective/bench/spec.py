@@ -17,12 +17,12 @@ from typing import Any, TypeVar, cast
 
 from corrective.data import DATASETS
 from corrective.errors import UserError
-from corrective.manipulations import CORNERS, DEFAULT_SIZE
+from corrective.manipulations import DEFAULT_SIZE, check_setting, get_manipulation, is_list_setting, ordered
 from corrective.methods import METHODS, candidate_overrides, get_method, make_settings, settings_dict
 from corrective.methods.selection import SELECTIONS
 from corrective.models import MODELS
 from corrective.models.masks import TRAINING_TYPES
-from corrective.names import MANIPULATIONS, SETTINGS
+from corrective.names import MANIPULATIONS
 from corrective.settings import Rule, validate
 from corrective.training import PRESETS
 
@@ -46,8 +46,8 @@ def fail(where: str, message: str) -> UserError:
 class ManipulationSpec:
     kind: str
     sizes: tuple[float, ...]  # each a share of the training set (< 1) or a count (>= 1)
-    # Axes of the manipulation's settings (manipulations.SETTINGS: target, trigger_size, corner, value, classes),
-    # each a tuple of values; a setting not named keeps the manipulation's default.
+    # Axes of the manipulation's settings (as it declares them: `corrective manipulations`), each a tuple of
+    # values; a setting not named keeps the manipulation's default.
     settings: dict[str, tuple[Any, ...]] = field(default_factory=dict)
 
     def variants(self) -> list[dict[str, Any]]:
@@ -149,64 +149,49 @@ def _size(where: str, value: Any) -> float:
     return s
 
 
-def _target(where: str, value: Any) -> int:
-    return _int(where, value, 0)  # the upper end (the dataset's classes) is checked against the data
+def bench_manipulations() -> tuple[str, ...]:
+    """The manipulations a spec may name: every registered one that manipulates samples (not `none`)."""
+    return tuple(n for n, info in ordered().items() if info.takes_size)
 
 
-def _trigger_size(where: str, value: Any) -> int:
-    return _int(where, value, 1)
-
-
-def _corner(where: str, value: Any) -> str:
-    return _choice(where, value, CORNERS)
-
-
-def _pixel(where: str, value: Any) -> float:
-    return _value(where, value, float, ge=0, le=1)  # a pixel value
-
-
-def _pair(where: str, value: Any) -> list[int]:
-    rule = "a pair of two different classes like [3, 8]"
-    if not isinstance(value, list) or len(value) != 2:
-        raise fail(where, f"must be {rule}, got {value!r}")
-    a, b = (_int(f"{where}[{i}]", c, 0) for i, c in enumerate(value))
-    if a == b:
-        raise fail(where, f"must be {rule}, got [{a}, {b}]")
-    return [a, b]
-
-
-SETTING_ITEMS = {"target": _target, "trigger_size": _trigger_size, "corner": _corner, "value": _pixel, "classes": _pair}
-
-
-def _axis(where: str, key: str, value: Any) -> tuple[Any, ...]:
-    """One setting's values: a list is an axis, a scalar one value; `classes = [3, 8]` is one pair."""
-    if key == "classes" and isinstance(value, list) and value and not any(isinstance(v, list) for v in value):
+def _axis(where: str, kind: str, key: str, value: Any) -> tuple[Any, ...]:
+    """One setting's values, each checked by the manipulation's declared rule: a list is an axis, a scalar one
+    value; for a setting whose value is a list (`classes = [3, 8]`), a flat list is one value."""
+    if is_list_setting(kind, key) and isinstance(value, list) and value and not any(isinstance(v, list) for v in value):
         value = [value]
-    return _list(where, value, SETTING_ITEMS[key])
+
+    def item(w: str, v: Any) -> Any:
+        try:
+            return check_setting(kind, key, v)
+        except ValueError as e:
+            raise fail(w, str(e)) from None
+
+    return _list(where, value, item)
 
 
 def _manipulations(raw: Any) -> tuple[ManipulationSpec, ...]:
     out = []
+    known_kinds = bench_manipulations()
     for kind, value in _table("manipulations", raw).items():
         where = f"manipulations.{kind}"
-        if kind not in MANIPULATIONS:
-            raise fail("manipulations", f"unknown manipulation {kind!r}; known: {', '.join(MANIPULATIONS)}")
+        if kind not in known_kinds:
+            raise fail("manipulations", f"unknown manipulation {kind!r}; known: {', '.join(known_kinds)}")
         settings: dict[str, tuple[Any, ...]] = {}
         if isinstance(value, dict):
             body = dict(value)
             if "sizes" not in body:
                 raise fail(where, "a table needs `sizes` (a list of shares or counts)")
             sizes = _list(f"{where}.sizes", body.pop("sizes"), _size)
-            known = SETTINGS[kind]
+            known = get_manipulation(kind).setting_names()
             for key, values in body.items():
                 if key not in known:
                     raise fail(f"{where}.{key}", f"unknown setting of {kind}; known: {', '.join(('sizes',) + known)}")
-                settings[key] = _axis(f"{where}.{key}", key, values)
+                settings[key] = _axis(f"{where}.{key}", kind, key, values)
         else:
             sizes = _list(where, value, _size)
         out.append(ManipulationSpec(kind, sizes, settings))
     if not out:
-        raise fail("manipulations", f"name at least one of {', '.join(MANIPULATIONS)}")
+        raise fail("manipulations", f"name at least one of {', '.join(known_kinds)}")
     return tuple(out)
 
 
@@ -246,7 +231,7 @@ def parse_spec(raw: dict[str, Any]) -> BenchSpec:
         datasets=_list("datasets", get("datasets", list(d.datasets)), _str),
         models=_list("models", get("models", list(d.models)), _str),
         training=_list("training", get("training", list(d.training)), lambda w, v: _choice(w, v, TRAININGS)),
-        manipulations=_manipulations(get("manipulations", {k: [s] for k, s in DEFAULT_SIZE.items()})),
+        manipulations=_manipulations(get("manipulations", dict.fromkeys(MANIPULATIONS, [DEFAULT_SIZE]))),
         seeds=_list("seeds", get("seeds", list(d.seeds)), lambda w, v: _int(w, v, 0)),
         alphas=_list("alphas", get("alphas", list(d.alphas)), _alpha),
         methods=_methods(get("methods", {ALL: {"grid": True}})),

@@ -15,11 +15,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from corrective.names import RECORD_SETTINGS, SUMMARY_METRICS, mean_std
+from corrective.manipulations import record_settings
+from corrective.names import SUMMARY_METRICS, mean_std
 from corrective.runs import dumps
 
 # A setting: the manipulation with its size and settings (None where it takes none), the false-flag share.
-SETTING_KEYS = ("dataset", "model", "training", "manipulation", "size", *RECORD_SETTINGS, "false_flags")
+SETTING_KEYS = ("dataset", "model", "training", "manipulation", "size", *record_settings(), "false_flags")
 GROUP_KEYS = (*SETTING_KEYS, "method", "expand", "selection", "alpha")
 AXIS_DEFAULTS = {"expand": "none", "selection": "paper"}  # what records written before these axes existed used
 

@@ -6,7 +6,7 @@ import math
 from typing import Any
 
 from corrective.bench.spec import ORACLE
-from corrective.names import RECORD_SETTINGS
+from corrective.manipulations import BACKDOORS, record_settings
 
 WIDTH = 6  # of a number column
 
@@ -30,18 +30,18 @@ SHORT = {"trigger_size": "trigger", "false_flags": "ff"}  # column-label names o
 
 def _settings(row: dict[str, Any]) -> tuple[str, ...]:
     """A column of the table: the manipulation, its size, its settings and the false-flag share."""
-    return tuple(str(row.get(k)) for k in ("manipulation", "size", *RECORD_SETTINGS, "false_flags"))
+    return tuple(str(row.get(k)) for k in ("manipulation", "size", *record_settings(), "false_flags"))
 
 
 def _label(g: tuple[str, ...], varying: set[int]) -> str:
-    keys = (*RECORD_SETTINGS, "false_flags")
+    keys = (*record_settings(), "false_flags")
     extra = "".join(f" {SHORT.get(k, k)}={g[2 + i]}" for i, k in enumerate(keys) if 2 + i in varying)
     return f"{g[0]}@{float(g[1]):g}{extra}"
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """One block per (dataset, model, training): rows method x alpha, columns acc_corr / acc_retain for each
-    manipulation@size, with the settings and false-flag shares that vary (and target_acc for poison), in
+    manipulation@size, with the settings and false-flag shares that vary (and target_acc for a backdoor), in
     percent, mean over seeds. The oracle does not depend on false flags: its values fill every share's column."""
     blocks = []
     for setup in dict.fromkeys((r["dataset"], r["model"], r["training"]) for r in rows):
@@ -54,7 +54,7 @@ def format_table(rows: list[dict[str, Any]]) -> str:
             for m in [g[0]]
         }
         labels = {g: _label(g, varying[g[0]]) for g in groups}
-        subs = {g: ["corr", "retain"] + (["target"] if g[0] == "poison" else []) for g in groups}
+        subs = {g: ["corr", "retain"] + (["target"] if g[0] in BACKDOORS else []) for g in groups}
         spans = {g: max(len(labels[g]), len(subs[g]) * (WIDTH + 1) - 1) for g in groups}
         name_w = max(len("method"), *(len(label(r)) for r in mine))
         lead = f"{'method':<{name_w}}  {'alpha':>5}"

@@ -85,6 +85,8 @@ def print_metrics(metrics: dict[str, Any], as_json: bool, extra: dict[str, Any] 
 
 
 def setting_str(value: Any) -> str:
+    if isinstance(value, (tuple, list)):
+        return ",".join(setting_str(v) for v in value)  # as `--set` takes it: 3,8
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 

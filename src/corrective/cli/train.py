@@ -20,12 +20,14 @@ from corrective.cli.common import (
     names,
     parse_sets,
     print_metrics,
+    setting_lines,
 )
 from corrective.data import DATASETS
 from corrective.errors import UserError
-from corrective.manipulations import MANIPULATIONS
+from corrective.manipulations import MANIPULATIONS, ordered
 from corrective.models import MODELS
 from corrective.models.masks import TRAINING_TYPES
+from corrective.practitioner import evaluate_fixed
 from corrective.training import PRESETS
 
 
@@ -43,9 +45,13 @@ def train(
         str | None, typer.Option(help=f"Training preset: {names(PRESETS)} (default: the dataset's).")
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Override the preset's step budget.")] = None,
-    target: Annotated[int | None, typer.Option(help="Poison: the trigger's target class (default 0).")] = None,
+    target: Annotated[int | None, typer.Option(help="A backdoor's target class (default 0).")] = None,
     trigger_size: Annotated[int | None, typer.Option(help="Poison: trigger side in px (default 3; 2 on 8x8).")] = None,
     classes: Annotated[str | None, typer.Option(help="Interclass: the two classes, e.g. 3,5.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Manipulation setting key=value, e.g. blend=0.2 (see `corrective manipulations`)."),
+    ] = None,
     val_fraction: Annotated[float, typer.Option(help="Clean validation share carved from the training data.")] = 0.1,
     option: Annotated[list[str] | None, typer.Option(help="Loader option key=value, e.g. crop=96 (pcam).")] = None,
     download: Annotated[bool, typer.Option(help="Fetch missing files with torchvision.")] = False,
@@ -65,7 +71,7 @@ def train(
 
     Example: corrective train --dataset digits --manipulation poison --size 0.05 --seed 0 --out runs/p0
     """
-    settings: dict[str, Any] = {}
+    settings: dict[str, Any] = parse_sets(set_)
     if target is not None:
         settings["target"] = target
     if trigger_size is not None:
@@ -101,6 +107,19 @@ def train(
 
 
 @app.command()
+def manipulations() -> None:
+    """List the manipulations with their settings (`corrective train --set`, bench axes): default, rule, meaning."""
+    for name, info in ordered().items():
+        kind = "backdoor" if info.backdoor else "labels" if info.takes_size else "baseline"
+        typer.echo(f"{name:<13}{info.summary}  [{kind}]")
+        for line in setting_lines(info.settings):
+            typer.echo(f"{'':<13}{line}")
+
+
+@app.command()
 def evaluate(run_dir: RunArg, device: DeviceOpt = "auto", as_json: JsonOpt = False) -> None:
-    """Re-compute a run's metrics from its files."""
+    """Re-compute a run's metrics from its files (or a `corrective fix` folder's held-out accuracy)."""
+    if (run_dir / "fix.json").is_file():
+        print_metrics(evaluate_fixed(run_dir, device), as_json, {"fix_dir": str(run_dir)})
+        return
     print_metrics(api.evaluate_run(run_dir, device), as_json, {"run_dir": str(run_dir)})

@@ -47,7 +47,7 @@ def metric_section(title: str, metric: str, figures: Figures | None, by_block: d
         if figures is None:
             continue
         caption = f"{metric} against alpha, {label}. {BAND_CAPTION} {seeds_note(gs, [m for g in gs for m in g.curves])}"
-        if any(g.key.manipulation == "poison" for g in gs):
+        if any(g.backdoor for g in gs):
             caption += (
                 f" Red circles: points whose target_acc is more than {100 * TARGET_DROP:g} points below the "
                 "original's (the target class erased, not the backdoor unlearned)."

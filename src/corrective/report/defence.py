@@ -78,7 +78,7 @@ def defence_table(g: Group) -> Table:
 
 
 DEFENCE_COVERAGE = Coverage(
-    scope=lambda gs: [g for g in gs if g.key.manipulation == "poison"],
+    scope=lambda gs: [g for g in gs if g.backdoor],
     holds=has_defence,
     absent="{label}: no poisoning setting, so no defence view.",
     older="{label}: the poisoning records hold no C-Acc, ASR, R-Acc or DER (written by an older corrective); "

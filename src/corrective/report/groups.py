@@ -180,10 +180,16 @@ class Group:
             return [(None, s) for s in self.seeds if s not in have]
         return [(a, s) for a in self.alphas for s in self.seeds if s not in self._by.get((method, a), {})]
 
+    @property
+    def backdoor(self) -> bool:
+        """A backdoor setting (poisoning, blended, WaNet, SIG...): its records measure attack success, so
+        target_acc and the defence view apply. Read from the records: the report cannot import the registry."""
+        return any(not math.isnan(r.get("attack_success")) for r in self.rows)
+
     def target_flag(self, method: str, alpha: float | None) -> bool:
-        """True where mean target_acc is more than TARGET_DROP below the original model's (poisoning only)."""
+        """True where mean target_acc is more than TARGET_DROP below the original model's (backdoors only)."""
         original = self.reference(ORIGINAL, "target_acc")
-        if self.key.manipulation != "poison" or original is None or math.isnan(original.mean):
+        if not self.backdoor or original is None or math.isnan(original.mean):
             return False
         stat = self.reference(method, "target_acc") if alpha is None else self.cell(method, alpha, "target_acc")
         return stat is not None and not math.isnan(stat.mean) and stat.mean < original.mean - TARGET_DROP

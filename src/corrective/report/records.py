@@ -21,7 +21,7 @@ from typing import Any
 
 from corrective import names
 from corrective.errors import UserError
-from corrective.names import RECORD_SETTINGS
+from corrective.names import LEGACY_SETTINGS, SETTING_NAMES
 
 # The record's config fields, each under the key the bench writes it with (bench/jobs.py).
 CONFIG_FIELDS = {
@@ -218,7 +218,9 @@ def to_row(record: dict[str, Any], where: str = "record", line: int = 0) -> Row:
         line=line,
         settings=json.dumps(record.get("settings") or {}, sort_keys=True),
         ratio_hist=ratio_hist(record, where),
-        manipulation_settings=tuple((k, setting_text(record[k])) for k in RECORD_SETTINGS if record.get(k) is not None),
+        manipulation_settings=tuple(
+            (k, setting_text(record[k])) for k in setting_keys(record) if record.get(k) is not None
+        ),
         false_flags=None
         if record.get("false_flags") is None
         else to_float(record["false_flags"], "false_flags", where),
@@ -252,9 +254,16 @@ def to_expansion(record: dict[str, Any], where: str) -> ExpansionRow:
         model=None if found["model"] is None else str(found["model"]),
         training=DEFAULT_TRAINING if found["training"] is None else str(found["training"]),
         size=None if size is None else to_float(size, "size", where),
-        variant=" · ".join(f"{k} {setting_text(record[k])}" for k in RECORD_SETTINGS if record.get(k) is not None),
+        variant=" · ".join(f"{k} {setting_text(record[k])}" for k in setting_keys(record) if record.get(k) is not None),
         false_flags=to_float(record.get("false_flags") or 0.0, "false_flags", where),
     )
+
+
+def setting_keys(record: dict[str, Any]) -> tuple[str, ...]:
+    """The record fields holding its manipulation's settings: as the record names them, else (records written
+    before the manipulation registry) the settings of those days."""
+    own = record.get(SETTING_NAMES)
+    return tuple(own) if isinstance(own, list) else LEGACY_SETTINGS
 
 
 def setting_text(value: Any) -> str:

@@ -45,7 +45,7 @@ def before_after(g: Group, method: str, alpha: float | None, metric: str) -> tup
 
 def relearn_table(g: Group) -> Table:
     """Before and after the relearn probe per method at the figure's alphas (target_acc beside for poisoning)."""
-    poison = g.key.manipulation == "poison"
+    poison = g.backdoor
     metrics = ["acc_corr", "healed"] + (["attack_success", "target_acc"] if poison else [])
     header = (
         ["method", "alpha"] + [f"{m} {w}" for m in metrics for w in ("before", "after")] + ["Δ acc_corr", "n seeds"]
@@ -81,9 +81,7 @@ def relearn_table(g: Group) -> Table:
 
 def relearn_panels(groups: list[Group]) -> list[tuple[Group, str]]:
     """(setting, metric) per panel of the relearn figure: acc_corr, and target_acc beside it for poisoning."""
-    return [
-        (g, m) for g in groups for m in ("acc_corr", "target_acc") if m == "acc_corr" or g.key.manipulation == "poison"
-    ]
+    return [(g, m) for g in groups for m in ("acc_corr", "target_acc") if m == "acc_corr" or g.backdoor]
 
 
 def relearn_figure(groups: list[Group], colour: dict[str, draw.Colour]) -> Figure:

@@ -60,9 +60,7 @@ def target_warning(g: Group) -> list[str]:
 
 def group_figure(group: Group, colour: dict[str, draw.Colour]) -> MplFigure:
     """One setting in detail: acc_corr, target_acc (poisoning) and acc_retain against alpha, error bars."""
-    names = (
-        ["acc_corr", "target_acc", "acc_retain"] if group.key.manipulation == "poison" else ["acc_corr", "acc_retain"]
-    )
+    names = ["acc_corr", "target_acc", "acc_retain"] if group.backdoor else ["acc_corr", "acc_retain"]
     fig = draw.new_figure(4.3 * len(names), 4.3)
     axes = fig.subplots(1, len(names), sharey=True)
     for ax, metric in zip(axes, names, strict=True):
@@ -85,7 +83,7 @@ def group_figure(group: Group, colour: dict[str, draw.Colour]) -> MplFigure:
 
 def group_section(g: Group, colour: dict[str, draw.Colour] | None) -> Section:
     sec = Section(g.key.label(), anchor(g.key.label()), level=3)
-    if g.key.manipulation == "poison" and g.reference(ORIGINAL, "target_acc") is None:
+    if g.backdoor and g.reference(ORIGINAL, "target_acc") is None:
         sec.warnings.append("No record of the original model (method none): target_acc drops cannot be checked.")
     sec.warnings += target_warning(g)
     if colour is not None:
@@ -94,7 +92,7 @@ def group_section(g: Group, colour: dict[str, draw.Colour] | None) -> Section:
             "it knows all of S_m); dotted: the original model; bands: ± std. Dash-dotted curves are bounds, "
             "not methods. A missing alpha breaks its line."
         )
-        if g.key.manipulation == "poison":
+        if g.backdoor:
             caption += (
                 f" Red line on target_acc: the original's value minus {100 * TARGET_DROP:g} points; red "
                 "circles: points below it."
@@ -123,7 +121,7 @@ def group_section(g: Group, colour: dict[str, draw.Colour] | None) -> Section:
 
 def detail_table(g: Group) -> Table:
     """Method × alpha: acc_corr (target_acc beside it for poisoning), acc_retain, healed, n seeds, warnings."""
-    poison = g.key.manipulation == "poison"
+    poison = g.backdoor
     metrics = ["acc_corr"] + (["target_acc"] if poison else []) + ["acc_retain", "healed"]
     metrics += ["attack_success"] if poison else []
     header = ["method", "alpha"] + metrics + ["n seeds"] + (["warning"] if poison else [])
