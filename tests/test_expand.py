@@ -10,7 +10,7 @@ from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.expand import Expansion, expand, list_strategies, make_strategy_settings
-from corrective.models.embedding import embed, linear_head
+from corrective.models.embedding import Featured, embed, linear_head
 
 PIPE = Pipeline(mean=(0.0,), std=(1.0,))
 
@@ -69,8 +69,12 @@ def test_embedding_reads_the_head_input() -> None:
 
 
 def test_a_model_without_a_linear_head_is_one_line() -> None:
-    with pytest.raises(UserError, match="no linear head"):
-        linear_head(nn.Sequential(nn.Flatten(), nn.Linear(16, 4)))
+    last = nn.Linear(16, 4)
+    assert linear_head(nn.Sequential(nn.Flatten(), nn.Linear(16, 16), last)) is last  # the last nn.Linear
+    with pytest.raises(UserError, match="no classifier to read features from"):
+        linear_head(nn.Sequential(nn.Conv2d(1, 4, 4), nn.Flatten()))
+    with pytest.raises(UserError, match="its classifier is a Conv2d, not an nn.Linear"):
+        linear_head(Featured(nn.Sequential(nn.Conv2d(1, 4, 4), nn.Flatten()), "0"))
 
 
 def test_none_returns_the_flagged_set() -> None:

@@ -66,10 +66,10 @@ def test_one_flagged_sample_on_digits(interclass_run: api.Run) -> None:
 
 
 def test_a_model_without_features_is_one_line(poison_run: api.Run) -> None:
-    headless = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    headless = nn.Sequential(nn.Conv2d(1, 10, 8), nn.Flatten())  # no classifier layer to read features at
     forget = poison_run.manipulation.forget_ids(0.1)
     pipe = Pipeline.of(poison_run.dataset)
-    with pytest.raises(UserError, match="no linear head"):
+    with pytest.raises(UserError, match="no classifier to read features from .*feature_layer='name'"):
         expand(headless, poison_run.train_split, forget, pipe, "neighbours")
     assert len(expand(headless, poison_run.train_split, forget, pipe, "none").added) == 0
 

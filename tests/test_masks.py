@@ -52,6 +52,7 @@ def test_p_mem_zero_equals_drop_and_plain_models_ignore_modes() -> None:
     ("name", "kwargs", "shape"),
     [
         ("cnn_small", {}, (6, 1, 8, 8)),
+        ("cnn28", {"width": 0.25}, (6, 1, 28, 28)),
         ("resnet9", {"width": 0.125}, (6, 3, 16, 16)),
         ("wrn28_10", {"depth": 10, "widen": 2}, (6, 3, 16, 16)),
         ("vit_small", {"image_size": 16, "patch": 4, "dim": 32, "depth": 2, "heads": 4, "mlp_dim": 48}, (6, 3, 16, 16)),

@@ -11,6 +11,7 @@ from corrective.models import create_model, list_models
     ("name", "kwargs", "shape"),
     [
         ("cnn_small", {}, (2, 1, 8, 8)),
+        ("cnn28", {}, (2, 1, 28, 28)),
         ("resnet9", {"width": 0.25}, (2, 3, 32, 32)),
         ("wrn28_10", {"depth": 10, "widen": 1}, (2, 3, 32, 32)),
     ],
@@ -27,6 +28,13 @@ def test_resnet9_has_the_papers_shape() -> None:
     assert m.fc.bias is None
     celu = [mod for mod in m.modules() if isinstance(mod, torch.nn.CELU)]
     assert celu and all(c.alpha == 0.075 for c in celu)
+
+
+def test_cnn28_pools_before_its_element_wise_layers() -> None:
+    m = create_model("cnn28", num_classes=10, in_channels=1)
+    assert [type(layer).__name__ for layer in m.block1] == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
+    assert [mod.out_channels for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)] == [32, 64, 128]
+    assert sum(p.numel() for p in m.parameters()) == 94_186
 
 
 def test_unknown_model_and_bad_setting_are_clear() -> None:

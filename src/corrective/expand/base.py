@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
-from corrective.models.embedding import Embedding, embed, linear_head
+from corrective.models.embedding import Embedding, embed
 from corrective.settings import Checked, build_settings, setting
 
 
@@ -163,9 +163,8 @@ def make_strategy_settings(name: str, overrides: dict[str, Any] | None = None) -
     return build_settings(get_strategy(name).settings, overrides, f"expansion strategy {name!r}")
 
 
-def check_model_classes(model: nn.Module, train: Split, forget_ids: Tensor) -> None:
-    """Flagged samples labelled with a class the model does not have: one clear line."""
-    num_classes = linear_head(model).out_features
+def check_model_classes(num_classes: int, train: Split, forget_ids: Tensor) -> None:
+    """Flagged samples labelled with a class the model (with `num_classes` outputs) does not have: one clear line."""
     labels = train.y[train.positions_of(forget_ids)].cpu()
     bad = labels[labels >= num_classes].unique().tolist()
     if bad:

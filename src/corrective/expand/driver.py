@@ -60,8 +60,8 @@ def expand(
         )
     if strategy == "auto":
         auto_mod.check(chosen_settings)  # every candidate known, its settings valid: before any work
-    check_model_classes(model, train, flagged_ids)
     view = View(model, train, pipeline, seed)
+    check_model_classes(int(view.logits.shape[1]), train, flagged_ids)
     flagged = torch.zeros(len(view), dtype=torch.bool)
     flagged[positions] = True
     single = len(flagged_ids) < 2
