@@ -14,8 +14,9 @@ def make_split(n: int = 6) -> Split:
 
 
 def test_split_validates_dtype_and_shapes() -> None:
-    with pytest.raises(ValueError, match="uint8"):
-        Split(torch.zeros(2, 1, 2, 2), torch.zeros(2, dtype=torch.long), torch.arange(2))
+    with pytest.raises(ValueError, match="uint8 or float32"):
+        Split(torch.zeros(2, 1, 2, 2, dtype=torch.float64), torch.zeros(2, dtype=torch.long), torch.arange(2))
+    assert len(Split(torch.zeros(2, 1, 2, 2), torch.zeros(2, dtype=torch.long), torch.arange(2))) == 2  # model inputs
     with pytest.raises(ValueError, match="shape"):
         Split(torch.zeros(2, 1, 2, 2, dtype=torch.uint8), torch.zeros(3, dtype=torch.long), torch.arange(2))
 

@@ -168,7 +168,7 @@ def test_sensitivity_draws_every_setting_and_the_tradeoff_at_half(bench: tuple) 
     top, bottom = fig.axes[:3], fig.axes[3:]
     labels = {
         json.dumps(s, sort_keys=True): lab
-        for s, lab in zip(SETTINGS, ["a=1.0, lambda_=1.0", "a=10.0, lambda_=1.0", "a=10.0, lambda_=10.0"], strict=True)
+        for s, lab in zip(SETTINGS, ["a=1, lambda_=1", "a=10, lambda_=1", "a=10, lambda_=10"], strict=True)
     }
     for ax, scatter_ax, manip in zip(top, bottom, MANIPULATIONS, strict=True):
         lines = {line.get_label(): line for line in ax.get_lines()}
@@ -243,3 +243,43 @@ def test_the_full_bench_document_names_the_missing_histogram(bench: tuple, tmp_p
     names = [i.name for s in doc.sections for i in s.items if hasattr(i, "png")]
     assert {"ssd-ratios-digits-cnn-standard-training", "sensitivity-ssd-digits-cnn-standard-training"} <= set(names)
     assert all("Averages 3 seeds (0, 1, 2)" in i.caption for s in doc.sections for i in s.items if hasattr(i, "png"))
+
+
+def test_many_settings_get_a_colour_key_in_grid_order(tmp_path: Path) -> None:
+    # twelve settings: too many for a legend; their JSON texts sort a=10 before a=2, the key must not
+    grid = [{"a": a, "lambda_": lam} for a in (0.5, 2.0, 10.0, 100.0) for lam in (0.1, 1.0, 10.0)]
+    recs = [original(0, manipulation="poison")]
+    for alpha in (0.5, 1.0):
+        rec = record("ssd", alpha, 0, settings=grid[0], acc_corr=0.0)  # the selected one: setting 0
+        rec["candidates"] = [
+            {**record("ssd", alpha, 0, selected=k == 0, acc_corr=0.01 * k), "settings": st} for k, st in enumerate(grid)
+        ]
+        recs.append(rec)
+    groups = build_groups(read_results(write(tmp_path, recs)))[0]
+    fig = sensitivity(groups, "ssd", draw.colours(["ssd"]))
+    (key,) = [ax for ax in fig.axes if ax.get_label() == "colour key"]
+    names = [t.get_text() for t in key.get_yticklabels()]
+    assert names[0] == "a=0.5, lambda_=0.1" and names[-1] == "a=100, lambda_=10" and len(names) == 6
+    assert "12 settings, ordered by a, lambda_" in key.get_ylabel()
+    assert all(line.get_label().startswith("_") for line in fig.axes[0].get_lines()[:12])  # no legend entry each
+    shades = {round(line.get_ydata()[0], 6): line.get_color() for line in fig.axes[0].get_lines()[:12]}
+    # acc_corr 0.01 k marks setting k (grid order): its colour is the k-th of the key's colour map
+    from matplotlib import colormaps
+
+    assert [shades[round(k, 6)] for k in range(12)] == [colormaps["viridis"](k / 11) for k in range(12)]
+
+
+def test_the_header_counts_jobs_and_one_seed_is_not_a_mean(tmp_path: Path) -> None:
+    recs = [r for r in full_bench(seeds=(0,)) if r["manipulation"] == "poison"]
+    doc = build_document(read_results(write(tmp_path, recs)), with_plots=True)
+    jobs = len(recs)  # one line per job, the grid candidates inside SSD's records
+    rows = jobs + sum(len(r["candidates"]) - 1 for r in recs if "candidates" in r)
+    assert doc.facts[1].startswith(f"{jobs} jobs recorded (1 original, 1 oracle, {jobs - 2} unlearn); ")
+    assert f"{rows} evaluated models" in doc.facts[1]
+    text = " ".join(
+        str(item) if isinstance(item, str) else getattr(item, "caption", "") + " ".join(getattr(item, "notes", []))
+        for s in doc.sections
+        for item in s.items
+    )
+    assert "over seeds" not in text and "std over 1" not in text
+    assert "one seed" in text

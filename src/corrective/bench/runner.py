@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from corrective.bench.eta import Estimate, duration
 from corrective.bench.executors import Executor, make_executor
 from corrective.bench.plan import Job, plan
 from corrective.bench.spec import BenchSpec
@@ -25,6 +26,7 @@ from corrective.names import RESULTS, SPEC, STAGES, SUMMARY
 from corrective.progress import Progress
 
 LOCK = ".lock"
+BAR = "{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
 
 
 @dataclass
@@ -98,11 +100,22 @@ def _schedule(
     progress: bool | None,
     total: int,
 ) -> None:
-    """Keep up to `ex.slots` ready jobs running, earliest stage first; record each as it finishes."""
+    """Keep up to `ex.slots` ready jobs running, earliest stage first; record each as it finishes. The
+    progress (a bar, or a line every few seconds into a log) estimates the time left from the finished jobs'
+    durations per stage (`eta.Estimate`)."""
     pending = sorted(todo, key=lambda j: STAGES.index(j.stage))  # stable: plan order within a stage
     running: dict[Future[dict[str, Any]], Job] = {}
+    started: dict[Future[dict[str, Any]], float] = {}
     failed: set[str] = set()
-    bar = Progress(total, "bench", progress, unit="job", initial=outcome.skipped, dynamic_ncols=True)
+    estimate = Estimate(ex.slots)
+    # the bar shows our estimate (postfix `left`), not tqdm's, which assumes every job takes as long as the average
+    bar = Progress(total, "bench", progress, unit="job", initial=outcome.skipped, dynamic_ncols=True, bar_format=BAR)
+
+    def status() -> None:
+        now = time.monotonic()
+        left = estimate.left([j.stage for j in pending], [(j.stage, now - started[f]) for f, j in running.items()])
+        bar.set_postfix(running=len(running), failed=len(failed), left=duration(left))
+
     try:
         while pending or running:
             done = store.done()
@@ -114,23 +127,28 @@ def _schedule(
             ready = [j for j in pending if all(d in done for d in j.deps)]
             for job in ready[: max(0, ex.slots - len(running))]:
                 pending.remove(job)
-                running[ex.submit(job, out)] = job
-            bar.set_postfix(running=len(running), failed=len(failed))
+                fut = ex.submit(job, out)
+                running[fut], started[fut] = job, time.monotonic()
+            status()
             if not running:
                 if pending:
                     raise RuntimeError("bench scheduler: jobs wait on dependencies that will never finish")
                 break
             finished, _ = wait(running, timeout=bar.every if bar.lines else None, return_when=FIRST_COMPLETED)
-            bar.tick()
             for fut in finished:
                 job = running.pop(fut)
+                seconds = time.monotonic() - started.pop(fut)
                 try:
                     store.append(fut.result())
                     outcome.ran += 1
+                    estimate.finished(job.stage, seconds)
                 except Exception as e:  # a job's error, a dead worker: recorded, the rest goes on
                     failed.add(job.id)
                     outcome.failed.append(str(e))
                     bar.write(f"failed: {e}")
+                status()
                 bar.update()
+            status()
+            bar.tick()
     finally:
         bar.close()

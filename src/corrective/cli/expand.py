@@ -19,10 +19,21 @@ from corrective.cli.common import (
     print_metrics,
     setting_lines,
 )
-from corrective.cli.fix import DatasetOpt, MeanOpt, ModelOpt, RootOpt, StdOpt, WidthOpt, load_user_model
+from corrective.cli.fix import (
+    DatasetOpt,
+    ImageKeyOpt,
+    LabelKeyOpt,
+    MeanOpt,
+    ModelOpt,
+    NumClassesOpt,
+    RootOpt,
+    StdOpt,
+    WidthOpt,
+)
 from corrective.errors import UserError
 from corrective.expand import STRATEGIES, Expansion, expand, make_strategy_settings
 from corrective.metrics import expansion_quality
+from corrective.practitioner import load_user_model
 from corrective.runs import write_json
 
 
@@ -41,7 +52,7 @@ def expand_cmd(
     ] = 1.0,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Strategy setting key=value (repeatable).")] = None,
     weights: Annotated[
-        Path | None, typer.Option(help="Without RUN: your trained model's weights (.safetensors).")
+        Path | None, typer.Option(help="Without RUN: your trained model's weights (.safetensors or .pt/.pth).")
     ] = None,
     flagged: Annotated[Path | None, typer.Option(help="Without RUN: file of flagged training sample ids.")] = None,
     dataset: DatasetOpt = "npz",
@@ -50,6 +61,9 @@ def expand_cmd(
     width: WidthOpt = None,
     mean: MeanOpt = None,
     std: StdOpt = None,
+    num_classes: NumClassesOpt = None,
+    image_key: ImageKeyOpt = "image",
+    label_key: LabelKeyOpt = "label",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -83,9 +97,25 @@ def expand_cmd(
     else:
         if weights is None or flagged is None:
             raise UserError("give a RUN folder, or --weights and --flagged (with --dataset/--root/--model)")
-        ds, net, _, pipe, ids = load_user_model(weights, flagged, dataset, root, model, width, mean, std, seed, device)
-        forget_ids = api.check_flagged(ds.train, ids)
-        result = expand(net, ds.train, forget_ids, pipe, strategy, settings, seed=seed, progress=progress)
+        data = load_user_model(
+            weights,
+            flagged,
+            dataset,
+            root,
+            model,
+            width,
+            mean,
+            std,
+            seed,
+            device,
+            num_classes=num_classes,
+            image_key=image_key,
+            label_key=label_key,
+        )
+        forget_ids = data.ids
+        result = expand(
+            data.model, data.train, forget_ids, data.pipeline, strategy, settings, seed=seed, progress=progress
+        )
     write_table(out, result, forget_ids)
     write_json(
         out.with_name(out.name + ".json"),
@@ -96,9 +126,14 @@ def expand_cmd(
 
 
 def write_table(path: Path, result: Expansion, flagged: Any) -> None:
-    """`id<TAB>score<TAB>source`: the flagged ids (no score) then the added ones by descending score."""
+    """`id<TAB>score<TAB>source`: the flagged ids kept (no score) then the added ones by descending score.
+
+    Flagged ids the screen set aside are not in the table (it is meant as --flagged: they would be unlearned);
+    the summary and the .json name them.
+    """
     lines = ["id\tscore\tsource"]
-    lines += [f"{i}\t\tflagged" for i in sorted(int(v) for v in flagged)]
+    aside = set(result.set_aside.tolist())
+    lines += [f"{i}\t\tflagged" for i in sorted(int(v) for v in flagged) if i not in aside]
     lines += [f"{int(i)}\t{float(s):.6g}\tadded" for i, s in zip(result.added, result.scores, strict=True)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

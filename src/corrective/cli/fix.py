@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
-import torch
 import typer
-from torch import nn
 
-from corrective import api
+from corrective import api, practitioner
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
@@ -27,117 +23,46 @@ from corrective.cli.common import (
     parse_sets,
     print_metrics,
 )
-from corrective.data import DATASETS, Dataset, load_dataset
-from corrective.data.batches import Pipeline
-from corrective.errors import UserError
+from corrective.data import DATASETS
 from corrective.methods import METHODS, candidate_overrides, make_settings
-from corrective.metrics import accuracy
-from corrective.models import MODELS, ModelSpec, resolve_device
-from corrective.models.registry import data_settings
-from corrective.runs import check_out_dir, checkpoint_shapes, load_weights, save_model, write_dir, write_json
-from corrective.training import PRESETS, TrainConfig, get_preset
+from corrective.models import MODELS
+from corrective.practitioner import DEFAULT_EPOCHS, Recipe, load_user_model
+from corrective.runs import check_out_dir
+from corrective.training import PRESETS
 
 # Options of the practitioner's path, shared by `fix` and `expand`
-WeightsOpt = Annotated[Path, typer.Option(help="Your trained model's weights (.safetensors).")]
+WeightsOpt = Annotated[
+    Path,
+    typer.Option(
+        help="Your trained model's weights: .safetensors or a torch state dict .pt/.pth (torch.save("
+        "model.state_dict())); or a folder written by `corrective fix` (rebuilt as its fix.json says)."
+    ),
+]
 FlaggedOpt = Annotated[Path, typer.Option(help="File of flagged training sample ids (lines, JSON list or .npy).")]
-DatasetOpt = Annotated[str, typer.Option(help=f"Loader of your data: {names(DATASETS)}.")]
+DatasetOpt = Annotated[
+    str,
+    typer.Option(
+        help=f"Loader of your data: {names(DATASETS)}, or hf (a Hugging Face dataset saved with save_to_disk "
+        "in --root: its train and test splits; needs the hf extra)."
+    ),
+]
 RootOpt = Annotated[Path | None, typer.Option(help="Folder with your data files.")]
-ModelOpt = Annotated[str, typer.Option(help=f"Architecture of your model: {names(MODELS)}.")]
+ModelOpt = Annotated[
+    str,
+    typer.Option(
+        help=f"Architecture of your model: {names(MODELS)}, torchvision:NAME, timm:NAME (the torchvision/timm "
+        "extras) or package.module:function (an importable factory; gets num_classes/in_channels if it takes them)."
+    ),
+]
+NumClassesOpt = Annotated[
+    int | None,
+    typer.Option(help="Classes of your model (default: its checkpoint's head rows, else the data's).", min=1),
+]
+ImageKeyOpt = Annotated[str, typer.Option(help="--dataset hf: the column of the images.")]
+LabelKeyOpt = Annotated[str, typer.Option(help="--dataset hf: the column of the labels.")]
 WidthOpt = Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")]
 MeanOpt = Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")]
 StdOpt = Annotated[str | None, typer.Option(help="Per-channel std your model expects.")]
-
-
-def parse_channels(text: str | None, default: tuple[float, ...], flag: str) -> tuple[float, ...]:
-    """A comma list of one float per channel, or the default."""
-    if text is None:
-        return default
-    try:
-        values = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise UserError(f"{flag} {text!r} must be comma-separated numbers, one per channel") from None
-    if len(values) != len(default):
-        raise UserError(f"{flag} has {len(values)} values but the images have {len(default)} channels")
-    if not all(math.isfinite(v) for v in values) or (flag == "--std" and not all(v > 0 for v in values)):
-        rule = "finite numbers > 0" if flag == "--std" else "finite numbers"
-        raise UserError(f"{flag} must be {rule}, one per channel, got {text}")
-    return values
-
-
-DEFAULT_EPOCHS = 40.0  # the paper's recipe: 4000 steps of 512 over CIFAR-10's 50,000 training images, ~41 epochs
-
-
-def recipe(
-    n: int,
-    preset: str | None,
-    epochs: float | None,
-    steps: int | None,
-    batch_size: int | None,
-    lr: float | None,
-    seed: int,
-) -> TrainConfig:
-    """The recipe the model was trained with: a preset's optimiser, the budget in epochs of `n` samples (or steps)."""
-    for flag, value in (("--epochs", epochs), ("--steps", steps), ("--batch-size", batch_size), ("--lr", lr)):
-        if value is not None and not (value > 0 and math.isfinite(value)):
-            raise UserError(f"{flag} must be a finite number > 0, got {value}")
-    if epochs is not None and steps is not None:
-        raise UserError("give --epochs or --steps, not both")
-    base = get_preset(preset or "paper")
-    batch = batch_size or base.batch_size
-    if steps is None and epochs is None and preset is not None:
-        steps = base.steps  # a named preset keeps its budget
-    elif steps is None:
-        steps = max(1, round((epochs or DEFAULT_EPOCHS) * n / batch))
-    try:
-        return replace(base, steps=steps, batch_size=batch, lr=lr or base.lr, seed=seed)
-    except ValueError as e:
-        raise UserError(f"training recipe: {e}") from None
-
-
-def model_classes(spec: ModelSpec, weights: Path) -> int:
-    """How many classes the checkpoint's model has (its head's rows), else the data's count."""
-    head, tensor = list(spec.build().state_dict().items())[-1]
-    shape = checkpoint_shapes(weights).get(head)
-    return shape[0] if shape and tensor.shape[0] == spec.num_classes else spec.num_classes
-
-
-def check_labels(ds: Dataset, classes: int, where: str) -> None:
-    """Every label of the data must be one of the model's classes 0..classes-1."""
-    for split in ("train", "test"):
-        y = getattr(ds, split).y
-        if len(y) and int(y.max()) >= classes:
-            raise UserError(
-                f"{where}: label {int(y.max())} in the {split} split is outside the model's {classes} "
-                f"classes (0..{classes - 1}); relabel the data or check --model and --weights"
-            )
-
-
-def load_user_model(
-    weights: Path,
-    flagged: Path,
-    dataset: str,
-    root: Path | None,
-    model: str,
-    width: float | None,
-    mean: str | None,
-    std: str | None,
-    seed: int,
-    device: str,
-) -> tuple[Dataset, nn.Module, ModelSpec, Pipeline, torch.Tensor]:
-    """The practitioner's data (train split as given, test split held out), model, input pipeline, flagged ids
-    (checked against the training data); the model's class count is the checkpoint's."""
-    dev = resolve_device(device)
-    ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed).to(dev)
-    ids = api.read_flagged(flagged)
-    kwargs = {**({"width": width} if width is not None else {}), **data_settings(model, ds.image_size)}
-    classes = model_classes(ModelSpec(model, ds.num_classes, ds.in_channels, kwargs), weights)
-    check_labels(ds, classes, f"{dataset} data in {root}")
-    spec = ModelSpec(model, classes, ds.in_channels, kwargs)
-    net = load_weights(spec.build(), weights).to(dev).eval()
-    pipe = Pipeline.of(ds)
-    if mean or std:
-        pipe = replace(pipe, mean=parse_channels(mean, pipe.mean, "--mean"), std=parse_channels(std, pipe.std, "--std"))
-    return ds, net, spec, pipe, api.check_flagged(ds.train, ids)
 
 
 @app.command()
@@ -182,6 +107,9 @@ def fix(
     steps: Annotated[int | None, typer.Option(help="Optimiser steps it was trained for (instead of --epochs).")] = None,
     mean: MeanOpt = None,
     std: StdOpt = None,
+    num_classes: NumClassesOpt = None,
+    image_key: ImageKeyOpt = "image",
+    label_key: LabelKeyOpt = "label",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -201,60 +129,67 @@ def fix(
     settings = parse_sets(set_)
     # an unknown setting fails here, before any work
     candidates = len([make_settings(method, o) for o in candidate_overrides(method, grid, settings)])
-    ds, net, spec, pipe, ids = load_user_model(weights, flagged, dataset, root, model, width, mean, std, seed, device)
-    cfg = recipe(len(ds.train), preset, epochs, steps, batch_size, lr, seed)
+    data = load_user_model(
+        weights,
+        flagged,
+        dataset,
+        root,
+        model,
+        width,
+        mean,
+        std,
+        seed,
+        device,
+        num_classes=num_classes,
+        image_key=image_key,
+        label_key=label_key,
+    )
+    plan = Recipe(epochs, batch_size, lr, steps, preset)
+    cfg = plan.config(len(data.train), seed)
     if not (quiet or as_json):  # what the run will cost, before it starts
+        n = len(data.train)
         typer.echo(
             f"fix: your model's recipe: {cfg.steps} steps of batch {cfg.batch_size} "
-            f"({cfg.steps * cfg.batch_size / len(ds.train):.3g} epochs of {len(ds.train)} samples) at lr "
+            f"({cfg.steps * cfg.batch_size / n:.3g} epochs of {n} samples) at lr "
             f"{cfg.lr:g}; {method} spends a share of it on each of {candidates} setting(s)",
             err=True,
         )
-    result = api.correct(
-        net,
-        ds.train,
-        ids,
+    result = practitioner.fix(
+        data.model,
+        data.train,
+        data.ids,
+        data.test,
         method=method,
-        pipeline=pipe,
-        config=cfg,
-        spec=spec,
-        held_out=ds.test,
+        recipe=plan,
         settings=settings,
         grid=grid,
         selection=selection,
         max_class_drop=max_class_drop,
         expand=expand,
         seed=seed,
+        pipeline=data.pipeline,
+        spec=data.spec,
+        changes=data.changes,
         progress=False if quiet or as_json else None,
     )
+    record = result.record
     summary = {
         "method": method,
-        "settings": result.record["settings"],
-        "n_flagged": len(ids),
-        "expand": result.record["expand"],
-        "n_expanded": result.record["n_expanded"],
-        "test_acc_before": accuracy(net, ds.test, pipe),
-        "test_acc_after": accuracy(result.model, ds.test, pipe),
-        "flagged_changed": result.record["forget_changed"],
-        "selection": result.record["selection"],
-        **({"guard_fallback": result.record["guard_fallback"]} if "guard_fallback" in result.record else {}),
-        "unlearn_seconds": result.record["unlearn_seconds"],
+        "settings": record["settings"],
+        "n_flagged": len(data.ids),
+        "expand": record["expand"],
+        "n_expanded": record["n_expanded"],
+        **{k: record[k] for k in ("n_set_aside", "set_aside_ids") if record.get("n_set_aside")},
+        "test_acc_before": record["held_out_acc_before"],
+        "test_acc_after": record["held_out_acc_after"],
+        "flagged_changed": record["forget_changed"],
+        "selection": record["selection"],
+        **({"guard_fallback": record["guard_fallback"]} if "guard_fallback" in record else {}),
+        "unlearn_seconds": record["unlearn_seconds"],
     }
-
-    def fill(tmp: Path) -> None:
-        save_model(result.model, tmp / "model.safetensors")
-        write_json(
-            tmp / "fix.json",
-            {
-                "summary": summary,
-                "candidates": result.records,
-                "weights": str(weights),
-                "flagged": str(flagged),
-                "dataset": dataset,
-                "root": str(root),
-                "model": model,
-            },
-        )
-
-    path = write_dir(out, overwrite, fill)
+    data_record = {"dataset": dataset, "root": None if root is None else str(root)}
+    data_record |= {"image_key": image_key, "label_key": label_key}
+    path = result.save(
+        out, overwrite, summary=summary, weights=str(weights), flagged=str(flagged), model=model, data=data_record
+    )
     print_metrics(summary, as_json, {"out": str(path)})

@@ -27,6 +27,7 @@ from corrective.errors import UserError
 from corrective.manipulations import MANIPULATIONS, ordered
 from corrective.models import MODELS
 from corrective.models.masks import TRAINING_TYPES
+from corrective.practitioner import evaluate_fixed
 from corrective.training import PRESETS
 
 
@@ -117,5 +118,8 @@ def manipulations() -> None:
 
 @app.command()
 def evaluate(run_dir: RunArg, device: DeviceOpt = "auto", as_json: JsonOpt = False) -> None:
-    """Re-compute a run's metrics from its files."""
+    """Re-compute a run's metrics from its files (or a `corrective fix` folder's held-out accuracy)."""
+    if (run_dir / "fix.json").is_file():
+        print_metrics(evaluate_fixed(run_dir, device), as_json, {"fix_dir": str(run_dir)})
+        return
     print_metrics(api.evaluate_run(run_dir, device), as_json, {"run_dir": str(run_dir)})

@@ -26,7 +26,7 @@ from corrective.cli.common import (
     setting_str,
 )
 from corrective.errors import UserError
-from corrective.methods import METHODS, make_settings
+from corrective.methods import METHODS, NEEDS, make_settings
 from corrective.runs import WEIGHTS, check_out_dir, dumps, save_model, write_dir, write_json
 
 UNLEARN_FILE = "unlearn.json"
@@ -109,6 +109,11 @@ def unlearn(
                 f"expanded S_f ({rec['n_flagged']} ids) by {rec['n_expanded']} with {rec['expand']} "
                 f"({rec.get('expand_chosen', rec['expand'])}) in {rec['expand_seconds']:.1f} s"
             )
+            if rec.get("n_set_aside"):
+                typer.echo(
+                    f"set aside {rec['n_set_aside']} flagged ids that show no sign of manipulation (not unlearned): "
+                    + " ".join(map(str, rec.get("set_aside_ids", [])))
+                )
         typer.echo(f"selected candidate {result.selected} by the {selection_line(result.record)} -> {out / WEIGHTS}")
 
 
@@ -143,5 +148,6 @@ def methods() -> None:
     for name, info in sorted(METHODS.items()):
         kind = "oracle bound: needs S_m, not a method" if not info.is_method else f"grid {len(info.grid())}"
         typer.echo(f"{name:<13}{info.summary}  [{kind}]")
+        typer.echo(f"{'':<13}needs {NEEDS[info.needs]}")
         for line in setting_lines(info.settings):
             typer.echo(f"{'':<13}{line}")

@@ -18,6 +18,9 @@ Stamp = Callable[[Tensor, Tensor], Tensor]
 class Split:
     """One split: images uint8 (N, C, H, W), labels int64 (N,), stable ids int64 (N,).
 
+    Images may also be float32 (N, C, H, W): model inputs as they are (a user's dataset with its own
+    transform applied, `data.adapters`); the pipeline then skips the uint8 scaling.
+
     `stamp`, when set, is applied to every batch after augmentation (a BadNet trigger
     on the samples that carry it). It is part of the data as a learner sees it, so a
     method trains on the same inputs the original model saw without learning which
@@ -31,8 +34,8 @@ class Split:
 
     def __post_init__(self) -> None:
         n = len(self.x)
-        if self.x.dtype != torch.uint8 or self.x.ndim != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {self.x.dtype} {tuple(self.x.shape)}")
+        if self.x.dtype not in (torch.uint8, torch.float32) or self.x.ndim != 4:
+            raise ValueError(f"images must be uint8 or float32 (N, C, H, W), got {self.x.dtype} {tuple(self.x.shape)}")
         if self.y.shape != (n,) or self.ids.shape != (n,):
             raise ValueError(
                 f"labels and ids must have shape ({n},), got {tuple(self.y.shape)} and {tuple(self.ids.shape)}"
@@ -76,6 +79,12 @@ class Split:
             return self
         stamp = self.stamp
         return Split(self.x.to(device), self.y.to(device), self.ids.to(device), stamp)
+
+
+def channel_stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std (at least 1e-3) of uint8 images scaled to [0, 1]: the data's own normalisation."""
+    xf = x.float() / 255
+    return tuple(xf.mean(dim=(0, 2, 3)).tolist()), tuple(xf.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist())
 
 
 @dataclass(frozen=True)

@@ -32,11 +32,17 @@ class Pipeline:
     def of(cls, dataset: Dataset) -> Pipeline:
         return cls(dataset.mean, dataset.std, dataset.flip, dataset.crop_pad)
 
+    @classmethod
+    def identity(cls, channels: int) -> Pipeline:
+        """Images that are model inputs already (float splits): no scaling, no augmentation."""
+        return cls((0.0,) * channels, (1.0,) * channels)
+
     def __call__(
         self, split: Split, pos: Tensor, *, augment: bool = False, gen: torch.Generator | None = None
     ) -> Tensor:
-        """Model inputs for the samples of `split` at positions `pos`."""
-        x = split.x[pos].float().div_(255)
+        """Model inputs for the samples of `split` at positions `pos` (uint8 images scaled to [0, 1] first;
+        float images are taken as they are)."""
+        x = split.x[pos].float().div_(255) if split.x.dtype == torch.uint8 else split.x[pos]
         if augment:
             x = augment_batch(x, self.crop_pad, self.flip, gen)
         if split.stamp is not None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from corrective.data.base import Dataset, Split
+from corrective.data.base import Dataset, Split, channel_stats
 from corrective.errors import UserError
 
 
@@ -118,8 +118,6 @@ def load_dataset(
     train = Split(raw.train_x[~val_mask], raw.train_y[~val_mask], ids[~val_mask])
     val = Split(raw.train_x[val_mask], raw.train_y[val_mask], ids[val_mask])
     test = Split(raw.test_x, raw.test_y, torch.arange(len(raw.test_y)))
-    xf = train.x.float() / 255
-    mean = tuple(xf.mean(dim=(0, 2, 3)).tolist())
-    std = tuple(xf.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist())
+    mean, std = channel_stats(train.x)
     num_classes = len(raw.class_names) if raw.class_names else int(raw.train_y.max()) + 1
     return Dataset(name, num_classes, train, val, test, mean, std, info.flip, info.crop_pad, raw.class_names)

@@ -24,7 +24,7 @@ from torch import Tensor, nn
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
-from corrective.models.embedding import Embedding, embed, linear_head
+from corrective.models.embedding import Embedding, embed
 from corrective.settings import Checked, build_settings, setting
 
 
@@ -39,12 +39,16 @@ class Expansion:
     scores: Tensor  # float score of each added id, same order
     seconds: float  # wall-clock seconds of the expansion
     details: dict[str, Any] = field(default_factory=dict)  # JSON-able: cutoff, threshold, CV recoveries, settings
+    # flagged ids the screen set aside (auto): in neither `ids` nor `added`, so never unlearned
+    set_aside: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
 
     def to_record(self) -> dict[str, Any]:
         return {
             "expand": self.strategy,
             "expand_chosen": self.chosen,
             "n_expanded": len(self.added),
+            "n_set_aside": len(self.set_aside),
+            "set_aside_ids": self.set_aside.tolist(),
             "expand_seconds": self.seconds,
         }
 
@@ -163,9 +167,8 @@ def make_strategy_settings(name: str, overrides: dict[str, Any] | None = None) -
     return build_settings(get_strategy(name).settings, overrides, f"expansion strategy {name!r}")
 
 
-def check_model_classes(model: nn.Module, train: Split, forget_ids: Tensor) -> None:
-    """Flagged samples labelled with a class the model does not have: one clear line."""
-    num_classes = linear_head(model).out_features
+def check_model_classes(num_classes: int, train: Split, forget_ids: Tensor) -> None:
+    """Flagged samples labelled with a class the model (with `num_classes` outputs) does not have: one clear line."""
     labels = train.y[train.positions_of(forget_ids)].cpu()
     bad = labels[labels >= num_classes].unique().tolist()
     if bad:

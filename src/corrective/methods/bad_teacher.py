@@ -38,7 +38,7 @@ def teacher_targets(z_orig: Tensor, z_bad: Tensor, in_forget: Tensor, temperatur
     return torch.where(in_forget.view(-1, 1), bad, good)
 
 
-@register_method(BadTeacherSettings, name="bad_teacher")
+@register_method(BadTeacherSettings, name="bad_teacher", needs="fresh")
 def bad_teacher(task: UnlearnTask, settings: BadTeacherSettings) -> nn.Module:
     """BadT: distil M_o on S_tr minus S_f and a randomly initialised teacher on S_f."""
     competent = task.copy_model().eval()

@@ -27,6 +27,7 @@ from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.models import ModelSpec, device_of
+from corrective.models.adapters import ResetSpec, has_capacity, unreset
 from corrective.settings import build_settings
 from corrective.training import TrainConfig
 
@@ -69,6 +70,13 @@ class UnlearnTask:
 
 
 Grid = Callable[[], list[dict[str, Any]]]
+
+# What a method needs besides the task's data, checked before anything runs (`check_needs`).
+NEEDS: dict[str, str] = {
+    "model": "the model alone",
+    "fresh": "a fresh model of the same architecture (default: a reset copy; factory= overrides)",
+    "masks": "capacity masks (the project's own architectures: corrective models)",
+}
 EXPANSION_CACHE = "expansion"  # task.cache key of the corrective.expand.Expansion a self-expanding method uses
 
 
@@ -88,6 +96,7 @@ class MethodInfo:
     selection: str | None = None
     # The expansion strategy (corrective.expand) the method applies to S_f itself; None: it uses S_f as given.
     expand: str | None = None
+    needs: str = "model"  # a key of NEEDS
 
 
 METHODS: dict[str, MethodInfo] = {}
@@ -103,14 +112,28 @@ def register_method(
     diagnostics: Callable[[UnlearnTask], dict[str, Any]] | None = None,
     selection: str | None = None,
     expand: str | None = None,
+    needs: str = "model",
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator filing a method under its function name (or `name`) with its settings dataclass and grid."""
+
+    if needs not in NEEDS:
+        raise ValueError(f"needs must be one of {', '.join(NEEDS)}, got {needs!r}")
 
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         METHODS[key] = MethodInfo(
-            key, fn, settings, grid or (lambda: [{}]), is_method, summary, run_grid, diagnostics, selection, expand
+            key,
+            fn,
+            settings,
+            grid or (lambda: [{}]),
+            is_method,
+            summary,
+            run_grid,
+            diagnostics,
+            selection,
+            expand,
+            needs,
         )
         return fn
 
@@ -121,6 +144,26 @@ def get_method(name: str) -> MethodInfo:
     if name not in METHODS:
         raise UserError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))} (see `corrective methods`)")
     return METHODS[name]
+
+
+def check_needs(name: str, model: nn.Module, spec: ModelSpec) -> None:
+    """What method `name` needs (`MethodInfo.needs`), checked before anything runs: one line naming the
+    method, the need and the way out."""
+    info = get_method(name)
+    if info.needs == "masks" and not has_capacity(model):
+        raise UserError(
+            f"method {name!r} needs {NEEDS['masks']}; {type(model).__name__} has none: pick a method that needs "
+            "the model alone (auto, scrub, ssd, ...: see `corrective methods`)"
+        )
+    if info.needs == "fresh" and isinstance(spec, ResetSpec) and spec.factory is None and spec.template is not None:
+        kept = unreset(spec.template)
+        if kept:
+            more = f" and {len(kept) - 1} more" if len(kept) > 1 else ""
+            raise UserError(
+                f"method {name!r} needs a fresh model of the same architecture, but resetting a copy of "
+                f"{type(spec.template).__name__} would keep {kept[0]}{more} "
+                "as trained (no reset_parameters() covers it); pass factory= (a function building a new model)"
+            )
 
 
 def list_methods() -> list[str]:

@@ -20,7 +20,7 @@ class OracleSettings:
     pass
 
 
-@register_method(OracleSettings, is_method=False)
+@register_method(OracleSettings, is_method=False, needs="fresh")
 def oracle(task: UnlearnTask, settings: OracleSettings) -> nn.Module:
     """Oracle bound: algorithm A from scratch on S_tr minus all of S_m (needs S_m)."""
     if task.known_manipulated is None:

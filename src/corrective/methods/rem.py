@@ -134,13 +134,13 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
     return best.eval()  # 5. infers in drop mode, the model's default
 
 
-@register_method(RemSettings)
+@register_method(RemSettings, needs="masks")
 def rem(task: UnlearnTask, s: RemSettings) -> nn.Module:
     """REM: flush S_f from theta_o1 with NPO, repair on S_tr redirecting S_f into added capacity, drop it."""
     return run_rem(task, s, task.forget_ids)
 
 
-@register_method(RemSettings, name="rem_ideal", is_method=False)
+@register_method(RemSettings, name="rem_ideal", is_method=False, needs="masks")
 def rem_ideal(task: UnlearnTask, s: RemSettings) -> nn.Module:
     """REM (ideal): every manipulated sample (S_m, known) shares the redirection mask — an upper bound."""
     if task.known_manipulated is None:

@@ -21,7 +21,7 @@ class RetrainSettings(Checked):
     fraction: float = setting(1.0, "share of the original training steps (the paper: all of them)", gt=0, le=10)
 
 
-@register_method(RetrainSettings)
+@register_method(RetrainSettings, needs="fresh")
 def retrain(task: UnlearnTask, settings: RetrainSettings) -> nn.Module:
     """RewoD: algorithm A from scratch on S_tr minus S_f, the original number of steps."""
     model = task.fresh_model()

@@ -1,12 +1,14 @@
-"""A model's penultimate features: the input of its linear head, read with a forward hook.
+"""A model's penultimate features: the input of its classifier, read with a forward hook.
 
 Every registered model ends with one `nn.Linear` head (`fc`; the ViT calls it `head`), so the
-features are what that layer receives; no model file needs to know about it.
+features are what that layer receives; no model file needs to know about it. Any other model:
+its `get_classifier()` (timm), else its last `nn.Linear`, else the layer the caller names (`Featured`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -18,16 +20,62 @@ from corrective.errors import UserError
 HEAD_NAMES = ("fc", "head")  # where a registered model keeps its final linear layer
 
 
-def linear_head(model: nn.Module) -> nn.Linear:
-    """The model's final linear layer; a clear error for a model that exposes none."""
+def classifier(model: nn.Module) -> nn.Module:
+    """The layer whose input is the model's features: `get_classifier()` where the model has it (timm),
+    else a linear `fc`/`head` (the registered models), else the last `nn.Linear` in the module tree.
+
+    A model with none of them is wrapped by the caller in `Featured` naming its classifier.
+    """
+    get = getattr(model, "get_classifier", None)
+    if callable(get):
+        layer = get()
+        if isinstance(layer, nn.Module) and not isinstance(layer, nn.Identity):
+            return layer
     for name in HEAD_NAMES:
         layer = getattr(model, name, None)
         if isinstance(layer, nn.Linear):
             return layer
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if linears:
+        return linears[-1]
     raise UserError(
-        f"model {type(model).__name__} has no linear head `fc` (an nn.Linear as its last layer), so it exposes "
-        "no penultimate features; use a registered model (see `corrective train --help`) or --strategy none"
+        f"model {type(model).__name__} has no classifier to read features from (no get_classifier(), no "
+        "nn.Linear); name the layer whose input is the features with feature_layer='name'"
     )
+
+
+def linear_head(model: nn.Module) -> nn.Linear:
+    """The model's classifier as an `nn.Linear`; a clear error for a model whose classifier is not one."""
+    layer = classifier(model)
+    if not isinstance(layer, nn.Linear):
+        raise UserError(
+            f"model {type(model).__name__}: its classifier is a {type(layer).__name__}, not an nn.Linear; "
+            "this needs a linear classifier (use another expansion strategy)"
+        )
+    return layer
+
+
+class Featured(nn.Module):
+    """A model with its classifier named (`feature_layer`): computes what `model` computes and exposes the
+    named layer as `get_classifier()`, so features are read from that layer's input."""
+
+    def __init__(self, model: nn.Module, feature_layer: str) -> None:
+        super().__init__()
+        self.model = model
+        try:
+            self.layer = model.get_submodule(feature_layer)
+        except AttributeError:
+            names = [n for n, _ in model.named_modules() if n][-3:]
+            raise UserError(
+                f"model {type(model).__name__} has no layer {feature_layer!r}; name one of its modules "
+                f"(e.g. {', '.join(names)})"
+            ) from None
+
+    def get_classifier(self) -> nn.Module:
+        return self.layer
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -43,9 +91,11 @@ class Embedding:
 @torch.no_grad()
 def embed(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int = 1024) -> Embedding:
     """Features (the head's input) and logits of every sample of `split`, stamp applied, model in eval mode."""
-    head = linear_head(model)
+    head = classifier(model)
     captured: list[Tensor] = []
-    hook = head.register_forward_pre_hook(lambda _m, inputs: captured.append(inputs[0].detach().float().cpu()))
+    hook = head.register_forward_pre_hook(
+        lambda _m, inputs: captured.append(inputs[0].detach().float().flatten(1).cpu())
+    )
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -56,9 +106,11 @@ def embed(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int = 
     finally:
         hook.remove()
         model.train(was_training)
-    c = head.out_features
-    feats = torch.cat(captured) if captured else torch.zeros(0, head.in_features)
-    out = torch.cat(logits) if logits else torch.zeros(0, c)
+    feats = torch.cat(captured) if captured else torch.zeros(0, 0)
+    out = torch.cat(logits) if logits else torch.zeros(0, 0)
     if feats.ndim != 2 or len(feats) != len(split):
-        raise UserError(f"model {type(model).__name__}: its head `fc` did not see one feature vector per sample")
+        raise UserError(
+            f"model {type(model).__name__}: its classifier {type(head).__name__} did not see one feature vector "
+            "per sample (called more or less than once per forward); name another layer with feature_layer='name'"
+        )
     return Embedding(feats, out, split.y.cpu(), split.ids.cpu())

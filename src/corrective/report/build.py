@@ -8,7 +8,7 @@ from corrective.report.curves import metric_section
 from corrective.report.defence import defence_section
 from corrective.report.document import WARN, Document, Section
 from corrective.report.expansion import expansion_section
-from corrective.report.groups import block_label, blocks, build_groups, short_title
+from corrective.report.groups import ORACLE, ORIGINAL, block_label, blocks, build_groups, short_title
 from corrective.report.records import Results
 from corrective.report.relearn import relearn_section
 from corrective.report.score import score_section
@@ -18,6 +18,22 @@ from corrective.report.ssd import ssd_section
 from corrective.report.table1 import retain_section
 from corrective.report.timing import timing_section
 from corrective.report.view import Figures, coverage_note
+
+
+def jobs_recorded(results: Results) -> str:
+    """'366 jobs recorded (3 original, 3 oracle, 30 expand, 330 unlearn)': one per record, a grid's candidates
+    inside theirs (rows of one record share its line)."""
+    records = {(r.line, r.job) for r in results.rows}
+    originals = len({(r.line, r.job) for r in results.rows if r.method == ORIGINAL and r.alpha is None})
+    oracles = len({(r.line, r.job) for r in results.rows if r.method == ORACLE})
+    stages = {
+        "original": originals,
+        "oracle": oracles,
+        "expand": len(results.expansions),
+        "unlearn": len(records) - originals - oracles,
+    }
+    total = len(records) + len(results.expansions)
+    return f"{total:,} jobs recorded ({', '.join(f'{n:,} {s}' for s, n in stages.items() if n)})"
 
 
 def build_document(results: Results, with_plots: bool = True) -> Document:
@@ -31,9 +47,9 @@ def build_document(results: Results, with_plots: bool = True) -> Document:
     selected = len({id(r) for g in groups for r in g.rows})
     facts = [
         f"source: {results.path}",
-        f"{len(results.rows)} results ({selected} selected settings used, the rest unselected grid candidates "
-        f"or repeats), {len(groups)} settings (dataset, manipulation, its size and settings, false flags, model, "
-        "training), "
+        f"{jobs_recorded(results)}; with every grid candidate they hold, {len(results.rows):,} evaluated models, "
+        f"{selected:,} of them selected and shown; {len(groups)} settings (dataset, manipulation, its size and "
+        "settings, false flags, model, training), "
         f"seeds {', '.join(map(str, sorted({r.seed for r in results.rows})))}",
         "All metrics are fractions shown ×100 (%). Bounds (is_method false: the oracle, rem_ideal …) are "
         "handed S_m and are not methods; they are labelled '(bound)'.",

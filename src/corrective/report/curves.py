@@ -8,18 +8,34 @@ from typing import TYPE_CHECKING
 
 from corrective.report import draw
 from corrective.report.document import Section, anchor
-from corrective.report.groups import TARGET_DROP, BlockKey, Group, block_label, panel_title, short_title
+from corrective.report.groups import (
+    TARGET_DROP,
+    BlockKey,
+    Group,
+    block_label,
+    over_seeds,
+    panel_title,
+    seeds_of,
+    short_title,
+)
 from corrective.report.view import Figures, block_intro, coverage_note, seeds_note
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-BAND_CAPTION = (
-    "Lines: mean over seeds of the setting the selection rule picked; bands: ± sample std over seeds. "
-    "Dotted: the original model; dashed: the oracle (a bound: it knows all of S_m), each ± std. "
-    "Dash-dotted curves are bounds, not methods. A missing alpha is a gap in its line, never "
-    "interpolated."
-)
+
+def band_caption(n_seeds: int) -> str:
+    """What the lines and bands of Figure 2 are, for the number of seeds they hold."""
+    lines = (
+        "Lines: one seed's value of the setting the selection rule picked (one seed: no std, no bands). "
+        "Dotted: the original model; dashed: the oracle (a bound: it knows all of S_m). "
+        if n_seeds == 1
+        else f"Lines: mean over {n_seeds} seeds of the setting the selection rule picked; bands: ± sample std over "
+        "seeds. Dotted: the original model; dashed: the oracle (a bound: it knows all of S_m), each ± std. "
+    )
+    return (
+        lines + "Dash-dotted curves are bounds, not methods. A missing alpha is a gap in its line, never interpolated."
+    )
 
 
 def by_alpha(groups: list[Group], metric: str, colour: dict[str, draw.Colour]) -> Figure:
@@ -33,7 +49,7 @@ def by_alpha(groups: list[Group], metric: str, colour: dict[str, draw.Colour]) -
             draw.mark_flagged(ax, g, metric)
         ax.set_title(panel_title(g), fontsize=10)
         draw.alpha_axis(ax, g.alphas)
-        ax.set_ylabel(f"{metric} % (mean ± std over seeds)", fontsize=9)
+        ax.set_ylabel(f"{metric} % ({over_seeds(seeds_of(groups))})", fontsize=9)
     draw.shared_legend(fig, axes)
     return fig
 
@@ -46,7 +62,8 @@ def metric_section(title: str, metric: str, figures: Figures | None, by_block: d
         sec.items.append(block_intro(label, gs))
         if figures is None:
             continue
-        caption = f"{metric} against alpha, {label}. {BAND_CAPTION} {seeds_note(gs, [m for g in gs for m in g.curves])}"
+        seeds = seeds_note(gs, [m for g in gs for m in g.curves])
+        caption = f"{metric} against alpha, {label}. {band_caption(seeds_of(gs))} {seeds}"
         if any(g.backdoor for g in gs):
             caption += (
                 f" Red circles: points whose target_acc is more than {100 * TARGET_DROP:g} points below the "

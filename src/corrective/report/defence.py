@@ -7,7 +7,7 @@ import math
 
 from corrective.names import DEFENCE
 from corrective.report.document import WARN, Cell, Section, Table, pm
-from corrective.report.groups import FLAT, ORACLE, ORIGINAL, BlockKey, Group, Stat, method_label
+from corrective.report.groups import FLAT, ORACLE, ORIGINAL, BlockKey, Group, Stat, method_label, over_seeds
 from corrective.report.view import Coverage, Items, covered_blocks
 
 DEFENCE_COLUMNS = (("C-Acc", "c_acc"), ("ASR", "asr"), ("R-Acc", "r_acc"), ("DER", "der"), ("target_acc", "target_acc"))
@@ -68,7 +68,7 @@ def defence_table(g: Group) -> Table:
                 )
             )
     notes = [
-        "In %: mean ± sample std over seeds of the selected setting. C-Acc = clean test accuracy (clean_acc); "
+        f"In %: the selected setting, {over_seeds(len(g.seeds))}. C-Acc = clean test accuracy (clean_acc); "
         "ASR = share of triggered test images of the other classes predicted as the target (attack_success); "
         "R-Acc = share of them predicted as their true class; DER = [max(0, ΔASR) − max(0, ΔC-Acc) + 1] / 2 "
         "with Δ = original − new (50 = no change, 100 = attack gone at no cost). acc_corr differs from R-Acc "

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from corrective.report import draw
 from corrective.report.document import Cell, Section, Table, anchor, pm
-from corrective.report.groups import BlockKey, Stat, block_label, rank
+from corrective.report.groups import BlockKey, Stat, block_label, over_seeds, rank
 from corrective.report.records import ExpansionRow, Results
 from corrective.report.view import Figures
 
@@ -75,6 +75,8 @@ def expansion_curves(panels: dict[str, list[ExpansionCell]]) -> Figure:
 
     names = list(panels)
     strategies = sorted({c.strategy for cells in panels.values() for c in cells})
+    n = max(c.precision.n for cells in panels.values() for c in cells)
+    seeds = over_seeds(n) if n == 1 else f"mean ± std over up to {n} seeds"
     cmap = colormaps["tab10"]
     colour = {s: cmap(i % cmap.N) for i, s in enumerate(strategies)}
     fig = draw.new_figure(4.6 * min(len(names), 3), 3.7 * math.ceil(len(names) / 3) + 0.7)
@@ -103,7 +105,7 @@ def expansion_curves(panels: dict[str, list[ExpansionCell]]) -> Figure:
                 )
         ax.set_title(name, fontsize=10)
         draw.alpha_axis(ax, alphas)
-        ax.set_ylabel("% of S_m (mean ± std over seeds)", fontsize=9)
+        ax.set_ylabel(f"% of S_m ({seeds})", fontsize=9)
     draw.shared_legend(fig, axes)
     return fig
 
@@ -133,11 +135,12 @@ def expansion_section(results: Results, figures: Figures | None) -> Section:
         panels: dict[str, list[ExpansionCell]] = defaultdict(list)
         for c in cs:
             panels[c.panel].append(c)
+        n = max(c.precision.n for c in cs)
+        seeds_text = over_seeds(n) if n == 1 else f"mean ± std over up to {n} seeds"
         if figures is not None:
-            n = max(c.precision.n for c in cs)
             caption = (
                 f"Expansion quality, {label}: precision (solid) and recall (dashed) of S_m of the expanded "
-                f"forget set of each strategy against alpha, mean ± std over up to {n} seed(s)."
+                f"forget set of each strategy against alpha, {seeds_text}."
             )
             sec.items.append(figures.make(f"expansion-{anchor(label)}", caption, expansion_curves(dict(panels))))
         header = ["strategy", "setting", "alpha", "precision", "recall", "n added", "seconds", "chosen"]
@@ -156,7 +159,8 @@ def expansion_section(results: Results, figures: Figures | None) -> Section:
         ]
         sec.items.append(
             Table(
-                f"Expansion — {label} (precision and recall in %, mean ± std over seeds; n added and seconds: means)",
+                f"Expansion — {label} (precision and recall in %, {seeds_text}; n added and seconds: "
+                + ("one seed)" if n == 1 else "means)"),
                 header,
                 rows,
                 text_cols=(0, 1, 7),

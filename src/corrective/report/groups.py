@@ -240,6 +240,18 @@ def build_groups(results: Results) -> tuple[list[Group], list[str]]:
     return groups, notes
 
 
+def seeds_of(groups: list[Group]) -> int:
+    """How many seeds the groups' grid has (those with records and those the spec asked for)."""
+    return len({s for g in groups for s in g.seeds})
+
+
+def over_seeds(n: int, std: bool = True) -> str:
+    """What a value shown is: 'mean ± std over 3 seeds', 'mean over 3 seeds', or 'one seed' (no mean, no std)."""
+    if n == 1:
+        return "one seed"
+    return f"mean ± std over {n} seeds" if std else f"mean over {n} seeds"
+
+
 def blocks(groups: list[Group]) -> dict[BlockKey, list[Group]]:
     """The groups by (dataset, model, training): one figure, table or paragraph per block in most views."""
     out: dict[BlockKey, list[Group]] = defaultdict(list)

@@ -9,7 +9,17 @@ from typing import TYPE_CHECKING
 
 from corrective.report import draw
 from corrective.report.document import Cell, Section, Table, anchor, pm
-from corrective.report.groups import FLAT, ORACLE, ORIGINAL, BlockKey, Group, Stat, method_label, panel_title
+from corrective.report.groups import (
+    FLAT,
+    ORACLE,
+    ORIGINAL,
+    BlockKey,
+    Group,
+    Stat,
+    method_label,
+    over_seeds,
+    panel_title,
+)
 from corrective.report.view import Coverage, Figures, Items, covered_blocks, seeds_note
 
 if TYPE_CHECKING:
@@ -70,8 +80,9 @@ def relearn_table(g: Group) -> Table:
             cells += [Cell(f"{100 * (after.mean - before.mean):+.1f}"), Cell(str(pairs[0][0].n))]
             rows.append(cells)
     notes = [
-        "In %: the selected model before the probe and its copy after it (mean ± std over the seeds holding "
-        "both). Δ acc_corr in points: negative means the correction sprang back. Compare with the oracle, "
+        "In %: the selected model before the probe and its copy after it ("
+        + ("one seed" if len(g.seeds) == 1 else f"mean ± std over those of the {len(g.seeds)} seeds holding both")
+        + "). Δ acc_corr in points: negative means the correction sprang back. Compare with the oracle, "
         "which never saw S_m and gets the same exposure."
     ]
     if poison:
@@ -141,7 +152,7 @@ def relearn_figure(groups: list[Group], colour: dict[str, draw.Colour]) -> Figur
             [method_label(m, g.is_method(m) or m == ORIGINAL) for m in methods], rotation=30, ha="right", fontsize=8
         )
         ax.set_ylim(-13, 103)  # room under 0 for the alpha labels
-        ax.set_ylabel(f"{metric} % (mean over seeds)", fontsize=9)
+        ax.set_ylabel(f"{metric} % ({over_seeds(len(g.seeds), std=False)})", fontsize=9)
         ax.set_title(f"{panel_title(g)}: {metric}", fontsize=9.5)
         ax.grid(axis="y", alpha=0.25)
     draw.shared_legend(fig, axes)

@@ -19,6 +19,8 @@ from corrective.report.groups import (
     block_label,
     method_label,
     ordered_methods,
+    over_seeds,
+    seeds_of,
     short_title,
 )
 from corrective.report.records import Row
@@ -168,9 +170,10 @@ def score_section(groups: list[Group], figures: Figures | None, by_block: dict[B
             continue
         methods = ordered_methods(gs)
         caption = (
-            f"REM's Figure 1, {label}: per method, the mean over seeds of utility × healed (×100) for each "
-            "manipulation (rows, most regular first) and alpha (columns); grey '–': no record. The original "
-            "model and the oracle do not depend on alpha: their one value fills the row. Panel titles: the "
+            f"REM's Figure 1, {label}: per method, utility × healed (×100, "
+            f"{over_seeds(seeds_of(gs), std=False)}) for each manipulation (rows, most regular first) and alpha "
+            "(columns); grey '–': no record. The original model and the oracle do not depend on alpha: their "
+            "one value fills the row. Panel titles: the "
             "mean of the cells shown. Red squares: target_acc more than "
             f"{100 * TARGET_DROP:g} points below the original's — REM's score ignores the target class, so "
             f"there a high score partly comes from erasing it. {seeds_note(gs, [m for m, _ in methods])}"

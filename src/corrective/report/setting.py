@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from corrective.report import draw
 from corrective.report.document import WARN, Cell, Figure, Section, Table, anchor, pct, pm
-from corrective.report.groups import FLAT, ORACLE, ORIGINAL, TARGET_DROP, Group, Stat, method_label
+from corrective.report.groups import FLAT, ORACLE, ORIGINAL, TARGET_DROP, Group, Stat, method_label, over_seeds
 from corrective.report.view import seeds_note
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def group_figure(group: Group, colour: dict[str, draw.Colour]) -> MplFigure:
         swap = metric == "acc_corr" and group.key.manipulation == "random_swap"
         ax.set_title("acc_corr: clean labels on the swapped samples" if swap else PANELS[metric], fontsize=9.5)
         draw.alpha_axis(ax, group.alphas)
-    axes[0].set_ylabel("% (mean ± std over seeds)", fontsize=9)
+    axes[0].set_ylabel(f"% ({over_seeds(len(group.seeds))})", fontsize=9)
     fig.suptitle(group.key.label(), fontsize=10.5)
     draw.shared_legend(fig, list(axes), top=0.95)
     return fig
@@ -88,9 +88,10 @@ def group_section(g: Group, colour: dict[str, draw.Colour] | None) -> Section:
     sec.warnings += target_warning(g)
     if colour is not None:
         caption = (
-            "Mean ± std over seeds per alpha (n per point in the table below). Dashed: oracle (a bound: "
-            "it knows all of S_m); dotted: the original model; bands: ± std. Dash-dotted curves are bounds, "
-            "not methods. A missing alpha breaks its line."
+            f"{over_seeds(len(g.seeds)).capitalize()} per alpha (n per point in the table below). Dashed: oracle "
+            "(a bound: it knows all of S_m); dotted: the original model"
+            + ("" if len(g.seeds) == 1 else "; bands: ± std")
+            + ". Dash-dotted curves are bounds, not methods. A missing alpha breaks its line."
         )
         if g.backdoor:
             caption += (
@@ -172,7 +173,7 @@ def detail_table(g: Group) -> Table:
                 )
             )
     notes = [
-        "In %: mean ± sample std over seeds of the selected setting; 'n seeds' = records averaged / seeds "
+        f"In %: the selected setting, {over_seeds(len(g.seeds))}; 'n seeds' = records averaged / seeds "
         "in the grid. 'missing' = no record (not interpolated). The original model and the oracle do not "
         "depend on alpha: their values are averaged over the alphas they were recorded at."
     ]

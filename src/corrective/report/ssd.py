@@ -106,7 +106,7 @@ def ssd_section(figures: Figures | None, by_block: dict[BlockKey, list[Group]]) 
             "SSD thresholds to choose what to dampen (default recipe: I_r on the retain set), counts "
             "summed over the seeds given in the legend, at the smallest, middle and largest alpha "
             "recorded. Legend: the largest finite ratio, how many parameters have a ratio of at least "
-            "10^3, and how many have I_r = 0 < I_f (inf), summed over seeds. The paper: poisoning has a "
+            "10^3, and how many have I_r = 0 < I_f (inf), summed over those seeds. The paper: poisoning has a "
             "few outlier parameters, interclass confusion none. "
             f"{seeds_note(held, [])}"
         )

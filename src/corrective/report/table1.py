@@ -17,7 +17,9 @@ from corrective.report.groups import (
     block_label,
     method_label,
     ordered_methods,
+    over_seeds,
     panel_title,
+    seeds_of,
     short_title,
 )
 from corrective.report.view import Figures, seeds_note
@@ -63,8 +65,8 @@ def table1(groups: list[Group]) -> Table:
         original.append(Cell(HOLE, "hole") if ref is None else Cell(pct(ref.mean, 2)))
     notes = [
         "Change in acc_retain of the selected setting vs the original model, in points: mean ± std over the "
-        "alphas (each alpha's value is itself a mean over seeds). Positive: the method kept or improved "
-        "accuracy outside the affected domain."
+        f"alphas (each alpha's value is itself the {over_seeds(seeds_of(groups), std=False)}). Positive: the "
+        "method kept or improved accuracy outside the affected domain."
     ]
     if short:
         notes.append("† averaged over fewer alphas than the grid: some alphas have no record (see the holes below).")
