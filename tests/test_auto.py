@@ -82,7 +82,8 @@ def test_auto_on_a_task_without_s_m_expands_from_s_f_alone(poison_run: api.Run) 
     exp = task.cache[EXPANSION_CACHE]
     again = expand(poison_run.model, poison_run.train_split, forget, Pipeline.of(poison_run.dataset), "auto", seed=0)
     assert torch.equal(exp.ids, again.ids)  # what the method saw gives the expansion; S_m was never handed over
-    assert bool(torch.isin(forget, exp.ids).all())  # S_f is always kept
+    # every flagged sample is kept or set aside by the screen (and then reported), never silently lost
+    assert bool(torch.isin(forget, torch.cat([exp.ids, exp.set_aside])).all())
     with pytest.raises(UserError, match="must not be handed the manipulated ids"):
         run_method(
             UnlearnTask(
@@ -99,6 +100,28 @@ def test_auto_on_a_task_without_s_m_expands_from_s_f_alone(poison_run: api.Run) 
         )
 
 
+def test_auto_sets_false_flags_aside_on_a_task_without_s_m(poison_run: api.Run) -> None:
+    """Clean samples flagged by mistake: the screen sets (most of) them aside; they are not unlearned."""
+    train = poison_run.dataset.train
+    false = poison_run.manipulation.false_flag_ids(train, 6)
+    forget = torch.cat([poison_run.manipulation.forget_ids(0.1).cpu(), false])
+    task = UnlearnTask(
+        poison_run.model,
+        poison_run.train_split,
+        forget,
+        Pipeline.of(poison_run.dataset),
+        poison_run.config.scaled(1.0),
+        poison_run.spec,
+        seed=0,
+        known_manipulated=None,
+    )
+    run_method(task, "auto", make_settings("auto", {"fraction": 0.05}))
+    exp = task.cache[EXPANSION_CACHE]
+    assert int(torch.isin(false, exp.set_aside).sum()) >= 4, exp.details["screen"]
+    assert not torch.isin(exp.set_aside, exp.ids).any()
+    assert exp.to_record()["n_set_aside"] == len(exp.set_aside) == exp.details["screen"]["n_set_aside"]
+
+
 def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.Run) -> None:
     assert candidate_overrides("auto", None) == METHODS["auto"].grid() and candidate_overrides("scrub", None) == [{}]
     result = api.unlearn(poison_run, "auto", 0.1, settings={"fraction": 0.05}, progress=False)
@@ -109,7 +132,8 @@ def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.R
     for r in result.records:
         assert r["method"] == "auto" and r["selection"] == "guarded" and r["expand"] == "auto"
         assert r["n_flagged"] == len(poison_run.manipulation.forget_ids(0.1))
-        assert r["n_forget"] == r["n_flagged"] + r["n_expanded"] and r["expand_seconds"] > 0
+        assert r["n_forget"] == r["n_flagged"] - r["n_set_aside"] + r["n_expanded"] and r["expand_seconds"] > 0
+        assert len(r["set_aside_ids"]) == r["n_set_aside"]
         assert "guard_fallback" in r and len(r["val_per_class_acc"]) == 10
         assert r["do_no_harm"] in ("kept", "original") and r["returned_original"] is (r["do_no_harm"] == "original")
     paper = api.unlearn(poison_run, "auto", 0.1, grid=TWO, selection="paper", progress=False)

@@ -81,7 +81,14 @@ def test_none_returns_the_flagged_set() -> None:
     split, bad = planted()
     e = expand(Flat(16, 4), split, bad[:5], PIPE, "none")
     assert e.ids.tolist() == sorted(bad[:5].tolist()) and len(e.added) == 0 and e.chosen == "none"
-    assert e.to_record() == {"expand": "none", "expand_chosen": "none", "n_expanded": 0, "expand_seconds": e.seconds}
+    assert e.to_record() == {
+        "expand": "none",
+        "expand_chosen": "none",
+        "n_expanded": 0,
+        "n_set_aside": 0,
+        "set_aside_ids": [],
+        "expand_seconds": e.seconds,
+    }
 
 
 def test_neighbours_finds_a_planted_cluster() -> None:
@@ -105,11 +112,12 @@ def test_label_noise_finds_swapped_labels() -> None:
 def test_auto_picks_the_strategy_that_fits() -> None:
     torch.manual_seed(0)  # Flat's initial weights come from the global RNG: fix them, whatever ran before
     split, bad = planted()
-    e = expand(Flat(16, 4), split, bad[:6], PIPE, "auto")
+    # without the screen: six flagged samples, the cross-validated pick (the screen is tested below)
+    e = expand(Flat(16, 4), split, bad[:6], PIPE, "auto", {"screen": False})
     assert e.strategy == "auto" and e.chosen == "neighbours", e.details["cv"]
     assert min(prec_rec(e, bad)) >= 0.9
     split, bad = swapped()
-    e = expand(Flat(16, 4), split, bad[:6], PIPE, "auto")
+    e = expand(Flat(16, 4), split, bad[:6], PIPE, "auto", {"screen": False})
     assert e.chosen == "label_noise", e.details["cv"]
     assert min(prec_rec(e, bad)) >= 0.9
     assert set(e.details["cv"]) == {"neighbours", "label_noise[restrict=labels]", "label_noise"}
@@ -167,15 +175,32 @@ def test_one_flagged_sample_falls_back_and_says_so() -> None:
     assert bad[0] in e.ids
 
 
+def test_strategies_are_registered() -> None:
+    assert set(list_strategies()) == {
+        "auto",
+        "classifier",
+        "cluster",
+        "gradients",
+        "label_noise",
+        "neighbours",
+        "none",
+    }
+
+
 @pytest.mark.parametrize("strategy", list_strategies())
 def test_every_registered_strategy_expands_within_the_rules(strategy: str) -> None:
-    # whatever it ranks: S_f kept, only training ids added, no repeat, a known strategy chosen, the same twice
+    # whatever it ranks: S_f kept (but what auto's screen set aside, and says so), only training ids added,
+    # no repeat, a known strategy chosen, the same twice
     split, bad = planted(120, 12)
     model = Flat(16, 4)
     a, b = (expand(model, split, bad[:4], PIPE, strategy, seed=3) for _ in range(2))
     ids = a.ids.tolist()
-    assert set(bad[:4].tolist()) <= set(ids) and set(ids) <= set(split.ids.tolist()) and len(set(ids)) == len(ids)
-    assert set(a.added.tolist()) == set(ids) - set(bad[:4].tolist()) and len(a.scores) == len(a.added)
+    kept = set(bad[:4].tolist()) - set(a.set_aside.tolist())
+    assert set(a.set_aside.tolist()) <= set(bad[:4].tolist()) and (
+        strategy == "auto" or not kept ^ set(bad[:4].tolist())
+    )
+    assert kept <= set(ids) and set(ids) <= set(split.ids.tolist()) and len(set(ids)) == len(ids)
+    assert set(a.added.tolist()) == set(ids) - kept and len(a.scores) == len(a.added)
     assert a.chosen in list_strategies() and (a.chosen == strategy or strategy == "auto")
     assert (a.ids.tolist(), a.added.tolist(), a.chosen) == (b.ids.tolist(), b.added.tolist(), b.chosen)
     assert make_strategy_settings(strategy) == make_strategy_settings(strategy, {})  # its defaults need no input
@@ -258,3 +283,46 @@ def test_every_registered_model_exposes_its_features() -> None:
     for name in list_models():
         head = linear_head(create_model(name, num_classes=10, in_channels=3))
         assert isinstance(head, nn.Linear) and head.out_features == 10, name
+
+
+def triggered(n: int = 400, planted_n: int = 20, seed: int = 0) -> tuple[Split, torch.Tensor]:
+    """Four classes of noisy 4x4 prototypes; `planted_n` samples of class 1 carry a bright patch and label 0.
+
+    Like a model that learned the trigger: the planted samples form one group of their own in label 0.
+    """
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.rand(4, 1, 4, 4, generator=g) * 120
+    y = torch.arange(n) % 4
+    x = protos[y] + torch.rand(n, 1, 4, 4, generator=g) * 40
+    cand = (y == 1).nonzero().squeeze(1)
+    bad = cand[torch.randperm(len(cand), generator=g)[:planted_n]]
+    x[bad, :, :2, :2] = 255
+    y = y.clone()
+    y[bad] = 0
+    ids = torch.arange(5000, 5000 + n)
+    return Split(x.round().clamp(0, 255).to(torch.uint8), y, ids), ids[bad]
+
+
+@pytest.mark.parametrize("n_flagged", [1, 2])
+def test_cluster_expands_from_one_or_two_flagged_samples(n_flagged: int) -> None:
+    """Too few flags to cross-validate: auto takes the coherent group of their label around them."""
+    torch.manual_seed(0)
+    split, bad = triggered()
+    e = expand(Flat(16, 4), split, bad[:n_flagged], PIPE, "auto")
+    assert e.chosen == "cluster" and e.details["cutoff"]["rule"] == "fallback", e.details
+    assert min(prec_rec(e, bad)) >= 0.9, (prec_rec(e, bad), e.details)
+
+
+def test_the_screen_sets_false_flags_aside_and_says_so() -> None:
+    """4 manipulated + 4 clean samples flagged (no S_m in sight): the clean ones are set aside, not unlearned."""
+    torch.manual_seed(0)
+    split, bad = triggered()
+    clean = split.ids[(split.y != 0).nonzero().squeeze(1)[torch.tensor([3, 50, 120, 200])]]
+    e = expand(Flat(16, 4), split, torch.cat([bad[:4], clean]), PIPE, "auto")
+    assert sorted(e.set_aside.tolist()) == sorted(clean.tolist()), e.details["screen"]
+    assert not torch.isin(clean, e.ids).any() and min(prec_rec(e, bad)) >= 0.9
+    rec = e.to_record()
+    assert rec["n_set_aside"] == 4 and sorted(rec["set_aside_ids"]) == sorted(clean.tolist())
+    assert e.details["screen"]["n_set_aside"] == 4
+    kept_all = expand(Flat(16, 4), split, torch.cat([bad[:4], clean]), PIPE, "auto", {"screen": False})
+    assert torch.isin(clean, kept_all.ids).all() and len(kept_all.set_aside) == 0

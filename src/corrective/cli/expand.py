@@ -126,9 +126,14 @@ def expand_cmd(
 
 
 def write_table(path: Path, result: Expansion, flagged: Any) -> None:
-    """`id<TAB>score<TAB>source`: the flagged ids (no score) then the added ones by descending score."""
+    """`id<TAB>score<TAB>source`: the flagged ids kept (no score) then the added ones by descending score.
+
+    Flagged ids the screen set aside are not in the table (it is meant as --flagged: they would be unlearned);
+    the summary and the .json name them.
+    """
     lines = ["id\tscore\tsource"]
-    lines += [f"{i}\t\tflagged" for i in sorted(int(v) for v in flagged)]
+    aside = set(result.set_aside.tolist())
+    lines += [f"{i}\t\tflagged" for i in sorted(int(v) for v in flagged) if i not in aside]
     lines += [f"{int(i)}\t{float(s):.6g}\tadded" for i, s in zip(result.added, result.scores, strict=True)]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

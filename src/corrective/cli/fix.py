@@ -196,6 +196,7 @@ def fix(
         "n_repeated_ids": record["n_repeated_ids"],
         "expand": record["expand"],
         "n_expanded": record["n_expanded"],
+        **{k: record[k] for k in ("n_set_aside", "set_aside_ids") if record.get("n_set_aside")},
         "test_acc_before": record["held_out_acc_before"],
         "test_acc_after": record["held_out_acc_after"],
         "flagged_changed": record["forget_changed"],

@@ -114,6 +114,11 @@ def unlearn(
                 f"expanded S_f ({rec['n_flagged']} ids) by {rec['n_expanded']} with {rec['expand']} "
                 f"({rec.get('expand_chosen', rec['expand'])}) in {rec['expand_seconds']:.1f} s"
             )
+            if rec.get("n_set_aside"):
+                typer.echo(
+                    f"set aside {rec['n_set_aside']} flagged ids that show no sign of manipulation (not unlearned): "
+                    + " ".join(map(str, rec.get("set_aside_ids", [])))
+                )
         for note in result.record.get("flag_notes", []):
             typer.echo(f"note: {note}")
         what = "the original model" if result.record.get("is_original") else f"candidate {result.selected}"

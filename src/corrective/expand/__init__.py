@@ -4,7 +4,15 @@ One file per strategy, a registry, one cutoff rule (cross-validation inside S_f)
 only what a method sees: the model, the training split as given and S_f (docs/methods.md).
 """
 
-from corrective.expand import auto, classifier, gradients, label_noise, neighbours, none  # noqa: F401  (registers)
+from corrective.expand import (  # noqa: F401  (registers)
+    auto,
+    classifier,
+    cluster,
+    gradients,
+    label_noise,
+    neighbours,
+    none,
+)
 from corrective.expand.base import (
     STRATEGIES,
     Cutoff,

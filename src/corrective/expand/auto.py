@@ -10,28 +10,35 @@ the same cross-validation.
 
 A candidate is a strategy name, optionally with settings: `label_noise[restrict=labels]`.
 
-With a single flagged sample there is nothing to cross-validate: `label_noise` is picked when that
-sample's given label disagrees with its feature-space neighbours (its label_noise score reaches the
-strategy's fallback threshold), `neighbours` otherwise.
+With at most `few` flagged samples cross-validation inside S_f cannot choose a cutoff: `label_noise`
+is picked when most of the flagged samples' given labels disagree with their feature-space
+neighbours (their label_noise score reaches the strategy's majority threshold) and their coherent
+group, if any, mostly does too; `cluster` otherwise (the coherent group of their label that the
+model treats alike); either adds what reaches its threshold (`fallback`), no cross-validation.
+
+Before any of this, `screen` (on by default) sets aside the flagged samples that show no sign of
+manipulation (`expand.screen`): clean samples flagged by mistake.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from corrective.expand.base import STRATEGIES, Cutoff, View, get_strategy, make_strategy_settings, register_special
+from corrective.expand.cluster import flag_groups
 from corrective.expand.cutoff import Recovery, cross_validate
 from corrective.settings import parse_value, setting
 
 # classifier and gradients never concentrated the held-out samples best on the benchmark
 # (benchmarks/results/expand_digits.md): they are strategies of their own, candidates on request
 DEFAULT_CANDIDATES = "neighbours,label_noise[restrict=labels],label_noise"
+STRONG_GROUP = 0.01  # with few flags: a group this unlikely by chance outweighs a flagged label's disagreement
 _CANDIDATE = re.compile(r"^\s*([a-z_]+)\s*(?:\[([^\]]*)\])?\s*$")
 
 
@@ -58,6 +65,10 @@ def parse_candidates(text: str) -> list[tuple[str, dict[str, Any]]]:
 @dataclass(frozen=True)
 class AutoSettings(Cutoff):
     candidates: str = setting(DEFAULT_CANDIDATES, "strategies (with settings) to choose from, in tie-break order")
+    few: int = setting(
+        5, "with at most this many flagged samples: label_noise or cluster by threshold, no cross-validation", ge=1
+    )
+    screen: bool = setting(True, "set aside flagged samples that show no sign of manipulation before expanding")
 
     def parsed(self) -> list[tuple[str, dict[str, Any]]]:
         return parse_candidates(self.candidates)
@@ -72,7 +83,12 @@ class AutoSettings(Cutoff):
                 raise ValueError(f"candidates must be ranking strategies, not {name!r}")
 
 
-register_special("auto", AutoSettings, "picks the strategy and its cutoff by cross-validation inside S_f")
+register_special(
+    "auto",
+    AutoSettings,
+    "screens S_f, then picks the strategy and its cutoff by cross-validation inside S_f "
+    "(at most `few` flags: cluster or label_noise by threshold)",
+)
 
 
 def candidate_settings(name: str, auto: AutoSettings, overrides: dict[str, Any] | None = None) -> Any:
@@ -108,16 +124,24 @@ def pick(view: View, flagged: Tensor, auto: AutoSettings, seed: int) -> tuple[st
     return chosen, chosen_settings, recs
 
 
-def pick_single(view: View, flagged: Tensor, auto: AutoSettings) -> tuple[str, Any]:
-    """With one flagged sample: label_noise when its label disagrees with its neighbours, else neighbours."""
-    names = [n for n, _ in auto.parsed()]
-    if "label_noise" in names:
-        s = candidate_settings("label_noise", auto)
-        rank = STRATEGIES["label_noise"].score
-        assert rank is not None  # label_noise ranks samples itself
-        score = rank(view, flagged, s)
-        own = float(score[flagged][0])
-        if math.isfinite(own) and own >= s.fallback:
-            return "label_noise", s
-    name = "neighbours" if "neighbours" in names else names[0]
-    return name, candidate_settings(name, auto)
+def pick_few(view: View, flagged: Tensor, auto: AutoSettings) -> tuple[str, Any]:
+    """With few flagged samples: label_noise or cluster, by what most flagged samples show (ties: cluster).
+
+    A flagged sample votes label_noise when its given label disagrees with its neighbours (label_noise
+    score >= its threshold), unless it sits in a coherent group that chance explains worse than
+    `STRONG_GROUP` (binomial p-value, `cluster.flag_groups`): a tight group of its label, such as a
+    trigger's, outweighs the disagreement of its neighbours. Every other flagged sample votes cluster.
+    """
+    s = candidate_settings("label_noise", auto)
+    rank = STRATEGIES["label_noise"].score
+    assert rank is not None  # label_noise ranks samples itself
+    noisy = flagged & (rank(view, flagged, s) >= s.fallback)
+    cs = candidate_settings("cluster", auto)
+    strong = torch.zeros_like(flagged)
+    for group in flag_groups(view, flagged, cs):
+        if group.p_value <= STRONG_GROUP:
+            strong |= group.flagged
+    votes = int((noisy & ~strong).sum())
+    if 2 * votes > int(flagged.sum()):
+        return "label_noise", s
+    return "cluster", cs

@@ -39,12 +39,16 @@ class Expansion:
     scores: Tensor  # float score of each added id, same order
     seconds: float  # wall-clock seconds of the expansion
     details: dict[str, Any] = field(default_factory=dict)  # JSON-able: cutoff, threshold, CV recoveries, settings
+    # flagged ids the screen set aside (auto): in neither `ids` nor `added`, so never unlearned
+    set_aside: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
 
     def to_record(self) -> dict[str, Any]:
         return {
             "expand": self.strategy,
             "expand_chosen": self.chosen,
             "n_expanded": len(self.added),
+            "n_set_aside": len(self.set_aside),
+            "set_aside_ids": self.set_aside.tolist(),
             "expand_seconds": self.seconds,
         }
 

@@ -20,6 +20,7 @@ from corrective.expand.base import (
     make_strategy_settings,
 )
 from corrective.expand.cutoff import choose_cutoff, cross_validate
+from corrective.expand.screen import screen
 from corrective.runs import jsonable
 
 
@@ -64,11 +65,19 @@ def expand(
     check_model_classes(int(view.logits.shape[1]), train, flagged_ids)
     flagged = torch.zeros(len(view), dtype=torch.bool)
     flagged[positions] = True
-    single = len(flagged_ids) < 2
+    kept_ids = flagged_ids
+    if strategy == "auto" and chosen_settings.screen:
+        flagged, details["screen"] = screen(view, flagged)
+        kept_ids = torch.sort(view.ids[flagged]).values
+    set_aside = flagged_ids[~torch.isin(flagged_ids, kept_ids)]
+    n_kept = int(flagged.sum())
+    # few flagged samples: cross-validation inside S_f cannot choose a cutoff; the strategy's threshold does
+    by_threshold = n_kept < 2 or (strategy == "auto" and n_kept <= chosen_settings.few)
     rec = None
+    few = getattr(chosen_settings, "few", 1)
     if strategy == "auto":
-        if single:
-            chosen, chosen_settings = auto_mod.pick_single(view, flagged, chosen_settings)
+        if by_threshold:
+            chosen, chosen_settings = auto_mod.pick_few(view, flagged, chosen_settings)
         else:
             chosen, chosen_settings, recs = auto_mod.pick(view, flagged, chosen_settings, seed)
             rec = next(r for r in recs.values() if r.settings == chosen_settings)
@@ -80,17 +89,20 @@ def expand(
     assert score_fn is not None
     scores = score_fn(view, flagged, chosen_settings)
     unflagged = (~flagged).nonzero().squeeze(1)
+    if len(set_aside):  # a set-aside flag is neither kept nor added back
+        unflagged = unflagged[~torch.isin(view.ids[unflagged], set_aside)]
     su = scores[unflagged]
     order = torch.sort(su, descending=True, stable=True).indices
     order = order[torch.isfinite(su[order])]
-    if single:
+    if by_threshold:
         k = int((su[order] >= chosen_settings.fallback).sum())
+        what = "one flagged sample" if n_kept < 2 else f"{n_kept} flagged samples (at most few={few})"
         details["cutoff"] = {
             "rule": "fallback",
             "k": k,
             "threshold": chosen_settings.fallback,
-            "reason": "one flagged sample: cross-validation inside S_f is impossible; added the "
-            f"samples scoring >= the strategy's fallback {chosen_settings.fallback:g}",
+            "reason": f"{what}: cross-validation inside S_f cannot choose a cutoff; added the "
+            f"samples scoring >= the strategy's threshold {chosen_settings.fallback:g}",
         }
     else:
         if rec is None:
@@ -101,5 +113,14 @@ def expand(
     added_scores = scores[take]
     details["threshold"] = float(added_scores[-1]) if len(take) else None
     added = view.ids[take]
-    ids = torch.cat([flagged_ids, added]).unique()
-    return Expansion(strategy, chosen, ids, added, added_scores.float(), time.perf_counter() - start, jsonable(details))
+    ids = torch.cat([kept_ids, added]).unique()
+    return Expansion(
+        strategy,
+        chosen,
+        ids,
+        added,
+        added_scores.float(),
+        time.perf_counter() - start,
+        jsonable(details),
+        set_aside=set_aside,
+    )

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from corrective.expand.base import Cutoff, View, register_strategy
+from corrective.expand.knn import nearest
 from corrective.settings import setting
 
 RESTRICT = ("none", "labels", "transitions")
@@ -29,24 +30,19 @@ class LabelNoiseSettings(Cutoff):
     restrict: str = setting("none", "none, labels or transitions (see the module docstring)", choices=RESTRICT)
     natural: float | None = setting(0.5, "the majority vote: a score cutoff the cross-validation may accept")
     fallback: float = setting(
-        0.5, "with a single flagged sample: add those whose neighbours disagree at least this much"
+        0.5, "with one flagged sample (few, under auto): add those whose neighbours disagree this much"
     )
 
 
-def neighbour_votes(view: View, k: int, chunk: int = 1024) -> Tensor:
+def neighbour_votes(view: View, k: int) -> Tensor:
     """(N, C) share of each sample's k nearest neighbours (cosine, itself excluded) per given label; cached."""
     key = ("votes", k)
     if key not in view.cache:
         unit = torch.nn.functional.normalize(view.features, dim=1)
         n, c = len(unit), int(view.labels.max()) + 1
-        k = min(k, n - 1)
-        votes = torch.zeros(n, c)
-        for start in range(0, n, chunk):
-            sims = unit[start : start + chunk] @ unit.T
-            rows = torch.arange(start, min(start + chunk, n))
-            sims[rows - start, rows] = float("-inf")
-            nearest = sims.topk(k, dim=1).indices
-            votes[rows] = torch.zeros(len(rows), c).scatter_add_(1, view.labels[nearest], torch.ones(len(rows), k))
+        nearest_ids = nearest(unit, k)
+        k = nearest_ids.shape[1]
+        votes = torch.zeros(n, c).scatter_add_(1, view.labels[nearest_ids], torch.ones(n, k))
         view.cache[key] = votes / max(k, 1)
     cached: Tensor = view.cache[key]
     return cached

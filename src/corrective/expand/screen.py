@@ -1,0 +1,64 @@
+"""Screening S_f before expanding: keep the flagged samples that look manipulated, set the stragglers aside.
+
+A practitioner's flagged set holds mistakes: clean samples flagged by accident. Expanding from them
+adds their clean look-alikes, and unlearning them removes clean knowledge. A flagged sample *looks
+manipulated* when the model shows either of the two kinds of evidence the strategies rank by:
+- its given label disagrees with its feature-space neighbours (`label_noise`'s score reaches its
+  majority threshold: a changed label, interclass or random swap), or
+- it sits in a coherent group of its given label (`cluster`: a minority group of the label's
+  features, clearly split off — a shared trigger or a confused class) that holds more flagged
+  samples than chance would put there (binomial p-value <= `max_p`, 0.05).
+A clean sample flagged by mistake sits in the bulk of its class among neighbours of its own label:
+it shows neither and is set aside — not expanded from and not in the result (a dropped flag is not
+unlearned). A single flagged sample is not screened (nothing to compare it with); if no flagged
+sample looks manipulated, every one is kept (the evidence is absent, not contrary) and the details
+say so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from corrective.expand.base import View
+from corrective.expand.cluster import ClusterSettings, flag_groups
+from corrective.expand.label_noise import LabelNoiseSettings, label_noise
+
+
+def evidence(view: View, flagged: Tensor) -> tuple[Tensor, Tensor]:
+    """(label-noise evidence, coherent-group evidence) of each flagged sample, bool masks over the split."""
+    noise_settings = LabelNoiseSettings()
+    noise = label_noise(view, flagged, noise_settings)
+    assert noise_settings.natural is not None
+    noisy = flagged & (noise >= noise_settings.natural)
+    settings = ClusterSettings()
+    grouped = torch.zeros_like(flagged)
+    for fg in flag_groups(view, flagged, settings):
+        if fg.p_value <= settings.max_p:
+            grouped |= fg.flagged
+    return noisy, grouped
+
+
+def screen(view: View, flagged: Tensor) -> tuple[Tensor, dict[str, Any]]:
+    """The flagged samples kept (bool mask) and what was set aside, JSON-able."""
+    if int(flagged.sum()) < 2:
+        return flagged.clone(), {"n_set_aside": 0, "set_aside_ids": [], "note": "one flagged sample: not screened"}
+    noisy, grouped = evidence(view, flagged)
+    kept = noisy | grouped
+    aside = flagged & ~kept
+    info: dict[str, Any] = {
+        "n_label_evidence": int(noisy.sum()),
+        "n_group_evidence": int(grouped.sum()),
+    }
+    if not bool(kept.any()):
+        info |= {
+            "n_set_aside": 0,
+            "set_aside_ids": [],
+            "note": "no flagged sample looks manipulated (no label disagreement, no coherent group): all kept",
+        }
+        return flagged.clone(), info
+    ids = torch.sort(view.ids[aside]).values
+    info |= {"n_set_aside": len(ids), "set_aside_ids": ids.tolist()}
+    return kept, info
