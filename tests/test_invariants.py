@@ -90,7 +90,8 @@ def write_ids(folder: Path, form: str, ids: list[int]) -> Path:
         np.save(path, np.array(ids, dtype=np.int64))
     else:  # the table `corrective expand --out` writes: the flagged ids, then the added ones with scores
         half = len(ids) // 2
-        result = SimpleNamespace(added=ids[half:], scores=[1.0 / (k + 1) for k in range(len(ids) - half)])
+        scores = [1.0 / (k + 1) for k in range(len(ids) - half)]
+        result = SimpleNamespace(added=ids[half:], scores=scores, set_aside=torch.zeros(0, dtype=torch.long))
         write_table(path, result, ids[:half])  # type: ignore[arg-type]
     return path
 
