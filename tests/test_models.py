@@ -32,7 +32,7 @@ def test_resnet9_has_the_papers_shape() -> None:
 
 def test_cnn28_pools_before_its_element_wise_layers() -> None:
     m = create_model("cnn28", num_classes=10, in_channels=1)
-    assert [type(layer).__name__ for layer in m.block1] == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
+    assert [type(layer).__name__ for layer in m.conv1] == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
     assert [mod.out_channels for mod in m.modules() if isinstance(mod, torch.nn.Conv2d)] == [32, 64, 128]
     assert sum(p.numel() for p in m.parameters()) == 94_186
 
