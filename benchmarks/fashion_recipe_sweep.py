@@ -19,21 +19,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from corrective.data import Split, load_dataset
-from corrective.data.batches import Batch, Pipeline, one_pass
+from corrective.data import load_dataset
+from corrective.data.batches import Batch, Pipeline
+from corrective.metrics import accuracy
 from corrective.models import create_model
 from corrective.training import TrainConfig, train
 
 KNOBS = {"width": 1.0, "crop": -1, "ls": 0.0}
-
-
-def accuracy(model: torch.nn.Module, split: Split, pipe: Pipeline) -> float:
-    model.eval()
-    right = 0
-    with torch.no_grad():
-        for b in one_pass(split, pipe):
-            right += int((model(b.x).argmax(1) == b.y).sum())
-    return right / len(split)
 
 
 def parse(spec: str) -> tuple[TrainConfig, dict[str, float]]:
