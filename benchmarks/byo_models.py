@@ -49,6 +49,13 @@ def upsampled(seed: int) -> Dataset:
     return Dataset("digits32", 10, train, up(d.val), up(d.test), mean, std, False, 0, d.class_names)
 
 
+def chosen(record: dict[str, Any]) -> str:
+    """The setting the selection kept: auto's base and its main knob (SCRUB's kl_weight), else the method."""
+    settings = record.get("settings", {})
+    base = settings.get("base", record["method"])
+    return f"{base}, kl_weight {settings['kl_weight']}" if base == "scrub" and "kl_weight" in settings else base
+
+
 def one(name: str, net: nn.Module, ds: Dataset, seed: int, steps: int) -> dict[str, Any]:
     manip = manipulate(ds, "poison", seed=seed, trigger_size=3)
     recipe = corrective.Recipe(steps=steps, batch_size=64, lr=0.05)
@@ -87,7 +94,7 @@ def one(name: str, net: nn.Module, ds: Dataset, seed: int, steps: int) -> dict[s
         "n_manipulated": len(manip.ids),
         "n_flagged": len(manip.forget_ids(0.1)),
         "returned_original": bool(result.record.get("returned_original")),
-        "chosen": f"{result.record.get('base', result.record['method'])} {result.record.get('settings', {})}",
+        "chosen": chosen(result.record),
         "n_expanded": result.record["n_expanded"],
         "train_s": train_s,
         "fix_s": fix_s,
