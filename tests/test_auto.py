@@ -17,8 +17,9 @@ from corrective.cli.app import main
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.expand import expand
-from corrective.methods import EXPANSION_CACHE, METHODS, UnlearnTask, candidate_overrides, make_settings, run_method
-from corrective.methods.auto import BASES, auto_grid
+from corrective.methods import METHODS, UnlearnTask, candidate_overrides, make_settings, run_method
+from corrective.methods import auto as auto_method
+from corrective.methods.auto import BASES, auto_grid, expansion_of
 from corrective.methods.scrub import ScrubSettings
 from corrective.names import RESULTS
 
@@ -79,7 +80,7 @@ def test_auto_on_a_task_without_s_m_expands_from_s_f_alone(poison_run: api.Run) 
     )
     model, _ = run_method(task, "auto", make_settings("auto", {"budget": 0.05}))
     assert model is not task.model
-    exp = task.cache[EXPANSION_CACHE]
+    exp = expansion_of(task)  # the one the method computed (kept for the grid's other settings)
     again = expand(poison_run.model, poison_run.train_split, forget, Pipeline.of(poison_run.dataset), "auto", seed=0)
     assert torch.equal(exp.ids, again.ids)  # what the method saw gives the expansion; S_m was never handed over
     # every flagged sample is kept or set aside by the screen (and then reported), never silently lost
@@ -116,10 +117,32 @@ def test_auto_sets_false_flags_aside_on_a_task_without_s_m(poison_run: api.Run) 
         known_manipulated=None,
     )
     run_method(task, "auto", make_settings("auto", {"budget": 0.05}))
-    exp = task.cache[EXPANSION_CACHE]
+    exp = expansion_of(task)  # the one the method computed (kept for the grid's other settings)
     assert int(torch.isin(false, exp.set_aside).sum()) >= 4, exp.details["screen"]
     assert not torch.isin(exp.set_aside, exp.ids).any()
     assert exp.to_record()["n_set_aside"] == len(exp.set_aside) == exp.details["screen"]["n_set_aside"]
+
+
+def test_a_given_expansion_is_a_field_of_the_task(poison_run: api.Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    """api hands auto the expansion it has as `task.expansion` (not through the cache) and auto does not compute
+    another; a method that does not expand itself gets the expanded ids as S_f instead."""
+    forget = poison_run.manipulation.forget_ids(0.1).cpu()
+    task = UnlearnTask(
+        poison_run.model,
+        poison_run.train_split,
+        forget,
+        Pipeline.of(poison_run.dataset),
+        poison_run.config,
+        poison_run.spec,
+    )
+    exp = expand(poison_run.model, poison_run.train_split, forget, Pipeline.of(poison_run.dataset), "auto", seed=0)
+    given = api.expansion_task(task, "auto", exp)
+    assert given.expansion is exp and torch.equal(given.forget_ids, forget) and not given.cache
+    monkeypatch.setattr(auto_method, "expand", lambda *a, **k: pytest.fail("auto computed an expansion it was given"))
+    assert expansion_of(given) is exp
+    plain = api.expansion_task(task, "scrub", exp)
+    assert plain.expansion is None and torch.equal(plain.forget_ids, exp.ids)
+    assert task.expansion is None  # the task given is left as it was
 
 
 def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.Run) -> None:

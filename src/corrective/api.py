@@ -21,7 +21,6 @@ from corrective.expand import Expansion, View, expand, get_strategy
 from corrective.expand import expand as expand_fn  # for functions whose `expand` argument names a strategy
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import (
-    EXPANSION_CACHE,
     UnlearnTask,
     candidate_overrides,
     get_method,
@@ -384,12 +383,11 @@ def expansion_for(method: str, expand: str, expansion: Any, compute: Callable[[s
 
 def expansion_task(task: UnlearnTask, method: str, expansion: Any) -> UnlearnTask:
     """The task the method runs on: S_f replaced by the expanded set, or (for a method that expands itself)
-    S_f with the expansion left in `task.cache`, so the method does not compute it again."""
+    S_f with the expansion handed in as `task.expansion`, so the method does not compute it again."""
     if expansion is None:
         return task
     if get_method(method).expand is not None:
-        task.cache[EXPANSION_CACHE] = expansion
-        return task
+        return replace(task, expansion=expansion)
     return replace(task, forget_ids=expansion.ids.to(task.forget_ids.device))
 
 

@@ -14,7 +14,6 @@ from corrective.methods import (  # noqa: F401  (registers)
     ssd,
 )
 from corrective.methods.base import (
-    EXPANSION_CACHE,
     METHODS,
     NEEDS,
     MethodInfo,
@@ -32,7 +31,6 @@ from corrective.methods.base import (
 from corrective.methods.selection import MAX_CLASS_DROP, SELECTIONS, Selection, select, selection_score
 
 __all__ = [
-    "EXPANSION_CACHE",
     "MAX_CLASS_DROP",
     "METHODS",
     "SELECTIONS",

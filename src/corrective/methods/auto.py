@@ -25,7 +25,7 @@ the selected record's `diagnostics` say which base the evidence points to and wh
 `base_reason`).
 
 The expansion is computed once per task and shared by every setting of the grid; `api` hands it in
-through `task.cache[EXPANSION_CACHE]` when it already has it (the bench computes it once per original
+as `task.expansion` when it already has it (the bench computes it once per original
 model and alpha), and the records carry it (`expand`, `n_expanded`, `expand_seconds`). A setting's
 `unlearn_seconds` is the base method's time; the expansion's time is `expand_seconds`.
 """
@@ -42,12 +42,13 @@ from torch import nn
 from corrective.expand import Expansion, expand
 from corrective.methods import finetune as _finetune  # noqa: F401  (registers a base before auto refers to it)
 from corrective.methods import scrub as _scrub  # noqa: F401
-from corrective.methods.base import EXPANSION_CACHE, METHODS, UnlearnTask, register_method, run_methods_grid
+from corrective.methods.base import METHODS, UnlearnTask, register_method, run_methods_grid
 from corrective.methods.finetune import FinetuneSettings
 from corrective.methods.scrub import ScrubSettings
 from corrective.settings import setting
 
 STRATEGY = "auto"  # the expansion strategy
+COMPUTED = ("expansion", STRATEGY)  # task.cache key of the expansion auto computed itself
 BASES = ("scrub", "finetune")  # the methods auto may run on the expanded set
 LABEL_NOISE_BASE = "finetune"  # where the expansion chose label_noise
 OTHER_BASE = "scrub"  # everywhere else (a shared feature: a trigger)
@@ -76,12 +77,15 @@ class AutoSettings(ScrubSettings):
 
 
 def expansion_of(task: UnlearnTask) -> Expansion:
-    """The task's expansion: the one handed in, else computed from S_f (and kept for the grid's other settings)."""
-    if EXPANSION_CACHE not in task.cache:
-        task.cache[EXPANSION_CACHE] = expand(
+    """The task's expansion: the one handed in (`task.expansion`), else computed from S_f once and kept in
+    `task.cache` for the grid's other settings."""
+    if task.expansion is not None:
+        return task.expansion
+    if COMPUTED not in task.cache:
+        task.cache[COMPUTED] = expand(
             task.model, task.train, task.forget_ids, task.pipeline, STRATEGY, seed=task.seed, progress=task.progress
         )
-    expansion: Expansion = task.cache[EXPANSION_CACHE]
+    expansion: Expansion = task.cache[COMPUTED]
     return expansion
 
 

@@ -31,6 +31,7 @@ from corrective import seeds
 from corrective.data.base import Split
 from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.errors import UserError
+from corrective.expand import Expansion
 from corrective.models import ModelSpec, device_of
 from corrective.models.adapters import ResetSpec, has_capacity, unreset
 from corrective.registry import Registry
@@ -52,6 +53,9 @@ class UnlearnTask:
     progress: bool | None = None
     # Only for entries marked `is_method=False` (oracle bounds): every manipulated id, S_m.
     known_manipulated: Tensor | None = None
+    # The expansion of S_f that a method expanding S_f itself (`MethodInfo.expand`: auto) works from, where the
+    # caller has it already (`api` hands in the one it computed or was given); None: the method computes it.
+    expansion: Expansion | None = None
     # Work a method shares between its settings and its diagnostics (e.g. SSD's importances), by key;
     # never copied: `dataclasses.replace` gives a task with its own, empty cache.
     cache: dict[Any, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -114,7 +118,6 @@ NEEDS: dict[str, str] = {
     "fresh": "a fresh model of the same architecture (default: a reset copy; factory= overrides)",
     "masks": "capacity masks (the project's own architectures: corrective models)",
 }
-EXPANSION_CACHE = "expansion"  # task.cache key of the corrective.expand.Expansion a self-expanding method uses
 
 
 @dataclass(frozen=True)
