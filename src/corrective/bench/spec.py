@@ -22,7 +22,7 @@ from corrective.methods import METHODS, candidate_overrides, get_method, make_se
 from corrective.methods.selection import SELECTIONS
 from corrective.models import MODELS
 from corrective.models.masks import TRAINING_TYPES
-from corrective.names import MANIPULATIONS
+from corrective.names import MANIPULATIONS, RELEARN_DEFAULT, RELEARN_KINDS
 from corrective.settings import Rule, validate
 from corrective.training import PRESETS
 
@@ -78,7 +78,9 @@ class BenchSpec:
     methods: tuple[MethodSpec, ...] = (MethodSpec(ALL),)
     oracle: bool = True
     false_flags: tuple[float, ...] = (0.0,)  # clean samples mistakenly put in S_f, as shares of |S_f|
-    relearn: bool = False  # the relearn probe (bench.relearn) on every original, oracle and selected model
+    # The relearn probe (bench.relearn) on every original, oracle and selected model: its kinds (names.RELEARN_KINDS),
+    # none when off. In TOML `relearn = true` is `["mixed"]`; `relearn = ["mixed", "retain_only"]` runs both.
+    relearn: tuple[str, ...] = ()
     train_preset: str = "default"  # "default": the dataset's (digits on digits, else paper)
     steps: int = 0  # 0: the preset's step budget
     val_fraction: float = 0.1
@@ -237,7 +239,7 @@ def parse_spec(raw: dict[str, Any]) -> BenchSpec:
         methods=_methods(get("methods", {ALL: {"grid": True}})),
         oracle=_bool("oracle", get("oracle", d.oracle)),
         false_flags=_list("false_flags", get("false_flags", list(d.false_flags)), _share),
-        relearn=_bool("relearn", get("relearn", d.relearn)),
+        relearn=_relearn("relearn", get("relearn", False)),
         train_preset=_str("train_preset", get("train_preset", d.train_preset)),
         steps=_int("steps", get("steps", d.steps), 0),
         val_fraction=_fraction("val_fraction", get("val_fraction", d.val_fraction)),
@@ -254,6 +256,19 @@ def parse_spec(raw: dict[str, Any]) -> BenchSpec:
 
 def _max_drop(where: str, value: Any) -> float:
     return _value(where, value, float, ge=0, lt=1)  # a fraction of a class's accuracy: 0.05 = 5 points
+
+
+def _relearn(where: str, value: Any) -> tuple[str, ...]:
+    """`true`/`false` (the mixed probe or none), a kind, or a list of kinds of the relearn probe."""
+    if isinstance(value, bool):
+        return (RELEARN_DEFAULT,) if value else ()
+    if isinstance(value, str) and value in RELEARN_KINDS:
+        return (value,)
+    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        kinds = _list(where, value, lambda w, v: _choice(w, v, RELEARN_KINDS))
+        return tuple(k for k in RELEARN_KINDS if k in kinds)  # one order, so that the same kinds plan the same ids
+    known = ", ".join(RELEARN_KINDS)
+    raise fail(where, f"must be true, false, or a list of the probe's kinds ({known}), got {value!r}")
 
 
 def _bool(where: str, value: Any) -> bool:
