@@ -100,7 +100,7 @@ def test_settings_are_axes():
         ),
         (
             {"poison": {"sizes": [0.05], "target": [1, 1]}},
-            "bench spec: manipulations.poison.target: must not repeat a value, got [1, 1]",
+            "bench spec: manipulations.poison.target: must be a list without repeats, got [1, 1]",
         ),
     ],
 )
@@ -115,7 +115,8 @@ def test_bad_settings_name_the_field(manipulations, message):
     [
         ({"false_flags": [0, -0.2]}, "bench spec: false_flags[1]: must be >= 0, got -0.2"),
         ({"false_flags": "many"}, "bench spec: false_flags[0]: must be a number, got 'many'"),
-        ({"relearn": "yes"}, "bench spec: relearn: must be true, false, or a list of the probe's kinds"),
+        ({"relearn": "yes"}, "bench spec: relearn[0]: must be one of 'mixed', 'retain_only', got 'yes'"),
+        ({"relearn": ["mixed", "mixed"]}, "bench spec: relearn: must be a list without repeats"),
         ({"relearn": ["mixed", "later"]}, "bench spec: relearn[1]: must be one of 'mixed', 'retain_only'"),
     ],
 )
