@@ -51,6 +51,30 @@ def example_masks(ids: Tensor, layer: int, n: int, p_mem: float) -> Tensor:
     return h < round(p_mem * 2**32)
 
 
+class MaskTable:
+    """`example_masks` of one layer, kept for every id asked so far (sorted), so that each id's pattern is hashed
+    once: a training loop asks for the same ids every epoch. Gives exactly what `example_masks` gives."""
+
+    def __init__(self, key: tuple[int, float, torch.device], layer: int) -> None:
+        self.key, self.layer = key, layer
+        n, _, device = key
+        self.ids = torch.zeros(0, dtype=torch.long, device=device)
+        self.rows = torch.zeros(0, n, dtype=torch.bool, device=device)
+
+    def masks(self, ids: Tensor) -> Tensor:
+        ids = ids.long()
+        pos = torch.searchsorted(self.ids, ids)
+        known = pos < len(self.ids)
+        known[known.clone()] = self.ids[pos[known]] == ids[known]
+        if not bool(known.all()):
+            n, p_mem, _ = self.key
+            new = ids[~known].unique()
+            self.ids, order = torch.cat([self.ids, new]).sort()
+            self.rows = torch.cat([self.rows, example_masks(new, self.layer, n, p_mem)])[order]
+            pos = torch.searchsorted(self.ids, ids)
+        return self.rows[pos]
+
+
 @dataclass(frozen=True)
 class MaskContext:
     """How the masks of one forward pass act: a mode and, for "masked", the examples' ids."""
@@ -80,6 +104,7 @@ class CapacityMask(nn.Module):
         self.n_fixed = max(1, round(p_fixed * channels))
         self.p_mem = p_mem
         self.layer = layer
+        self.table: MaskTable | None = None  # the patterns of the ids seen so far (not state: a pure function)
 
     @property
     def n_added(self) -> int:
@@ -91,8 +116,10 @@ class CapacityMask(nn.Module):
         if ctx.mode == "drop":
             return torch.cat([fixed, torch.zeros(1, self.n_added, dtype=torch.bool, device=device)], 1)
         assert ctx.ids is not None
-        mem = example_masks(ctx.ids.to(device), self.layer, self.n_added, self.p_mem)
-        return torch.cat([fixed.expand(batch, -1), mem], 1)
+        key = (self.n_added, self.p_mem, device)
+        if self.table is None or self.table.key != key:
+            self.table = MaskTable(key, self.layer)
+        return torch.cat([fixed.expand(batch, -1), self.table.masks(ctx.ids.to(device))], 1)
 
     def forward(self, x: Tensor, ctx: MaskContext) -> Tensor:
         if self.n_added == 0 or ctx.mode == "full":
