@@ -4,7 +4,8 @@ A masked layer's output channels are split in two groups: the first `n_fixed = r
 channels (theta_o1, "generalisation") are always on; the rest (theta_o2, the added or reserved group)
 are on per example with probability `p_mem`. An example's pattern is a pure function of its stable
 sample id and the layer's index: a counter-based integer hash, vectorised over the batch, the same
-on any device and never touching the global RNG (so it does not depend on the batch it sits in).
+on any device and never touching the global RNG (so it does not depend on the batch it sits in). A
+masked layer keeps the patterns of the ids it has seen (`MaskTable`), so each is hashed once.
 
 Modes of a forward pass (`model(x, ids=None, mode=None)`):
 - "drop" (the default, inference): the added group is zeroed, no rescaling.
