@@ -58,7 +58,8 @@ def main() -> None:
     view = View(run.model, run.train_split, Pipeline.of(run.dataset), run.seed)
     t0 = time.perf_counter()
     if args.cache is not None and args.cache.exists():
-        view.embedding = torch.load(args.cache, weights_only=False)  # type: ignore[misc]
+        blob = torch.load(args.cache, weights_only=False)  # expand_fashion.py's cache, or this script's own
+        view.embedding = blob["embedding"] if isinstance(blob, dict) else blob  # type: ignore[misc]
     _ = view.features
     if args.cache is not None and not args.cache.exists():
         torch.save(view.embedding, args.cache)
