@@ -145,7 +145,7 @@ def report(data: dict[str, Any]) -> str:
         "# Forget-set expansion (`auto`) on Fashion-MNIST",
         "",
         "Written by `benchmarks/expand_fashion.py` (its docstring says how); raw records in "
-        "`expand_fashion.json`. S_f = the first alpha share of S_m; **precision**/**recall** of the returned "
+        f"`{data.get('name', 'expand_fashion')}.json`. S_f = the first alpha share of S_m; **precision**/**recall** of the returned "
         "set (S_f kept by the screen + added) against S_m; **cost** = (expansion seconds + the feature pass) / "
         "one training of the run's recipe, timed in the same process (a probe training scaled to the full "
         "step count); load = the 1-minute load average when the row ran.",
@@ -209,6 +209,7 @@ def main() -> None:
         old = json.loads(out_json.read_text()) if args.append and out_json.exists() else {"records": [], "runs": []}
         done = {(r["label"], r["run"], r["alpha"]) for r in records}
         data = {
+            "name": args.name,
             "runs": old["runs"] + [batch],
             "notes": old.get("notes", []),
             "records": [r for r in old["records"] if (r["label"], r["run"], r["alpha"]) not in done] + records,
