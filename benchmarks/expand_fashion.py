@@ -145,7 +145,8 @@ def report(data: dict[str, Any]) -> str:
         "# Forget-set expansion (`auto`) on Fashion-MNIST",
         "",
         "Written by `benchmarks/expand_fashion.py` (its docstring says how); raw records in "
-        f"`{data.get('name', 'expand_fashion')}.json`. S_f = the first alpha share of S_m; **precision**/**recall** of the returned "
+        f"`{data.get('name', 'expand_fashion')}.json`. S_f = the first alpha share of S_m; "
+        "**precision**/**recall** of the returned "
         "set (S_f kept by the screen + added) against S_m; **cost** = (expansion seconds + the feature pass) / "
         "one training of the run's recipe, timed in the same process (a probe training scaled to the full "
         "step count); load = the 1-minute load average when the row ran.",
