@@ -22,7 +22,7 @@ from corrective.methods.auto import BASES, auto_grid
 from corrective.methods.scrub import ScrubSettings
 from corrective.names import RESULTS
 
-TWO = [{"kl_weight": 0.1, "fraction": 0.05}, {"kl_weight": 1.0, "fraction": 0.05}]  # a small grid of the base method
+TWO = [{"kl_weight": 0.1, "budget": 0.05}, {"kl_weight": 1.0, "budget": 0.05}]  # a small grid of the base method
 
 
 def test_auto_is_registered_as_a_guarded_self_expanding_method() -> None:
@@ -39,7 +39,7 @@ def test_auto_base_follows_the_expansion(poison_run: api.Run) -> None:
     exp = api.expand_run(poison_run, 0.1, "auto")
     noisy = dataclasses.replace(exp, chosen="label_noise")
     shared = dataclasses.replace(exp, chosen="neighbours")
-    small = {"fraction": 0.05}
+    small = {"budget": 0.05}
     ft = api.unlearn(poison_run, "auto", 0.1, settings=small, expansion=noisy, progress=False)
     ran = [r for r in ft.records if not r.get("is_original")]
     assert [r["settings"]["base"] for r in ran] == ["finetune"]
@@ -77,7 +77,7 @@ def test_auto_on_a_task_without_s_m_expands_from_s_f_alone(poison_run: api.Run) 
         seed=0,
         known_manipulated=None,
     )
-    model, _ = run_method(task, "auto", make_settings("auto", {"fraction": 0.05}))
+    model, _ = run_method(task, "auto", make_settings("auto", {"budget": 0.05}))
     assert model is not task.model
     exp = task.cache[EXPANSION_CACHE]
     again = expand(poison_run.model, poison_run.train_split, forget, Pipeline.of(poison_run.dataset), "auto", seed=0)
@@ -115,7 +115,7 @@ def test_auto_sets_false_flags_aside_on_a_task_without_s_m(poison_run: api.Run) 
         seed=0,
         known_manipulated=None,
     )
-    run_method(task, "auto", make_settings("auto", {"fraction": 0.05}))
+    run_method(task, "auto", make_settings("auto", {"budget": 0.05}))
     exp = task.cache[EXPANSION_CACHE]
     assert int(torch.isin(false, exp.set_aside).sum()) >= 4, exp.details["screen"]
     assert not torch.isin(exp.set_aside, exp.ids).any()
@@ -124,7 +124,7 @@ def test_auto_sets_false_flags_aside_on_a_task_without_s_m(poison_run: api.Run) 
 
 def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.Run) -> None:
     assert candidate_overrides("auto", None) == METHODS["auto"].grid() and candidate_overrides("scrub", None) == [{}]
-    result = api.unlearn(poison_run, "auto", 0.1, settings={"fraction": 0.05}, progress=False)
+    result = api.unlearn(poison_run, "auto", 0.1, settings={"budget": 0.05}, progress=False)
     ran = [r for r in result.records if not r.get("is_original")]
     base = result.record["diagnostics"]["evidence_base"]  # the evidence's base: its whole grid ran, nothing else
     assert len(ran) == len(METHODS[base].grid()) and {r["settings"]["base"] for r in ran} == {base}
@@ -138,13 +138,13 @@ def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.R
         assert r["do_no_harm"] in ("kept", "original") and r["returned_original"] is (r["do_no_harm"] == "original")
     paper = api.unlearn(poison_run, "auto", 0.1, grid=TWO, selection="paper", progress=False)
     assert paper.record["selection"] == "paper"  # the caller's rule wins over the method's own
-    alone = api.unlearn(poison_run, "auto", 0.1, settings={"fraction": 0.05}, grid=False, progress=False)
+    alone = api.unlearn(poison_run, "auto", 0.1, settings={"budget": 0.05}, grid=False, progress=False)
     assert len([r for r in alone.records if not r.get("is_original")]) == 1  # --no-grid: the defaults alone
 
 
 def test_auto_returns_the_original_when_no_candidate_keeps_the_guard(poison_run: api.Run) -> None:
     """A grid where every candidate wrecks the model (a learning rate 400x SCRUB's): the original comes back."""
-    wrecking = [{"lr": 1.0, "kl_weight": 0.0, "fraction": 0.1}, {"lr": 2.0, "kl_weight": 0.0, "fraction": 0.1}]
+    wrecking = [{"lr": 1.0, "kl_weight": 0.0, "budget": 0.1}, {"lr": 2.0, "kl_weight": 0.0, "budget": 0.1}]
     result = api.unlearn(poison_run, "auto", 0.1, grid=wrecking, progress=False)
     assert len(result.records) == 3 and result.selected == 2
     *ran, kept = result.records
@@ -238,7 +238,7 @@ def test_plan_shares_one_expansion_per_original_alpha_and_strategy() -> None:
     flagged = plan(load_spec("smoke", sets={"expand": ["neighbours"], "false_flags": [0, 0.5]}), "cpu")
     per_flags = [j for j in flagged if j.stage == "expand"]  # S_f with false flags is expanded on its own
     assert len(per_flags) == 3 * 2 * 2 and {j.params["false_flags"] for j in per_flags} == {0, 0.5}
-    with pytest.raises(UserError, match=r"bench spec: expand\[1\]: unknown strategy 'nope'"):
+    with pytest.raises(UserError, match=r"bench spec: expand\[1\]: unknown expansion strategy 'nope'"):
         plan(load_spec("smoke", sets={"expand": ["none", "nope"]}), "cpu")
 
 
@@ -269,7 +269,7 @@ def test_bench_records_expansion_quality_and_caches_each_expansion(tmp_path: Pat
 
 
 def test_cli_auto_no_grid_says_what_it_gives_up(poison_run: api.Run, tmp_path: Path, monkeypatch, capsys) -> None:
-    args = ["unlearn", str(poison_run.path), "--method", "auto", "--alpha", "0.1", "--set", "fraction=0.05"]
+    args = ["unlearn", str(poison_run.path), "--method", "auto", "--alpha", "0.1", "--set", "budget=0.05"]
     rc, stdout, err = cli([*args, "--no-grid", "--out", str(tmp_path / "u")], monkeypatch, capsys)
     assert rc == 0 and "auto --no-grid: one setting, no search" in err and err.count("no search") == 1
     saved = json.loads((tmp_path / "u" / "unlearn.json").read_text())["candidates"]

@@ -100,7 +100,7 @@ def test_settings_are_axes():
         ),
         (
             {"poison": {"sizes": [0.05], "target": [1, 1]}},
-            "bench spec: manipulations.poison.target: must not repeat a value, got [1, 1]",
+            "bench spec: manipulations.poison.target: must be a list without repeats, got [1, 1]",
         ),
     ],
 )

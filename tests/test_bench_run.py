@@ -137,6 +137,7 @@ def test_kill_9_then_resume(smoke, tmp_path):
     assert (target / "report" / "report.html").stat().st_mtime_ns == drawn
     (target / "report" / ".records.sha256").write_text("stale")
     redrawn = cli("bench", "--preset", "smoke", "--out", str(target), "-q", timeout=120)
+    assert redrawn.returncode == 0, redrawn.stderr
     assert "up to date" not in redrawn.stdout and (target / "report" / ".records.sha256").read_text() != "stale"
     quiet = tmp_path / "quiet"
     shutil.copytree(target, quiet, ignore=shutil.ignore_patterns("report"))

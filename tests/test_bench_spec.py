@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from corrective.bench import list_presets, load_spec, plan
-from corrective.bench.spec import check_spec, parse_spec, set_dotted
+from corrective.bench.plan import check_spec
+from corrective.bench.spec import parse_spec, set_dotted
 from corrective.errors import UserError
 
 
@@ -41,7 +42,10 @@ def test_defaults_and_overrides():
         ({"oracle": "yes"}, "bench spec: oracle: must be true or false, got 'yes'"),
         ({"steps": -1}, "bench spec: steps: must be >= 0"),
         ({"selection": "best"}, "bench spec: selection[0]: must be one of 'paper', 'guarded', got 'best'"),
-        ({"selection": ["paper", "paper"]}, "bench spec: selection: must not repeat a value, got ['paper', 'paper']"),
+        (
+            {"selection": ["paper", "paper"]},
+            "bench spec: selection: must be a list without repeats, got ['paper', 'paper']",
+        ),
         ({"max_class_drop": 5}, "bench spec: max_class_drop: must be in [0, 1), got 5.0"),
         ({"expand": []}, "bench spec: expand: must be a non-empty list, got []"),
         ({"expand": [3]}, "bench spec: expand[0]: must be a string, got 3"),
@@ -86,7 +90,7 @@ def test_file_errors(tmp_path):
 
 @pytest.mark.parametrize("preset", list_presets())
 def test_every_shipped_preset_plans_a_complete_benchmark(preset):
-    from corrective.bench.spec import method_specs
+    from corrective.bench.plan import method_specs
 
     spec = load_spec(preset)
     assert spec.name == preset  # results and reports name the preset they came from
@@ -118,3 +122,18 @@ def test_a_setting_can_be_set_on_a_manipulation_written_as_sizes() -> None:
     spec = load_spec("smoke", sets={"manipulations.poison.target": 3})
     poison = next(m for m in spec.manipulations if m.kind == "poison")
     assert poison.sizes == (0.05,) and poison.settings == {"target": (3,)}
+
+
+def test_the_spec_is_a_checked_dataclass_like_the_training_recipe():
+    """An invalid BenchSpec never exists, however it is built: the one validator runs in its constructor."""
+    from corrective.bench import BenchSpec
+    from corrective.settings import Checked
+
+    assert issubclass(BenchSpec, Checked)
+    with pytest.raises(ValueError, match=r"^steps must be >= 0, got -1$"):
+        BenchSpec(steps=-1)
+    with pytest.raises(ValueError, match=r"^seeds must be a list without repeats, got \[0, 0\]$"):
+        BenchSpec(seeds=(0, 0))
+    with pytest.raises(ValueError, match=r"^alphas must be in \(0, 1\], got 2.0$"):
+        BenchSpec(alphas=(0.5, 2.0))
+    assert BenchSpec(alphas=(1,)).alphas == (1.0,)  # coerced to the declared type

@@ -32,7 +32,7 @@ def test_unlearn_writes_the_selected_model_and_every_candidate(
         "--alpha",
         "0.5",
         "--set",
-        "fraction=0.05",
+        "budget=0.05",
         "--grid",
         "--json",
         "--out",

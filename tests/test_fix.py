@@ -107,7 +107,7 @@ def test_fix_defaults_to_auto_expanding_the_flagged_set(user_files: Path, tmp_pa
         assert summary["test_acc_after"] >= summary["test_acc_before"] - 0.05 - 1e-6
 
 
-WRECK = ["--method", "scrub", "--set", "lr=2", "--set", "kl_weight=0", "--set", "fraction=0.2"]
+WRECK = ["--method", "scrub", "--set", "lr=2", "--set", "kl_weight=0", "--set", "budget=0.2"]
 
 
 def test_fix_returns_the_model_unchanged_when_the_correction_harms_it(user_files: Path, tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_correct_does_no_harm_for_every_method(user_files: Path) -> None:
     ds = run.dataset
     flagged = run.manipulation.ids[:10]
     common = {"pipeline": Pipeline.of(ds), "config": run.config, "spec": run.spec}
-    wreck = {"lr": 2.0, "kl_weight": 0.0, "fraction": 0.2}
+    wreck = {"lr": 2.0, "kl_weight": 0.0, "budget": 0.2}
     result = api.correct(
         run.model, run.train_split, flagged, method="scrub", held_out=ds.test, settings=wreck, **common
     )

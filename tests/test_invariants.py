@@ -145,5 +145,5 @@ def test_a_spec_field_parses_or_fails_with_one_line_naming_it(field: str, value:
 def test_a_spec_keeps_the_seeds_and_alphas_it_is_given(seeds: list[int], alphas: list[float]):
     spec = parse_spec({"seeds": seeds, "alphas": alphas})
     assert list(spec.seeds) == seeds and all(math.isclose(a, b) for a, b in zip(spec.alphas, alphas, strict=True))
-    with pytest.raises(UserError, match="^bench spec: seeds: must not repeat a value"):
+    with pytest.raises(UserError, match="^bench spec: seeds: must be a list without repeats"):
         parse_spec({"seeds": [*seeds, seeds[0]]})

@@ -11,7 +11,8 @@ import torch
 
 from corrective import api, training
 from corrective.errors import UserError
-from corrective.methods import METHODS, UnlearnTask, bad_teacher, make_settings, run_method, run_methods_grid, scrub
+from corrective.methods import METHODS, UnlearnTask, make_settings, run_method, run_methods_grid
+from corrective.methods import base as methods_base
 from corrective.methods import ssd as ssd_module
 from corrective.methods.bad_teacher import teacher_targets
 from corrective.methods.scrub import scrub_batches
@@ -23,6 +24,7 @@ from corrective.methods.ssd import (
     ssd_grid,
     task_importances,
 )
+from corrective.settings import Checked
 
 ALLOWED_FIELDS = {
     "model",
@@ -89,7 +91,7 @@ def ids_seen_by_fit(monkeypatch: pytest.MonkeyPatch, record: list) -> None:
 
         return real_fit(model, tap(), cfg, loss_fn, **kw)
 
-    for module in (training, bad_teacher, scrub):
+    for module in (training, methods_base):  # `task.fit` calls base's import of the one loop
         monkeypatch.setattr(module, "fit", spy)
 
 
@@ -265,8 +267,8 @@ def test_settings_are_validated() -> None:
             make_settings("ssd", overrides)
     with pytest.raises(UserError, match="forget_objective must be one of 'ce\\+kl', 'kl', got 'ce'"):
         make_settings("scrub", {"forget_objective": "ce"})
-    with pytest.raises(ValueError, match=r"fraction must be in \(0, 10\], got 11.0"):  # also when built directly
-        METHODS["retrain"].settings(fraction=11)
+    with pytest.raises(ValueError, match=r"budget must be in \(0, 10\], got 11.0"):  # also when built directly
+        METHODS["retrain"].settings(budget=11)
 
 
 def test_scrubs_old_alpha_is_kl_weight_with_a_warning() -> None:
@@ -275,3 +277,19 @@ def test_scrubs_old_alpha_is_kl_weight_with_a_warning() -> None:
     assert {g["kl_weight"] for g in METHODS["scrub"].grid()} == {0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0}
     with pytest.raises(UserError, match="unknown method"):
         make_settings("nope")
+
+
+def test_every_step_budget_is_named_budget_and_the_old_name_warns() -> None:
+    """One name for the share of the original steps a method may spend; `fraction` still works, with a warning."""
+    for name in ("scrub", "bad_teacher", "finetune", "retrain", "auto", "npo"):
+        fields = {f.name for f in dataclasses.fields(METHODS[name].settings)}
+        assert "budget" in fields and "fraction" not in fields, name
+    for name in ("scrub", "bad_teacher", "finetune", "retrain", "auto"):
+        with pytest.warns(FutureWarning, match="setting 'fraction' is now 'budget'"):
+            assert make_settings(name, {"fraction": 0.5}).budget == 0.5
+
+
+def test_oracle_settings_are_checked_like_the_rest() -> None:
+    assert issubclass(METHODS["oracle"].settings, Checked)
+    with pytest.raises(UserError, match="method 'oracle' has no setting 'steps'; its settings: none"):
+        make_settings("oracle", {"steps": 3})

@@ -94,3 +94,29 @@ def test_unlearning_records_carry_der_against_the_original(poison_run) -> None:
     rec = api.unlearn(poison_run, "none", 0.5, progress=False).record
     assert rec["der"] == 0.5  # the original model unchanged: no gain, no cost
     assert rec["c_acc"] == poison_run.metrics["clean_acc"] and rec["asr"] == poison_run.metrics["attack_success"]
+
+
+@pytest.mark.parametrize("kind", ["poison", "interclass", "random_swap", "sig"])
+def test_each_split_predicted_once_gives_the_per_split_figures(digits, kind) -> None:
+    """`evaluate` predicts each split once and reads the test domains from the test predictions; the figures are
+    those of predicting every domain on its own."""
+    from corrective.data.batches import Pipeline
+    from corrective.metrics import accuracy, per_class_accuracy, predict, predictions_within
+    from corrective.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("cnn_small", num_classes=10, in_channels=1)
+    m = manipulate(digits, kind, seed=0)
+    r = evaluate(model, digits, m)
+    pipe = Pipeline.of(digits)
+    corr, retain = m.test_domains(digits.test)
+    assert r["acc_retain"] == accuracy(model, retain, pipe)
+    if corr is not None:
+        assert r["acc_corr"] == accuracy(model, corr, pipe)
+    assert r["val_accuracy"] == accuracy(model, digits.val, pipe)
+    assert r["val_per_class_acc"] == per_class_accuracy(model, digits.val, pipe, 10)
+    # a part that is not the test set's own pixels is predicted, not read from the test predictions
+    test_pred = predict(model, digits.test, pipe)
+    shifted = digits.test.subset(torch.arange(5))
+    shifted = type(shifted)(255 - shifted.x, shifted.y, shifted.ids)
+    assert torch.equal(predictions_within(shifted, digits.test, test_pred, model, pipe), predict(model, shifted, pipe))

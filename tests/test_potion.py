@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from corrective import api
-from corrective.bench.spec import check_spec, parse_spec
+from corrective.bench.plan import check_spec
+from corrective.bench.spec import parse_spec
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
@@ -167,7 +168,7 @@ def test_threshold_is_the_pool_value_at_percentile_100_minus_ln_1_plus_100_s() -
 def test_nan_and_inf_ratios_are_left_out_of_the_pool() -> None:
     f = {"a": torch.tensor([0.0, 1.0, 2.0, 3.0])}
     d = {"a": torch.tensor([0.0, 0.0, 1.0, 1.0])}
-    assert potion_module.ratio_pool(potion_module.ratios_of(f, d)).tolist() == [2.0, 3.0]
+    assert potion_module.finite_pool(potion_module.ratios_of(f, d)).tolist() == [2.0, 3.0]
 
 
 def test_potion_on_a_task_without_s_m(poison_run: api.Run) -> None:

@@ -9,7 +9,8 @@ from corrective import api
 from corrective.data.batches import epochs
 from corrective.errors import UserError
 from corrective.methods import make_settings, run_method
-from corrective.methods.npo import forget_until, frozen, method_config
+from corrective.methods.base import frozen
+from corrective.methods.npo import forget_until, method_config
 from corrective.methods.rem import rem_ideal
 from corrective.metrics import accuracy
 from corrective.models.masks import has_reserve
@@ -28,11 +29,11 @@ def test_npo_stops_at_gamma_after_whole_epochs(poison_run) -> None:
     assert accuracy(task.model, forget, task.pipeline) > 0.5  # the poison was learnt
     model = task.copy_model()
     batches = epochs(forget, task.pipeline, cfg.batch_size, task.generator(1))
-    taken = forget_until(model, frozen(model), forget, task.pipeline, batches, cfg, gamma=0.2, max_steps=500)
+    taken = forget_until(task, model, frozen(model), forget, task.pipeline, batches, cfg, gamma=0.2, max_steps=500)
     assert taken < 500 and taken % per_epoch == 0
     assert accuracy(model, forget, task.pipeline) <= 0.2
     model = task.copy_model()  # gamma already met: still one epoch
-    taken = forget_until(model, frozen(model), forget, task.pipeline, batches, cfg, gamma=1.0, max_steps=500)
+    taken = forget_until(task, model, frozen(model), forget, task.pipeline, batches, cfg, gamma=1.0, max_steps=500)
     assert taken == per_epoch
     unlearnt, _ = run_method(task, "npo", s)
     assert accuracy(unlearnt, forget, task.pipeline) <= 0.2

@@ -44,7 +44,7 @@ def test_all_nan_falls_back_to_the_first_and_empty_is_an_error() -> None:
 
 
 def test_unlearn_marks_exactly_the_selected_candidate(poison_run: api.Run) -> None:
-    result = api.unlearn(poison_run, "scrub", 0.5, settings={"fraction": 0.05}, grid=True, progress=False)
+    result = api.unlearn(poison_run, "scrub", 0.5, settings={"budget": 0.05}, grid=True, progress=False)
     assert len(result.records) == 8
     assert [r["selected"] for r in result.records].count(True) == 1
     assert result.record["selected"] and result.selected == select(result.records)
@@ -55,7 +55,7 @@ def test_unlearn_marks_exactly_the_selected_candidate(poison_run: api.Run) -> No
     )
     assert {k: result.record[k] for k in again} == again
     assert any({k: r[k] for k in again} != again for r in result.records if not r["selected"])
-    assert all(r["settings"]["fraction"] == 0.05 for r in result.records)
+    assert all(r["settings"]["budget"] == 0.05 for r in result.records)
     assert {r["settings"]["kl_weight"] for r in result.records} == {0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0}
 
 

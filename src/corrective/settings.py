@@ -92,6 +92,28 @@ def help_of(f: dataclasses.Field[Any]) -> str:
     return str(f.metadata.get("help", ""))
 
 
+class ItemError(ValueError):
+    """An item of a list setting that breaks its rule: `index` is its place, the message the rule's."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(reason)
+        self.index = index
+
+
+class SettingError(ValueError):
+    """A setting that breaks its rule: `name`, `reason` (`must be RULE, got VALUE`) and, for an item of a
+    list, its `index`; the message is `name reason` (`lr must be > 0, got -1.0`)."""
+
+    def __init__(self, name: str, reason: str, index: int | None = None) -> None:
+        super().__init__(f"{name} {reason}")
+        self.name, self.reason, self.index = name, reason, index
+
+    @property
+    def where(self) -> str:
+        """The setting, and the item where one broke the rule: `seeds[1]`."""
+        return self.name if self.index is None else f"{self.name}[{self.index}]"
+
+
 def validate_field(f: dataclasses.Field[Any], value: Any, hint: Any) -> Any:
     """`validate` against the field's rule, then its `check`; a ValueError `must be RULE, got VALUE`."""
     value = validate(value, hint, rule_of(f))
@@ -126,7 +148,13 @@ def validate(value: Any, hint: Any, rule: Rule = Rule()) -> Any:
     if typing.get_origin(hint) is tuple:
         if not isinstance(value, (list, tuple)):
             raise ValueError(f"must be a list, got {value!r}")
-        return tuple(validate(v, typing.get_args(hint)[0], rule) for v in value)
+        items = []
+        for i, v in enumerate(value):
+            try:
+                items.append(validate(v, typing.get_args(hint)[0], rule))
+            except ValueError as e:
+                raise ItemError(i, str(e)) from None
+        return tuple(items)
     if hint in TYPE_NAMES:
         if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
             value = float(value)
@@ -148,8 +176,10 @@ class Checked:
         for f in dataclasses.fields(cast(Any, self)):  # a dataclass: Checked is only ever a dataclass's base
             try:
                 value = validate_field(f, getattr(self, f.name), hints[f.name])
+            except ItemError as e:
+                raise SettingError(f.name, str(e), e.index) from None
             except ValueError as e:
-                raise ValueError(f"{f.name} {e}") from None
+                raise SettingError(f.name, str(e)) from None
             object.__setattr__(self, f.name, value)
 
 

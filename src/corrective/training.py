@@ -19,6 +19,7 @@ from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.errors import UserError
 from corrective.models.device import device_of
 from corrective.progress import Progress
+from corrective.registry import Registry
 from corrective.settings import Checked, setting
 
 LossFn = Callable[[nn.Module, Batch], Tensor]
@@ -48,20 +49,20 @@ class TrainConfig(Checked):
         return asdict(self)
 
 
-PRESETS: dict[str, TrainConfig] = {
+PRESETS: Registry[TrainConfig] = Registry("training preset", order=list)
+for _name, _config in {
     "paper": TrainConfig(),
     # 8x8 digits: ~1200 training images, ~21 epochs of batch 64 in 400 steps (~2.5 s on one core)
     "digits": TrainConfig(steps=400, lr=0.05, batch_size=64),
     # 28x28 grey images (MNIST, Fashion-MNIST) with cnn28 on a CPU: 1200 steps of 256 (5.7 epochs of 54,000
     # images), bf16 (channels-last), 5 % warm-up then a linear decay to ~0 (benchmarks/results/fashion_recipe.md)
     "cpu28": TrainConfig(steps=1200, lr=0.1, batch_size=256, warmup=0.05, t_mult=1.0, precision="bf16"),
-}
+}.items():
+    PRESETS.register(_name, _config)
 
 
 def get_preset(name: str) -> TrainConfig:
-    if name not in PRESETS:
-        raise UserError(f"unknown training preset {name!r}; known: {', '.join(PRESETS)}")
-    return PRESETS[name]
+    return PRESETS.lookup(name)
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:

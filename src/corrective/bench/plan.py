@@ -12,18 +12,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 
 from corrective import __version__
-from corrective.bench.spec import ORACLE, BenchSpec, MethodSpec, check_spec, fail, method_specs, settings_grid
-from corrective.data import get_info, load_dataset
+from corrective.bench.spec import ALL, ORACLE, BenchSpec, MethodSpec, fail
+from corrective.data import DATASETS, get_info, load_dataset
 from corrective.errors import UserError
+from corrective.expand import STRATEGIES
 from corrective.manipulations import manipulate
-from corrective.methods import METHODS
-from corrective.training import get_preset
+from corrective.methods import METHODS, candidate_overrides, get_method, make_settings, settings_dict
+from corrective.models import MODELS
+from corrective.training import PRESETS, get_preset
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,65 @@ def job_id(key: dict[str, Any]) -> str:
 
 def versions_key() -> dict[str, str]:
     return {"corrective": __version__, "torch": torch.__version__.split("+")[0]}
+
+
+def check_spec(spec: BenchSpec) -> None:
+    """The spec's names against the registries: datasets, models, training preset, methods and their settings,
+    expansion strategies; each miss one line naming the field and the known names."""
+    for field_name, names, registry, also in (
+        ("datasets", spec.datasets, DATASETS, ()),
+        ("models", spec.models, MODELS, ("default",)),
+        ("train_preset", (spec.train_preset,), PRESETS, ("default",)),
+        ("expand", spec.expand, STRATEGIES, ()),
+    ):
+        for i, name in enumerate(names):
+            if name not in registry and name not in also:
+                where = field_name if field_name == "train_preset" else f"{field_name}[{i}]"
+                known = ", ".join([*also, *registry.names()])
+                raise fail(where, f"unknown {registry.kind} {name!r}; known: {known}")
+    known = ", ".join(METHODS.names())
+    for m in spec.methods:
+        for j, name in enumerate(m.exclude):
+            if name not in METHODS:
+                raise fail(f"methods.all.exclude[{j}]", f"unknown method {name!r}; known: {known}")
+        if m.name != ALL and m.name not in METHODS:
+            raise fail("methods", f"unknown method {m.name!r}; known: {known}")
+    for name, m in method_specs(spec).items():
+        settings_grid(name, m)
+
+
+def method_specs(spec: BenchSpec) -> dict[str, MethodSpec]:
+    """Every method the spec runs (not the oracle stage), by name, in registry order for `all`."""
+    named = {m.name: m for m in spec.methods if m.name != ALL}
+    out: dict[str, MethodSpec] = {}
+    for m in spec.methods:
+        if m.name == ALL:
+            for name in METHODS:
+                if name != ORACLE and name not in named and name not in m.exclude:
+                    out[name] = MethodSpec(name, m.grid, m.settings)
+        else:
+            out[m.name] = m
+    return out
+
+
+def settings_grid(name: str, m: MethodSpec) -> list[dict[str, Any]]:
+    """The full settings of every candidate of method `name` (defaults filled in), checked; a renamed setting
+    (`fraction`, now `budget`) is accepted with a warning."""
+    info = get_method(name)
+    known = [f.name for f in fields(info.settings)]
+    renamed = getattr(info.settings, "RENAMED", {})
+    where = f"methods.{m.name}"
+    out = []
+    for i, full in enumerate(candidate_overrides(name, m.grid, m.settings)):
+        for key in full:
+            if key not in known and key not in renamed:
+                part = "settings" if key in m.settings else f"grid[{i}]" if isinstance(m.grid, tuple) else "grid"
+                raise fail(f"{where}.{part}", f"unknown setting {key!r} of {name}; known: {', '.join(known) or 'none'}")
+        try:
+            out.append(settings_dict(make_settings(name, full)))
+        except UserError as e:
+            raise fail(f"{where}.grid[{i}]", str(e)) from None
+    return out
 
 
 def train_config(spec: BenchSpec, dataset: str, seed: int) -> dict[str, Any]:

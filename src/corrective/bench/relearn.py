@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from corrective import seeds
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.metrics import evaluate
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
 
 STEPS = 0.05  # share of the training recipe's steps
 SHARE = 0.01  # share of the probe's data drawn from S_m
-SALT = 104_729  # separates the probe's draw of S_m from the other draws of the same seed
 
 
 def probe_split(run: Run, share: float = SHARE) -> tuple[Split, int]:
@@ -46,7 +46,7 @@ def probe_split(run: Run, share: float = SHARE) -> tuple[Split, int]:
     clean = ~torch.isin(train_split.ids.cpu(), s_m)
     n_clean = int(clean.sum())
     k = min(len(s_m), max(1, round(share * n_clean / (1 - share)))) if len(s_m) else 0
-    gen = torch.Generator().manual_seed(run.seed * 1_000_003 + SALT)
+    gen = torch.Generator().manual_seed(seeds.derive(run.seed, seeds.salt("run", "relearn_probe")))
     chosen = s_m[torch.randperm(len(s_m), generator=gen)[:k]]
     positions = torch.cat([clean.nonzero().squeeze(1), train_split.positions_of(chosen).cpu()])
     return train_split.subset(positions), k

@@ -1,10 +1,10 @@
 """The experiment spec of `corrective bench`: a TOML file validated into frozen dataclasses.
 
-Loading checks structure, types and ranges through the one validator (`corrective.settings`); every
-error names the bad field and reads `must be RULE, got VALUE` (`bench spec: seeds[0]: must be an integer,
-got 'a'`); a name that is not known lists the known ones. Whether the named methods,
-datasets and models exist is checked against the registries by `check_spec` (the planner
-calls it), so a preset naming methods of a newer version still loads.
+`BenchSpec` is a checked dataclass of `setting(...)` fields, as `TrainConfig` is: loading checks structure,
+types and ranges through the one validator (`corrective.settings`); every error names the bad field and
+reads `must be RULE, got VALUE` (`bench spec: seeds[0]: must be an integer, got 'a'`). Whether the named
+methods, datasets, models and presets exist is the planner's check (`plan.check_spec`), so a preset naming
+methods of a newer version still loads.
 """
 
 from __future__ import annotations
@@ -12,19 +12,17 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field, fields
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, cast, get_origin, get_type_hints
 
-from corrective.data import DATASETS
 from corrective.errors import UserError
 from corrective.manipulations import DEFAULT_SIZE, check_setting, get_manipulation, is_list_setting, ordered
-from corrective.methods import METHODS, candidate_overrides, get_method, make_settings, settings_dict
 from corrective.methods.selection import SELECTIONS
-from corrective.models import MODELS
 from corrective.models.masks import TRAINING_TYPES
 from corrective.names import MANIPULATIONS
-from corrective.settings import Rule, validate
-from corrective.training import PRESETS
+from corrective.registry import Registry
+from corrective.settings import Checked, Rule, SettingError, setting, validate
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -66,32 +64,51 @@ class MethodSpec:
     exclude: tuple[str, ...] = ()  # only for "all"
 
 
+def distinct(values: tuple[Any, ...]) -> str | None:
+    """The rule a list axis of the spec breaks, if any: it is non-empty and names no value twice."""
+    if not values:
+        return "a non-empty list"
+    return "a list without repeats" if len(set(map(repr, values))) != len(values) else None
+
+
 @dataclass(frozen=True)
-class BenchSpec:
-    name: str = "custom"
-    datasets: tuple[str, ...] = ("digits",)
-    models: tuple[str, ...] = ("default",)  # "default": the dataset's model
-    training: tuple[str, ...] = ("standard",)  # training types (capacity / etd need REM's training)
+class BenchSpec(Checked):
+    """A benchmark: every field a `setting` with its rule (the one validator, `corrective.settings`), but the
+    manipulations, methods and roots tables (`parse_spec` reads them). Names are checked against the
+    registries by the planner (`plan.check_spec`)."""
+
+    name: str = setting("custom", "the experiment's name")
+    datasets: tuple[str, ...] = setting(("digits",), "registered datasets", check=distinct)
+    models: tuple[str, ...] = setting(("default",), "registered models; default: the dataset's", check=distinct)
+    training: tuple[str, ...] = setting(
+        ("standard",), "training types (capacity / etd: REM's)", choices=TRAININGS, check=distinct
+    )
     manipulations: tuple[ManipulationSpec, ...] = ()
-    seeds: tuple[int, ...] = (0,)
-    alphas: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+    seeds: tuple[int, ...] = setting((0,), "seeds", ge=0, check=distinct)
+    alphas: tuple[float, ...] = setting(
+        (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0), "discovery rates |S_f| / |S_m|", gt=0, le=1, check=distinct
+    )
     methods: tuple[MethodSpec, ...] = (MethodSpec(ALL),)
-    oracle: bool = True
-    false_flags: tuple[float, ...] = (0.0,)  # clean samples mistakenly put in S_f, as shares of |S_f|
-    relearn: bool = False  # the relearn probe (bench.relearn) on every original, oracle and selected model
-    train_preset: str = "default"  # "default": the dataset's (digits on digits, else paper)
-    steps: int = 0  # 0: the preset's step budget
-    val_fraction: float = 0.1
+    oracle: bool = setting(True, "train the oracle bound A(S_tr \\ S_m)")
+    false_flags: tuple[float, ...] = setting(
+        (0.0,), "clean samples mistakenly put in S_f, as shares of |S_f|", ge=0, check=distinct
+    )
+    relearn: bool = setting(False, "the relearn probe (bench.relearn) on every original, oracle and selected model")
+    train_preset: str = setting("default", "training preset; default: the dataset's (digits on digits, else paper)")
+    steps: int = setting(0, "training steps; 0: the preset's", ge=0)
+    val_fraction: float = setting(0.1, "share of the training data held out for validation", gt=0, lt=1)
     roots: dict[str, str] = field(default_factory=dict)  # dataset -> data folder (default data/NAME)
-    device: str = "auto"
-    executor: str = "local"
-    workers: int = 0  # 0: one per core on CPU, one per GPU on CUDA
-    address: str = ""  # ray: cluster address ("auto" joins a running cluster; empty starts a local one)
+    device: str = setting("auto", "auto, cpu, cuda, cuda:N or mps")
+    executor: str = setting("local", "where jobs run", choices=EXECUTORS)
+    workers: int = setting(0, "parallel jobs; 0: one per core on CPU, one per GPU on CUDA", ge=0)
+    address: str = setting("", "ray: cluster address (auto joins a running cluster; empty starts a local one)")
     # Selection rules (methods.selection.SELECTIONS), an axis; a method with its own rule (auto) keeps it.
-    selection: tuple[str, ...] = ("paper",)
-    max_class_drop: float = 0.05  # the guarded rule's limit on any class's fall of validation accuracy
+    selection: tuple[str, ...] = setting(("paper",), "selection rules", choices=SELECTIONS, check=distinct)
+    max_class_drop: float = setting(
+        0.05, "the guarded rule's limit on any class's fall of validation accuracy (0.05: 5 points)", ge=0, lt=1
+    )
     # Forget-set expansion strategies (corrective.expand), an axis: "none" hands the method S_f as found.
-    expand: tuple[str, ...] = ("none",)
+    expand: tuple[str, ...] = setting(("none",), "expansion strategies; none: S_f as found", check=distinct)
 
 
 FIELDS = {f.name for f in fields(BenchSpec)}
@@ -109,10 +126,6 @@ def _str(where: str, value: Any) -> str:
     return _value(where, value, str)
 
 
-def _int(where: str, value: Any, minimum: int | None = None) -> int:
-    return _value(where, value, int, ge=minimum)
-
-
 def _number(where: str, value: Any) -> float:
     return _value(where, value, float)
 
@@ -123,23 +136,16 @@ def _list(where: str, value: Any, item: Any) -> tuple[Any, ...]:
     if not values:
         raise fail(where, "must be a non-empty list, got []")
     out = tuple(item(f"{where}[{i}]", v) for i, v in enumerate(values))
-    if len(set(map(repr, out))) != len(out):
-        raise fail(where, f"must not repeat a value, got {list(out)}")
+    broken = distinct(out)
+    if broken:
+        raise fail(where, f"must be {broken}, got {list(out)}")
     return out
-
-
-def _choice(where: str, value: Any, known: tuple[str, ...]) -> str:
-    return _value(where, value, str, choices=known)
 
 
 def _table(where: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise fail(where, f"must be a table, got {value!r}")
     return value
-
-
-def _alpha(where: str, value: Any) -> float:
-    return _value(where, value, float, gt=0, le=1)
 
 
 def _size(where: str, value: Any) -> float:
@@ -219,67 +225,47 @@ def _methods(raw: Any) -> tuple[MethodSpec, ...]:
     return tuple(out)
 
 
+TABLES = ("manipulations", "methods", "roots")  # read by their own parsers; every other field is a setting
+
+
 def parse_spec(raw: dict[str, Any]) -> BenchSpec:
-    """Validate a spec dict (as read from TOML, overrides applied) into a BenchSpec."""
+    """Validate a spec dict (as read from TOML, overrides applied) into a BenchSpec: the settings through the
+    one validator (a scalar where a list is due is a one-item list, what `--set seeds=3` gives), the tables
+    through their parsers."""
     for key in raw:
         if key not in FIELDS:
             raise fail(key, f"unknown field; known: {', '.join(sorted(FIELDS))}")
-    d = BenchSpec()
-    get = raw.get
-    return BenchSpec(
-        name=_str("name", get("name", d.name)),
-        datasets=_list("datasets", get("datasets", list(d.datasets)), _str),
-        models=_list("models", get("models", list(d.models)), _str),
-        training=_list("training", get("training", list(d.training)), lambda w, v: _choice(w, v, TRAININGS)),
-        manipulations=_manipulations(get("manipulations", dict.fromkeys(MANIPULATIONS, [DEFAULT_SIZE]))),
-        seeds=_list("seeds", get("seeds", list(d.seeds)), lambda w, v: _int(w, v, 0)),
-        alphas=_list("alphas", get("alphas", list(d.alphas)), _alpha),
-        methods=_methods(get("methods", {ALL: {"grid": True}})),
-        oracle=_bool("oracle", get("oracle", d.oracle)),
-        false_flags=_list("false_flags", get("false_flags", list(d.false_flags)), _share),
-        relearn=_bool("relearn", get("relearn", d.relearn)),
-        train_preset=_str("train_preset", get("train_preset", d.train_preset)),
-        steps=_int("steps", get("steps", d.steps), 0),
-        val_fraction=_fraction("val_fraction", get("val_fraction", d.val_fraction)),
-        roots={k: _str(f"roots.{k}", v) for k, v in _table("roots", get("roots", {})).items()},
-        device=_str("device", get("device", d.device)),
-        executor=_choice("executor", get("executor", d.executor), EXECUTORS),
-        workers=_int("workers", get("workers", d.workers), 0),
-        address=_str("address", get("address", d.address)),
-        selection=_list("selection", get("selection", list(d.selection)), lambda w, v: _choice(w, v, SELECTIONS)),
-        max_class_drop=_max_drop("max_class_drop", get("max_class_drop", d.max_class_drop)),
-        expand=_list("expand", get("expand", list(d.expand)), _str),
-    )
-
-
-def _max_drop(where: str, value: Any) -> float:
-    return _value(where, value, float, ge=0, lt=1)  # a fraction of a class's accuracy: 0.05 = 5 points
-
-
-def _bool(where: str, value: Any) -> bool:
-    return _value(where, value, bool)
-
-
-def _share(where: str, value: Any) -> float:
-    return _value(where, value, float, ge=0)  # false flags as a share of |S_f|
-
-
-def _fraction(where: str, value: Any) -> float:
-    return _value(where, value, float, gt=0, lt=1)
+    hints = get_type_hints(BenchSpec)
+    values: dict[str, Any] = {
+        k: v if get_origin(hints[k]) is not tuple or isinstance(v, list) else [v]
+        for k, v in raw.items()
+        if k not in TABLES
+    }
+    values["manipulations"] = _manipulations(raw.get("manipulations", dict.fromkeys(MANIPULATIONS, [DEFAULT_SIZE])))
+    values["methods"] = _methods(raw.get("methods", {ALL: {"grid": True}}))
+    values["roots"] = {k: _str(f"roots.{k}", v) for k, v in _table("roots", raw.get("roots", {})).items()}
+    try:
+        return BenchSpec(**values)
+    except SettingError as e:
+        raise fail(e.where, e.reason) from None
 
 
 # ---------------------------------------------------------------- files, presets, overrides
 
 
-def list_presets() -> list[str]:
+def shipped_presets() -> Registry[Traversable]:
+    """The bench presets shipped with the package (presets/NAME.toml), by name."""
     folder = resources.files("corrective.bench") / "presets"
-    return sorted(p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml"))
+    found = {p.name[: -len(".toml")]: p for p in folder.iterdir() if p.name.endswith(".toml")}
+    return Registry("bench preset", found)
+
+
+def list_presets() -> list[str]:
+    return shipped_presets().names()
 
 
 def preset_text(name: str) -> str:
-    if name not in list_presets():
-        raise UserError(f"unknown bench preset {name!r}; known: {', '.join(list_presets())}")
-    return (resources.files("corrective.bench") / "presets" / f"{name}.toml").read_text()
+    return shipped_presets().lookup(name).read_text()
 
 
 def parse_toml(text: str, source: str) -> dict[str, Any]:
@@ -322,67 +308,3 @@ def load_spec(
     for key, value in (sets or {}).items():
         set_dotted(raw, key, value)
     return parse_spec(raw)
-
-
-# ---------------------------------------------------------------- registry checks
-
-
-def check_spec(spec: BenchSpec) -> None:
-    """Check names against the registries: datasets, models, training preset, methods and their settings."""
-    for i, name in enumerate(spec.datasets):
-        if name not in DATASETS:
-            raise fail(f"datasets[{i}]", f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))}")
-    for i, name in enumerate(spec.models):
-        if name != "default" and name not in MODELS:
-            raise fail(f"models[{i}]", f"unknown model {name!r}; known: default, {', '.join(sorted(MODELS))}")
-    if spec.train_preset != "default" and spec.train_preset not in PRESETS:
-        known = ", ".join(["default", *PRESETS])
-        raise fail("train_preset", f"unknown training preset {spec.train_preset!r}; known: {known}")
-    known = ", ".join(sorted(METHODS))
-    for m in spec.methods:
-        for j, name in enumerate(m.exclude):
-            if name not in METHODS:
-                raise fail(f"methods.all.exclude[{j}]", f"unknown method {name!r}; known: {known}")
-        if m.name != ALL and m.name not in METHODS:
-            raise fail("methods", f"unknown method {m.name!r}; known: {known}")
-    for name, m in method_specs(spec).items():
-        settings_grid(name, m)
-    strategies = [s for s in spec.expand if s != "none"]
-    if strategies:
-        from corrective.expand import list_strategies
-
-        for i, name in enumerate(spec.expand):
-            if name not in list_strategies():
-                raise fail(f"expand[{i}]", f"unknown strategy {name!r}; known: {', '.join(list_strategies())}")
-
-
-def method_specs(spec: BenchSpec) -> dict[str, MethodSpec]:
-    """Every method the spec runs (not the oracle stage), by name, in registry order for `all`."""
-    named = {m.name: m for m in spec.methods if m.name != ALL}
-    out: dict[str, MethodSpec] = {}
-    for m in spec.methods:
-        if m.name == ALL:
-            for name in METHODS:
-                if name != ORACLE and name not in named and name not in m.exclude:
-                    out[name] = MethodSpec(name, m.grid, m.settings)
-        else:
-            out[m.name] = m
-    return out
-
-
-def settings_grid(name: str, m: MethodSpec) -> list[dict[str, Any]]:
-    """The full settings of every candidate of method `name` (defaults filled in), checked."""
-    info = get_method(name)
-    known = [f.name for f in fields(info.settings)]
-    where = f"methods.{m.name}"
-    out = []
-    for i, full in enumerate(candidate_overrides(name, m.grid, m.settings)):
-        for key in full:
-            if key not in known:
-                part = "settings" if key in m.settings else f"grid[{i}]" if isinstance(m.grid, tuple) else "grid"
-                raise fail(f"{where}.{part}", f"unknown setting {key!r} of {name}; known: {', '.join(known) or 'none'}")
-        try:
-            out.append(settings_dict(make_settings(name, full)))
-        except UserError as e:
-            raise fail(f"{where}.grid[{i}]", str(e)) from None
-    return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -91,6 +93,15 @@ def epochs(
         for pos in order.to(split.x.device).split(batch_size):
             x = pipeline(split, pos, augment=augment, gen=gen)
             yield Batch(x, split.y[pos], split.ids[pos], pos)
+
+
+def one_epoch(
+    split: Split, pipeline: Pipeline, batch_size: int, gen: torch.Generator, *, augment: bool = True
+) -> Iterator[Batch]:
+    """Exactly one shuffled pass over `split`: the first epoch of `epochs`."""
+    return itertools.islice(
+        epochs(split, pipeline, batch_size, gen, augment=augment), math.ceil(len(split) / batch_size)
+    )
 
 
 def one_pass(split: Split, pipeline: Pipeline, batch_size: int = 1024) -> Iterator[Batch]:

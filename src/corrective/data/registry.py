@@ -12,6 +12,7 @@ from torch import Tensor
 
 from corrective.data.base import Dataset, Split, channel_stats
 from corrective.errors import UserError
+from corrective.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -43,18 +44,15 @@ class DatasetInfo:
     system_package: str = ""  # the Debian package that installs them there
 
 
-DATASETS: dict[str, DatasetInfo] = {}
+DATASETS: Registry[DatasetInfo] = Registry("dataset", see="corrective datasets")
 
 
 def register_dataset(info: DatasetInfo) -> DatasetInfo:
-    DATASETS[info.name] = info
-    return info
+    return DATASETS.register(info.name, info)
 
 
 def get_info(name: str) -> DatasetInfo:
-    if name not in DATASETS:
-        raise UserError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATASETS))} (see `corrective datasets`)")
-    return DATASETS[name]
+    return DATASETS.lookup(name)
 
 
 def missing_files_error(name: str, root: Path, missing: str) -> UserError:

@@ -25,6 +25,7 @@ from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.models.embedding import Embedding, embed
+from corrective.registry import Registry
 from corrective.settings import Checked, build_settings, setting
 
 
@@ -135,7 +136,7 @@ class StrategyInfo:
     summary: str = ""
 
 
-STRATEGIES: dict[str, StrategyInfo] = {}
+STRATEGIES: Registry[StrategyInfo] = Registry("expansion strategy")
 
 
 def register_strategy(settings: type, *, name: str | None = None) -> Callable[[Score], Score]:
@@ -144,7 +145,7 @@ def register_strategy(settings: type, *, name: str | None = None) -> Callable[[S
     def wrap(fn: Score) -> Score:
         key = name or fn.__name__
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        STRATEGIES[key] = StrategyInfo(key, fn, settings, summary)
+        STRATEGIES.register(key, StrategyInfo(key, fn, settings, summary))
         return fn
 
     return wrap
@@ -152,17 +153,15 @@ def register_strategy(settings: type, *, name: str | None = None) -> Callable[[S
 
 def register_special(name: str, settings: type, summary: str) -> None:
     """File a strategy the driver handles itself (none, auto)."""
-    STRATEGIES[name] = StrategyInfo(name, None, settings, summary)
+    STRATEGIES.register(name, StrategyInfo(name, None, settings, summary))
 
 
 def get_strategy(name: str) -> StrategyInfo:
-    if name not in STRATEGIES:
-        raise UserError(f"unknown expansion strategy {name!r}; known: {', '.join(list_strategies())}")
-    return STRATEGIES[name]
+    return STRATEGIES.lookup(name)
 
 
 def list_strategies() -> list[str]:
-    return sorted(STRATEGIES)
+    return STRATEGIES.names()
 
 
 def make_strategy_settings(name: str, overrides: dict[str, Any] | None = None) -> Any:

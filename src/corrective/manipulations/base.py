@@ -18,19 +18,19 @@ from __future__ import annotations
 import dataclasses
 import math
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
-from corrective import names
+from corrective import names, seeds
 from corrective.data.base import Dataset, Split
 from corrective.errors import UserError
+from corrective.registry import Registry
 from corrective.settings import build_settings, plain, validate_field
 
-FALSE_FLAG_SALT = 7919  # separates the false-flag draw from the manipulation's own draws of the same seed
 DEFAULT_SIZE = 0.05  # a manipulation's size when none is given: 5 % of the training set
 
 
@@ -124,7 +124,7 @@ class Manipulation:
                 f"false_flags: {count} false flags asked for but the training data has only "
                 f"{len(clean)} clean samples; use a smaller false-flag share"
             )
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + FALSE_FLAG_SALT)
+        gen = torch.Generator().manual_seed(seeds.derive(self.seed, seeds.salt("run", "false_flags")))
         return clean[torch.randperm(len(clean), generator=gen)[:count]]
 
     def corrupted_split(self, train: Split) -> Split:
@@ -185,7 +185,14 @@ class ManipulationInfo:
         return tuple(f.name for f in dataclasses.fields(self.settings))
 
 
-REGISTRY: dict[str, ManipulationInfo] = {}
+def registry_order(names_: Iterable[str]) -> list[str]:
+    """`none`, the papers' three (REM's order, `names.MANIPULATIONS`), then the rest by name."""
+    papers = ("none", *names.MANIPULATIONS)
+    rank = {n: i for i, n in enumerate(papers)}
+    return sorted(names_, key=lambda n: (rank.get(n, len(papers)), n))
+
+
+REGISTRY: Registry[ManipulationInfo] = Registry("manipulation", see="corrective manipulations", order=registry_order)
 
 
 def register_manipulation(
@@ -204,24 +211,19 @@ def register_manipulation(
         key = name or fn.__name__
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
         domains = test_domains or (backdoor_domains if backdoor else no_domain)
-        REGISTRY[key] = ManipulationInfo(key, fn, settings, backdoor, domains, summary, defaults, takes_size)
+        REGISTRY.register(key, ManipulationInfo(key, fn, settings, backdoor, domains, summary, defaults, takes_size))
         return fn
 
     return wrap
 
 
 def ordered() -> dict[str, ManipulationInfo]:
-    """The registry in order: `none`, the papers' three (REM's order, `names.MANIPULATIONS`), then the rest by name."""
-    papers = ("none", *names.MANIPULATIONS)
-    rank = {n: i for i, n in enumerate(papers)}
-    return {n: REGISTRY[n] for n in sorted(REGISTRY, key=lambda n: (rank.get(n, len(papers)), n))}
+    """The registry in its order (`registry_order`)."""
+    return {n: REGISTRY[n] for n in REGISTRY.names()}
 
 
 def get_manipulation(name: str) -> ManipulationInfo:
-    if name not in REGISTRY:
-        known = ", ".join(ordered())
-        raise UserError(f"unknown manipulation {name!r}; known: {known} (see `corrective manipulations`)")
-    return REGISTRY[name]
+    return REGISTRY.lookup(name)
 
 
 def record_settings() -> tuple[str, ...]:
@@ -295,4 +297,4 @@ def check_class(c: int, num_classes: int, what: str) -> int:
 
 def generator(seed: int, salt: int = 0) -> torch.Generator:
     """A CPU generator of the manipulation's seed; `salt` separates a manipulation's draws from one another."""
-    return torch.Generator().manual_seed(seed * 1_000_003 + salt if salt else seed)
+    return torch.Generator().manual_seed(seeds.derive(seed, salt) if salt else seed)

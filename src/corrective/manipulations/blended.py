@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from corrective import seeds
 from corrective.data.base import Split
 from corrective.errors import UserError
 from corrective.manipulations.base import (
@@ -27,8 +28,6 @@ from corrective.manipulations.base import (
     settings_of,
 )
 from corrective.settings import Checked, setting
-
-PATTERN_SALT = 1  # the pattern's draw, apart from the choice of samples
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ def key_pattern(name: str, shape: tuple[int, int, int], seed: int) -> Tensor:
     """The key: seeded uniform noise, or the image at path `name` resized to `shape` (C, H, W) in [0, 1]."""
     c, h, w = shape
     if name == "noise":
-        return torch.rand((c, h, w), generator=generator(seed, PATTERN_SALT))
+        return torch.rand((c, h, w), generator=generator(seed, seeds.salt("blended", "pattern")))
     path = Path(name)
     if not path.is_file():
         raise UserError(f"blended pattern {name!r} is neither 'noise' nor an image file; give a path to a PNG or JPEG")

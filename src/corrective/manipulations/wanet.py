@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from corrective import seeds
 from corrective.data.base import Split
 from corrective.manipulations.base import (
     Manipulation,
@@ -30,8 +31,6 @@ from corrective.manipulations.base import (
     settings_of,
 )
 from corrective.settings import Checked, setting
-
-FIELD_SALT, NOISE_SALT = 1, 2  # the field's and the noise-mode samples' draws, apart from the poisoned samples'
 
 
 def identity_grid(h: int, w: int) -> Tensor:
@@ -58,7 +57,7 @@ class Warp:
 
 def field(h: int, w: int, k: int, strength: float, seed: int) -> Tensor:
     """The backdoor's sampling grid: identity plus the upsampled k x k field, clipped to the image."""
-    offsets = torch.rand((1, 2, k, k), generator=generator(seed, FIELD_SALT)) * 2 - 1
+    offsets = torch.rand((1, 2, k, k), generator=generator(seed, seeds.salt("wanet", "field"))) * 2 - 1
     offsets = offsets / offsets.abs().mean()
     smooth = F.interpolate(offsets, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
     return (identity_grid(h, w) + strength * smooth / h).clamp(-1, 1)
@@ -86,7 +85,7 @@ def wanet(train: Split, num_classes: int, size: float, seed: int, s: WanetSettin
     h, w = int(train.x.shape[-2]), int(train.x.shape[-1])
     trigger = Warp(field(h, w, s.grid, s.strength, seed))
     members, noise_ids = train.ids[pos].cpu(), train.ids[noise_pos].cpu()
-    base = seed * 1_000_003 + NOISE_SALT
+    base = seeds.derive(seed, seeds.salt("wanet", "noise"))
 
     def carry(x: Tensor, ids: Tensor) -> Tensor:
         ids = ids.cpu()

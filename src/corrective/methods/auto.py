@@ -63,7 +63,7 @@ REASONS = {
 class AutoSettings(ScrubSettings):
     """SCRUB's settings (for the scrub base), the base, and whether the grid follows the evidence.
 
-    Fine-tuning takes `fraction` only (at algorithm A's learning rate)."""
+    Fine-tuning takes `budget` only (at algorithm A's learning rate)."""
 
     base: str = setting(
         "evidence",
@@ -97,7 +97,7 @@ def base_of(task: UnlearnTask, settings: AutoSettings) -> str:
 def base_settings(base: str, settings: AutoSettings) -> Any:
     """The base method's own settings from auto's."""
     if base == "finetune":
-        return FinetuneSettings(fraction=settings.fraction)
+        return FinetuneSettings(budget=settings.budget)
     scrub = {f.name: getattr(settings, f.name) for f in dataclasses.fields(ScrubSettings)}
     return ScrubSettings(**scrub)
 

@@ -11,24 +11,24 @@ averaged over the batch, T = 1. Trained over all of `S_tr` for 25 % of the origi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from corrective.data.batches import Batch, epochs
+from corrective import seeds
+from corrective.data.batches import Batch
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.models import device_of
 from corrective.settings import Checked, setting
-from corrective.training import fit
-
-INCOMPETENT_SALT = 7_919  # the incompetent teacher's init seed is derived from the run's seed
 
 
 @dataclass(frozen=True)
 class BadTeacherSettings(Checked):
     temperature: float = setting(1.0, "distillation temperature T", gt=0)
-    fraction: float = setting(0.25, "share of the original training steps", gt=0, le=10)
+    budget: float = setting(0.25, "share of the original training steps", gt=0, le=10)
+
+    RENAMED: ClassVar[dict[str, str]] = {"fraction": "budget"}  # every method's budget is `budget`
 
 
 def teacher_targets(z_orig: Tensor, z_bad: Tensor, in_forget: Tensor, temperature: float) -> Tensor:
@@ -41,11 +41,11 @@ def teacher_targets(z_orig: Tensor, z_bad: Tensor, in_forget: Tensor, temperatur
 @register_method(BadTeacherSettings, name="bad_teacher", needs="fresh")
 def bad_teacher(task: UnlearnTask, settings: BadTeacherSettings) -> nn.Module:
     """BadT: distil M_o on S_tr minus S_f and a randomly initialised teacher on S_f."""
-    competent = task.copy_model().eval()
-    incompetent = task.fresh_model(seed=task.seed * 1_000_003 + INCOMPETENT_SALT).eval()
+    competent = task.teacher()
+    incompetent = task.fresh_model(seed=seeds.derive(task.seed, seeds.salt("bad_teacher", "incompetent_teacher")))
+    incompetent.eval()
     student = task.copy_model()
-    device = device_of(student)
-    forget_ids = task.forget_ids.to(device)
+    forget_ids = task.forget_ids.to(task.device)
     t = settings.temperature
 
     def loss_fn(model: nn.Module, batch: Batch) -> Tensor:
@@ -54,6 +54,6 @@ def bad_teacher(task: UnlearnTask, settings: BadTeacherSettings) -> nn.Module:
         log_student = F.log_softmax(model(batch.x).float() / t, dim=1)
         return F.kl_div(log_student, target, reduction="batchmean")
 
-    cfg = task.config.scaled(settings.fraction)
-    batches = epochs(task.train.to(device), task.pipeline, cfg.batch_size, task.generator(salt=1), augment=cfg.augment)
-    return fit(student, batches, cfg, loss_fn, desc="bad_teacher", progress=task.progress)
+    cfg = task.config.scaled(settings.budget)
+    batches = task.batches(task.train, seeds.salt("bad_teacher", "batches"), cfg)
+    return task.fit("bad_teacher", student, batches, cfg, loss_fn)

@@ -6,6 +6,10 @@ original model, the training data with its given labels, the identified ids `S_f
 training recipe and a way to build a fresh model. `S_m \\ S_f`, clean labels, the test set
 and the manipulation type are not in it.
 
+The set-up every trained method repeats is on the task: `task.batches(split, salt, cfg)` (endless seeded
+batches on M_o's device), `task.fit(...)`/`task.train_on(...)` (the one training loop under the method's name,
+with the task's progress) and `task.teacher()` (a frozen copy of M_o). Salts are named in `corrective.seeds`.
+
 A method may also register `diagnostics(task) -> dict` (JSON-able): what it learned about the task
 that a report can show (SSD: its importance-ratio histogram, the paper's Figure 3). It runs once per
 (method, alpha) after the grid, outside the timed part, and may reuse work kept in `task.cache`.
@@ -23,13 +27,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from corrective import seeds
 from corrective.data.base import Split
-from corrective.data.batches import Pipeline
+from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.errors import UserError
 from corrective.models import ModelSpec, device_of
 from corrective.models.adapters import ResetSpec, has_capacity, unreset
+from corrective.registry import Registry
 from corrective.settings import build_settings
-from corrective.training import TrainConfig
+from corrective.training import LossFn, TrainConfig, fit, train
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,11 @@ class UnlearnTask:
         """D_r = S_tr \\ S_f (still holds the manipulated samples nobody identified)."""
         return self.train.without(self.forget_ids)
 
+    @property
+    def device(self) -> torch.device:
+        """M_o's device, where a method's data and models go."""
+        return device_of(self.model)
+
     def copy_model(self) -> nn.Module:
         return copy.deepcopy(self.model)
 
@@ -66,7 +77,33 @@ class UnlearnTask:
         return self.spec.build(self.seed if seed is None else seed, device_of(self.model))
 
     def generator(self, salt: int = 0) -> torch.Generator:
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+        """A CPU generator of the run's seed and `salt` (`corrective.seeds`)."""
+        return torch.Generator().manual_seed(seeds.derive(self.seed, salt))
+
+    def teacher(self) -> nn.Module:
+        """A frozen copy of M_o: a teacher (SCRUB, BadT) or a reference (NPO)."""
+        return frozen(self.model)
+
+    def batches(self, split: Split, salt: int, cfg: TrainConfig) -> Iterator[Batch]:
+        """Endless shuffled batches of `split` on M_o's device, `cfg`'s batch size and augmentation, drawn by
+        `generator(salt)`."""
+        gen = self.generator(salt)
+        return epochs(split.to(self.device), self.pipeline, cfg.batch_size, gen, augment=cfg.augment)
+
+    def fit(
+        self, name: str, model: nn.Module, batches: Iterator[Batch], cfg: TrainConfig, loss_fn: LossFn, **kwargs: Any
+    ) -> nn.Module:
+        """`training.fit` under the method's name and the task's progress setting (`kwargs`: stop, optimizer)."""
+        return fit(model, batches, cfg, loss_fn, desc=name, progress=self.progress, **kwargs)
+
+    def train_on(self, name: str, model: nn.Module, split: Split, cfg: TrainConfig) -> nn.Module:
+        """Algorithm A (`training.train`) on `split` with `cfg` under the method's name."""
+        return train(model, split, self.pipeline, cfg, desc=name, progress=self.progress)
+
+
+def frozen(model: nn.Module) -> nn.Module:
+    """A copy that never trains: inference mode, no gradients."""
+    return copy.deepcopy(model).eval().requires_grad_(False)
 
 
 Grid = Callable[[], list[dict[str, Any]]]
@@ -105,7 +142,7 @@ class MethodInfo:
     needs: str = "model"  # a key of NEEDS
 
 
-METHODS: dict[str, MethodInfo] = {}
+METHODS: Registry[MethodInfo] = Registry("method", see="corrective methods")
 
 
 def register_method(
@@ -130,20 +167,23 @@ def register_method(
     def wrap(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or fn.__name__
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        METHODS[key] = MethodInfo(
+        METHODS.register(
             key,
-            fn,
-            settings,
-            grid or (lambda: [{}]),
-            is_method,
-            summary,
-            run_grid,
-            diagnostics,
-            selection,
-            expand,
-            grid_by_default,
-            do_no_harm,
-            needs,
+            MethodInfo(
+                key,
+                fn,
+                settings,
+                grid or (lambda: [{}]),
+                is_method,
+                summary,
+                run_grid,
+                diagnostics,
+                selection,
+                expand,
+                grid_by_default,
+                do_no_harm,
+                needs,
+            ),
         )
         return fn
 
@@ -151,9 +191,7 @@ def register_method(
 
 
 def get_method(name: str) -> MethodInfo:
-    if name not in METHODS:
-        raise UserError(f"unknown method {name!r}; known: {', '.join(sorted(METHODS))} (see `corrective methods`)")
-    return METHODS[name]
+    return METHODS.lookup(name)
 
 
 def check_needs(name: str, model: nn.Module, spec: ModelSpec) -> None:
@@ -177,7 +215,7 @@ def check_needs(name: str, model: nn.Module, spec: ModelSpec) -> None:
 
 
 def list_methods() -> list[str]:
-    return sorted(METHODS)
+    return METHODS.names()
 
 
 def candidate_overrides(

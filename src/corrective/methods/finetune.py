@@ -9,22 +9,24 @@ original training steps (1000 of 4000 on CIFAR-10).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import nn
 
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.settings import Checked, setting
-from corrective.training import train
 
 
 @dataclass(frozen=True)
 class FinetuneSettings(Checked):
-    fraction: float = setting(0.25, "share of the original training steps", gt=0, le=10)
+    budget: float = setting(0.25, "share of the original training steps", gt=0, le=10)
     lr: float | None = setting(None, "learning rate; none: algorithm A's", gt=0)
+
+    RENAMED: ClassVar[dict[str, str]] = {"fraction": "budget"}  # every method's budget is `budget`
 
 
 @register_method(FinetuneSettings)
 def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
     """CF: continue training M_o on S_tr minus S_f with algorithm A, 25 % of its steps."""
-    cfg = task.config.scaled(settings.fraction, **({"lr": settings.lr} if settings.lr is not None else {}))
-    return train(task.copy_model(), task.retain(), task.pipeline, cfg, desc="finetune", progress=task.progress)
+    cfg = task.config.scaled(settings.budget, **({"lr": settings.lr} if settings.lr is not None else {}))
+    return task.train_on("finetune", task.copy_model(), task.retain(), cfg)

@@ -8,7 +8,6 @@ SGD at 1/5 of the training lr (REM's code: 0.005 with 0.025), momentum 0.9, wd 5
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, replace
 from typing import Any
@@ -17,12 +16,13 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from corrective import seeds
 from corrective.data.base import Split
-from corrective.data.batches import Batch, Pipeline, epochs
+from corrective.data.batches import Batch, Pipeline
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.metrics import accuracy
 from corrective.settings import Checked, setting
-from corrective.training import TrainConfig, fit
+from corrective.training import TrainConfig
 
 FORGET_LOSSES = ("npo", "ascent")
 
@@ -65,13 +65,9 @@ def method_config(task: UnlearnTask, s: NpoRecipe, steps: int) -> TrainConfig:
     )
 
 
-def frozen(model: nn.Module) -> nn.Module:
-    """A copy that never trains: the reference of NPO."""
-    return copy.deepcopy(model).eval().requires_grad_(False)
-
-
 def npo_term(logits: Tensor, ref_logits: Tensor, y: Tensor, beta: float) -> Tensor:
-    """Per-sample -(2/beta) log sigmoid(beta (CE_theta - CE_ref)): minimising it raises CE_theta."""
+    """Per-sample -(2/beta) log sigmoid(beta (CE_theta - CE_ref)): minimising it raises CE_theta; its negation,
+    minimised, lowers CE_theta (REM's retain term)."""
     ce = F.cross_entropy(logits.float(), y, reduction="none")
     ce_ref = F.cross_entropy(ref_logits.float(), y, reduction="none")
     return -(2 / beta) * F.logsigmoid(beta * (ce - ce_ref))
@@ -88,6 +84,7 @@ def forget_term(model: nn.Module, ref: nn.Module, x: Tensor, y: Tensor, loss: st
 
 
 def forget_until(
+    task: UnlearnTask,
     model: nn.Module,
     ref: nn.Module,
     forget: Split,
@@ -99,7 +96,6 @@ def forget_until(
     max_steps: int,
     loss: str = "npo",
     beta: float = 1.0,
-    progress: bool | None = None,
     optimizer: torch.optim.Optimizer | None = None,
 ) -> int:
     """Epochs of the forgetting loss over S_f (from `batches`) until Acc(S_f) <= gamma, at least one epoch,
@@ -115,16 +111,7 @@ def forget_until(
     def loss_fn(m: nn.Module, b: Batch) -> Tensor:
         return forget_term(m, ref, b.x, b.y, loss, beta).mean()
 
-    fit(
-        model,
-        batches,
-        replace(cfg, steps=max_steps),
-        loss_fn,
-        desc=f"forget ({loss})",
-        progress=progress,
-        stop=stop,
-        optimizer=optimizer,
-    )
+    task.fit(f"forget ({loss})", model, batches, replace(cfg, steps=max_steps), loss_fn, stop=stop, optimizer=optimizer)
     return taken
 
 
@@ -132,21 +119,11 @@ def forget_until(
 def npo(task: UnlearnTask, s: NpoSettings) -> nn.Module:
     """NPO on S_f only (Zhang et al. 2024), until Acc(S_f) <= gamma or the budget is spent."""
     model = task.copy_model()
-    ref = frozen(task.model)
     forget = task.forget()
     cfg = method_config(task, s, 1)
-    batches = epochs(forget, task.pipeline, cfg.batch_size, task.generator(1), augment=cfg.augment)
+    batches = task.batches(forget, seeds.salt("npo", "batches"), cfg)
     budget = max(1, round(s.budget * task.config.steps))
     forget_until(
-        model,
-        ref,
-        forget,
-        task.pipeline,
-        batches,
-        cfg,
-        gamma=s.gamma,
-        max_steps=budget,
-        beta=s.beta,
-        progress=task.progress,
+        task, model, task.teacher(), forget, task.pipeline, batches, cfg, gamma=s.gamma, max_steps=budget, beta=s.beta
     )
     return model

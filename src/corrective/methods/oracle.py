@@ -12,12 +12,12 @@ from torch import nn
 
 from corrective.errors import UserError
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.training import train
+from corrective.settings import Checked
 
 
 @dataclass(frozen=True)
-class OracleSettings:
-    pass
+class OracleSettings(Checked):
+    """None: the oracle is algorithm A on S_tr minus S_m, as the original was trained."""
 
 
 @register_method(OracleSettings, is_method=False, needs="fresh")
@@ -25,12 +25,4 @@ def oracle(task: UnlearnTask, settings: OracleSettings) -> nn.Module:
     """Oracle bound: algorithm A from scratch on S_tr minus all of S_m (needs S_m)."""
     if task.known_manipulated is None:
         raise UserError("the oracle needs the manipulated ids S_m (task.known_manipulated); methods never get them")
-    model = task.fresh_model()
-    return train(
-        model,
-        task.train.without(task.known_manipulated),
-        task.pipeline,
-        task.config,
-        desc="oracle",
-        progress=task.progress,
-    )
+    return task.train_on("oracle", task.fresh_model(), task.train.without(task.known_manipulated), task.config)

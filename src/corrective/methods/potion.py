@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline, one_pass
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.methods.ssd import Importances, cached_importances
+from corrective.methods.ssd import Importances, cached_importances, dampened, ratio_pool, ratios_of
 from corrective.models import device_of
 from corrective.settings import Checked, setting
 
@@ -64,14 +64,9 @@ def potion_grid() -> list[dict[str, Any]]:
     return [{"rho": r} for r in RHO_GRID]
 
 
-def ratios_of(imp_f: Importances, imp_d: Importances) -> dict[str, Tensor]:
-    """`I_f / I_D` per parameter in float64 on the CPU: inf where I_D = 0 < I_f, NaN where both are 0."""
-    return {n: imp_f[n].detach().cpu().double() / imp_d[n].detach().cpu().double() for n in imp_f}
-
-
-def ratio_pool(ratios: dict[str, Tensor]) -> np.ndarray:
-    """Every parameter's ratio, NaN and inf removed, sorted."""
-    pool = np.concatenate([r.flatten().numpy() for r in ratios.values()]) if ratios else np.zeros(0)
+def finite_pool(ratios: dict[str, Tensor]) -> np.ndarray:
+    """Every parameter's ratio (SSD's `ratio_pool`), NaN and inf removed, sorted."""
+    pool = ratio_pool(ratios)
     return np.sort(pool[np.isfinite(pool)])
 
 
@@ -101,9 +96,7 @@ class Dampener:
         with torch.no_grad():
             self.orig = {n: p.detach().clone() for n, p in self.params.items()}
             self.ratios = {n: ratios[n].to(p.device) for n, p in self.params.items()}
-            self.damped = {
-                n: self.orig[n] * (imp_d[n] / imp_f[n]).clamp(max=1.0).to(p.dtype) for n, p in self.params.items()
-            }
+            self.damped = {n: dampened(self.orig[n], imp_f[n], imp_d[n]) for n in self.params}
 
     @torch.no_grad()
     def at(self, threshold: float) -> nn.Module:
@@ -233,7 +226,7 @@ def task_search(task: UnlearnTask, settings: PotionSettings) -> Search:
         task.cache[key] = Search(
             Dampener(task.model, imp_f, imp_d, ratios),
             forget,
-            ratio_pool(ratios),
+            finite_pool(ratios),
             start_s,
             forget.accuracy(task.model),
             imp_seconds + time.perf_counter() - start,

@@ -26,15 +26,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from corrective.data.batches import Batch, epochs
+from corrective import seeds
+from corrective.data.batches import Batch
 from corrective.errors import UserError
-from corrective.methods.base import UnlearnTask, register_method
-from corrective.methods.npo import FORGET_LOSSES, NpoRecipe, forget_term, forget_until, frozen, method_config
+from corrective.methods.base import UnlearnTask, frozen, register_method
+from corrective.methods.npo import FORGET_LOSSES, NpoRecipe, forget_term, forget_until, method_config, npo_term
 from corrective.metrics import accuracy
-from corrective.models import device_of
 from corrective.models.masks import with_capacity
 from corrective.settings import setting
-from corrective.training import fit, sgd
+from corrective.training import sgd
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,6 @@ def shared_mask_id(seed: int) -> int:
     return -(seed + 1)
 
 
-def retain_term(logits: Tensor, ref_logits: Tensor, y: Tensor, beta: float) -> Tensor:
-    """Per-sample (2/beta) log sigmoid(beta (CE_theta - CE_ref)): minimising it lowers CE_theta."""
-    ce = nn.functional.cross_entropy(logits.float(), y, reduction="none")
-    ce_ref = nn.functional.cross_entropy(ref_logits.float(), y, reduction="none")
-    return (2 / beta) * nn.functional.logsigmoid(beta * (ce - ce_ref))
-
-
 def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
     """REM with the samples of `redirected` sharing one mask and the repair's NPO term (S_f for REM, S_m
     for the ideal bound); the flush and the selection proxy use S_f."""
@@ -72,15 +65,14 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
         torch.manual_seed(task.seed)
         model = with_capacity(task.model, s.p_mem)  # 1. expand
     ref = frozen(model)
-    device = device_of(model)
-    train = task.train.to(device)
-    forget, retain = task.forget().to(device), task.retain().to(device)
-    redirected = redirected.to(device)
+    train = task.train.to(task.device)
+    forget, retain = task.forget().to(task.device), task.retain().to(task.device)
+    redirected = redirected.to(task.device)
     shared = shared_mask_id(task.seed)
     cfg = method_config(task, s, 1)
     bs = cfg.batch_size
-    forget_batches = epochs(forget, task.pipeline, bs, task.generator(1), augment=cfg.augment)
-    train_batches = epochs(train, task.pipeline, bs, task.generator(2), augment=cfg.augment)
+    forget_batches = task.batches(forget, seeds.salt("rem", "flush_batches"), cfg)
+    train_batches = task.batches(train, seeds.salt("rem", "repair_batches"), cfg)
     opt = sgd(model.parameters(), cfg)  # one optimiser for flush and repair (REM's code)
 
     def repair_loss(m: nn.Module, b: Batch) -> Tensor:
@@ -93,7 +85,7 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
             kwargs = {"ids": torch.where(in_r, shared, b.ids), "mode": "masked"}
         with torch.no_grad():
             ref_logits = ref(b.x, **kwargs)
-        total = total + retain_term(m(b.x, **kwargs), ref_logits, b.y, s.beta).sum()
+        total = total - npo_term(m(b.x, **kwargs), ref_logits, b.y, s.beta).sum()  # r_i = -n_i, masked
         return total / len(b.y)
 
     per_epoch = math.ceil(len(train) / bs)
@@ -103,6 +95,7 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
         if accuracy(model, forget, task.pipeline) > s.gamma and s.max_flush_epochs > 0:  # 2. flush
             max_steps = s.max_flush_epochs * math.ceil(len(forget) / bs)
             forget_until(
+                task,
                 model,
                 ref,
                 forget,
@@ -113,19 +106,10 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
                 max_steps=max_steps,
                 loss=s.forget_loss,
                 beta=s.beta,
-                progress=task.progress,
                 optimizer=opt,
             )
         steps = min(per_epoch, budget - used)  # 3. repair
-        fit(
-            model,
-            train_batches,
-            method_config(task, s, steps),
-            repair_loss,
-            desc="repair",
-            progress=task.progress,
-            optimizer=opt,
-        )
+        task.fit("repair", model, train_batches, method_config(task, s, steps), repair_loss, optimizer=opt)
         used += steps
         score = accuracy(model, retain, task.pipeline) * (1 - max(accuracy(model, forget, task.pipeline), s.gamma))
         if score > best_score:  # 4. keep the best iterate (a real copy)

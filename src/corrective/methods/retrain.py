@@ -8,22 +8,22 @@ only difference from the original training is the data left out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import nn
 
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.settings import Checked, setting
-from corrective.training import train
 
 
 @dataclass(frozen=True)
 class RetrainSettings(Checked):
-    fraction: float = setting(1.0, "share of the original training steps (the paper: all of them)", gt=0, le=10)
+    budget: float = setting(1.0, "share of the original training steps (the paper: all of them)", gt=0, le=10)
+
+    RENAMED: ClassVar[dict[str, str]] = {"fraction": "budget"}  # every method's budget is `budget`
 
 
 @register_method(RetrainSettings, needs="fresh")
 def retrain(task: UnlearnTask, settings: RetrainSettings) -> nn.Module:
     """RewoD: algorithm A from scratch on S_tr minus S_f, the original number of steps."""
-    model = task.fresh_model()
-    cfg = task.config.scaled(settings.fraction)
-    return train(model, task.retain(), task.pipeline, cfg, desc="retrain", progress=task.progress)
+    return task.train_on("retrain", task.fresh_model(), task.retain(), task.config.scaled(settings.budget))

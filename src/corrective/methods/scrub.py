@@ -18,8 +18,6 @@ classes, averaged over the batch and scaled by T² (Hinton et al.; SCRUB's Disti
 
 from __future__ import annotations
 
-import itertools
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -28,12 +26,11 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from corrective import seeds
 from corrective.data.base import Split
-from corrective.data.batches import Batch, Pipeline, epochs
+from corrective.data.batches import Batch, Pipeline, one_epoch
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.models import device_of
 from corrective.settings import Checked, setting
-from corrective.training import fit
 
 KL_WEIGHT_GRID = (0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0)
 
@@ -43,7 +40,7 @@ class ScrubSettings(Checked):
     kl_weight: float = setting(1.0, "the paper's α: weight of the distillation KL against the task loss", ge=0)
     temperature: float = setting(4.0, "T of KL_T", gt=0)
     lr: float = setting(0.0025, "learning rate", gt=0)
-    fraction: float = setting(0.25, "share of the original training steps", gt=0, le=10)
+    budget: float = setting(0.25, "share of the original training steps", gt=0, le=10)
     forget_share: float = setting(
         0.1, "forget passes only in this first share of SCRUB's steps (msteps 100 of 1000)", ge=0, le=1
     )
@@ -51,7 +48,8 @@ class ScrubSettings(Checked):
         "ce+kl", "maximised on S_f: the benchmark's ce+kl, or kl (original SCRUB)", choices=("ce+kl", "kl")
     )
 
-    RENAMED: ClassVar[dict[str, str]] = {"alpha": "kl_weight"}  # old name -> new (alpha is the discovery rate)
+    # old name -> new: alpha is the discovery rate; every method's budget is `budget`
+    RENAMED: ClassVar[dict[str, str]] = {"alpha": "kl_weight", "fraction": "budget"}
 
 
 def scrub_grid() -> list[dict[str, Any]]:
@@ -61,14 +59,6 @@ def scrub_grid() -> list[dict[str, Any]]:
 @dataclass(frozen=True)
 class TaggedBatch(Batch):
     ascend: bool = False  # a forget step: maximise the loss
-
-
-def one_epoch(
-    split: Split, pipeline: Pipeline, batch_size: int, gen: torch.Generator, augment: bool
-) -> Iterator[Batch]:
-    """Exactly one shuffled pass over `split`."""
-    n_batches = math.ceil(len(split) / batch_size)
-    return itertools.islice(epochs(split, pipeline, batch_size, gen, augment=augment), n_batches)
 
 
 def scrub_batches(
@@ -85,12 +75,12 @@ def scrub_batches(
     step = 0
     while True:
         if step < forget_steps:
-            for b in one_epoch(forget, pipeline, batch_size, gen, augment):
+            for b in one_epoch(forget, pipeline, batch_size, gen, augment=augment):
                 if step >= forget_steps:
                     break
                 yield TaggedBatch(b.x, b.y, b.ids, b.pos, ascend=True)
                 step += 1
-        for b in one_epoch(retain, pipeline, batch_size, gen, augment):
+        for b in one_epoch(retain, pipeline, batch_size, gen, augment=augment):
             yield TaggedBatch(b.x, b.y, b.ids, b.pos, ascend=False)
             step += 1
 
@@ -105,9 +95,8 @@ def distill_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: floa
 @register_method(ScrubSettings, scrub_grid)
 def scrub(task: UnlearnTask, settings: ScrubSettings) -> nn.Module:
     """SCRUB: distil from M_o on S_tr minus S_f, alternating early with gradient ascent on S_f."""
-    teacher = task.copy_model().eval()
+    teacher = task.teacher()
     student = task.copy_model()
-    device = device_of(student)
 
     def loss_fn(model: nn.Module, batch: Batch) -> Tensor:  # scrub_batches gives TaggedBatches
         logits = model(batch.x)
@@ -119,15 +108,14 @@ def scrub(task: UnlearnTask, settings: ScrubSettings) -> nn.Module:
             return -(kl if settings.forget_objective == "kl" else loss)
         return loss
 
-    cfg = task.config.scaled(settings.fraction, lr=settings.lr)
-    forget_steps = round(settings.forget_share * cfg.steps)
+    cfg = task.config.scaled(settings.budget, lr=settings.lr)
     batches = scrub_batches(
-        task.forget().to(device),
-        task.retain().to(device),
+        task.forget().to(task.device),
+        task.retain().to(task.device),
         task.pipeline,
         cfg.batch_size,
-        forget_steps,
-        task.generator(salt=2),
+        round(settings.forget_share * cfg.steps),
+        task.generator(seeds.salt("scrub", "batches")),
         cfg.augment,
     )
-    return fit(student, batches, cfg, loss_fn, desc="scrub", progress=task.progress)
+    return task.fit("scrub", student, batches, cfg, loss_fn)

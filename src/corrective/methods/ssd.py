@@ -15,14 +15,14 @@ Defaults a = 10, λ = 1 (`lambda_`: `lambda` is a Python keyword). The paper's g
 λ ∈ {0.1a, 0.5a, a, 5a, 10a}, 50 settings; `run_grid` computes the importances once per (model, S_f)
 and shares them with every setting (kept in `task.cache`, keyed by what was computed: Potion's label-free
 importances, `kind="label_free"`, share the same loop and cache under their own key). `importance_ratios`
-gives `I_f / I_r` per parameter; `ratio_histogram`, SSD's registered diagnostics, bins them for the report's Figure 3.
+gives `I_f / I_r` per parameter (`ratios_of`); `ratio_histogram`, SSD's registered diagnostics, bins their pool
+(`ratio_pool`) for the report's Figure 3. Potion shares the importances, the dampened values (`dampened`), the
+ratios and their pool; it selects by a threshold on the pooled ratios instead of `a`.
 """
 
 from __future__ import annotations
 
 import copy
-import itertools
-import math
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,8 +33,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from corrective import seeds
 from corrective.data.base import Split
-from corrective.data.batches import Batch, Pipeline, epochs, one_pass
+from corrective.data.batches import Batch, Pipeline, one_epoch, one_pass
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.models import device_of
 from corrective.settings import Checked, setting
@@ -120,9 +121,7 @@ def importances(
 
 
 def batches(split: Split, pipeline: Pipeline, batch_size: int, gen: torch.Generator | None) -> Iterator[Batch]:
-    if gen is None:
-        return one_pass(split, pipeline, batch_size)
-    return itertools.islice(epochs(split, pipeline, batch_size, gen, augment=True), math.ceil(len(split) / batch_size))
+    return one_pass(split, pipeline, batch_size) if gen is None else one_epoch(split, pipeline, batch_size, gen)
 
 
 def cached_importances(
@@ -147,11 +146,10 @@ def cached_importances(
             bs,
             per_sample,
             kind,
-            gen=task.generator(11) if augmented else None,
+            gen=task.generator(seeds.salt("ssd", "forget_batches")) if augmented else None,
         )
-        imp_r = importances(
-            task.model, retain, task.pipeline, bs, per_sample, kind, gen=task.generator(12) if augmented else None
-        )
+        gen_r = task.generator(seeds.salt("ssd", "retain_batches")) if augmented else None
+        imp_r = importances(task.model, retain, task.pipeline, bs, per_sample, kind, gen=gen_r)
         task.cache[key] = (imp_f, imp_r, time.perf_counter() - start)
     cached: tuple[Importances, Importances, float] = task.cache[key]
     return cached
@@ -169,23 +167,35 @@ def task_importances(task: UnlearnTask, settings: SSDSettings) -> tuple[Importan
     )
 
 
+def dampened(p: Tensor, imp_f: Tensor, imp_r: Tensor, lambda_: float = 1.0) -> Tensor:
+    """θ · min(λ I_r / I_f, 1) for every θ of `p`: the value a selected parameter takes (SSD; Potion with λ = 1)."""
+    return p * (lambda_ * imp_r / imp_f).clamp(max=1.0)
+
+
 @torch.no_grad()
 def dampen(model: nn.Module, imp_f: Importances, imp_r: Importances, a: float, lambda_: float) -> nn.Module:
     """A copy of `model` with θ ← θ · min(λ I_r / I_f, 1) where I_f > a · I_r; other θ bitwise unchanged."""
     out = copy.deepcopy(model)
     for n, p in out.named_parameters():
-        f, r = imp_f[n], imp_r[n]
-        selected = f > a * r
-        factor = (lambda_ * r / f).clamp(max=1.0)
-        p.copy_(torch.where(selected, p * factor, p))
+        p.copy_(torch.where(imp_f[n] > a * imp_r[n], dampened(p, imp_f[n], imp_r[n], lambda_), p))
     return out
 
 
+def ratios_of(imp_f: Importances, imp_r: Importances) -> dict[str, Tensor]:
+    """`I_f / I_r` per parameter in float64 on the CPU (inf where I_r = 0 < I_f, NaN where both are 0): float64
+    so that no ratio of two float32 importances overflows to inf or underflows to 0."""
+    return {n: imp_f[n].detach().cpu().double() / imp_r[n].detach().cpu().double() for n in imp_f}
+
+
+def ratio_pool(ratios: dict[str, Tensor]) -> np.ndarray:
+    """Every parameter's ratio in one flat array, in parameter order (inf and NaN included)."""
+    return np.concatenate([r.flatten().numpy() for r in ratios.values()]) if ratios else np.zeros(0)
+
+
 def importance_ratios(task: UnlearnTask, settings: SSDSettings | None = None) -> dict[str, Tensor]:
-    """`I_f / I_r` per parameter in float64 on the CPU (inf where I_r = 0 < I_f, NaN where both are 0): the
-    paper's Figure 3. float64 so that no ratio of two float32 importances overflows to inf or underflows to 0."""
+    """`I_f / I_r` per parameter of the task (`ratios_of`, SSD's default recipe): the paper's Figure 3."""
     imp_f, imp_r, _ = task_importances(task, settings or SSDSettings())
-    return {n: imp_f[n].cpu().double() / imp_r[n].cpu().double() for n in imp_f}
+    return ratios_of(imp_f, imp_r)
 
 
 def ratio_histogram(task: UnlearnTask) -> dict[str, Any]:
@@ -194,7 +204,7 @@ def ratio_histogram(task: UnlearnTask) -> dict[str, Any]:
     Ratios outside the range fall in the end bins; 0 (I_f = 0 < I_r), inf (I_f > 0 = I_r) and NaN (both 0)
     are counted apart, so `sum(counts) + n_zero + n_inf + n_nan == n_params`.
     """
-    ratios = np.concatenate([r.flatten().numpy() for r in importance_ratios(task).values()])
+    ratios = ratio_pool(importance_ratios(task))
     finite = ratios[np.isfinite(ratios)]
     positive = finite[finite > 0]
     counts, edges = np.histogram(np.clip(np.log10(positive), -8.0, 8.0), bins=HIST_EDGES)

@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from corrective.errors import UserError
+from corrective.registry import Registry
 
-MODELS: dict[str, Callable[..., nn.Module]] = {}
+MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
 
 
 def register_model(factory: Any = None, *, name: str | None = None) -> Any:
@@ -22,8 +23,7 @@ def register_model(factory: Any = None, *, name: str | None = None) -> Any:
     """
 
     def wrap(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        MODELS[name or f.__name__] = f
-        return f
+        return MODELS.register(name or f.__name__, f)
 
     return wrap(factory) if factory is not None else wrap
 
@@ -40,13 +40,11 @@ def data_settings(name: str, image_size: int) -> dict[str, int]:
 
 
 def list_models() -> list[str]:
-    return sorted(MODELS)
+    return MODELS.names()
 
 
 def get_factory(name: str) -> Callable[..., nn.Module]:
-    if name not in MODELS:
-        raise UserError(f"unknown model {name!r}; known: {', '.join(list_models())}")
-    return MODELS[name]
+    return MODELS.lookup(name)
 
 
 def create_model(name: str, num_classes: int, in_channels: int = 3, **kwargs: Any) -> nn.Module:
