@@ -1,15 +1,18 @@
-"""A ResNet-18 outside the registry, corrected with `corrective.fix`, next to the registered ResNet-9 (issue 19).
+"""torchvision's ResNet-18, corrected with `corrective.fix`, next to the registered ResNet-9 (issue 19).
 
-    python benchmarks/byo_models.py [--steps 150] [--seeds 0] > benchmarks/results/byo_models.md
+    bash scripts/vision_env.sh   # .venv-vision: a torch that torchvision imports beside
+    OMP_NUM_THREADS=1 .venv-vision/bin/python benchmarks/byo_models.py [--steps 150] [--seeds 0] \
+        > benchmarks/results/byo_models.md
 
 Digits upsampled to 32x32 (nearest) and repeated to 3 channels, poisoned (5 %, a 3x3 trigger), a clean
 10 % carved from the training data as trusted held-out data. Each network is trained by the one training
 loop on the poisoned data (`steps` steps of batch 64), then corrected with `corrective.fix` (method auto:
 expansion, SCRUB, guarded selection) given the first 10 % of the poisoned ids (alpha 0.1) and the
-recipe it was trained with. The ResNet-18 is torchvision's architecture (7x7/2 stem, max-pool, four
-stages of two basic blocks, 64-512 channels, average pool, linear head; 11.2 M parameters) defined
-here, because PyPI's torchvision does not import beside this machine's CPU build of torch; it is to
-`corrective.fix` a model like any user's: not registered, no capacity masks, fresh models by reset.
+recipe it was trained with. The ResNet-18 is `torchvision.models.resnet18(weights=None, num_classes=10)`
+as torchvision builds it (7x7/2 stem, max-pool, four stages of two basic blocks, 64-512 channels, average
+pool, linear head; 11.2 M parameters), built by `corrective.models.adapters.build_named("torchvision:resnet18")`
+as `corrective fix --model torchvision:resnet18` builds it; it is to `corrective.fix` a model like any user's:
+not registered, no capacity masks, fresh models by reset.
 
 Cost is fix's wall time over the original training's (one retrain), measured in one process, one thread.
 """
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,47 +30,11 @@ from torch import nn
 import corrective
 from corrective.data import Dataset, Split, load_dataset
 from corrective.data.base import channel_stats
+from corrective.data.batches import Pipeline
 from corrective.manipulations import manipulate
 from corrective.metrics import evaluate
-from corrective.models import create_model
-from corrective.training import TrainConfig, train
-
-
-class Basic(nn.Module):
-    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(c_out)
-        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(c_out)
-        self.down = (
-            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.BatchNorm2d(c_out))
-            if stride != 1 or c_in != c_out
-            else nn.Identity()
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = torch.relu(self.bn1(self.conv1(x)))
-        return torch.relu(self.bn2(self.conv2(out)) + self.down(x))
-
-
-class ResNet18(nn.Module):
-    """torchvision's resnet18 architecture (not its module names)."""
-
-    def __init__(self, num_classes: int = 10) -> None:
-        super().__init__()
-        self.stem = nn.Sequential(
-            nn.Conv2d(3, 64, 7, 2, 3, bias=False), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(3, 2, 1)
-        )
-        widths, layers, c = (64, 128, 256, 512), [], 64
-        for i, w in enumerate(widths):
-            layers += [Basic(c, w, 1 if i == 0 else 2), Basic(w, w, 1)]
-            c = w
-        self.layers = nn.Sequential(*layers)
-        self.fc = nn.Linear(512, num_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.layers(self.stem(x)), 1), 1))
+from corrective.models.adapters import build_named
+from corrective.training import train
 
 
 def upsampled(seed: int) -> Dataset:
@@ -81,16 +49,21 @@ def upsampled(seed: int) -> Dataset:
     return Dataset("digits32", 10, train, up(d.val), up(d.test), mean, std, False, 0, d.class_names)
 
 
-def one(name: str, net: nn.Module, ds: Dataset, seed: int, steps: int) -> dict[str, float]:
-    manip = manipulate(ds, "poison", seed=seed, trigger_size=3)
-    cfg = TrainConfig(steps=steps, batch_size=64, lr=0.05, seed=seed, precision="fp32")
-    from corrective.data.batches import Pipeline
+def chosen(record: dict[str, Any]) -> str:
+    """The setting the selection kept: auto's base and its main knob (SCRUB's kl_weight), else the method."""
+    settings = record.get("settings", {})
+    base = settings.get("base", record["method"])
+    return f"{base}, kl_weight {settings['kl_weight']}" if base == "scrub" and "kl_weight" in settings else base
 
+
+def one(name: str, net: nn.Module, ds: Dataset, seed: int, steps: int) -> dict[str, Any]:
+    manip = manipulate(ds, "poison", seed=seed, trigger_size=3)
+    recipe = corrective.Recipe(steps=steps, batch_size=64, lr=0.05)
+    cfg = recipe.config(len(ds.train), seed)  # the recipe fix is told is the one the model was trained with
     start = time.perf_counter()
     train(net, manip.apply(ds.train), Pipeline.of(ds), cfg, progress=False)
     train_s = time.perf_counter() - start
     before = evaluate(net, ds, manip)
-    recipe = corrective.Recipe(steps=steps, batch_size=64, lr=0.05)
     start = time.perf_counter()
     result = corrective.fix(
         net,
@@ -112,9 +85,16 @@ def one(name: str, net: nn.Module, ds: Dataset, seed: int, steps: int) -> dict[s
         "before_target": before["target_acc"],
         "before_test": before["clean_acc"],
         "acc_corr": after["acc_corr"],
+        "before_asr": before["attack_success"],
+        "asr": after["attack_success"],
         "target_acc": after["target_acc"],
         "test": after["clean_acc"],
+        "held_out_before": result.record["held_out_acc_before"],
         "held_out": result.record["held_out_acc_after"],
+        "n_manipulated": len(manip.ids),
+        "n_flagged": len(manip.forget_ids(0.1)),
+        "returned_original": bool(result.record.get("returned_original")),
+        "chosen": chosen(result.record),
         "n_expanded": result.record["n_expanded"],
         "train_s": train_s,
         "fix_s": fix_s,
@@ -127,32 +107,48 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    load0 = os.getloadavg()
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         ds = upsampled(seed)
-        for name, build in (("ResNet-18 (torchvision's, by reset)", ResNet18), ("resnet9 (registered)", None)):
+        for name in ("torchvision:resnet18", "resnet9"):
             torch.manual_seed(seed)
-            net = build() if build is not None else create_model("resnet9", 10, 3)
+            net = build_named(name, 10, 3)
             rows.append({"seed": seed, **one(name, net, ds, seed, args.steps)})
     load = os.getloadavg()
-    print("# Any model: a ResNet-18 outside the registry corrected with `corrective.fix` (digits 32 px, poison)\n")
+    import torchvision
+
+    cfg = corrective.Recipe(steps=args.steps, batch_size=64, lr=0.05).config(1, 0)
+    print("# Any model: torchvision's ResNet-18 corrected with `corrective.fix` (digits 32 px, poison)\n")
     print(
-        f"`python benchmarks/byo_models.py --steps {args.steps} --seeds {args.seeds}`; one thread, CPU, load "
-        f"average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) at the end. alpha 0.1, method auto "
-        "(guarded), held-out: the clean 10 % validation split. Cost: fix's wall time / the original "
-        "training's (one retrain), side by side in one process.\n"
+        f"`OMP_NUM_THREADS=1 .venv-vision/bin/python benchmarks/byo_models.py --steps {args.steps} --seeds "
+        f"{args.seeds}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; torch {torch.__version__}, "
+        f"torchvision {torchvision.__version__}; one thread, CPU, load average at the start {load0[0]:.1f}, at the "
+        f"end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min; 2 cores shared with other sessions). "
+        f"Recipe, for the original training and given to fix: {cfg.steps} steps of {cfg.batch_size}, lr {cfg.lr}, "
+        f"momentum {cfg.momentum}, weight decay {cfg.weight_decay}, precision {cfg.precision} (bf16 autocast "
+        "at 32 px). alpha 0.1: the first 10 % of the poisoned ids flagged; method auto (guarded selection); "
+        "held-out: the clean 10 % validation split (what the guard sees); test: the test split with the trigger "
+        "(acc_corr: accuracy on the test images with the trigger, against their clean labels; target_acc: the "
+        "target class's clean test accuracy; attack success: triggered images of other classes called the "
+        "target). Cost: fix's wall time / the original training's (one retrain), side by "
+        "side in one process.\n"
     )
     print(
-        "| network | seed | M params | acc_corr before → after | target_acc before → after | test acc before → after "
-        "| held-out acc | n_expanded | cost (× one retrain) |"
+        "| network | seed | M params | poisoned / flagged | acc_corr before → after | target_acc before → after "
+        "| attack success before → after | test acc before → after | held-out acc before → after | n_expanded "
+        "| chosen | cost (× one retrain) |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        kept = " (original kept)" if r["returned_original"] else ""
         print(
-            f"| {r['name']} | {r['seed']} | {r['params']:.2f} | {r['before_acc_corr']:.3f} → {r['acc_corr']:.3f} "
-            f"| {r['before_target']:.3f} → {r['target_acc']:.3f} | {r['before_test']:.3f} → {r['test']:.3f} "
-            f"| {r['held_out']:.3f} | {r['n_expanded']} | {r['fix_s'] / r['train_s']:.2f} "
-            f"({r['fix_s']:.0f} s / {r['train_s']:.0f} s) |"
+            f"| {r['name']} | {r['seed']} | {r['params']:.2f} | {r['n_manipulated']} / {r['n_flagged']} "
+            f"| {r['before_acc_corr']:.3f} → {r['acc_corr']:.3f} "
+            f"| {r['before_target']:.3f} → {r['target_acc']:.3f} | {r['before_asr']:.3f} → {r['asr']:.3f} "
+            f"| {r['before_test']:.3f} → {r['test']:.3f} "
+            f"| {r['held_out_before']:.3f} → {r['held_out']:.3f} | {r['n_expanded']} | {r['chosen']}{kept} "
+            f"| {r['fix_s'] / r['train_s']:.2f} ({r['fix_s']:.0f} s / {r['train_s']:.0f} s) |"
         )
 
 

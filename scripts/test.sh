@@ -7,3 +7,9 @@ bash scripts/setup.sh
 .venv/bin/python -m ruff format --check src tests benchmarks
 .venv/bin/python -m mypy  # strict on src/corrective (pyproject.toml [tool.mypy])
 .venv/bin/python -m pytest "$@"
+# torchvision and timm models (tests/test_byo_vision.py) need a torch that torchvision imports beside; they
+# run in .venv-vision (scripts/vision_env.sh, ~5.5 GB) on CI, or where VISION=1; in .venv they skip.
+if [ -n "${CI:-}" ] || [ "${VISION:-0}" = 1 ]; then
+  bash scripts/vision_env.sh
+  CORRECTIVE_VISION=required .venv-vision/bin/python -m pytest tests/test_byo_vision.py
+fi
