@@ -84,7 +84,7 @@ def memoise_embedding() -> dict[str, float]:
     timing: dict[str, float] = {}
     original = base.embed
 
-    def embed(model: Any, split: Any, pipeline: Any, batch_size: int = 1024) -> Any:
+    def embed(model: Any, split: Any, pipeline: Any, batch_size: int = 256) -> Any:
         key = id(model)
         if key not in cache:
             start = time.perf_counter()

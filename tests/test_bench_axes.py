@@ -115,7 +115,9 @@ def test_bad_settings_name_the_field(manipulations, message):
     [
         ({"false_flags": [0, -0.2]}, "bench spec: false_flags[1]: must be >= 0, got -0.2"),
         ({"false_flags": "many"}, "bench spec: false_flags[0]: must be a number, got 'many'"),
-        ({"relearn": "yes"}, "bench spec: relearn: must be true or false"),
+        ({"relearn": "yes"}, "bench spec: relearn[0]: must be one of 'mixed', 'retain_only', got 'yes'"),
+        ({"relearn": ["mixed", "mixed"]}, "bench spec: relearn: must be a list without repeats"),
+        ({"relearn": ["mixed", "later"]}, "bench spec: relearn[1]: must be one of 'mixed', 'retain_only'"),
     ],
 )
 def test_bad_new_fields_name_the_field(raw, message):
@@ -223,8 +225,16 @@ def test_new_axes_change_ids():
     new = [j for j in flagged if j.id not in base_ids]
     assert new and all(j.stage == "unlearn" and j.params["false_flags"] == 0.2 for j in new)
     assert len(new) == sum(j.stage == "unlearn" for j in base)
-    # relearn: every job changes (the originals are probed too)
-    assert base_ids.isdisjoint(j.id for j in plan(smoke(relearn=True), "cpu"))
+    # relearn: every job changes (the originals are probed too); `true` is the mixed kind with the ids of before
+    # kinds, the kinds in any order plan the same jobs, and each set of kinds its own
+    mixed = {j.id for j in plan(smoke(relearn=True), "cpu")}
+    assert base_ids.isdisjoint(mixed)
+    assert mixed == {j.id for j in plan(smoke(relearn=["mixed"]), "cpu")}
+    both = {j.id for j in plan(smoke(relearn=["retain_only", "mixed"]), "cpu")}
+    assert both == {j.id for j in plan(smoke(relearn=["mixed", "retain_only"]), "cpu")}
+    retain = {j.id for j in plan(smoke(relearn="retain_only"), "cpu")}
+    assert len({frozenset(mixed), frozenset(both), frozenset(retain), frozenset(base_ids)}) == 4
+    assert base_ids.isdisjoint(both | retain) and mixed.isdisjoint(both | retain) and both.isdisjoint(retain)
 
 
 # ---------------------------------------------------------------- false flags

@@ -89,3 +89,18 @@ def test_capacity_and_etd_training_record_their_type(tmp_path) -> None:
     assert [m.p_mem for m in masks] == [0.2] * 3
     with pytest.raises(UserError, match="unknown training type"):
         api.train_run("digits", training="wide", progress=False)
+
+
+def test_the_mask_table_gives_what_the_hash_gives() -> None:
+    """A masked layer keeps the patterns of the ids it has seen (each hashed once): the same masks as hashing
+    every call, for new ids, repeated ids and the negative shared id, and a changed p_mem starts afresh."""
+    layer = CapacityMask(16, 0.5, 0.2, layer=1)
+    gen = torch.Generator().manual_seed(0)
+    ctx_of = lambda ids: MaskContext("masked", ids)  # noqa: E731
+    for _ in range(20):
+        ids = torch.cat([torch.randint(0, 500, (30,), generator=gen), torch.tensor([-1, -1])])
+        assert torch.equal(layer.keep(ctx_of(ids), len(ids), ids.device)[:, 8:], example_masks(ids, 1, 8, 0.2))
+    assert layer.table is not None and len(layer.table.ids) == len(layer.table.ids.unique()) <= 501
+    set_p_mem(layer, 0.7)
+    ids = torch.arange(40)
+    assert torch.equal(layer.keep(ctx_of(ids), 40, ids.device)[:, 8:], example_masks(ids, 1, 8, 0.7))

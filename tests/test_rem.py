@@ -110,3 +110,18 @@ def test_fit_can_carry_one_optimiser_across_calls(poison_run) -> None:
     fit(model, batches, cfg, optimizer=opt)
     after = {k: v["momentum_buffer"] for k, v in enumerate(opt.state.values())}
     assert first and first.keys() == after.keys() and any(not torch.equal(first[k], after[k]) for k in first)
+
+
+def test_the_forget_term_of_some_rows_is_the_whole_batchs_for_those_rows(poison_run) -> None:
+    """REM's repair asks the NPO term of the redirected rows only: the model still sees the whole batch (batch
+    norm), the reference only those rows; the numbers are the whole batch's, for one row and for several."""
+    from corrective.methods.npo import forget_term
+
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(1.0), progress=False)
+    batch = next(epochs(task.train, task.pipeline, 64, task.generator(1)))
+    model, ref = task.copy_model().train(), frozen(task.model)
+    for picked in ([5], [0, 9, 33], []):
+        rows = torch.zeros(len(batch.y), dtype=torch.bool)
+        rows[picked] = True
+        whole = forget_term(model, ref, batch.x, batch.y, "npo", 1.0)[rows]
+        assert torch.equal(forget_term(model, ref, batch.x, batch.y, "npo", 1.0, rows=rows), whole)

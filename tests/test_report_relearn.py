@@ -140,3 +140,63 @@ def test_relearn_figure_of_many_methods_is_legible(tmp_path):
         segments = {line.get_gid(): to_rgba(line.get_color()) for line in ax.get_lines() if line.get_gid()}
         assert segments["ssd@0.5"] == drawn["ssd"] and segments["none@any"] == to_rgba(draw.FLAT_STYLE["none"][0])
         assert segments["none@any"] not in drawn.values()
+
+
+def both_kinds() -> list[dict[str, Any]]:
+    """The records above with a retain_only probe beside the mixed one (values of their own)."""
+    out = []
+    for r in records():
+        extra = {
+            f"relearn_retain_only_{k[len('relearn_') :]}": round(jitter("r", k, r["manipulation"], r["seed"], v), 4)
+            for k, v in r.items()
+            if k.startswith("relearn_")
+        }
+        out.append(r | extra)
+    return out
+
+
+def test_relearn_view_shows_both_kinds(tmp_path):
+    """Both kinds in one table (an `after` column per kind, a Δ per kind) and in the figure (a segment per kind,
+    the oracle's after each kind: dashed for mixed, dotted for retain_only), each from its own record fields."""
+    recs = both_kinds()
+    doc = build_document(read_results(write(tmp_path, recs)), with_plots=False)
+    section = next(s for s in doc.sections if s.anchor == "relearn")
+    poison = [t for t in section.items if isinstance(t, Table)][0]
+    for m in ("acc_corr", "target_acc"):
+        i = poison.header.index(f"{m} before")
+        assert poison.header[i + 1 : i + 3] == [f"{m} after mixed", f"{m} after retain_only"]
+    assert "Δ acc_corr mixed" in poison.header and "Δ acc_corr retain_only" in poison.header
+    row = next(r for r in poison.rows if r[0].text == "ssd" and r[1].text == "0.5")
+    col = poison.header.index("acc_corr after retain_only")
+    rows = [r for r in recs if r["manipulation"] == "poison" and r.get("method") == "ssd" and r["alpha"] == 0.5]
+    retain = statistics.fmean(r["relearn_retain_only_acc_corr"] for r in rows)
+    before, mixed = from_file(recs, "poison", "ssd", 0.5, "acc_corr")
+    assert row[col].text.startswith(f"{100 * retain:.1f}")
+    assert row[poison.header.index("acc_corr after mixed")].text.startswith(f"{100 * mixed:.1f}")
+    assert row[poison.header.index("Δ acc_corr retain_only")].text == f"{100 * (retain - before):+.1f}"
+    assert any("retain_only: fine-tuned on the clean training data alone" in n for n in poison.notes)
+
+    groups = build_groups(read_results(write(tmp_path / "fig", recs)))[0]
+    fig = relearn_figure(groups, draw.colours([m for g in groups for m in g.methods]))
+    ax = fig.axes[0]  # poison: acc_corr
+    lines = {line.get_gid(): line for line in ax.get_lines() if line.get_gid()}
+    assert list(lines["ssd@0.5/retain_only"].get_ydata()) == pytest.approx([100 * before, 100 * retain])
+    assert list(lines["ssd@0.5"].get_ydata()) == pytest.approx([100 * before, 100 * mixed])
+    oracle_rows = [r for r in recs if r["manipulation"] == "poison" and r["stage"] == "oracle"]
+    dotted = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 1 and dotted[0].get_ydata()[0] == pytest.approx(
+        100 * statistics.fmean(r["relearn_retain_only_acc_corr"] for r in oracle_rows)
+    )
+
+
+def test_retain_only_alone_is_a_relearn_record(tmp_path):
+    """Records holding only the retain_only probe still fill the view (not 'no relearn records')."""
+    recs = []
+    for r in both_kinds():
+        kept = {k: v for k, v in r.items() if not k.startswith("relearn_") or k.startswith("relearn_retain_only_")}
+        recs.append(kept)
+    doc = build_document(read_results(write(tmp_path, recs)), with_plots=False)
+    section = next(s for s in doc.sections if s.anchor == "relearn")
+    tables = [t for t in section.items if isinstance(t, Table)]
+    assert len(tables) == len(MANIPULATIONS)
+    assert "acc_corr after retain_only" in tables[0].header and "acc_corr after mixed" not in tables[0].header

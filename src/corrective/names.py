@@ -39,9 +39,22 @@ PER_CLASS = ("per_class_acc", "val_per_class_acc")  # one accuracy per class: te
 SECONDS = "unlearn_seconds"  # what a method cost, on every unlearning record
 # What `summary.csv` averages over seeds.
 EXPANSION = ("n_expanded", "expand_precision", "expand_recall", "expand_seconds")  # an expanded S_f's figures
-# The relearn probe (bench.relearn) records these metrics of the probed model under `relearn_<name>`.
+# The relearn probe (bench.relearn) records these metrics of the probed model under `<prefix><name>`, one prefix
+# per kind of probe: `mixed` (clean training data plus a few samples of S_m; `relearn_<name>`, the first kind) and
+# `retain_only` (the clean training data alone; `relearn_retain_only_<name>`).
 RELEARN_OF: tuple[str, ...] = ("acc_corr", "acc_retain", "healed", "attack_success", "target_acc")
-RELEARN_METRICS: tuple[str, ...] = tuple(f"relearn_{m}" for m in RELEARN_OF)
+RELEARN_KINDS: tuple[str, ...] = ("mixed", "retain_only")
+RELEARN_DEFAULT = "mixed"  # what `relearn = true` runs
+
+
+def relearn_prefix(kind: str) -> str:
+    """The record fields' prefix of one kind of relearn probe: `relearn_` (mixed), `relearn_retain_only_`."""
+    if kind not in RELEARN_KINDS:
+        raise ValueError(f"unknown relearn kind {kind!r}; known: {', '.join(RELEARN_KINDS)}")
+    return "relearn_" if kind == RELEARN_DEFAULT else f"relearn_{kind}_"
+
+
+RELEARN_METRICS: tuple[str, ...] = tuple(f"{relearn_prefix(k)}{m}" for k in RELEARN_KINDS for m in RELEARN_OF)
 SUMMARY_METRICS = (
     "acc_corr",
     "acc_retain",
@@ -53,11 +66,8 @@ SUMMARY_METRICS = (
     *DEFENCE,
     SECONDS,
     *EXPANSION,
-    "relearn_acc_corr",
-    "relearn_healed",
-    "relearn_attack_success",
-    "relearn_target_acc",
-)  # relearn_*: empty unless the bench probed
+    *(f"{relearn_prefix(k)}{m}" for k in RELEARN_KINDS for m in ("acc_corr", "healed", "attack_success", "target_acc")),
+)  # relearn_*: empty unless the bench probed (with that kind)
 
 # The bench's stages, in run order; every stage but `expand` (an expanded forget set) records a model.
 STAGES = ("original", "oracle", "expand", "unlearn")

@@ -22,7 +22,7 @@ import torch
 
 from corrective import api
 from corrective.bench.plan import Job
-from corrective.bench.relearn import relearn
+from corrective.bench.relearn import relearn_all, relearn_kinds
 from corrective.errors import UserError
 from corrective.expand import Expansion
 from corrective.manipulations import setting_fields
@@ -108,7 +108,8 @@ def train_original(job: Job, out: Path) -> dict[str, Any]:
             f"{job.params['train_config']}; the planner's recipe and api.train_run disagree"
         )
     fields = setting_fields(job.params["manipulation"], man["manipulation"]["settings"])
-    probe = relearn(api.load_run(final, device=job.params["device_type"])) if job.params.get("relearn") else {}
+    kinds = relearn_kinds(job.params.get("relearn"))
+    probe = relearn_all(api.load_run(final, device=job.params["device_type"]), None, kinds) if kinds else {}
     return {
         **_base(job),
         **fields,
@@ -213,8 +214,8 @@ def unlearn(job: Job, out: Path) -> dict[str, Any]:
     chosen = {k: v for k, v in result.record.items() if k not in ("method", "alpha")}
     flagged = api.flagged_ids(run, p["alpha"], p.get("false_flags", 0.0))[0]
     quality = {} if exp is None else expansion_quality(exp.ids, flagged, run.manipulation.ids)
-    if p.get("relearn"):  # the selected model only, after the method and the selection are done
-        chosen |= relearn(run, result.model)
+    if relearn_kinds(p.get("relearn")):  # the selected model only, after the method and the selection are done
+        chosen |= relearn_all(run, result.model, relearn_kinds(p.get("relearn")))
     return {
         **_base(job),
         **run.manipulation.setting_fields(),

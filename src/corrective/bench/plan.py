@@ -131,7 +131,10 @@ def plan(spec: BenchSpec, device_type: str) -> list[Job]:
         raise UserError("bench spec: methods: no method to run (every registered method excluded)")
     oracle_grid = settings_grid(ORACLE, MethodSpec(ORACLE, False))
     check_data(spec)
-    relearn = {"relearn": True} if spec.relearn else {}  # in the key only when on: a spec without it keeps its ids
+    # in the key only when on (a spec without it keeps its ids), and `mixed` alone as `true` (the ids of before kinds)
+    relearn: dict[str, Any] = (
+        {} if not spec.relearn else {"relearn": True if spec.relearn == ("mixed",) else list(spec.relearn)}
+    )
     originals: list[Job] = []
     oracles: list[Job] = []
     expands: list[Job] = []

@@ -20,7 +20,7 @@ from corrective.errors import UserError
 from corrective.manipulations import DEFAULT_SIZE, check_setting, get_manipulation, is_list_setting, ordered
 from corrective.methods.selection import SELECTIONS
 from corrective.models.masks import TRAINING_TYPES
-from corrective.names import MANIPULATIONS
+from corrective.names import MANIPULATIONS, RELEARN_DEFAULT, RELEARN_KINDS
 from corrective.registry import Registry
 from corrective.settings import Checked, Rule, SettingError, setting, validate
 
@@ -71,6 +71,24 @@ def distinct(values: tuple[Any, ...]) -> str | None:
     return "a list without repeats" if len(set(map(repr, values))) != len(values) else None
 
 
+def no_repeats(values: tuple[Any, ...]) -> str | None:
+    """The rule a list axis that may be empty breaks, if any: it names no value twice."""
+    return "a list without repeats" if len(set(map(repr, values))) != len(values) else None
+
+
+def relearn_kinds(value: Any) -> Any:
+    """The spec's `relearn` as a list of kinds in `names.RELEARN_KINDS` order (the same kinds plan the same ids):
+    `true` (the specs of before kinds) is the mixed kind alone, `false` none; anything else goes to the validator
+    as it is."""
+    if isinstance(value, bool):
+        return [RELEARN_DEFAULT] if value else []
+    if not isinstance(value, list):
+        value = [value]  # one kind (or a wrong value, which the validator names as the list's item)
+    if isinstance(value, list) and all(v in RELEARN_KINDS for v in value) and len(set(value)) == len(value):
+        return [k for k in RELEARN_KINDS if k in value]
+    return value
+
+
 @dataclass(frozen=True)
 class BenchSpec(Checked):
     """A benchmark: every field a `setting` with its rule (the one validator, `corrective.settings`), but the
@@ -93,7 +111,14 @@ class BenchSpec(Checked):
     false_flags: tuple[float, ...] = setting(
         (0.0,), "clean samples mistakenly put in S_f, as shares of |S_f|", ge=0, check=distinct
     )
-    relearn: bool = setting(False, "the relearn probe (bench.relearn) on every original, oracle and selected model")
+    # The relearn probe (bench.relearn) on every original, oracle and selected model: its kinds (names.RELEARN_KINDS),
+    # none when off. In TOML `relearn = true` is `["mixed"]`, `false` is `[]`; `["mixed", "retain_only"]` runs both.
+    relearn: tuple[str, ...] = setting(
+        (),
+        "kinds of relearn probe on every original, oracle and selected model (true: mixed; false: none)",
+        choices=RELEARN_KINDS,
+        check=no_repeats,
+    )
     train_preset: str = setting("default", "training preset; default: the dataset's (digits on digits, else paper)")
     steps: int = setting(0, "training steps; 0: the preset's", ge=0)
     val_fraction: float = setting(0.1, "share of the training data held out for validation", gt=0, lt=1)
@@ -241,6 +266,8 @@ def parse_spec(raw: dict[str, Any]) -> BenchSpec:
         for k, v in raw.items()
         if k not in TABLES
     }
+    if "relearn" in raw:
+        values["relearn"] = relearn_kinds(raw["relearn"])
     values["manipulations"] = _manipulations(raw.get("manipulations", dict.fromkeys(MANIPULATIONS, [DEFAULT_SIZE])))
     values["methods"] = _methods(raw.get("methods", {ALL: {"grid": True}}))
     values["roots"] = {k: _str(f"roots.{k}", v) for k, v in _table("roots", raw.get("roots", {})).items()}

@@ -71,6 +71,9 @@ class Cutoff(Checked):
         0.5, "a score cutoff must keep this share of held-out flagged samples", ge=0, le=1
     )
     split_slack: float = setting(4.0, "a score cutoff may add at most this many times 2 * mean count", ge=0)
+    estimate_from: int = setting(
+        50, "with at least this many flagged samples a score cutoff must also keep min_precision (estimated)", ge=2
+    )
 
 
 class View:

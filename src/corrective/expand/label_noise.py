@@ -4,8 +4,11 @@ A sample whose given label was changed (random swap, interclass confusion) sits 
 true class in the model's penultimate features, so its neighbours' labels disagree with its own. The
 score is the share of its `k` nearest neighbours (cosine similarity, itself excluded) whose given
 label differs from its own; the model's own disagreement (1 - softmax probability of the given label)
-breaks ties. The score does not depend on S_f: the flagged samples calibrate it, through the
-cross-validated cutoff (how far down the vote the held-out flagged samples sit). `restrict` narrows
+breaks ties. The neighbours may come from a seeded random subset of `reference` samples (a search
+linear in N instead of all pairs; off by default: on Fashion-MNIST's random swap a 10,000-sample
+subset lowered the expansion's precision from 0.89 to 0.76). The score does not depend on
+S_f: the flagged samples calibrate it, through the cross-validated cutoff (how far down the vote the
+held-out flagged samples sit). `restrict` narrows
 the candidates to the given labels that occur in S_f ("labels") or to the label changes S_f shows
 ("transitions": given label -> the neighbours' majority label, counting only votes for those).
 """
@@ -18,7 +21,7 @@ import torch
 from torch import Tensor
 
 from corrective.expand.base import Cutoff, View, register_strategy
-from corrective.expand.knn import nearest
+from corrective.expand.knn import nearest, reference_rows
 from corrective.settings import setting
 
 RESTRICT = ("none", "labels", "transitions")
@@ -32,15 +35,25 @@ class LabelNoiseSettings(Cutoff):
     fallback: float = setting(
         0.5, "with one flagged sample (few, under auto): add those whose neighbours disagree this much"
     )
+    reference: int = setting(
+        0,
+        "neighbours come from at most this many samples (a seeded random subset of the training split; "
+        "0 or more than it has: every sample, the exact search)",
+        ge=0,
+    )
 
 
-def neighbour_votes(view: View, k: int) -> Tensor:
-    """(N, C) share of each sample's k nearest neighbours (cosine, itself excluded) per given label; cached."""
-    key = ("votes", k)
+def neighbour_votes(view: View, k: int, reference: int | None = None) -> Tensor:
+    """(N, C) share of each sample's k nearest neighbours (cosine, itself excluded) per given label; cached.
+
+    With `reference`, the neighbours come from a seeded random subset of at most that many samples.
+    """
+    reference = reference if reference and reference < len(view) else None
+    key = ("votes", k, reference)
     if key not in view.cache:
         unit = torch.nn.functional.normalize(view.features, dim=1)
         n, c = len(unit), int(view.labels.max()) + 1
-        nearest_ids = nearest(unit, k)
+        nearest_ids = nearest(unit, k, references=reference_rows(n, reference, view.seed))
         k = nearest_ids.shape[1]
         votes = torch.zeros(n, c).scatter_add_(1, view.labels[nearest_ids], torch.ones(n, k))
         view.cache[key] = votes / max(k, 1)
@@ -51,7 +64,7 @@ def neighbour_votes(view: View, k: int) -> Tensor:
 @register_strategy(LabelNoiseSettings)
 def label_noise(view: View, seeds: Tensor, settings: LabelNoiseSettings) -> Tensor:
     """Share of feature-space neighbours whose given label disagrees with the sample's own."""
-    votes = neighbour_votes(view, settings.k)
+    votes = neighbour_votes(view, settings.k, settings.reference)
     rows = torch.arange(len(view))
     tie = 1e-3 * (1.0 - view.probs[rows, view.labels])
     if settings.restrict == "transitions":

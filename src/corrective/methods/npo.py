@@ -73,13 +73,25 @@ def npo_term(logits: Tensor, ref_logits: Tensor, y: Tensor, beta: float) -> Tens
     return -(2 / beta) * F.logsigmoid(beta * (ce - ce_ref))
 
 
-def forget_term(model: nn.Module, ref: nn.Module, x: Tensor, y: Tensor, loss: str, beta: float) -> Tensor:
-    """Per-sample forgetting loss in the model's inference (drop) mode: NPO, or gradient ascent (-CE)."""
-    logits = model(x)
+def forget_term(
+    model: nn.Module, ref: nn.Module, x: Tensor, y: Tensor, loss: str, beta: float, rows: Tensor | None = None
+) -> Tensor:
+    """Per-sample forgetting loss in the model's inference (drop) mode: NPO, or gradient ascent (-CE).
+
+    `rows` (bool): the loss of those samples only. The model still sees the whole batch (its batch norm
+    normalises over it); the frozen reference, in inference mode where each sample's logits are its own,
+    sees only those rows (REM's repair: a few samples of S_f in a batch of S_tr)."""
+    logits: Tensor = model(x)
+    if rows is not None:
+        logits, x, y = logits[rows], x[rows], y[rows]
     if loss == "ascent":
         return -F.cross_entropy(logits.float(), y, reduction="none")
+    if len(y) == 0:
+        return logits.sum(1)  # no row: an empty loss, still part of the graph
     with torch.no_grad():
-        ref_logits = ref(x)
+        # a batch of one takes another kernel path on the CPU (its last bits differ from the same sample's in a
+        # larger batch); two copies of it keep the numbers the whole batch gives
+        ref_logits = ref(x if len(x) > 1 else torch.cat([x, x]))[: len(x)]
     return npo_term(logits, ref_logits, y, beta)
 
 

@@ -79,7 +79,7 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
         in_r = torch.isin(b.ids, redirected)
         total = torch.zeros((), device=b.x.device)
         if s.repair_npo:  # n_i: the drop-mode forward on the whole batch, kept for the redirected rows
-            total = forget_term(m, ref, b.x, b.y, s.forget_loss, s.beta)[in_r].sum()
+            total = forget_term(m, ref, b.x, b.y, s.forget_loss, s.beta, rows=in_r).sum()
         kwargs: dict[str, Any] = {}
         if s.redirect:
             kwargs = {"ids": torch.where(in_r, shared, b.ids), "mode": "masked"}
@@ -91,8 +91,9 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
     per_epoch = math.ceil(len(train) / bs)
     budget = max(1, round(s.repair_epochs * per_epoch))
     used, best, best_score = 0, None, -math.inf
+    acc_forget = accuracy(model, forget, task.pipeline)  # of the model as it stands (kept from the last score)
     while used < budget:
-        if accuracy(model, forget, task.pipeline) > s.gamma and s.max_flush_epochs > 0:  # 2. flush
+        if acc_forget > s.gamma and s.max_flush_epochs > 0:  # 2. flush
             max_steps = s.max_flush_epochs * math.ceil(len(forget) / bs)
             forget_until(
                 task,
@@ -111,7 +112,8 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
         steps = min(per_epoch, budget - used)  # 3. repair
         task.fit("repair", model, train_batches, method_config(task, s, steps), repair_loss, optimizer=opt)
         used += steps
-        score = accuracy(model, retain, task.pipeline) * (1 - max(accuracy(model, forget, task.pipeline), s.gamma))
+        acc_forget = accuracy(model, forget, task.pipeline)
+        score = accuracy(model, retain, task.pipeline) * (1 - max(acc_forget, s.gamma))
         if score > best_score:  # 4. keep the best iterate (a real copy)
             best, best_score = copy.deepcopy(model), score
     assert best is not None

@@ -88,9 +88,22 @@ class Embedding:
     ids: Tensor  # (N,)
 
 
+def channels_last(model: nn.Module) -> bool:
+    """Whether the model's 4-d weights are stored channels-last (one that is not also contiguous says so)."""
+    return any(
+        p.ndim == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+        for p in model.parameters()
+    )
+
+
 @torch.no_grad()
-def embed(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int = 1024) -> Embedding:
-    """Features (the head's input) and logits of every sample of `split`, stamp applied, model in eval mode."""
+def embed(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int = 256) -> Embedding:
+    """Features (the head's input) and logits of every sample of `split`, stamp applied, model in eval mode.
+
+    Image batches run channels-last in fp32 (the model's memory format is restored afterwards): on a CPU
+    with oneDNN 3.5x faster than the default layout at batch 1,024 for cnn28 on Fashion-MNIST, same
+    precision (benchmarks/results/expand_fashion.md).
+    """
     head = classifier(model)
     captured: list[Tensor] = []
     hook = head.register_forward_pre_hook(
@@ -100,12 +113,19 @@ def embed(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int = 
     model.eval()
     device = next(model.parameters()).device
     logits: list[Tensor] = []
+    image = split.x.ndim == 4
+    was_channels_last = channels_last(model)
+    if image:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
     try:
         for batch in one_pass(split.to(device), pipeline, batch_size):
-            logits.append(model(batch.x).float().cpu())
+            x = batch.x.contiguous(memory_format=torch.channels_last) if image else batch.x
+            logits.append(model(x).float().cpu())
     finally:
         hook.remove()
         model.train(was_training)
+        if image and not was_channels_last:
+            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     feats = torch.cat(captured) if captured else torch.zeros(0, 0)
     out = torch.cat(logits) if logits else torch.zeros(0, 0)
     if feats.ndim != 2 or len(feats) != len(split):

@@ -4,7 +4,8 @@ A masked layer's output channels are split in two groups: the first `n_fixed = r
 channels (theta_o1, "generalisation") are always on; the rest (theta_o2, the added or reserved group)
 are on per example with probability `p_mem`. An example's pattern is a pure function of its stable
 sample id and the layer's index: a counter-based integer hash, vectorised over the batch, the same
-on any device and never touching the global RNG (so it does not depend on the batch it sits in).
+on any device and never touching the global RNG (so it does not depend on the batch it sits in). A
+masked layer keeps the patterns of the ids it has seen (`MaskTable`), so each is hashed once.
 
 Modes of a forward pass (`model(x, ids=None, mode=None)`):
 - "drop" (the default, inference): the added group is zeroed, no rescaling.
@@ -51,6 +52,30 @@ def example_masks(ids: Tensor, layer: int, n: int, p_mem: float) -> Tensor:
     return h < round(p_mem * 2**32)
 
 
+class MaskTable:
+    """`example_masks` of one layer, kept for every id asked so far (sorted), so that each id's pattern is hashed
+    once: a training loop asks for the same ids every epoch. Gives exactly what `example_masks` gives."""
+
+    def __init__(self, key: tuple[int, float, torch.device], layer: int) -> None:
+        self.key, self.layer = key, layer
+        n, _, device = key
+        self.ids = torch.zeros(0, dtype=torch.long, device=device)
+        self.rows = torch.zeros(0, n, dtype=torch.bool, device=device)
+
+    def masks(self, ids: Tensor) -> Tensor:
+        ids = ids.long()
+        pos = torch.searchsorted(self.ids, ids)
+        known = pos < len(self.ids)
+        known[known.clone()] = self.ids[pos[known]] == ids[known]
+        if not bool(known.all()):
+            n, p_mem, _ = self.key
+            new = ids[~known].unique()
+            self.ids, order = torch.cat([self.ids, new]).sort()
+            self.rows = torch.cat([self.rows, example_masks(new, self.layer, n, p_mem)])[order]
+            pos = torch.searchsorted(self.ids, ids)
+        return self.rows[pos]
+
+
 @dataclass(frozen=True)
 class MaskContext:
     """How the masks of one forward pass act: a mode and, for "masked", the examples' ids."""
@@ -80,6 +105,7 @@ class CapacityMask(nn.Module):
         self.n_fixed = max(1, round(p_fixed * channels))
         self.p_mem = p_mem
         self.layer = layer
+        self.table: MaskTable | None = None  # the patterns of the ids seen so far (not state: a pure function)
 
     @property
     def n_added(self) -> int:
@@ -91,8 +117,10 @@ class CapacityMask(nn.Module):
         if ctx.mode == "drop":
             return torch.cat([fixed, torch.zeros(1, self.n_added, dtype=torch.bool, device=device)], 1)
         assert ctx.ids is not None
-        mem = example_masks(ctx.ids.to(device), self.layer, self.n_added, self.p_mem)
-        return torch.cat([fixed.expand(batch, -1), mem], 1)
+        key = (self.n_added, self.p_mem, device)
+        if self.table is None or self.table.key != key:
+            self.table = MaskTable(key, self.layer)
+        return torch.cat([fixed.expand(batch, -1), self.table.masks(ctx.ids.to(device))], 1)
 
     def forward(self, x: Tensor, ctx: MaskContext) -> Tensor:
         if self.n_added == 0 or ctx.mode == "full":
