@@ -17,11 +17,9 @@ Then it checks the issue's targets from the records alone and prints them with t
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -410,14 +408,10 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps(summary, indent=1, default=str) + "\n")
     if args.copy:
+        from corrective.bench import keep_records
         from corrective.report import write_report
 
-        args.copy.mkdir(parents=True, exist_ok=True)
-        with open(args.out / "results.jsonl", "rb") as f, gzip.open(args.copy / "results.jsonl.gz", "wb") as g:
-            g.write(f.read())
-        for name in ("summary.csv", "spec.json"):
-            if (args.out / name).exists():
-                shutil.copy(args.out / name, args.copy / name)
+        keep_records(args.out, args.copy)
         write_report(args.out, args.copy, fmt="md")
 
 

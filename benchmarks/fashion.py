@@ -14,11 +14,9 @@ backdoor), attack success, the class that fell most on the clean test set, the s
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import math
 import os
-import shutil
 import statistics
 import time
 from datetime import datetime, timezone
@@ -28,7 +26,7 @@ from typing import Any
 import torch
 
 from corrective import __version__
-from corrective.bench import load_spec, read_records, run_bench
+from corrective.bench import keep_records, load_spec, read_records, run_bench
 
 METHODS = ("none", "retrain", "scrub", "ssd", "potion", "rem", "npo", "bad_teacher", "finetune", "auto")
 
@@ -165,12 +163,7 @@ def main() -> None:
     if args.copy:
         from corrective.report import write_report
 
-        args.copy.mkdir(parents=True, exist_ok=True)
-        with open(args.out / "results.jsonl", "rb") as f, gzip.open(args.copy / "results.jsonl.gz", "wb") as g:
-            g.write(f.read())
-        for name in ("summary.csv", "spec.json"):
-            if (args.out / name).exists():
-                shutil.copy(args.out / name, args.copy / name)
+        keep_records(args.out, args.copy)
         write_report(args.out, args.copy, fmt="md")
 
 

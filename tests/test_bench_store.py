@@ -80,3 +80,19 @@ def test_summary_has_the_defence_view_columns(tmp_path):
     for m in ("c_acc", "asr", "r_acc", "der"):
         assert f"{m}_mean" in header and f"{m}_n" in header
     assert rows[0]["der_mean"] == 0.8 and rows[0]["asr_n"] == 1
+
+
+def test_keep_records_compresses_the_records_and_copies_summary_and_spec(tmp_path) -> None:
+    import gzip
+
+    from corrective.bench import keep_records
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "results.jsonl").write_text('{"job_id": "a"}\n{"job_id": "b"}\n')
+    (run / "summary.csv").write_text("x\n1\n")
+    (run / "spec.json").write_text("{}")
+    kept = keep_records(run, tmp_path / "kept")
+    assert gzip.decompress(kept.read_bytes()) == (run / "results.jsonl").read_bytes()
+    assert (tmp_path / "kept" / "summary.csv").read_text() == "x\n1\n"
+    assert (tmp_path / "kept" / "spec.json").read_text() == "{}"

@@ -8,9 +8,11 @@ readers and cut off before the next append, so the file never holds a torn or du
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import math
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -126,3 +128,20 @@ def write_summary(rows: list[dict[str, Any]], path: Path) -> None:
         for row in rows:
             w.writerow({k: "" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()})
     os.replace(tmp, path)
+
+
+KEPT = ("summary.csv", "spec.json")  # copied beside the compressed records when a run's records are kept
+
+
+def keep_records(results_dir: Path, dest: Path) -> Path:
+    """Keep a finished run's records in `dest` (a committed results folder): `results.jsonl` compressed to
+    `results.jsonl.gz`, with `summary.csv` and `spec.json`; `benchmarks/rerender.py` re-renders its report."""
+    source = Path(results_dir) / "results.jsonl"
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    with open(source, "rb") as f, gzip.open(dest / "results.jsonl.gz", "wb") as g:
+        shutil.copyfileobj(f, g)
+    for name in KEPT:
+        if (Path(results_dir) / name).exists():
+            shutil.copy(Path(results_dir) / name, dest / name)
+    return dest / "results.jsonl.gz"
