@@ -37,6 +37,7 @@ ALLOWED_FIELDS = {
     "progress",
     "known_manipulated",
     "cache",
+    "expansion",
 }
 
 
@@ -64,6 +65,7 @@ def test_a_method_is_handed_nothing_it_may_not_see(poison_run: api.Run) -> None:
     assert {f.name for f in dataclasses.fields(UnlearnTask)} == ALLOWED_FIELDS
     task = small_task(poison_run)
     assert task.known_manipulated is None and task.cache == {}  # the cache starts empty: it is given nothing
+    assert task.expansion is None  # expanded from S_f by a method that asks (auto), never handed S_m
     assert set(task.forget_ids.tolist()) < set(poison_run.manipulation.ids.tolist())
     with pytest.raises(UserError, match="oracle bound"):
         run_method(task, "oracle", make_settings("oracle"))
