@@ -14,10 +14,10 @@ from torch import nn
 
 import corrective
 from corrective import api
+from corrective.api.practitioner import Recipe
 from corrective.data import Split, load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
-from corrective.practitioner import Recipe
 from corrective.training import TrainConfig, train
 
 FAST = Recipe(epochs=1, batch_size=64, lr=0.02)  # a few steps: these tests check the path, not the figures
@@ -200,8 +200,8 @@ def test_bad_input_is_one_line(data: dict[str, Any], change: str, needle: str) -
 def test_fix_equals_the_existing_path_on_a_registered_model(tmp_path: Path) -> None:
     """corrective.fix on a registered model with its data as arrays gives the record api.correct gives on the
     data as the npz loader reads it, the registered model's spec and pipeline (the path `corrective fix` took)."""
+    from corrective.api.practitioner import recipe
     from corrective.models import ModelSpec
-    from corrective.practitioner import recipe
     from corrective.runs import load_weights, save_model
 
     root = tmp_path / "user"
@@ -245,7 +245,7 @@ def test_the_entry_point_never_receives_the_manipulated_ids(data: dict[str, Any]
         seen.append(task)
         return real(task, *args, **kwargs)
 
-    monkeypatch.setattr(api, "run_candidates", spy)
+    monkeypatch.setattr(api.core, "run_candidates", spy)
     corrective.fix(data["net"], (data["x"].numpy(), data["y"].numpy()), data["flagged"], method="scrub", recipe=FAST)
     assert len(seen) == 1 and seen[0].known_manipulated is None
     assert sorted(seen[0].forget_ids.tolist()) == sorted(data["flagged"].tolist())

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from corrective import api
+from corrective.api.practitioner import Recipe, evaluate_fixed, fix, load_user_model
 from corrective.cli.app import main
 from corrective.data import load_dataset
 from corrective.methods import METHODS
-from corrective.practitioner import Recipe, evaluate_fixed, fix, load_user_model
 
 NETS = """
 from torch import nn

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from corrective import api
+from corrective.api.practitioner import load_user_model
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
@@ -33,7 +34,6 @@ from corrective.cli.fix import (
 from corrective.errors import UserError
 from corrective.expand import STRATEGIES, Expansion, expand, make_strategy_settings
 from corrective.metrics import expansion_quality
-from corrective.practitioner import load_user_model
 from corrective.runs import write_json
 
 

@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from corrective import api, practitioner
+from corrective import api
+from corrective.api import practitioner
+from corrective.api.practitioner import DEFAULT_EPOCHS, Recipe, load_user_model
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
@@ -28,7 +30,6 @@ from corrective.cli.common import (
 from corrective.data import DATASETS
 from corrective.methods import METHODS, candidate_overrides, make_settings
 from corrective.models import MODELS
-from corrective.practitioner import DEFAULT_EPOCHS, Recipe, load_user_model
 from corrective.runs import check_out_dir
 from corrective.training import PRESETS
 

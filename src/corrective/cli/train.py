@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from corrective import api
+from corrective.api.practitioner import evaluate_fixed
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
@@ -27,7 +28,6 @@ from corrective.errors import UserError
 from corrective.manipulations import MANIPULATIONS, ordered
 from corrective.models import MODELS
 from corrective.models.masks import TRAINING_TYPES
-from corrective.practitioner import evaluate_fixed
 from corrective.training import PRESETS
 
 

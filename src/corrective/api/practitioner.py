@@ -23,7 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from corrective import api
+from corrective.api.core import check_expand, resolve_selection
+from corrective.api.correct import correct
+from corrective.api.flagged import check_flagged, read_flagged
 from corrective.data import Split, load_dataset
 from corrective.data.adapters import load_hf, to_split
 from corrective.data.base import channel_stats
@@ -210,7 +212,7 @@ def load_user_model(
     """
     dev = resolve_device(device)
     train, test, pipe = load_user_data(dataset, root, seed, image_key, label_key)
-    ids = None if flagged is None else api.read_flagged(flagged, keep_repeats=True)
+    ids = None if flagged is None else read_flagged(flagged, keep_repeats=True)
     rebuild = read_rebuild(weights)
     changes: dict[str, Any] = {}
     if rebuild is not None:
@@ -244,7 +246,7 @@ def load_user_model(
         pipe = replace(pipe, mean=parse_channels(mean, pipe.mean, "--mean"), std=parse_channels(std, pipe.std, "--std"))
     train, test = train.to(dev), None if test is None else test.to(dev)
     if ids is not None:
-        api.check_flagged(train, ids)  # every id a training sample; repeats kept for `api.describe_flags`
+        check_flagged(train, ids)  # every id a training sample; repeats kept for `api.describe_flags`
     checked = torch.zeros(0, dtype=torch.long) if ids is None else ids
     return UserData(train, test, pipe, net, spec, checked, changes)
 
@@ -363,8 +365,8 @@ def fix(
     its class); `result.save(folder)` writes it with that record. The other arguments are `api.correct`'s.
     """
     info = get_method(method)
-    api.resolve_selection(method, selection, max_class_drop)
-    api.check_expand(method, expand)
+    resolve_selection(method, selection, max_class_drop)
+    check_expand(method, expand)
     if not isinstance(model, nn.Module):
         raise UserError(f"model must be a torch nn.Module, got a {type(model).__name__}")
     if not info.is_method:
@@ -394,7 +396,7 @@ def fix(
     check_needs(method, net, spec)
     cfg = (recipe or Recipe()).config(len(tr), seed)
     before = accuracy(model, ho, pipe) if ho is not None else float("nan")
-    result = api.correct(
+    result = correct(
         net,
         tr,
         ids,
