@@ -16,6 +16,7 @@ from corrective.cli.common import (
     OverwriteOpt,
     QuietOpt,
     SeedOpt,
+    parse_bytes,
     parse_sets,
     print_metrics,
     setting_lines,
@@ -25,6 +26,7 @@ from corrective.cli.fix import (
     ImageKeyOpt,
     LabelKeyOpt,
     MeanOpt,
+    MemoryBudgetOpt,
     ModelOpt,
     NumClassesOpt,
     RootOpt,
@@ -64,6 +66,7 @@ def expand_cmd(
     num_classes: NumClassesOpt = None,
     image_key: ImageKeyOpt = "image",
     label_key: LabelKeyOpt = "label",
+    memory_budget: MemoryBudgetOpt = "4G",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -111,6 +114,7 @@ def expand_cmd(
             num_classes=num_classes,
             image_key=image_key,
             label_key=label_key,
+            memory_budget=parse_bytes(memory_budget, "--memory-budget"),
         )
         forget_ids = api.check_flagged(data.train, data.ids)  # each id once (the file may repeat some)
         result = expand(

@@ -24,6 +24,7 @@ from corrective.cli.common import (
     SelectionOpt,
     names,
     no_grid_note,
+    parse_bytes,
     parse_sets,
     print_metrics,
 )
@@ -63,6 +64,13 @@ NumClassesOpt = Annotated[
 ]
 ImageKeyOpt = Annotated[str, typer.Option(help="--dataset hf: the column of the images.")]
 LabelKeyOpt = Annotated[str, typer.Option(help="--dataset hf: the column of the labels.")]
+MemoryBudgetOpt = Annotated[
+    str,
+    typer.Option(
+        help="--dataset hf: images larger than this (bytes, or with K/M/G) are read a batch at a time instead of "
+        "held in memory; 'none': always held. The other datasets' loaders hold their files in memory."
+    ),
+]
 WidthOpt = Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")]
 MeanOpt = Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")]
 StdOpt = Annotated[str | None, typer.Option(help="Per-channel std your model expects.")]
@@ -113,6 +121,7 @@ def fix(
     num_classes: NumClassesOpt = None,
     image_key: ImageKeyOpt = "image",
     label_key: LabelKeyOpt = "label",
+    memory_budget: MemoryBudgetOpt = "4G",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -160,6 +169,7 @@ def fix(
         num_classes=num_classes,
         image_key=image_key,
         label_key=label_key,
+        memory_budget=parse_bytes(memory_budget, "--memory-budget"),
     )
     plan = Recipe(epochs, batch_size, lr, steps, preset)
     cfg = plan.config(len(data.train), seed)

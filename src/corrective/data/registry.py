@@ -116,6 +116,6 @@ def load_dataset(
     train = Split(raw.train_x[~val_mask], raw.train_y[~val_mask], ids[~val_mask])
     val = Split(raw.train_x[val_mask], raw.train_y[val_mask], ids[val_mask])
     test = Split(raw.test_x, raw.test_y, torch.arange(len(raw.test_y)))
-    mean, std = channel_stats(train.x)
+    mean, std = channel_stats(raw.train_x[~val_mask])
     num_classes = len(raw.class_names) if raw.class_names else int(raw.train_y.max()) + 1
     return Dataset(name, num_classes, train, val, test, mean, std, info.flip, info.crop_pad, raw.class_names)
