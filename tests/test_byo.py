@@ -13,12 +13,13 @@ import torch
 from torch import nn
 
 import corrective
+from byo_data import ones_as_sevens
 from corrective import api
 from corrective.api.practitioner import Recipe
-from corrective.data import Split, load_dataset
+from corrective.data import load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
-from corrective.training import TrainConfig, train
+from corrective.training import TrainConfig
 
 FAST = Recipe(epochs=1, batch_size=64, lr=0.02)  # a few steps: these tests check the path, not the figures
 
@@ -52,16 +53,7 @@ class ConvHead(nn.Module):
 @pytest.fixture(scope="module")
 def data() -> dict[str, Any]:
     """Digits with 60 samples of class 1 relabelled 7 (20 of them flagged); a Net trained on them."""
-    ds = load_dataset("digits", val_fraction=0.0)
-    x, y = ds.train.x.clone(), ds.train.y.clone()
-    ones = (y == 1).nonzero().squeeze(1)[:60]
-    y[ones] = 7
-    torch.manual_seed(0)
-    net = Net()
-    split = Split(x, y, torch.arange(len(y)))
-    pipe = Pipeline(ds.mean, ds.std)
-    train(net, split, pipe, TrainConfig(steps=150, batch_size=64, lr=0.05), progress=False)
-    return {"x": x, "y": y, "xt": ds.test.x, "yt": ds.test.y, "flagged": ones[:20], "net": net.eval(), "pipe": pipe}
+    return ones_as_sevens(Net, TrainConfig(steps=150, batch_size=64, lr=0.05))
 
 
 class Images(torch.utils.data.Dataset[tuple[torch.Tensor, int]]):

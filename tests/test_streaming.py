@@ -10,14 +10,13 @@ import torch
 from torch import nn
 
 import corrective
+from byo_data import ones_as_sevens
 from corrective.api.practitioner import Recipe
-from corrective.data import Split, load_dataset
 from corrective.data.adapters import to_split
 from corrective.data.base import channel_stats, split_channel_stats
-from corrective.data.batches import Pipeline
 from corrective.data.streamed import StreamedImages
 from corrective.errors import UserError
-from corrective.training import TrainConfig, train
+from corrective.training import TrainConfig
 
 FAST = Recipe(epochs=1, batch_size=64, lr=0.02)
 
@@ -49,15 +48,7 @@ class Counted(torch.utils.data.Dataset[tuple[np.ndarray, int]]):
 
 @pytest.fixture(scope="module")
 def data() -> dict[str, Any]:
-    """Digits with 60 ones relabelled 7 (20 flagged) and a small net trained on them."""
-    ds = load_dataset("digits", val_fraction=0.0)
-    x, y = ds.train.x.clone(), ds.train.y.clone()
-    ones = (y == 1).nonzero().squeeze(1)[:60]
-    y[ones] = 7
-    torch.manual_seed(0)
-    net = Net()
-    train(net, Split(x, y, torch.arange(len(y))), Pipeline(ds.mean, ds.std), TrainConfig(steps=100, batch_size=64))
-    return {"x": x, "y": y, "xt": ds.test.x, "yt": ds.test.y, "flagged": ones[:20], "net": net.eval()}
+    return ones_as_sevens(Net, TrainConfig(steps=100, batch_size=64))
 
 
 def test_a_budget_below_the_data_streams_it_and_one_above_holds_it(data: dict[str, Any]) -> None:

@@ -14,10 +14,7 @@ from corrective.data import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.expand import expand as expand_fn  # for functions whose `expand` argument names a strategy
-from corrective.methods import (
-    UnlearnTask,
-    get_method,
-)
+from corrective.methods import UnlearnTask, get_method
 from corrective.metrics import accuracy, per_class_accuracy, predict
 from corrective.models import ModelSpec
 from corrective.training import TrainConfig

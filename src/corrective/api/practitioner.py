@@ -38,9 +38,7 @@ from corrective.models.adapters import ResetSpec, apply_changes, build_named, ch
 from corrective.models.embedding import Featured
 from corrective.models.registry import data_settings
 from corrective.runs import save_model, state_mismatch, write_dir, write_json
-from corrective.training import TrainConfig, get_preset
-
-DEFAULT_EPOCHS = 40.0  # the paper's recipe: 4000 steps of 512 over CIFAR-10's 50,000 training images, ~41 epochs
+from corrective.training import DEFAULT_EPOCHS, TrainConfig, get_preset, steps_for
 
 
 def recipe(
@@ -63,7 +61,7 @@ def recipe(
     if steps is None and epochs is None and preset is not None:
         steps = base.steps  # a named preset keeps its budget
     elif steps is None:
-        steps = max(1, round((epochs or DEFAULT_EPOCHS) * n / batch))
+        steps = steps_for(epochs or DEFAULT_EPOCHS, n, batch)
     try:
         return replace(base, steps=steps, batch_size=batch, lr=lr or base.lr, seed=seed)
     except ValueError as e:

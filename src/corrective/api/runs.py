@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,7 @@ from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.expand import Expansion, expand
 from corrective.manipulations import Manipulation, manipulate
-from corrective.methods import (
-    UnlearnTask,
-)
+from corrective.methods import UnlearnTask
 from corrective.metrics import evaluate
 from corrective.models import ModelSpec, resolve_device
 from corrective.models.masks import TRAINING_TYPES
@@ -36,7 +35,15 @@ from corrective.runs import (
     write_dir,
     write_json,
 )
-from corrective.training import TrainConfig, cross_entropy, example_tied_cross_entropy, get_preset, train
+from corrective.training import (
+    DEFAULT_EPOCHS,
+    TrainConfig,
+    cross_entropy,
+    example_tied_cross_entropy,
+    get_preset,
+    steps_for,
+    train,
+)
 
 
 @dataclass
@@ -99,6 +106,7 @@ def train_run(
     width: float | None = None,
     preset: str | None = None,
     steps: int | None = None,
+    epochs: float | None = None,
     val_fraction: float = 0.1,
     device: str = "auto",
     manipulation_settings: dict[str, Any] | None = None,
@@ -108,13 +116,22 @@ def train_run(
     overwrite: bool = False,
     progress: bool | None = None,
     training: str = "standard",
+    announce: Callable[[TrainConfig, int], None] | None = None,
 ) -> Run:
     """Load data, manipulate it, train algorithm A on it, evaluate; save to `out` when given.
 
     `training` is the training type (`models.masks.TRAINING_TYPES`): standard, capacity (half the
     masked channels trained, the rest reserved for REM) or etd (example-tied dropout). Capacity and
     etd models infer in drop mode.
+
+    The budget: `steps`, or `epochs` over the training split, else the preset's steps — except on a user's own
+    data (`DatasetInfo.budget_in_epochs`: npz, imagefolder) without a preset, where it is
+    `training.DEFAULT_EPOCHS` epochs of its size. `announce(config, n_train)` is called before training starts.
     """
+    if steps is not None and epochs is not None:
+        raise UserError("give --epochs or --steps, not both")
+    if epochs is not None and not (isinstance(epochs, (int, float)) and epochs > 0 and math.isfinite(epochs)):
+        raise UserError(f"--epochs must be a finite number > 0, got {epochs}")
     if training not in TRAINING_TYPES:
         raise UserError(f"unknown training type {training!r}; known: {', '.join(TRAINING_TYPES)}")
     if out is not None:
@@ -129,6 +146,10 @@ def train_run(
     ds = load_dataset(dataset, root, val_fraction=val_fraction, seed=seed, download=download, **(dataset_options or {}))
     manip = manipulate(ds, manipulation, seed=seed, size=size, **(manipulation_settings or {}))
     cfg = get_preset(preset or get_info(dataset).preset)
+    if epochs is None and steps is None and preset is None and get_info(dataset).budget_in_epochs:
+        epochs = DEFAULT_EPOCHS
+    if epochs is not None:
+        steps = steps_for(epochs, len(ds.train), cfg.batch_size)
     try:
         cfg = TrainConfig(**{**cfg.to_dict(), "seed": seed, **({"steps": steps} if steps is not None else {})})
     except ValueError as e:
@@ -141,6 +162,8 @@ def train_run(
     }
     spec = ModelSpec(model, ds.num_classes, ds.in_channels, kwargs)
     net = spec.build(seed, dev)
+    if announce is not None:
+        announce(cfg, len(ds.train))
     start = time.perf_counter()
     desc = f"train {dataset}/{manipulation}"
     loss_fn = cross_entropy if training == "standard" else example_tied_cross_entropy

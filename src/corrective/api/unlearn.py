@@ -11,9 +11,7 @@ from torch import nn
 from corrective.api.core import UnlearnResult, correct_task, reference_on, resolve_selection
 from corrective.api.runs import Run, expand_run, flagged_ids, make_task
 from corrective.data.batches import Pipeline
-from corrective.methods import (
-    get_method,
-)
+from corrective.methods import get_method
 from corrective.metrics import evaluate
 
 

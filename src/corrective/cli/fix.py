@@ -9,7 +9,7 @@ import typer
 
 from corrective import api
 from corrective.api import practitioner
-from corrective.api.practitioner import DEFAULT_EPOCHS, Recipe, load_user_model
+from corrective.api.practitioner import Recipe, load_user_model
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
@@ -32,7 +32,7 @@ from corrective.data import DATASETS
 from corrective.methods import METHODS, candidate_overrides, make_settings
 from corrective.models import MODELS
 from corrective.runs import check_out_dir
-from corrective.training import PRESETS
+from corrective.training import DEFAULT_EPOCHS, PRESETS
 
 # Options of the practitioner's path, shared by `fix` and `expand`
 WeightsOpt = Annotated[

@@ -35,6 +35,9 @@ class DatasetInfo:
     crop_pad: int = 4
     model: str = "resnet9"
     preset: str = "paper"  # the training preset (`training.PRESETS`) a run on this dataset uses by default
+    # A user's own data (npz, imagefolder): the preset's optimiser over a budget in epochs of the data's size
+    # (`training.DEFAULT_EPOCHS`), not the preset's step count, which is sized for another data set.
+    budget_in_epochs: bool = False
     interclass: tuple[int, int] | None = None
     download: Callable[[Path], None] | None = None  # fetch the files (needs torchvision, online)
     embedded: bool = False
