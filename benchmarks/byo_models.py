@@ -141,6 +141,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     load0 = os.getloadavg()
+    commit = subprocess.run(  # at the start: the code this run imports
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         ds = upsampled(seed)
@@ -157,9 +160,6 @@ def main() -> None:
         f"--trigger-size {args.trigger_size} --poison-size {args.poison_size} --networks {args.networks}"
         + (" --probe" if args.probe else "")
     )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
     if args.probe:
         print(
