@@ -179,6 +179,27 @@ def main() -> None:
                     f"{pct([r.get('val_class_drop', math.nan)])} | {pct([r['attack_success']])} | "
                     f"{pct([r['clean_acc']])} | {pct([r['target_acc']])} |"
                 )
+    print(
+        "\n## auto's candidates\n\nEvery setting of `auto`'s grid that ran, per attack and seed (alpha "
+        + ", ".join(f"{a:g}" for a in alphas)
+        + "): its ASR, C-Acc and target_acc on the test set (never seen by the rule) and the largest fall of a "
+        "class on the clean validation split, which the guarded rule reads (eligible: at most the guard, "
+        "`max_class_drop`); * marks the rule's choice, x a choice the guard rejected (the original returned).\n"
+    )
+    print("| attack | alpha | seed | setting | ASR | C-Acc | target | val class drop |")
+    print("|---|---:|---:|---|---:|---:|---:|---:|")
+    for k in kinds:
+        for a in alphas:
+            for s in seeds:
+                r = selected.get((k, "auto", a, s))
+                for c in (r or {}).get("candidates") or []:
+                    mark = " x" if c.get("rejected_by_guard") else " *" if c.get("selected") else ""
+                    setting = ", ".join(f"{n} {v}" for n, v in (c.get("settings") or {}).items() if n == "kl_weight")
+                    print(
+                        f"| {TITLES.get(k, k)} | {a:g} | {s} | {setting or c.get('settings')}{mark} | "
+                        f"{pct([c['attack_success']])} | {pct([c['clean_acc']])} | {pct([c['target_acc']])} | "
+                        f"{pct([c.get('val_class_drop', math.nan)])} |"
+                    )
     for k in kinds:
         print(f"\n## {TITLES.get(k, k)}\n")
         print("| method | alpha | ASR | C-Acc | target | healed | DER | cost × retrain | cost × oracle | n |")
