@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from corrective import api
-from corrective.data import Dataset, Split
+from corrective.data import Dataset, Split, load_dataset
 from corrective.data.batches import Pipeline, epochs
 from corrective.metrics import evaluate
 from corrective.models import create_model
-from corrective.training import TrainConfig, fit, train, use_bf16
+from corrective.training import TrainConfig, fit, get_preset, train, use_bf16
 
 
 def quality(seeds: list[int]) -> dict[str, list[dict]]:
@@ -106,9 +106,9 @@ def main() -> None:
         return statistics.mean(r[key] for r in q[kind])
 
     seconds = [r["train_seconds"] for k in ("none", "poison", "interclass") for r in q[k]]
-    digits = api.load_dataset("digits")
+    digits = load_dataset("digits")
     tp_digits = throughput(
-        create_model("cnn_small", 10, 1), digits.train, Pipeline.of(digits), api.get_preset("digits"), steps=100
+        create_model("cnn_small", 10, 1), digits.train, Pipeline.of(digits), get_preset("digits"), steps=100
     )
     cif = cifar_shaped()
     tp_cifar = throughput(

@@ -13,10 +13,10 @@ import torch
 from torch import nn
 
 from corrective import api
+from corrective.api.practitioner import Recipe, evaluate_fixed, fix, load_user_model
 from corrective.cli.app import main
 from corrective.data import load_dataset
 from corrective.methods import METHODS
-from corrective.practitioner import Recipe, evaluate_fixed, fix, load_user_model
 
 NETS = """
 from torch import nn
@@ -169,18 +169,27 @@ def test_cli_rem_on_a_standard_model_reloads_to_the_printed_accuracy(files: Path
 
 
 def test_cli_fixes_a_factory_model_on_a_hugging_face_dataset(files: Path, tmp_path: Path, monkeypatch, capsys):
-    out = tmp_path / "f"
-    args = ["fix", "--dataset", "hf", "--root", str(files / "hf"), "--image-key", "img", "--model", "byo_nets:build"]
-    args += ["--weights", str(files / "net.pt"), "--flagged", str(files / "flagged.txt"), "--method", "ssd", "--json"]
-    code, stdout, err = cli([*args, *FAST, "--out", str(out)], monkeypatch, capsys)
-    assert code == 0, err
-    printed = json.loads(stdout)
-    assert 0 <= printed["test_acc_after"] <= 1 and not math.isnan(printed["test_acc_before"])
-    saved = json.loads((out / "fix.json").read_text())
-    assert saved["rebuild"]["source"] == "byo_nets:build" and saved["rebuild"]["changes"] == {}
+    """Held in memory, then streamed (--memory-budget 0): the very same figures."""
+    printed = {}
+    for budget in ("4G", "0"):
+        out = tmp_path / f"f{budget}"
+        args = ["fix", "--dataset", "hf", "--root", str(files / "hf"), "--image-key", "img"]
+        args += ["--model", "byo_nets:build", "--weights", str(files / "net.pt"), "--memory-budget", budget]
+        args += ["--flagged", str(files / "flagged.txt"), "--method", "ssd", "--json"]
+        code, stdout, err = cli([*args, *FAST, "--out", str(out)], monkeypatch, capsys)
+        assert code == 0, err
+        printed[budget] = json.loads(stdout)
+        assert 0 <= printed[budget]["test_acc_after"] <= 1 and not math.isnan(printed[budget]["test_acc_before"])
+        saved = json.loads((out / "fix.json").read_text())
+        assert saved["rebuild"]["source"] == "byo_nets:build" and saved["rebuild"]["changes"] == {}
+        assert saved["record"]["streamed"] is (budget == "0")
+    varies = {"out", "unlearn_seconds"}
+    assert {k: v for k, v in printed["0"].items() if k not in varies} == {
+        k: v for k, v in printed["4G"].items() if k not in varies
+    }
     code, stdout, err = cli(["evaluate", str(out), "--json"], monkeypatch, capsys)
     assert code == 0, err
-    assert json.loads(stdout)["test_acc_after"] == printed["test_acc_after"]
+    assert json.loads(stdout)["test_acc_after"] == printed["0"]["test_acc_after"]
 
 
 @pytest.mark.parametrize(
@@ -204,6 +213,7 @@ def test_cli_fixes_a_factory_model_on_a_hugging_face_dataset(files: Path, tmp_pa
             "has no column 'image' (it has img, label)",
         ),
         (["--model", "torchvision:resnet18", "--weights", "net.pt"], "torchvision"),
+        (["--model", "byo_nets:build", "--weights", "net.pt", "--memory-budget", "lots"], "--memory-budget is a size"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_writes_nothing(

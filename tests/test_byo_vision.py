@@ -27,11 +27,11 @@ import torch
 from torch import nn
 
 import corrective
+from corrective.api.practitioner import Recipe
 from corrective.data import Split, load_dataset
 from corrective.data.base import channel_stats
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
-from corrective.practitioner import Recipe
 from corrective.training import TrainConfig, train
 
 HOW = "bash scripts/vision_env.sh && .venv-vision/bin/python -m pytest tests/test_byo_vision.py"

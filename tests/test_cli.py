@@ -61,6 +61,8 @@ def test_train_json_then_evaluate_round_trip(tmp_path: Path) -> None:
             "manipulation 'blended': blend must be in (0, 1), got 2.0",
         ),
         (["train", "--out", "{tmp}/a", "--manipulation", "sig", "--set", "corner=top-left"], "has no setting 'corner'"),
+        (["train", "--out", "{tmp}/a", "--epochs", "2", "--steps", "5"], "give --epochs or --steps, not both"),
+        (["train", "--out", "{tmp}/a", "--epochs", "0"], "--epochs must be a finite number > 0"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
@@ -69,6 +71,31 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, args: list[str], needle: s
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in r.stderr
     assert not (tmp_path / "a").exists()
+
+
+def test_train_on_your_own_data_budgets_in_epochs_and_says_the_cost_first(tmp_path: Path) -> None:
+    """npz data gets DEFAULT_EPOCHS epochs of its own size at the paper preset's batch (not its 4,000 steps of
+    512, sized for CIFAR-10), `--epochs` another count; a registered dataset keeps its preset's steps. The cost
+    is printed before training starts."""
+    import numpy as np
+
+    from corrective.data import load_dataset
+    from corrective.training import DEFAULT_EPOCHS, get_preset
+
+    d = load_dataset("digits", val_fraction=0.0)
+    np.savez(tmp_path / "train.npz", x=d.train.x.squeeze(1).numpy(), y=d.train.y.numpy())
+    np.savez(tmp_path / "test.npz", x=d.test.x.squeeze(1).numpy(), y=d.test.y.numpy())
+    n = len(load_dataset("npz", tmp_path, val_fraction=0.1).train)
+    batch = get_preset("paper").batch_size
+    for extra, epochs in (([], DEFAULT_EPOCHS), (["--epochs", "2"], 2.0)):
+        out = tmp_path / f"run{epochs:g}"
+        r = cli("train", "--dataset", "npz", "--root", str(tmp_path), "--model", "cnn_small", "--out", str(out), *extra)
+        assert r.returncode == 0, r.stderr
+        steps = round(epochs * n / batch)
+        assert json.loads((out / "run.json").read_text())["training"]["steps"] == steps
+        assert f"train: {steps} steps of batch {batch} ({steps * batch / n:.3g} epochs of {n} samples)" in r.stderr
+    r = cli("train", "--out", str(tmp_path / "digits"), "--steps", "20")
+    assert r.returncode == 0 and "train: 20 steps of batch 64" in r.stderr, r.stderr
 
 
 def test_manipulations_lists_the_registry() -> None:

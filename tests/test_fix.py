@@ -229,7 +229,7 @@ def test_a_label_outside_the_models_classes_is_named(user_files: Path, tmp_path:
 
 
 def test_the_recipe_defaults_to_epochs_of_the_data_and_is_printed(user_files: Path, tmp_path: Path) -> None:
-    from corrective.practitioner import recipe
+    from corrective.api.practitioner import recipe
 
     assert (recipe(1500, None, None, None, None, None, 0).steps, recipe(1500, None, None, None, 64, 0.05, 0).steps) == (
         round(40 * 1500 / 512),

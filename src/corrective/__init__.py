@@ -1,6 +1,6 @@
 """Corrective machine unlearning for PyTorch image classifiers.
 
-`corrective.fix(model, train=..., flagged=..., held_out=...)` corrects any classifier (`corrective.practitioner`);
+`corrective.fix(model, train=..., flagged=..., held_out=...)` corrects any classifier (`corrective.api.practitioner`);
 it and `Recipe` are imported on first use, so `import corrective` alone loads neither torch nor the package.
 """
 
@@ -14,7 +14,7 @@ __all__ = ["FixResult", "Recipe", "fix"]
 
 def __getattr__(name: str) -> Any:
     if name in __all__:
-        from corrective import practitioner  # lazy: the one import of the root (corrective.layers.ROOT_EXPORTS)
+        import corrective.api.practitioner as practitioner  # lazy: the root's one import (layers.ROOT_EXPORTS)
 
         return getattr(practitioner, name)
     raise AttributeError(f"module 'corrective' has no attribute {name!r}")

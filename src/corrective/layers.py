@@ -38,7 +38,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("metrics", ("corrective.metrics",)),
     ("expand", ("corrective.expand",)),
     ("methods", ("corrective.methods",)),
-    ("api", ("corrective.api", "corrective.practitioner")),
+    ("api", ("corrective.api",)),
     ("bench", ("corrective.bench",)),
     ("report", ("corrective.report",)),
     ("cli", ("corrective.cli", "corrective.__main__")),
@@ -46,7 +46,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 REPORT_MAY_IMPORT = ("corrective", "corrective.errors", "corrective.names")
 # The package root re-exports the practitioner's entry point (`corrective.fix`) lazily, inside a PEP 562
 # `__getattr__`, so `import corrective` stays light: its one allowed upward edge.
-ROOT_EXPORTS = ("corrective.practitioner",)
+ROOT_EXPORTS = ("corrective.api.practitioner",)
 
 ROOT = Path(__file__).resolve().parent
 

@@ -61,7 +61,8 @@ def predictions_within(part: Split, whole: Split, whole_pred: Tensor, model: nn.
         return whole_pred
     if part.stamp is None and whole.stamp is None and len(part) and bool(torch.isin(part.ids, whole.ids).all()):
         positions = whole.positions_of(part.ids)
-        if torch.equal(part.x, whole.x[positions.to(whole.x.device)]):
+        px, wx = part.x, whole.x  # streamed images (not held) are predicted anew
+        if isinstance(px, Tensor) and isinstance(wx, Tensor) and torch.equal(px, wx[positions.to(wx.device)]):
             return whole_pred[positions.cpu()]
     return predict(model, part, pipeline)
 

@@ -65,6 +65,14 @@ def get_preset(name: str) -> TrainConfig:
     return PRESETS.lookup(name)
 
 
+DEFAULT_EPOCHS = 40.0  # the paper's recipe: 4000 steps of 512 over CIFAR-10's 50,000 training images, ~41 epochs
+
+
+def steps_for(epochs: float, n: int, batch_size: int) -> int:
+    """Optimiser steps of `epochs` passes over `n` samples in batches of `batch_size` (at least one)."""
+    return max(1, round(epochs * n / batch_size))
+
+
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Learning rate at optimiser step `step` (0-based): linear warm-up, then linear decay."""
     if cfg.schedule == "constant":

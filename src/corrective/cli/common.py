@@ -68,6 +68,24 @@ def no_grid_note(method: str, grid: bool | None) -> str | None:
     return None
 
 
+UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_bytes(text: str, flag: str) -> int | None:
+    """A size as `4G`, `512M`, `100000` (bytes) or `none` (no limit)."""
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    if value == "NONE":
+        return None
+    number, unit = (value[:-1], value[-1]) if value[-1:] in UNITS and value[-1:] else (value, "")
+    try:
+        size = float(number) * UNITS[unit]
+    except ValueError:
+        raise UserError(f"{flag} is a size such as 4G, 512M or a number of bytes (or none), got {text!r}") from None
+    if not (size >= 0 and math.isfinite(size)):
+        raise UserError(f"{flag} must be >= 0, got {text!r}")
+    return int(size)
+
+
 def names(registry: Iterable[str]) -> str:
     """A registry's names for a --help text, so the help lists exactly what the code accepts."""
     return ", ".join(sorted(registry))

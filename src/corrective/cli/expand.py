@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from corrective import api
+from corrective.api.practitioner import load_user_model
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
@@ -15,6 +16,7 @@ from corrective.cli.common import (
     OverwriteOpt,
     QuietOpt,
     SeedOpt,
+    parse_bytes,
     parse_sets,
     print_metrics,
     setting_lines,
@@ -24,6 +26,7 @@ from corrective.cli.fix import (
     ImageKeyOpt,
     LabelKeyOpt,
     MeanOpt,
+    MemoryBudgetOpt,
     ModelOpt,
     NumClassesOpt,
     RootOpt,
@@ -33,7 +36,6 @@ from corrective.cli.fix import (
 from corrective.errors import UserError
 from corrective.expand import STRATEGIES, Expansion, expand, make_strategy_settings
 from corrective.metrics import expansion_quality
-from corrective.practitioner import load_user_model
 from corrective.runs import write_json
 
 
@@ -64,6 +66,7 @@ def expand_cmd(
     num_classes: NumClassesOpt = None,
     image_key: ImageKeyOpt = "image",
     label_key: LabelKeyOpt = "label",
+    memory_budget: MemoryBudgetOpt = "4G",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -111,6 +114,7 @@ def expand_cmd(
             num_classes=num_classes,
             image_key=image_key,
             label_key=label_key,
+            memory_budget=parse_bytes(memory_budget, "--memory-budget"),
         )
         forget_ids = api.check_flagged(data.train, data.ids)  # each id once (the file may repeat some)
         result = expand(

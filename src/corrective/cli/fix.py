@@ -7,7 +7,9 @@ from typing import Annotated, Any
 
 import typer
 
-from corrective import api, practitioner
+from corrective import api
+from corrective.api import practitioner
+from corrective.api.practitioner import Recipe, load_user_model
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
@@ -22,15 +24,15 @@ from corrective.cli.common import (
     SelectionOpt,
     names,
     no_grid_note,
+    parse_bytes,
     parse_sets,
     print_metrics,
 )
 from corrective.data import DATASETS
 from corrective.methods import METHODS, candidate_overrides, make_settings
 from corrective.models import MODELS
-from corrective.practitioner import DEFAULT_EPOCHS, Recipe, load_user_model
 from corrective.runs import check_out_dir
-from corrective.training import PRESETS
+from corrective.training import DEFAULT_EPOCHS, PRESETS
 
 # Options of the practitioner's path, shared by `fix` and `expand`
 WeightsOpt = Annotated[
@@ -62,6 +64,13 @@ NumClassesOpt = Annotated[
 ]
 ImageKeyOpt = Annotated[str, typer.Option(help="--dataset hf: the column of the images.")]
 LabelKeyOpt = Annotated[str, typer.Option(help="--dataset hf: the column of the labels.")]
+MemoryBudgetOpt = Annotated[
+    str,
+    typer.Option(
+        help="--dataset hf: images larger than this (bytes, or with K/M/G) are read a batch at a time instead of "
+        "held in memory; 'none': always held. The other datasets' loaders hold their files in memory."
+    ),
+]
 WidthOpt = Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")]
 MeanOpt = Annotated[str | None, typer.Option(help="Per-channel mean your model expects, e.g. 0.49,0.48,0.45.")]
 StdOpt = Annotated[str | None, typer.Option(help="Per-channel std your model expects.")]
@@ -112,6 +121,7 @@ def fix(
     num_classes: NumClassesOpt = None,
     image_key: ImageKeyOpt = "image",
     label_key: LabelKeyOpt = "label",
+    memory_budget: MemoryBudgetOpt = "4G",
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -159,6 +169,7 @@ def fix(
         num_classes=num_classes,
         image_key=image_key,
         label_key=label_key,
+        memory_budget=parse_bytes(memory_budget, "--memory-budget"),
     )
     plan = Recipe(epochs, batch_size, lr, steps, preset)
     cfg = plan.config(len(data.train), seed)

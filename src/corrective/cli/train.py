@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from corrective import api
+from corrective.api.practitioner import evaluate_fixed
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
@@ -27,8 +28,16 @@ from corrective.errors import UserError
 from corrective.manipulations import MANIPULATIONS, ordered
 from corrective.models import MODELS
 from corrective.models.masks import TRAINING_TYPES
-from corrective.practitioner import evaluate_fixed
-from corrective.training import PRESETS
+from corrective.training import DEFAULT_EPOCHS, PRESETS, TrainConfig
+
+
+def announce_recipe(cfg: TrainConfig, n: int) -> None:
+    """What the training will cost, before it starts."""
+    typer.echo(
+        f"train: {cfg.steps} steps of batch {cfg.batch_size} ({cfg.steps * cfg.batch_size / n:.3g} epochs of {n} "
+        f"samples) at lr {cfg.lr:g}; --steps or --epochs changes it",
+        err=True,
+    )
 
 
 @app.command()
@@ -45,6 +54,13 @@ def train(
         str | None, typer.Option(help=f"Training preset: {names(PRESETS)} (default: the dataset's).")
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Override the preset's step budget.")] = None,
+    epochs: Annotated[
+        float | None,
+        typer.Option(
+            help=f"The budget in epochs of the training split instead (npz and imagefolder default to "
+            f"{DEFAULT_EPOCHS:g}, the paper's; the other datasets to their preset's steps)."
+        ),
+    ] = None,
     target: Annotated[int | None, typer.Option(help="A backdoor's target class (default 0).")] = None,
     trigger_size: Annotated[int | None, typer.Option(help="Poison: trigger side in px (default 3; 2 on 8x8).")] = None,
     classes: Annotated[str | None, typer.Option(help="Interclass: the two classes, e.g. 3,5.")] = None,
@@ -93,6 +109,7 @@ def train(
         width=width,
         preset=preset,
         steps=steps,
+        epochs=epochs,
         val_fraction=val_fraction,
         device=device,
         manipulation_settings=settings,
@@ -102,6 +119,7 @@ def train(
         overwrite=overwrite,
         progress=False if quiet or as_json else None,
         training=training,
+        announce=None if quiet or as_json else announce_recipe,
     )
     print_metrics(run.metrics, as_json, {"run_dir": str(run.path), "train_seconds": run.train_seconds})
 

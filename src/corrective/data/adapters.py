@@ -11,8 +11,14 @@ method and metric uses):
   raw images; float images are model inputs as they are;
 - a `Split` is taken as it is.
 
-A random transform in a torch Dataset is drawn once, when the data is read. Streaming data larger than
-memory through a DataLoader is not done yet: everything is materialised.
+A random transform in a torch Dataset is drawn once, when the data is read.
+
+Data whose images would take more than `memory_budget` bytes (`to_split`'s; `corrective.fix` defaults to
+`DEFAULT_MEMORY_BUDGET`) is not materialised: the split's images are a `data.streamed.StreamedImages` that
+reads a batch at a time from the source (`dataset[i]` for a torch Dataset, rows of a Hugging Face dataset
+or of the arrays — a numpy memmap stays on disk), checked as each batch is read. Its labels are read once:
+a torch Dataset's `targets` where it has them, else one pass over the data. Then a random transform is drawn
+anew at every read.
 """
 
 from __future__ import annotations
@@ -25,9 +31,11 @@ from torch import Tensor
 
 from corrective.data.base import Split
 from corrective.data.custom import to_labels, to_nchw
+from corrective.data.streamed import Reader, StreamedImages
 from corrective.errors import UserError
 
 HF_HINT = "install the extra: pip install 'corrective-unlearning[hf]'"
+DEFAULT_MEMORY_BUDGET = 4 * 2**30  # bytes of images `corrective.fix` holds in memory; larger data is streamed
 
 
 def as_images(x: Any, where: str) -> Tensor:
@@ -83,27 +91,72 @@ def labels_of(values: Any, n: int, where: str) -> Tensor:
     return to_labels("data", where, y, n)
 
 
-def from_torch(data: Any, where: str) -> tuple[Tensor, Tensor]:
-    """Read a map-style torch Dataset once, in order: (images, labels)."""
+def length_of(data: Any, where: str) -> int:
     try:
-        n = len(data)
+        return len(data)
     except TypeError:
         raise UserError(f"{where}: a {type(data).__name__} has no length; give a map-style Dataset") from None
-    images: list[Any] = []
-    labels: list[Any] = []
-    for i in range(n):
-        item = data[i]
-        if not (isinstance(item, (tuple, list)) and len(item) >= 2):
-            raise UserError(f"{where}: sample {i} is not an (image, label) pair; yield (image, label)")
-        images.append(_image_array(item[0], where))
-        label = item[1]
-        labels.append(int(label.item()) if isinstance(label, Tensor) else label)
-    x = stack(images, where)
-    return x, labels_of(labels, len(x), where)
 
 
-def from_hf(data: Any, image_key: str, label_key: str, where: str) -> tuple[Tensor, Tensor]:
-    """A Hugging Face `datasets.Dataset`'s image and label columns."""
+def pair_of(data: Any, i: int, where: str) -> tuple[Any, Any]:
+    """Sample `i` of a torch Dataset as (image array or tensor, label)."""
+    item = data[i]
+    if not (isinstance(item, (tuple, list)) and len(item) >= 2):
+        raise UserError(f"{where}: sample {i} is not an (image, label) pair; yield (image, label)")
+    label = item[1]
+    return _image_array(item[0], where), int(label.item()) if isinstance(label, Tensor) else label
+
+
+def from_torch(data: Any, where: str) -> tuple[Tensor, Tensor]:
+    """Read a map-style torch Dataset once, in order: (images, labels)."""
+    pairs = [pair_of(data, i, where) for i in range(length_of(data, where))]
+    x = stack([image for image, _ in pairs], where)
+    return x, labels_of([label for _, label in pairs], len(x), where)
+
+
+def source_of(data: Any, where: str, image_key: str, label_key: str) -> tuple[Reader, int, Any]:
+    """(a reader of the images at some positions as one batch, the number of samples, a function giving
+    every label) for data in any supported form."""
+    if is_hf(data):
+        check_columns(data, image_key, label_key, where)
+        return (
+            lambda idx: stack([_image_array(item, where) for item in data[idx][image_key]], where),
+            len(data),
+            lambda: list(data[label_key]),
+        )
+    if isinstance(data, tuple) and len(data) == 2:
+        images, labels = data
+        return lambda idx: as_images(images[idx], where), len(images), lambda: labels
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        n = length_of(data, where)
+        targets = getattr(data, "targets", None)  # torchvision's datasets keep their labels beside the images
+
+        def every_label() -> Any:
+            if targets is not None and len(targets) == n:
+                return targets
+            return [pair_of(data, i, where)[1] for i in range(n)]
+
+        return lambda idx: stack([pair_of(data, i, where)[0] for i in idx], where), n, every_label
+    raise UserError(
+        f"{where}: a {type(data).__name__} is not data corrective reads; give a torch Dataset of "
+        "(image, label), a Hugging Face dataset, a pair (images, labels) or a Split"
+    )
+
+
+def streamed_split(data: Any, where: str, image_key: str, label_key: str, memory_budget: int) -> Split | None:
+    """The data as a streamed split where its images would take more than `memory_budget` bytes, else None."""
+    read, n, every_label = source_of(data, where, image_key, label_key)
+    if n == 0:
+        return None
+    first = read([0])
+    if n * first[0].nelement() * first.element_size() <= memory_budget:
+        return None
+    x = StreamedImages(read, tuple(first.shape[1:]), first.dtype, torch.arange(n))
+    return Split(x, labels_of(every_label(), n, where), torch.arange(n))
+
+
+def check_columns(data: Any, image_key: str, label_key: str, where: str) -> None:
+    """A Hugging Face dataset has the named image and label columns; one clear line where not."""
     columns = list(getattr(data, "column_names", []))
     missing = [k for k in (image_key, label_key) if k not in columns]
     if missing:
@@ -111,6 +164,11 @@ def from_hf(data: Any, image_key: str, label_key: str, where: str) -> tuple[Tens
             f"{where}: the Hugging Face dataset has no column {' or '.join(map(repr, missing))} (it has "
             f"{', '.join(columns)}); name its columns with image_key=/label_key= (--image-key/--label-key)"
         )
+
+
+def from_hf(data: Any, image_key: str, label_key: str, where: str) -> tuple[Tensor, Tensor]:
+    """A Hugging Face `datasets.Dataset`'s image and label columns."""
+    check_columns(data, image_key, label_key, where)
     x = stack([_image_array(item, where) for item in data[image_key]], where)
     return x, labels_of(list(data[label_key]), len(x), where)
 
@@ -119,10 +177,19 @@ def is_hf(data: Any) -> bool:
     return type(data).__module__.startswith("datasets.") and hasattr(data, "column_names")
 
 
-def to_split(data: Any, where: str, *, image_key: str = "image", label_key: str = "label") -> Split:
-    """Any supported form of data as a Split whose ids are positions in it (see the module docstring)."""
+def to_split(
+    data: Any, where: str, *, image_key: str = "image", label_key: str = "label", memory_budget: int | None = None
+) -> Split:
+    """Any supported form of data as a Split whose ids are positions in it, streamed where its images would
+    take more than `memory_budget` bytes (None: always held; see the module docstring)."""
     if isinstance(data, Split):
         return data
+    if memory_budget is not None:
+        if not (isinstance(memory_budget, int) and memory_budget >= 0):
+            raise UserError(f"memory_budget is a number of bytes >= 0, got {memory_budget!r}")
+        streamed = streamed_split(data, where, image_key, label_key, memory_budget)
+        if streamed is not None:
+            return streamed
     if is_hf(data):
         x, y = from_hf(data, image_key, label_key, where)
     elif isinstance(data, tuple) and len(data) == 2:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
+from corrective.data.streamed import StreamedImages
 from corrective.errors import UserError
 
 # (float images in [0, 1] after augmentation, positions in the split) -> images
@@ -19,7 +20,9 @@ class Split:
     """One split: images uint8 (N, C, H, W), labels int64 (N,), stable ids int64 (N,).
 
     Images may also be float32 (N, C, H, W): model inputs as they are (a user's dataset with its own
-    transform applied, `data.adapters`); the pipeline then skips the uint8 scaling.
+    transform applied, `data.adapters`); the pipeline then skips the uint8 scaling. Images larger than the
+    memory budget are a `StreamedImages` (`data.streamed`): read a batch at a time through `images`, which
+    every batch goes through; subsets are views of the same source.
 
     `stamp`, when set, is applied to every batch after augmentation (a BadNet trigger
     on the samples that carry it). It is part of the data as a learner sees it, so a
@@ -27,7 +30,7 @@ class Split:
     samples carry a trigger.
     """
 
-    x: Tensor
+    x: Tensor | StreamedImages
     y: Tensor
     ids: Tensor
     stamp: Stamp | None = field(default=None, repr=False, compare=False)
@@ -43,6 +46,17 @@ class Split:
 
     def __len__(self) -> int:
         return len(self.y)
+
+    @property
+    def streamed(self) -> bool:
+        """Whether the images are read from their source batch by batch (`data.streamed`)."""
+        return isinstance(self.x, StreamedImages)
+
+    def images(self, positions: Tensor) -> Tensor:
+        """The images at `positions` as one tensor (read from the source where streamed)."""
+        if isinstance(self.x, StreamedImages):
+            return self.x.take(positions)
+        return self.x[positions]
 
     def positions_of(self, ids: Tensor) -> Tensor:
         """Positions in this split of the given sample ids; a clear error for unknown ids."""
@@ -85,6 +99,23 @@ def channel_stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and std (at least 1e-3) of uint8 images scaled to [0, 1]: the data's own normalisation."""
     xf = x.float() / 255
     return tuple(xf.mean(dim=(0, 2, 3)).tolist()), tuple(xf.std(dim=(0, 2, 3)).clamp(min=1e-3).tolist())
+
+
+def split_channel_stats(split: Split, chunk: int = 256) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """`channel_stats` of a split's uint8 images read `chunk` at a time (in float64), so images held in memory
+    and streamed ones (`data.streamed`) give the very same figures."""
+    channels = int(split.x.shape[1])
+    total = torch.zeros(channels, dtype=torch.float64)
+    squares = torch.zeros_like(total)
+    for pos in torch.arange(len(split)).split(chunk):
+        xf = split.images(pos).cpu().double() / 255
+        total += xf.sum(dim=(0, 2, 3))
+        squares += (xf * xf).sum(dim=(0, 2, 3))
+    count = len(split) * int(split.x.shape[2]) * int(split.x.shape[3])
+    mean = total / count
+    var = (squares - count * mean * mean) / max(count - 1, 1)  # unbiased, as torch.std
+    std = var.clamp(min=0).sqrt().clamp(min=1e-3)
+    return tuple(mean.float().tolist()), tuple(std.float().tolist())
 
 
 @dataclass(frozen=True)

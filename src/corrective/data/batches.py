@@ -44,7 +44,8 @@ class Pipeline:
     ) -> Tensor:
         """Model inputs for the samples of `split` at positions `pos` (uint8 images scaled to [0, 1] first;
         float images are taken as they are)."""
-        x = split.x[pos].float().div_(255) if split.x.dtype == torch.uint8 else split.x[pos]
+        x = split.images(pos)
+        x = x.float().div_(255) if x.dtype == torch.uint8 else x
         if augment:
             x = augment_batch(x, self.crop_pad, self.flip, gen)
         if split.stamp is not None:

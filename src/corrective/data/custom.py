@@ -175,6 +175,7 @@ register_dataset(
         flip=False,
         crop_pad=0,
         model="resnet9",
+        budget_in_epochs=True,
     )
 )
 
@@ -187,5 +188,6 @@ register_dataset(
         flip=False,
         crop_pad=0,
         model="resnet9",
+        budget_in_epochs=True,
     )
 )

@@ -35,6 +35,9 @@ class DatasetInfo:
     crop_pad: int = 4
     model: str = "resnet9"
     preset: str = "paper"  # the training preset (`training.PRESETS`) a run on this dataset uses by default
+    # A user's own data (npz, imagefolder): the preset's optimiser over a budget in epochs of the data's size
+    # (`training.DEFAULT_EPOCHS`), not the preset's step count, which is sized for another data set.
+    budget_in_epochs: bool = False
     interclass: tuple[int, int] | None = None
     download: Callable[[Path], None] | None = None  # fetch the files (needs torchvision, online)
     embedded: bool = False
@@ -116,6 +119,6 @@ def load_dataset(
     train = Split(raw.train_x[~val_mask], raw.train_y[~val_mask], ids[~val_mask])
     val = Split(raw.train_x[val_mask], raw.train_y[val_mask], ids[val_mask])
     test = Split(raw.test_x, raw.test_y, torch.arange(len(raw.test_y)))
-    mean, std = channel_stats(train.x)
+    mean, std = channel_stats(raw.train_x[~val_mask])
     num_classes = len(raw.class_names) if raw.class_names else int(raw.train_y.max()) + 1
     return Dataset(name, num_classes, train, val, test, mean, std, info.flip, info.crop_pad, raw.class_names)

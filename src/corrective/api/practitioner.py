@@ -23,10 +23,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from corrective import api
+from corrective.api.core import check_expand, resolve_selection
+from corrective.api.correct import correct
+from corrective.api.flagged import check_flagged, read_flagged
 from corrective.data import Split, load_dataset
-from corrective.data.adapters import load_hf, to_split
-from corrective.data.base import channel_stats
+from corrective.data.adapters import DEFAULT_MEMORY_BUDGET, load_hf, to_split
+from corrective.data.base import split_channel_stats
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.methods import check_needs, get_method
@@ -36,9 +38,7 @@ from corrective.models.adapters import ResetSpec, apply_changes, build_named, ch
 from corrective.models.embedding import Featured
 from corrective.models.registry import data_settings
 from corrective.runs import save_model, state_mismatch, write_dir, write_json
-from corrective.training import TrainConfig, get_preset
-
-DEFAULT_EPOCHS = 40.0  # the paper's recipe: 4000 steps of 512 over CIFAR-10's 50,000 training images, ~41 epochs
+from corrective.training import DEFAULT_EPOCHS, TrainConfig, get_preset, steps_for
 
 
 def recipe(
@@ -61,7 +61,7 @@ def recipe(
     if steps is None and epochs is None and preset is not None:
         steps = base.steps  # a named preset keeps its budget
     elif steps is None:
-        steps = max(1, round((epochs or DEFAULT_EPOCHS) * n / batch))
+        steps = steps_for(epochs or DEFAULT_EPOCHS, n, batch)
     try:
         return replace(base, steps=steps, batch_size=batch, lr=lr or base.lr, seed=seed)
     except ValueError as e:
@@ -130,20 +130,25 @@ class UserData:
 
 
 def load_user_data(
-    dataset: str, root: Path | None, seed: int, image_key: str = "image", label_key: str = "label"
+    dataset: str,
+    root: Path | None,
+    seed: int,
+    image_key: str = "image",
+    label_key: str = "label",
+    memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
 ) -> tuple[Split, Split | None, Pipeline]:
     """A registered loader's train and test splits (ids: positions in the training file), or `hf`: a Hugging
-    Face dataset saved with save_to_disk (its `train` and `test` splits, or one dataset to train on)."""
+    Face dataset saved with save_to_disk (its `train` and `test` splits, or one dataset to train on), streamed
+    where its images would take more than `memory_budget` bytes."""
     if dataset != "hf":
         ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed)
         return ds.train, ds.test, Pipeline.of(ds)
     if root is None:
         raise UserError("--dataset hf reads a dataset saved with save_to_disk: give its folder with --root")
     train_part, test_part = load_hf(root)
-    train = to_split(train_part, f"hf {root} train", image_key=image_key, label_key=label_key)
-    test = (
-        None if test_part is None else to_split(test_part, f"hf {root} test", image_key=image_key, label_key=label_key)
-    )
+    keys = {"image_key": image_key, "label_key": label_key}
+    train = to_split(train_part, f"hf {root} train", **keys, memory_budget=memory_budget)
+    test = None if test_part is None else to_split(test_part, f"hf {root} test", **keys, memory_budget=memory_budget)
     return train, test, data_pipeline(train)
 
 
@@ -199,6 +204,7 @@ def load_user_model(
     num_classes: int | None = None,
     image_key: str = "image",
     label_key: str = "label",
+    memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
 ) -> UserData:
     """The practitioner's files: data (train as given, test held out), model with weights, flagged ids
     (checked against the training data).
@@ -209,8 +215,8 @@ def load_user_model(
     whatever `model` says.
     """
     dev = resolve_device(device)
-    train, test, pipe = load_user_data(dataset, root, seed, image_key, label_key)
-    ids = None if flagged is None else api.read_flagged(flagged, keep_repeats=True)
+    train, test, pipe = load_user_data(dataset, root, seed, image_key, label_key, memory_budget)
+    ids = None if flagged is None else read_flagged(flagged, keep_repeats=True)
     rebuild = read_rebuild(weights)
     changes: dict[str, Any] = {}
     if rebuild is not None:
@@ -244,7 +250,7 @@ def load_user_model(
         pipe = replace(pipe, mean=parse_channels(mean, pipe.mean, "--mean"), std=parse_channels(std, pipe.std, "--std"))
     train, test = train.to(dev), None if test is None else test.to(dev)
     if ids is not None:
-        api.check_flagged(train, ids)  # every id a training sample; repeats kept for `api.describe_flags`
+        check_flagged(train, ids)  # every id a training sample; repeats kept for `api.describe_flags`
     checked = torch.zeros(0, dtype=torch.long) if ids is None else ids
     return UserData(train, test, pipe, net, spec, checked, changes)
 
@@ -257,7 +263,7 @@ def data_pipeline(
     where given). No augmentation."""
     channels = int(train.x.shape[1])
     if train.x.dtype == torch.uint8:
-        own_mean, own_std = channel_stats(train.x)
+        own_mean, own_std = split_channel_stats(train)
     else:
         own_mean, own_std = (0.0,) * channels, (1.0,) * channels
     return Pipeline(
@@ -340,6 +346,7 @@ def fix(
     factory: Callable[[], nn.Module] | None = None,
     image_key: str = "image",
     label_key: str = "label",
+    memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
     pipeline: Pipeline | None = None,
@@ -354,7 +361,9 @@ def fix(
     input of its classifier (`get_classifier()`, else its last nn.Linear, else the layer `feature_layer`
     names). `train` is the data the model was trained on (labels as given) and `held_out` trusted clean
     data (guarded selection compares classes on it; `auto` needs it): a torch Dataset of (image, label), a
-    Hugging Face dataset (`image_key`, `label_key` columns), a pair (images, labels) or a Split. uint8
+    Hugging Face dataset (`image_key`, `label_key` columns), a pair (images, labels) or a Split; data whose
+    images would take more than `memory_budget` bytes (default 4 GiB; None: no limit) is read a batch at a
+    time from its source instead of held in memory (`data.adapters`). uint8
     images are normalised by `mean`/`std` (default: the training data's), float images are taken as the
     model's inputs. `recipe` is how the model was trained (method budgets are shares of it). A method that
     needs a fresh model gets a reset copy of `model`, or `factory()` where given (or `spec.build()`: a
@@ -363,8 +372,8 @@ def fix(
     its class); `result.save(folder)` writes it with that record. The other arguments are `api.correct`'s.
     """
     info = get_method(method)
-    api.resolve_selection(method, selection, max_class_drop)
-    api.check_expand(method, expand)
+    resolve_selection(method, selection, max_class_drop)
+    check_expand(method, expand)
     if not isinstance(model, nn.Module):
         raise UserError(f"model must be a torch nn.Module, got a {type(model).__name__}")
     if not info.is_method:
@@ -372,8 +381,12 @@ def fix(
     if factory is not None and not callable(factory):
         raise UserError("factory must be a function returning a new model")
     dev = device_of(model)
-    tr = to_split(train, "train", image_key=image_key, label_key=label_key).to(dev)
-    ho = None if held_out is None else to_split(held_out, "held_out", image_key=image_key, label_key=label_key).to(dev)
+
+    def read(data: Any, where: str) -> Split:
+        return to_split(data, where, image_key=image_key, label_key=label_key, memory_budget=memory_budget).to(dev)
+
+    tr = read(train, "train")
+    ho = None if held_out is None else read(held_out, "held_out")
     if ho is not None and ho.x.shape[1:] != tr.x.shape[1:]:
         raise UserError(
             f"held-out images are {tuple(ho.x.shape[1:])} (C, H, W) but training images are "
@@ -394,7 +407,7 @@ def fix(
     check_needs(method, net, spec)
     cfg = (recipe or Recipe()).config(len(tr), seed)
     before = accuracy(model, ho, pipe) if ho is not None else float("nan")
-    result = api.correct(
+    result = correct(
         net,
         tr,
         ids,
@@ -427,6 +440,7 @@ def fix(
         "model": spec.name,
         "num_classes": classes,
         "n_train": len(tr),
+        "streamed": tr.streamed,  # the training images read a batch at a time (larger than memory_budget)
         "recipe": cfg.to_dict(),
         "held_out_acc_before": before,
         "held_out_acc_after": after,
