@@ -1,26 +1,35 @@
 """torchvision's ResNet-18, corrected with `corrective.fix`, next to the registered ResNet-9 (issue 19).
 
-    bash scripts/vision_env.sh   # .venv-vision: a torch that torchvision imports beside
-    OMP_NUM_THREADS=1 .venv-vision/bin/python benchmarks/byo_models.py [--steps 150] [--seeds 0] \
+    # a Python with torch and torchvision (e.g. the .venv-vision of scripts/vision_env.sh):
+    OMP_NUM_THREADS=1 PYTHONPATH=src .venv-vision/bin/python benchmarks/byo_models.py [--steps 300] [--seeds 0] \
+        [--trigger-size 8] [--poison-size 0.05] [--networks torchvision:resnet18,resnet9] [--probe] \
         > benchmarks/results/byo_models.md
 
-Digits upsampled to 32x32 (nearest) and repeated to 3 channels, poisoned (5 %, a 3x3 trigger), a clean
-10 % carved from the training data as trusted held-out data. Each network is trained by the one training
-loop on the poisoned data (`steps` steps of batch 64), then corrected with `corrective.fix` (method auto:
-expansion, SCRUB, guarded selection) given the first 10 % of the poisoned ids (alpha 0.1) and the
-recipe it was trained with. The ResNet-18 is `torchvision.models.resnet18(weights=None, num_classes=10)`
-as torchvision builds it (7x7/2 stem, max-pool, four stages of two basic blocks, 64-512 channels, average
-pool, linear head; 11.2 M parameters), built by `corrective.models.adapters.build_named("torchvision:resnet18")`
-as `corrective fix --model torchvision:resnet18` builds it; it is to `corrective.fix` a model like any user's:
-not registered, no capacity masks, fresh models by reset.
+Digits upsampled to 32x32 (nearest: each digit pixel a 4x4 block) and repeated to 3 channels, poisoned
+(`--poison-size` of the training data, default 5 %, with a `--trigger-size` square patch at the
+bottom-right corner, default 8x8 = 2x2 digit pixels; in 150 steps neither network learnt a 3x3 patch and
+ResNet-9 not the 8x8 one, hence 300 steps by default), a clean 10 % carved from the training data as
+trusted held-out data. Each network is trained by the one training loop on the poisoned data (`steps`
+steps of batch 64), then corrected with `corrective.fix` (method auto: expansion, SCRUB, guarded
+selection) given the first 10 % of the poisoned ids (alpha 0.1) and the recipe it was trained with.
+`--probe` trains and evaluates the originals only (no fix): the cheap check that a setting's backdoor is
+learnt before paying for the comparison. The ResNet-18 is
+`torchvision.models.resnet18(weights=None, num_classes=10)` as torchvision builds it (7x7/2 stem,
+max-pool, four stages of two basic blocks, 64-512 channels, average pool, linear head; 11.2 M
+parameters), built by `corrective.models.adapters.build_named("torchvision:resnet18")` as
+`corrective fix --model torchvision:resnet18` builds it; it is to `corrective.fix` a model like any
+user's: not registered, no capacity masks, fresh models by reset.
 
 Cost is fix's wall time over the original training's (one retrain), measured in one process, one thread.
+The header names the command, date, machine, commit and load.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import platform
+import subprocess
 import time
 from typing import Any
 
@@ -56,14 +65,24 @@ def chosen(record: dict[str, Any]) -> str:
     return f"{base}, kl_weight {settings['kl_weight']}" if base == "scrub" and "kl_weight" in settings else base
 
 
-def one(name: str, net: nn.Module, ds: Dataset, seed: int, steps: int) -> dict[str, Any]:
-    manip = manipulate(ds, "poison", seed=seed, trigger_size=3)
-    recipe = corrective.Recipe(steps=steps, batch_size=64, lr=0.05)
+def one(name: str, net: nn.Module, ds: Dataset, seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    manip = manipulate(ds, "poison", seed=seed, size=args.poison_size, trigger_size=args.trigger_size)
+    recipe = corrective.Recipe(steps=args.steps, batch_size=64, lr=0.05)
     cfg = recipe.config(len(ds.train), seed)  # the recipe fix is told is the one the model was trained with
     start = time.perf_counter()
     train(net, manip.apply(ds.train), Pipeline.of(ds), cfg, progress=False)
     train_s = time.perf_counter() - start
     before = evaluate(net, ds, manip)
+    if args.probe:  # the original training alone: is the backdoor learnt at this setting?
+        return {
+            "name": name,
+            "n_manipulated": len(manip.ids),
+            "before_asr": before["attack_success"],
+            "before_target": before["target_acc"],
+            "before_acc_corr": before["acc_corr"],
+            "before_test": before["clean_acc"],
+            "train_s": train_s,
+        }
     start = time.perf_counter()
     result = corrective.fix(
         net,
@@ -102,29 +121,67 @@ def one(name: str, net: nn.Module, ds: Dataset, seed: int, steps: int) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=150)
-    parser.add_argument("--seeds", default="0")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=300, help="the original training's steps of 64 (default 300)")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    parser.add_argument(
+        "--trigger-size", type=int, default=8, help="the poison's square patch, in 32-px pixels (default 8)"
+    )
+    parser.add_argument(
+        "--poison-size", type=float, default=0.05, help="share of the training data poisoned (default 0.05)"
+    )
+    parser.add_argument(
+        "--networks",
+        default="torchvision:resnet18,resnet9",
+        help="comma-separated model names (default torchvision:resnet18,resnet9)",
+    )
+    parser.add_argument(
+        "--probe", action="store_true", help="train and evaluate the originals only (no fix): is the backdoor learnt?"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     load0 = os.getloadavg()
+    commit = subprocess.run(  # at the start: the code this run imports
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
     rows = []
     for seed in (int(s) for s in args.seeds.split(",")):
         ds = upsampled(seed)
-        for name in ("torchvision:resnet18", "resnet9"):
+        for name in args.networks.split(","):
             torch.manual_seed(seed)
             net = build_named(name, 10, 3)
-            rows.append({"seed": seed, **one(name, net, ds, seed, args.steps)})
+            rows.append({"seed": seed, **one(name, net, ds, seed, args)})
     load = os.getloadavg()
     import torchvision
 
     cfg = corrective.Recipe(steps=args.steps, batch_size=64, lr=0.05).config(1, 0)
+    command = (
+        f"OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/byo_models.py --steps {args.steps} --seeds {args.seeds} "
+        f"--trigger-size {args.trigger_size} --poison-size {args.poison_size} --networks {args.networks}"
+        + (" --probe" if args.probe else "")
+    )
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
+    if args.probe:
+        print(
+            f"`{command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit}; {machine}; load "
+            f"{load0[0]:.1f} → {load[0]:.1f}\n"
+        )
+        print("| network | seed | poisoned | attack success | target_acc | acc_corr | test acc | train s |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r in rows:
+            print(
+                f"| {r['name']} | {r['seed']} | {r['n_manipulated']} | {r['before_asr']:.3f} "
+                f"| {r['before_target']:.3f} | {r['before_acc_corr']:.3f} | {r['before_test']:.3f} "
+                f"| {r['train_s']:.0f} |"
+            )
+        return
     print("# Any model: torchvision's ResNet-18 corrected with `corrective.fix` (digits 32 px, poison)\n")
     print(
-        f"`OMP_NUM_THREADS=1 .venv-vision/bin/python benchmarks/byo_models.py --steps {args.steps} --seeds "
-        f"{args.seeds}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; torch {torch.__version__}, "
-        f"torchvision {torchvision.__version__}; one thread, CPU, load average at the start {load0[0]:.1f}, at the "
-        f"end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min; 2 cores shared with other sessions). "
+        f"`{command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit}; machine: {machine}; "
+        f"torch {torch.__version__}, torchvision {torchvision.__version__}; one thread, CPU, load average at the start "
+        f"{load0[0]:.1f}, at the end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min; 2 cores shared "
+        f"with other sessions). Poison: {args.poison_size:g} of the training data, a {args.trigger_size}x"
+        f"{args.trigger_size} patch at 32 px, target class 0. "
         f"Recipe, for the original training and given to fix: {cfg.steps} steps of {cfg.batch_size}, lr {cfg.lr}, "
         f"momentum {cfg.momentum}, weight decay {cfg.weight_decay}, precision {cfg.precision} (bf16 autocast "
         "at 32 px). alpha 0.1: the first 10 % of the poisoned ids flagged; method auto (guarded selection); "
