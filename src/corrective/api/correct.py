@@ -15,7 +15,7 @@ from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.expand import expand as expand_fn  # for functions whose `expand` argument names a strategy
 from corrective.methods import UnlearnTask, get_method
-from corrective.metrics import accuracy, per_class_accuracy, predict
+from corrective.metrics import per_class, predict, share
 from corrective.models import ModelSpec
 from corrective.training import TrainConfig
 
@@ -77,6 +77,14 @@ def correct(
     reference = None if held_out is None or len(held_out) == 0 else reference_on(model, held_out, pipeline, num_classes)
     task = UnlearnTask(model, train, flagged, pipeline, config, spec, seed, progress)
 
+    def held_out_figures(new: nn.Module) -> dict[str, Any]:
+        """Accuracy on `held_out`, whole and per class, from one prediction pass."""
+        if held_out is None:
+            return {"val_accuracy": float("nan")}
+        y = held_out.y.cpu()
+        correct = predict(new, held_out, pipeline) == y
+        return {"val_accuracy": share(correct), "val_per_class_acc": per_class(correct, y, num_classes)}
+
     def measure_for(acted_on: torch.Tensor) -> Callable[[nn.Module], dict[str, Any]]:
         flagged_split = train.subset(train.positions_of(acted_on))
         before = predict(model, flagged_split, pipeline)
@@ -84,12 +92,7 @@ def correct(
         def measure(new: nn.Module) -> dict[str, Any]:
             after = predict(new, flagged_split, pipeline)
             return {
-                "val_accuracy": accuracy(new, held_out, pipeline) if held_out is not None else float("nan"),
-                **(
-                    {}
-                    if held_out is None
-                    else {"val_per_class_acc": per_class_accuracy(new, held_out, pipeline, num_classes)}
-                ),
+                **held_out_figures(new),
                 "forget_changed": float((after != before).float().mean()),
                 "flagged_given_label_acc": float((after == flagged_split.y.cpu()).float().mean()),
             }

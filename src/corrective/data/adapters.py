@@ -23,7 +23,8 @@ anew at every read.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -114,19 +115,33 @@ def from_torch(data: Any, where: str) -> tuple[Tensor, Tensor]:
     return x, labels_of([label for _, label in pairs], len(x), where)
 
 
-def source_of(data: Any, where: str, image_key: str, label_key: str) -> tuple[Reader, int, Any]:
-    """(a reader of the images at some positions as one batch, the number of samples, a function giving
-    every label) for data in any supported form."""
+class Source(NamedTuple):
+    """Data in one of the supported forms, as the two ways of reading it need it."""
+
+    read: Reader  # the images at some positions, as one batch (a streamed split's reader)
+    n: int  # the number of samples
+    labels: Callable[[], Any]  # every label
+    whole: Callable[[], tuple[Tensor, Tensor]]  # (images, labels) read whole, in one pass where the form allows
+
+
+def source_of(data: Any, where: str, image_key: str, label_key: str) -> Source:
+    """How to read data in any supported form; one clear line for a form corrective does not read."""
     if is_hf(data):
         check_columns(data, image_key, label_key, where)
-        return (
+        return Source(
             lambda idx: stack([_image_array(item, where) for item in data[idx][image_key]], where),
             len(data),
             lambda: list(data[label_key]),
+            lambda: from_hf(data, image_key, label_key, where),
         )
     if isinstance(data, tuple) and len(data) == 2:
         images, labels = data
-        return lambda idx: as_images(images[idx], where), len(images), lambda: labels
+
+        def pair() -> tuple[Tensor, Tensor]:
+            x = as_images(images, where)
+            return x, labels_of(labels, len(x), where)
+
+        return Source(lambda idx: as_images(images[idx], where), len(images), lambda: labels, pair)
     if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
         n = length_of(data, where)
         targets = getattr(data, "targets", None)  # torchvision's datasets keep their labels beside the images
@@ -136,23 +151,27 @@ def source_of(data: Any, where: str, image_key: str, label_key: str) -> tuple[Re
                 return targets
             return [pair_of(data, i, where)[1] for i in range(n)]
 
-        return lambda idx: stack([pair_of(data, i, where)[0] for i in idx], where), n, every_label
+        return Source(
+            lambda idx: stack([pair_of(data, i, where)[0] for i in idx], where),
+            n,
+            every_label,
+            lambda: from_torch(data, where),
+        )
     raise UserError(
         f"{where}: a {type(data).__name__} is not data corrective reads; give a torch Dataset of "
         "(image, label), a Hugging Face dataset, a pair (images, labels) or a Split"
     )
 
 
-def streamed_split(data: Any, where: str, image_key: str, label_key: str, memory_budget: int) -> Split | None:
+def streamed_split(source: Source, where: str, memory_budget: int) -> Split | None:
     """The data as a streamed split where its images would take more than `memory_budget` bytes, else None."""
-    read, n, every_label = source_of(data, where, image_key, label_key)
-    if n == 0:
+    if source.n == 0:
         return None
-    first = read([0])
-    if n * first[0].nelement() * first.element_size() <= memory_budget:
+    first = source.read([0])
+    x = StreamedImages(source.read, tuple(first.shape[1:]), first.dtype, torch.arange(source.n))
+    if x.nbytes <= memory_budget:
         return None
-    x = StreamedImages(read, tuple(first.shape[1:]), first.dtype, torch.arange(n))
-    return Split(x, labels_of(every_label(), n, where), torch.arange(n))
+    return Split(x, labels_of(source.labels(), source.n, where), torch.arange(source.n))
 
 
 def check_columns(data: Any, image_key: str, label_key: str, where: str) -> None:
@@ -167,8 +186,7 @@ def check_columns(data: Any, image_key: str, label_key: str, where: str) -> None
 
 
 def from_hf(data: Any, image_key: str, label_key: str, where: str) -> tuple[Tensor, Tensor]:
-    """A Hugging Face `datasets.Dataset`'s image and label columns."""
-    check_columns(data, image_key, label_key, where)
+    """A Hugging Face `datasets.Dataset`'s image and label columns (checked by `source_of`)."""
     x = stack([_image_array(item, where) for item in data[image_key]], where)
     return x, labels_of(list(data[label_key]), len(x), where)
 
@@ -184,24 +202,14 @@ def to_split(
     take more than `memory_budget` bytes (None: always held; see the module docstring)."""
     if isinstance(data, Split):
         return data
+    if memory_budget is not None and not (isinstance(memory_budget, int) and memory_budget >= 0):
+        raise UserError(f"memory_budget is a number of bytes >= 0, got {memory_budget!r}")
+    source = source_of(data, where, image_key, label_key)
     if memory_budget is not None:
-        if not (isinstance(memory_budget, int) and memory_budget >= 0):
-            raise UserError(f"memory_budget is a number of bytes >= 0, got {memory_budget!r}")
-        streamed = streamed_split(data, where, image_key, label_key, memory_budget)
+        streamed = streamed_split(source, where, memory_budget)
         if streamed is not None:
             return streamed
-    if is_hf(data):
-        x, y = from_hf(data, image_key, label_key, where)
-    elif isinstance(data, tuple) and len(data) == 2:
-        x = as_images(data[0], where)
-        y = labels_of(data[1], len(x), where)
-    elif hasattr(data, "__getitem__") and hasattr(data, "__len__"):
-        x, y = from_torch(data, where)
-    else:
-        raise UserError(
-            f"{where}: a {type(data).__name__} is not data corrective reads; give a torch Dataset of "
-            "(image, label), a Hugging Face dataset, a pair (images, labels) or a Split"
-        )
+    x, y = source.whole()
     return Split(x, y, torch.arange(len(y)))
 
 

@@ -116,9 +116,10 @@ def load_dataset(
     raw = info.load(path, **options)
     val_mask = stratified_val(raw.train_y, val_fraction, seed)
     ids = torch.arange(len(raw.train_y))
-    train = Split(raw.train_x[~val_mask], raw.train_y[~val_mask], ids[~val_mask])
+    train_x = raw.train_x[~val_mask]
+    train = Split(train_x, raw.train_y[~val_mask], ids[~val_mask])
     val = Split(raw.train_x[val_mask], raw.train_y[val_mask], ids[val_mask])
     test = Split(raw.test_x, raw.test_y, torch.arange(len(raw.test_y)))
-    mean, std = channel_stats(raw.train_x[~val_mask])
+    mean, std = channel_stats(train_x)
     num_classes = len(raw.class_names) if raw.class_names else int(raw.train_y.max()) + 1
     return Dataset(name, num_classes, train, val, test, mean, std, info.flip, info.crop_pad, raw.class_names)

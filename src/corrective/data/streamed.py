@@ -13,7 +13,7 @@ time (an in-memory split draws it once, when read).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -74,8 +74,3 @@ class StreamedImages:
                 f"{self.dtype} {self.item_shape}; give images of one size and kind"
             )
         return batch.to(self.device)
-
-    def chunks(self, size: int) -> Iterator[Tensor]:
-        """Every image once, in order, `size` at a time."""
-        for pos in torch.arange(len(self)).split(size):
-            yield self.take(pos)
