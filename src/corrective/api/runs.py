@@ -145,8 +145,9 @@ def train_run(
     }
     ds = load_dataset(dataset, root, val_fraction=val_fraction, seed=seed, download=download, **(dataset_options or {}))
     manip = manipulate(ds, manipulation, seed=seed, size=size, **(manipulation_settings or {}))
-    cfg = get_preset(preset or get_info(dataset).preset)
-    if epochs is None and steps is None and preset is None and get_info(dataset).budget_in_epochs:
+    info = get_info(dataset)
+    cfg = get_preset(preset or info.preset)
+    if epochs is None and steps is None and preset is None and info.budget_in_epochs:
         epochs = DEFAULT_EPOCHS
     if epochs is not None:
         steps = steps_for(epochs, len(ds.train), cfg.batch_size)
@@ -154,7 +155,7 @@ def train_run(
         cfg = TrainConfig(**{**cfg.to_dict(), "seed": seed, **({"steps": steps} if steps is not None else {})})
     except ValueError as e:
         raise UserError(f"training recipe: {e}") from None
-    model = model or get_info(dataset).model
+    model = model or info.model
     kwargs = {
         **({"width": width} if width is not None else {}),
         **TRAINING_TYPES[training],
