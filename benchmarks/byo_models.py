@@ -3,7 +3,7 @@
     # a Python with torch and torchvision (e.g. the .venv-vision of scripts/vision_env.sh):
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv-vision/bin/python benchmarks/byo_models.py [--steps 300] [--seeds 0] \
         [--trigger-size 8] [--poison-size 0.05] [--networks torchvision:resnet18,resnet9] [--probe] \
-        > benchmarks/results/byo_models.md
+        [--oracle] [--method NAME] [--settings JSON] [--cache DIR] > benchmarks/results/byo_models.md
 
 Digits upsampled to 32x32 (nearest: each digit pixel a 4x4 block) and repeated to 3 channels, poisoned
 (`--poison-size` of the training data, default 5 %, with a `--trigger-size` square patch at the
@@ -13,20 +13,28 @@ trusted held-out data. Each network is trained by the one training loop on the p
 steps of batch 64), then corrected with `corrective.fix` (method auto: expansion, SCRUB, guarded
 selection) given the first 10 % of the poisoned ids (alpha 0.1) and the recipe it was trained with.
 `--probe` trains and evaluates the originals only (no fix): the cheap check that a setting's backdoor is
-learnt before paying for the comparison. The ResNet-18 is
+learnt before paying for the comparison. Diagnosis (issue 19: why the ResNet-18 was not corrected): each
+row also says how fix's expansion compares with S_m (recomputed here with fix's arguments; the method never
+sees S_m), how S_m sits in the target label's features and how well the original fits S_m; `--oracle`
+flags all of S_m (SCRUB's grid: can the base method remove the backdoor at all, whatever the expansion?),
+`--method`/`--settings` run another method or one setting of it, and `--cache DIR` keeps the trained
+originals so each is trained once. The ResNet-18 is
 `torchvision.models.resnet18(weights=None, num_classes=10)` as torchvision builds it (7x7/2 stem,
 max-pool, four stages of two basic blocks, 64-512 channels, average pool, linear head; 11.2 M
 parameters), built by `corrective.models.adapters.build_named("torchvision:resnet18")` as
 `corrective fix --model torchvision:resnet18` builds it; it is to `corrective.fix` a model like any
 user's: not registered, no capacity masks, fresh models by reset.
 
-Cost is fix's wall time over the original training's (one retrain), measured in one process, one thread.
+Cost is fix's wall time over the original training's (one retrain), measured in one process, one thread
+(with `--cache`, the training's seconds are the cached original's, measured when it was trained).
 The header names the command, date, machine, commit and load.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import os
 import platform
 import subprocess
@@ -107,6 +115,24 @@ def diagnose(net: nn.Module, ds: Dataset, manip: Manipulation, flagged: torch.Te
     }
 
 
+@torch.no_grad()
+def memorised(net: nn.Module, ds: Dataset, manip: Manipulation) -> dict[str, float]:
+    """How the original fits S_m (with the trigger, target label): mean cross-entropy in eval mode (what
+    gradient ascent on S_m starts from) and on one batch of S_m alone in train mode (BatchNorm normalising by
+    that batch's statistics, as SCRUB's forget step does; run on a copy, so the original's running statistics
+    are untouched)."""
+    split = manip.apply(ds.train)
+    s_m = split.subset(split.positions_of(manip.ids))
+    pipe = Pipeline.of(ds)
+    x = pipe(s_m, torch.arange(min(len(s_m), 64)))
+    y = s_m.y[: len(x)]
+    net.eval()
+    evaluated = float(nn.functional.cross_entropy(net(x).float(), y))
+    twin = copy.deepcopy(net).train()
+    trained_mode = float(nn.functional.cross_entropy(twin(x).float(), y))
+    return {"ce_eval": evaluated, "ce_train": trained_mode}
+
+
 def trained(
     name: str, ds: Dataset, manip: Manipulation, cfg: Any, seed: int, args: argparse.Namespace
 ) -> tuple[nn.Module, float]:
@@ -136,6 +162,7 @@ def one(name: str, ds: Dataset, seed: int, args: argparse.Namespace) -> dict[str
     cfg = recipe.config(len(ds.train), seed)  # the recipe fix is told is the one the model was trained with
     net, train_s = trained(name, ds, manip, cfg, seed, args)
     before = evaluate(net, ds, manip)
+    fit = memorised(net, ds, manip)
     if args.probe:  # the original training alone: is the backdoor learnt at this setting?
         return {
             "name": name,
@@ -145,22 +172,27 @@ def one(name: str, ds: Dataset, seed: int, args: argparse.Namespace) -> dict[str
             "before_acc_corr": before["acc_corr"],
             "before_test": before["clean_acc"],
             "train_s": train_s,
+            **fit,
         }
     flagged = manip.ids if args.oracle else manip.forget_ids(0.1)
-    method = "scrub" if args.oracle else "auto"
-    found = {} if args.oracle else diagnose(net, ds, manip, flagged, seed)
+    method = args.method or ("scrub" if args.oracle else "auto")
+    found = diagnose(net, ds, manip, flagged, seed) if method == "auto" else {}
+    if args.settings:  # one setting, no grid: what a method does at it
+        how: dict[str, Any] = {"settings": json.loads(args.settings), "grid": False}
+    else:  # the method's grid (auto's by default; under --oracle SCRUB's), guarded selection
+        how = {"grid": True, "selection": "guarded"} if method != "auto" else {}
     start = time.perf_counter()
     result = corrective.fix(
         net,
         train=manip.apply(ds.train),
         flagged=flagged,
         held_out=ds.val,
-        method=method,
         recipe=recipe,
         mean=ds.mean,
         std=ds.std,
         seed=seed,
-        **({"grid": True, "selection": "guarded"} if args.oracle else {}),
+        method=method,
+        **how,
     )
     fix_s = time.perf_counter() - start
     if found and found["exp_added"] != result.record["n_expanded"]:
@@ -189,6 +221,7 @@ def one(name: str, ds: Dataset, seed: int, args: argparse.Namespace) -> dict[str
         "n_expanded": result.record["n_expanded"],
         "train_s": train_s,
         "fix_s": fix_s,
+        **fit,
         **found,
     }
 
@@ -196,7 +229,7 @@ def one(name: str, ds: Dataset, seed: int, args: argparse.Namespace) -> dict[str
 def expansion_cells(r: dict[str, Any]) -> str:
     """The expansion's columns: precision / recall vs S_m, what auto chose, S_m in the bulk, the feature layer."""
     if "exp_chosen" not in r:
-        return "oracle: none | none | — | —"
+        return "— (no expansion) | — | — | —"
     return (
         f"{r['exp_precision']:.3f} / {r['exp_recall']:.3f} | {r['exp_chosen']}, {r['exp_set_aside']} of "
         f"{r['n_flagged']} set aside, {r['exp_rule']} | {r['bulk_poisoned']} of {r['n_manipulated']} "
@@ -225,8 +258,17 @@ def main() -> None:
     parser.add_argument(
         "--oracle",
         action="store_true",
-        help="flag every poisoned id (S_f = S_m) and run SCRUB's grid with guarded selection (auto's base, no "
-        "expansion): can SCRUB remove the backdoor from this network at these budgets at all?",
+        help="flag every poisoned id (S_f = S_m); the method defaults to scrub over its grid with guarded "
+        "selection (auto's base, no expansion): can SCRUB remove the backdoor from this network at all?",
+    )
+    parser.add_argument(
+        "--method", default=None, help="the method fix runs (default auto; under --oracle scrub, auto's base)"
+    )
+    parser.add_argument(
+        "--settings",
+        default=None,
+        help='one setting of the method as JSON, e.g. \'{"kl_weight": 1.0, "forget_share": 0.5}\' (no grid); '
+        "default: the method's grid with guarded selection",
     )
     parser.add_argument(
         "--cache",
@@ -254,6 +296,8 @@ def main() -> None:
         f"--trigger-size {args.trigger_size} --poison-size {args.poison_size} --networks {args.networks}"
         + (" --probe" if args.probe else "")
         + (" --oracle" if args.oracle else "")
+        + (f" --method {args.method}" if args.method else "")
+        + (f" --settings '{args.settings}'" if args.settings else "")
         + (f" --cache {args.cache}" if args.cache else "")
     )
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
@@ -262,13 +306,16 @@ def main() -> None:
             f"`{command}`, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; commit {commit}; {machine}; load "
             f"{load0[0]:.1f} → {load[0]:.1f}\n"
         )
-        print("| network | seed | poisoned | attack success | target_acc | acc_corr | test acc | train s |")
-        print("|---|---|---|---|---|---|---|---|")
+        print(
+            "| network | seed | poisoned | attack success | target_acc | acc_corr | test acc | train s "
+            "| CE on S_m: eval / train-mode batch |"
+        )
+        print("|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
                 f"| {r['name']} | {r['seed']} | {r['n_manipulated']} | {r['before_asr']:.3f} "
                 f"| {r['before_target']:.3f} | {r['before_acc_corr']:.3f} | {r['before_test']:.3f} "
-                f"| {r['train_s']:.0f} |"
+                f"| {r['train_s']:.0f} | {r['ce_eval']:.2g} / {r['ce_train']:.3g} |"
             )
         return
     print("# Any model: torchvision's ResNet-18 corrected with `corrective.fix` (digits 32 px, poison)\n")
@@ -282,10 +329,17 @@ def main() -> None:
         f"momentum {cfg.momentum}, weight decay {cfg.weight_decay}, precision {cfg.precision} (bf16 autocast "
         "at 32 px). "
         + (
-            "Oracle: every poisoned id flagged (S_f = S_m), method scrub over its kl_weight grid, guarded "
-            "selection (what auto runs after a perfect expansion); "
+            "Oracle: every poisoned id flagged (S_f = S_m); "
             if args.oracle
-            else "alpha 0.1: the first 10 % of the poisoned ids flagged; method auto (guarded selection); "
+            else "alpha 0.1: the first 10 % of the poisoned ids flagged; "
+        )
+        + (
+            f"method {args.method or ('scrub' if args.oracle else 'auto')} "
+            + (
+                f"at the one setting {args.settings} (no grid); "
+                if args.settings
+                else "over its grid, guarded selection (scrub: what auto runs on a perfect expansion); "
+            )
         )
         + "held-out: the clean 10 % validation split (what the guard sees); test: the test split with the trigger "
         "(acc_corr: accuracy on the test images with the trigger, against their clean labels; target_acc: the "
@@ -301,15 +355,17 @@ def main() -> None:
         "chosen strategy, flags the screen set aside, the cutoff rule; S_m in the bulk: poisoned samples in "
         "the target label's bulk, its feature-space group (k-means as `cluster` and the screen read it) that "
         "holds more than half of the label, beside its clean samples (then that group's size / the label's "
-        "size). Features: the layer whose input expansion reads.\n"
+        "size). Features: the layer whose input expansion reads. CE on S_m: the original's mean cross-entropy on "
+        "(the first 64 of) S_m as trained (trigger, target label), in eval mode, and in train mode on that batch "
+        "alone (BatchNorm by the batch's statistics, as in SCRUB's forget step).\n"
     )
     print(
         "| network | seed | M params | poisoned / flagged | acc_corr before → after | target_acc before → after "
         "| attack success before → after | test acc before → after | held-out acc before → after | n_expanded "
         "| chosen | cost (× one retrain) | expansion precision / recall vs S_m | expansion: strategy, set aside, "
-        "cutoff | S_m in the bulk | features |"
+        "cutoff | S_m in the bulk | features | CE on S_m: eval / train-mode batch |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         kept = " (original kept)" if r["returned_original"] else ""
         print(
@@ -318,7 +374,8 @@ def main() -> None:
             f"| {r['before_target']:.3f} → {r['target_acc']:.3f} | {r['before_asr']:.3f} → {r['asr']:.3f} "
             f"| {r['before_test']:.3f} → {r['test']:.3f} "
             f"| {r['held_out_before']:.3f} → {r['held_out']:.3f} | {r['n_expanded']} | {r['chosen']}{kept} "
-            f"| {r['fix_s'] / r['train_s']:.2f} ({r['fix_s']:.0f} s / {r['train_s']:.0f} s) | {expansion_cells(r)} |"
+            f"| {r['fix_s'] / r['train_s']:.2f} ({r['fix_s']:.0f} s / {r['train_s']:.0f} s) | {expansion_cells(r)} "
+            f"| {r['ce_eval']:.2g} / {r['ce_train']:.3g} |"
         )
 
 
