@@ -4,9 +4,12 @@ A sample whose given label was changed (random swap, interclass confusion) sits 
 true class in the model's penultimate features, so its neighbours' labels disagree with its own. The
 score is the share of its `k` nearest neighbours (cosine similarity, itself excluded) whose given
 label differs from its own; the model's own disagreement (1 - softmax probability of the given label)
-breaks ties. The neighbours may come from a seeded random subset of `reference` samples (a search
-linear in N instead of all pairs; off by default: on Fashion-MNIST's random swap a 10,000-sample
-subset lowered the expansion's precision from 0.89 to 0.76). The score does not depend on
+breaks ties. The neighbours are found exactly up to 20,000 samples and by an approximate
+inverted-file search above (`search`, `expand/knn.py`: on Fashion-MNIST, 54,000 samples, it finds
+0.99 of the exact neighbours in ~6 % of the all-pairs work, and `auto`'s precision moved by at most
+0.006; benchmarks/results/expand_scale.md). They may instead come from a seeded random subset of
+`reference` samples (a search linear in N; off by default: on Fashion-MNIST's random swap a
+10,000-sample subset lowered the expansion's precision from 0.89 to 0.76). The score does not depend on
 S_f: the flagged samples calibrate it, through the cross-validated cutoff (how far down the vote the
 held-out flagged samples sit). `restrict` narrows
 the candidates to the given labels that occur in S_f ("labels") or to the label changes S_f shows
