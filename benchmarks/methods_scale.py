@@ -103,18 +103,20 @@ def report(data: dict[str, Any]) -> str:
         "",
         *[f"- {b}" for b in data["batches"]],
         "",
-        "| run | method | alpha | N | n S_f | seconds | one training s | cost | RSS before MiB | RSS peak MiB | load |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| run | method | alpha | N | n S_f | seconds | one training s | cost | RSS before MiB | RSS peak MiB | load "
+        "| order |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     recs = sorted(data["records"], key=lambda r: (r["run"], r["method"], -r["n_train"]))
     for r in recs:
         lines.append(
             f"| {r['run']} ({r['manipulation']}) | {r['method']} | {r['alpha']:g} | {r['n_train']} | {r['n_forget']} | "
             f"{r['seconds']:.1f} | {r['train_seconds']:.0f} | **{r['cost']:.3f}** | {r['rss_before_mib']:.0f} | "
-            f"{r['rss_peak_mib']:.0f} | {r['load1']:.1f} |"
+            f"{r['rss_peak_mib']:.0f} | {r['load1']:.1f} | {r.get('order', '')} |"
         )
-    full = {(r["run"], r["method"]): r for r in recs if r["fraction"] == 1}
-    cut = [r for r in recs if r["fraction"] < 1 and (r["run"], r["method"]) in full]
+    # a cut row is compared with the full row of its own batch (the same order of method and probe)
+    full = {(r["run"], r["method"], r.get("order")): r for r in recs if r["fraction"] == 1}
+    cut = [r for r in recs if r["fraction"] < 1 and (r["run"], r["method"], r.get("order")) in full]
     if cut:
         lines += [
             "",
@@ -122,7 +124,7 @@ def report(data: dict[str, Any]) -> str:
             "|---|---|---:|---:|---:|",
         ]
         for r in cut:
-            f = full[(r["run"], r["method"])]
+            f = full[(r["run"], r["method"], r.get("order"))]
             lines.append(
                 f"| {r['run']} | {r['method']} | {f['n_train'] / r['n_train']:.2f} | "
                 f"{f['seconds'] / r['seconds']:.2f} | {f['cost'] / r['cost']:.2f} |"
