@@ -136,7 +136,7 @@ class BrokenAt(Targeted):
 @pytest.mark.parametrize("method", ["scrub", "auto"])
 def test_worker_processes_give_the_very_result_of_reading_in_this_process(data: dict[str, Any], method: str) -> None:
     """Streamed with 2 workers, streamed read in this process, held: the same weights and figures; with workers
-    no image is read in this process (the workers read them), without them every pass is."""
+    the passes of more than one batch are read by them, not in this process."""
     results, sources = {}, {}
     for budget, workers in ((None, 0), (0, 0), (0, 2)):
         sources[budget, workers] = source = Counted(data["x"], data["y"])
@@ -153,7 +153,7 @@ def test_worker_processes_give_the_very_result_of_reading_in_this_process(data: 
     held = results[None, 0]
     n = len(data["y"])
     assert sources[0, 0].reads > 1 + 2 * n  # the labels, then each pass (channel statistics, ...) read here
-    assert sources[0, 2].reads == 1 + n + 4  # here: the first image (shape), the labels, the 4 of the output check
+    assert sources[0, 2].reads < 1 + 2 * n  # here: the first image, the labels, one-batch passes (forget set)
     for key in ((0, 0), (0, 2)):
         streamed = results[key]
         assert streamed.record["streamed"]

@@ -76,8 +76,8 @@ MemoryBudgetOpt = Annotated[
 WorkersOpt = Annotated[
     int,
     typer.Option(
-        help="Worker processes reading data streamed under --memory-budget ahead of the model (decoding in "
-        "parallel; 0: read in this process)."
+        help="--dataset hf streamed under --memory-budget: worker processes reading each pass's batches ahead "
+        "of the model (decoding in parallel; 0: read in this process)."
     ),
 ]
 WidthOpt = Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")]

@@ -12,7 +12,8 @@ Workers: with `workers=0` every batch is read in this process when it is asked f
 a pass's batches, whose positions are known when the pass starts (an epoch's permutation is drawn first),
 are read ahead by a `torch.utils.data.DataLoader` with N worker processes — each worker runs the same
 reader on one batch's positions, so decoding (PIL, a dataset's transform) runs in N processes beside the
-model's compute. At most 2·N batches are in flight (the DataLoader's default prefetch of 2 per worker), plus
+model's compute. The workers start with each pass (forked: ~0.1 s each on a loaded machine) and end with it;
+a pass of one batch (a small forget set) is read in this process, having nothing to read ahead. At most 2·N batches are in flight (the DataLoader's default prefetch of 2 per worker), plus
 the one in use. The images are the very ones the in-process read gives, for a source that reads the same
 each time.
 
@@ -157,7 +158,7 @@ class StreamedImages:
     def batches(self, chunks: Sequence[Tensor]) -> Iterator[Tensor]:
         """The images at each of `chunks` (positions) in turn: read in this process as each is asked for
         (workers 0), else read ahead by `workers` processes (see the module docstring)."""
-        if self.workers == 0 or len(chunks) == 0:
+        if self.workers == 0 or len(chunks) < 2:  # one batch: nothing to read ahead, a worker would only cost
             for pos in chunks:
                 yield self.take(pos)
             return
