@@ -13,9 +13,10 @@ a pass's batches, whose positions are known when the pass starts (an epoch's per
 are read ahead by a `torch.utils.data.DataLoader` with N worker processes — each worker runs the same
 reader on one batch's positions, so decoding (PIL, a dataset's transform) runs in N processes beside the
 model's compute. The workers start with each pass (forked: ~0.1 s each on a loaded machine) and end with it;
-a pass of one batch (a small forget set) is read in this process, having nothing to read ahead. At most 2·N batches are in flight (the DataLoader's default prefetch of 2 per worker), plus
-the one in use. The images are the very ones the in-process read gives, for a source that reads the same
-each time.
+a pass of one batch (a small forget set) is read in this process, having nothing to read ahead. At most 2·N
+batches are in flight (the DataLoader's default prefetch of 2 per worker), plus the one in use; each worker
+also holds memory of its own (~50-100 MiB measured: `benchmarks/results/streaming.md`). The images are the
+very ones the in-process read gives, for a source that reads the same each time.
 
 Random transforms: the source is read anew at every access, so a torch Dataset whose transform is random
 draws it anew each time (an in-memory split draws it once, when read). In this process it draws from
