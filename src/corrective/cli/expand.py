@@ -32,7 +32,10 @@ from corrective.cli.fix import (
     RootOpt,
     StdOpt,
     WidthOpt,
+    WorkersOpt,
 )
+from corrective.data.adapters import DEFAULT_WORKERS
+from corrective.data.streamed import check_workers
 from corrective.errors import UserError
 from corrective.expand import STRATEGIES, Expansion, expand, make_strategy_settings
 from corrective.metrics import expansion_quality
@@ -75,6 +78,7 @@ def expand_cmd(
             "recipe's, else fp32; bf16 about halves the pass on a CPU with bf16 instructions)."
         ),
     ] = None,
+    workers: WorkersOpt = DEFAULT_WORKERS,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -125,6 +129,7 @@ def expand_cmd(
             image_key=image_key,
             label_key=label_key,
             memory_budget=parse_bytes(memory_budget, "--memory-budget"),
+            workers=check_workers(workers, "--workers"),
         )
         forget_ids = api.check_flagged(data.train, data.ids)  # each id once (the file may repeat some)
         result = expand(
