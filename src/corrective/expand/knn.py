@@ -88,6 +88,7 @@ def approximate(unit: Tensor, k: int, seed: int = 0, cells: int | None = None, p
     order = torch.argsort(own, stable=True)
     bounds = torch.searchsorted(own[order], torch.arange(len(centres) + 1)).tolist()
     members = [order[bounds[c] : bounds[c + 1]] for c in range(len(centres))]
+    by_cell = unit[order]  # rows sorted by cell: a cell's rows are one slice (no gathers in the loop)
     for c, group in enumerate(members):
         if len(group) == 0:
             continue
@@ -95,11 +96,13 @@ def approximate(unit: Tensor, k: int, seed: int = 0, cells: int | None = None, p
         candidates = torch.cat([members[j] for j in cells_probed])
         offset = sum(len(members[j]) for j in cells_probed if j < c)  # where the group sits among them
         if len(candidates) <= k:  # too few to choose from: every row
-            candidates, offset = torch.arange(n), -1
-        cand_t = unit[candidates].T.contiguous()
+            candidates, offset, cand = torch.arange(n), -1, unit
+        else:
+            cand = torch.cat([by_cell[bounds[j] : bounds[j + 1]] for j in cells_probed])
+        rows_all = by_cell[bounds[c] : bounds[c + 1]]
         for start in range(0, len(group), 512):
             rows = group[start : start + 512]
-            sims = unit[rows] @ cand_t
+            sims = rows_all[start : start + 512] @ cand.T
             local = torch.arange(len(rows))
             sims[local, rows if offset < 0 else offset + start + local] = float("-inf")
             out[rows] = candidates[sims.topk(k, dim=1).indices]
