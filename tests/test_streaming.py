@@ -221,3 +221,28 @@ def test_data_that_cannot_be_sent_to_workers_is_refused_in_one_line(data: dict[s
 def test_workers_must_be_a_count(data: dict[str, Any], workers: Any) -> None:
     with pytest.raises(UserError, match="workers is a number of worker processes >= 0"):
         corrective.fix(data["net"], (data["x"], data["y"]), data["flagged"], method="scrub", workers=workers)
+
+
+class Jittered(Targeted):
+    """A random transform: every pixel moved by -3..3, drawn from torch's global generator."""
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        image, label = super().__getitem__(i)
+        noise = torch.randint(-3, 4, image.shape).numpy()
+        return np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8), label
+
+
+def test_random_transforms_in_workers_draw_from_seeds_of_their_own(data: dict[str, Any]) -> None:
+    """As `data.streamed` says: read here, a random transform draws anew at every pass from the global generator;
+    in workers it draws from the workers' own seeds — the same draws for the same order, other draws than here,
+    and the global generator untouched."""
+    chunks = torch.arange(len(data["y"])).split(256)
+    here = to_split(Jittered(data["x"], data["y"]), "train", memory_budget=0, workers=0)
+    there = to_split(Jittered(data["x"], data["y"]), "train", memory_budget=0, workers=2)
+    first, second = (torch.cat(list(here.image_batches(chunks))) for _ in range(2))
+    assert not torch.equal(first, second)
+    state = torch.get_rng_state()
+    one, two = (torch.cat(list(there.image_batches(chunks))) for _ in range(2))
+    assert torch.equal(one, two) and not torch.equal(one, first)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert (one.short() - data["x"].short()).abs().max() <= 3

@@ -15,7 +15,7 @@ reader on one batch's positions, so decoding (PIL, a dataset's transform) runs i
 model's compute. The workers start with each pass (forked: ~0.1 s each on a loaded machine) and end with it;
 a pass of one batch (a small forget set) is read in this process, having nothing to read ahead. At most 2·N
 batches are in flight (the DataLoader's default prefetch of 2 per worker), plus the one in use; each worker
-also holds memory of its own (~50-100 MiB measured: `benchmarks/results/streaming.md`). The images are the
+also holds memory of its own (tens of MiB to ~100 MiB measured: `benchmarks/results/streaming.md`). The images are the
 very ones the in-process read gives, for a source that reads the same each time.
 
 Random transforms: the source is read anew at every access, so a torch Dataset whose transform is random
