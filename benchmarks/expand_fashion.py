@@ -54,15 +54,18 @@ def memoise_embedding(cache_file: Path | None) -> None:
         return
     original = base.embed
 
-    def embed(model: Any, split: Any, pipeline: Any, batch_size: int = 256) -> Any:
+    def embed(model: Any, split: Any, pipeline: Any, batch_size: int = 256, precision: str = "fp32") -> Any:
         if "embedding" not in _MEMO:
             cache = _MEMO["file"]
+            if cache is not None and precision != "fp32":
+                cache = cache.with_name(f"{cache.stem}_{precision}{cache.suffix}")
             if cache is not None and cache.exists():
                 blob = torch.load(cache, weights_only=False)
                 _MEMO["embedding"], TIMING["seconds"] = blob["embedding"], blob["seconds"]
             else:
                 start = time.perf_counter()
-                _MEMO["embedding"] = original(model, split, pipeline, batch_size)
+                extra = {"precision": precision} if precision != "fp32" else {}  # older code: fp32 only
+                _MEMO["embedding"] = original(model, split, pipeline, batch_size, **extra)
                 TIMING["seconds"] = time.perf_counter() - start
                 if cache is not None:
                     torch.save({"embedding": _MEMO["embedding"], "seconds": TIMING["seconds"]}, cache)
@@ -86,7 +89,14 @@ def training_seconds(run: Any, probe_steps: int) -> float:
     return (time.perf_counter() - start) / probe_steps * run.config.steps
 
 
-def job(folder: Path, alphas: list[float], label: str, probe_steps: int, cache_dir: Path | None) -> list[dict]:
+def job(
+    folder: Path,
+    alphas: list[float],
+    label: str,
+    probe_steps: int,
+    cache_dir: Path | None,
+    precision: str | None = None,
+) -> list[dict]:
     from corrective import api
     from corrective.metrics import expansion_quality
 
@@ -96,12 +106,23 @@ def job(folder: Path, alphas: list[float], label: str, probe_steps: int, cache_d
     timing = TIMING
     train_s = training_seconds(run, probe_steps)
     load = os.getloadavg()[0]
+    # the feature pass, timed here (before the expansions, which then read it): not inside their seconds
+    import corrective.expand.base as base
+    from corrective.data.batches import Pipeline
+
+    try:
+        from corrective.training import feature_precision
+    except ImportError:  # code from before the bf16 feature pass: fp32 only
+        prec = "fp32"
+    else:
+        prec = precision or feature_precision(run.config, next(run.model.parameters()).device, run.dataset.image_size)
+    base.embed(run.model, run.train_split, Pipeline.of(run.dataset), precision=prec)
     m = run.manipulation
     classes = getattr(m, "classes", None)
     kind = m.kind + (f" {'/'.join(map(str, classes))}" if classes and m.kind == "interclass" else "")
     rows = []
     for alpha in alphas:
-        e = api.expand_run(run, alpha, "auto", progress=False)
+        e = api.expand_run(run, alpha, "auto", progress=False, **({"precision": precision} if precision else {}))
         forget = m.forget_ids(alpha)
         q = expansion_quality(e.ids, forget[~torch.isin(forget, e.set_aside)], m.ids)
         cost = (e.seconds + timing["seconds"]) / train_s
@@ -126,6 +147,7 @@ def job(folder: Path, alphas: list[float], label: str, probe_steps: int, cache_d
                 "load1": load,
                 "rss_peak_mib": peak_mib(),
                 "cutoff": e.details.get("cutoff"),
+                "feature_precision": prec,
                 "clean_acc": run.metrics.get("clean_acc"),
                 **q,
             }
@@ -185,6 +207,7 @@ def main() -> None:
     ap.add_argument("--probe-steps", type=int, default=60)
     ap.add_argument("--cache-dir", type=Path, default=None, help="keep each run's feature pass here")
     ap.add_argument("--name", default="expand_fashion")
+    ap.add_argument("--precision", default=None, help="the feature pass's (default: the run's training precision)")
     ap.add_argument("--append", action="store_true", help="add to the .json's records (same label+run replaced)")
     ap.add_argument("--report", action="store_true", help="only re-write the .md from the .json")
     args = ap.parse_args()
@@ -202,11 +225,13 @@ def main() -> None:
             f"corrective from {Path(corrective.__file__).parent} (worktree at {commit}), {platform.machine()}, "
             f"{os.cpu_count()} cores shared, 1 thread, load before `{os.popen('uptime').read().strip()}`; "
             f"`OMP_NUM_THREADS=1 python benchmarks/expand_fashion.py {' '.join(map(str, args.runs))} "
-            f"--alphas {args.alphas} --label {args.label} --probe-steps {args.probe_steps}`"
+            f"--alphas {args.alphas} --label {args.label} --probe-steps {args.probe_steps}"
+            + (f" --precision {args.precision}" if args.precision else "")
+            + "`"
         )
         records: list[dict[str, Any]] = []
         for folder in args.runs:
-            records += job(folder, alphas, args.label, args.probe_steps, args.cache_dir)
+            records += job(folder, alphas, args.label, args.probe_steps, args.cache_dir, args.precision)
         old = json.loads(out_json.read_text()) if args.append and out_json.exists() else {"records": [], "runs": []}
         done = {(r["label"], r["run"], r["alpha"]) for r in records}
         data = {

@@ -2,8 +2,9 @@
 
     python benchmarks/fashion_recipe_sweep.py [--threads 1] [--seed 0] SPEC [SPEC ...]
 
-A SPEC is comma-separated TrainConfig fields plus three knobs of this script: `width` (cnn28's width),
-`crop` (random-crop padding; the dataset's otherwise) and `ls` (label smoothing of the loss), e.g.
+A SPEC is comma-separated TrainConfig fields plus four knobs of this script: `width` (cnn28's width), `c1` (the
+first block's channels, the others as `width` gives them; 0: as `width` gives it), `crop` (random-crop padding;
+the dataset's otherwise) and `ls` (label smoothing of the loss), e.g.
 `steps=1200,batch_size=256,lr=0.1,precision=bf16,warmup=0.05,t_mult=1.0,crop=2`. Each line prints test and
 validation accuracy, wall seconds and the process's CPU seconds (with one thread, CPU seconds are less
 sensitive to the machine's load than wall seconds). Needs the Fashion-MNIST files.
@@ -23,9 +24,10 @@ from corrective.data import load_dataset
 from corrective.data.batches import Batch, Pipeline
 from corrective.metrics import accuracy
 from corrective.models import create_model
+from corrective.models.cnn import CNN28
 from corrective.training import TrainConfig, train
 
-KNOBS = {"width": 1.0, "crop": -1, "ls": 0.0}
+KNOBS = {"width": 1.0, "c1": 0, "crop": -1, "ls": 0.0}
 
 
 def parse(spec: str) -> tuple[TrainConfig, dict[str, float]]:
@@ -62,7 +64,9 @@ def main() -> None:
             return F.cross_entropy(model(b.x), b.y, label_smoothing=ls)
 
         torch.manual_seed(args.seed)
-        model = create_model("cnn28", ds.num_classes, ds.in_channels, width=knobs["width"])
+        channels = [max(1, round(c * knobs["width"])) for c in CNN28.widths]
+        channels[0] = int(knobs["c1"]) or channels[0]
+        model = create_model("cnn28", ds.num_classes, ds.in_channels, channels=channels)
         wall, cpu = time.perf_counter(), time.process_time()
         train(model, ds.train, pipe, cfg, loss, progress=False)
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -169,12 +169,13 @@ def test_cli_rem_on_a_standard_model_reloads_to_the_printed_accuracy(files: Path
 
 
 def test_cli_fixes_a_factory_model_on_a_hugging_face_dataset(files: Path, tmp_path: Path, monkeypatch, capsys):
-    """Held in memory, then streamed (--memory-budget 0): the very same figures."""
+    """Held in memory, then streamed (--memory-budget 0), read here and by 2 worker processes: the very same
+    figures."""
     printed = {}
-    for budget in ("4G", "0"):
+    for budget, workers in (("4G", "0"), ("0", "0"), ("0w", "2")):
         out = tmp_path / f"f{budget}"
-        args = ["fix", "--dataset", "hf", "--root", str(files / "hf"), "--image-key", "img"]
-        args += ["--model", "byo_nets:build", "--weights", str(files / "net.pt"), "--memory-budget", budget]
+        args = ["fix", "--dataset", "hf", "--root", str(files / "hf"), "--image-key", "img", "--workers", workers]
+        args += ["--model", "byo_nets:build", "--weights", str(files / "net.pt"), "--memory-budget", budget.rstrip("w")]
         args += ["--flagged", str(files / "flagged.txt"), "--method", "ssd", "--json"]
         code, stdout, err = cli([*args, *FAST, "--out", str(out)], monkeypatch, capsys)
         assert code == 0, err
@@ -182,11 +183,12 @@ def test_cli_fixes_a_factory_model_on_a_hugging_face_dataset(files: Path, tmp_pa
         assert 0 <= printed[budget]["test_acc_after"] <= 1 and not math.isnan(printed[budget]["test_acc_before"])
         saved = json.loads((out / "fix.json").read_text())
         assert saved["rebuild"]["source"] == "byo_nets:build" and saved["rebuild"]["changes"] == {}
-        assert saved["record"]["streamed"] is (budget == "0")
+        assert saved["record"]["streamed"] is (budget != "4G")
     varies = {"out", "unlearn_seconds"}
-    assert {k: v for k, v in printed["0"].items() if k not in varies} == {
-        k: v for k, v in printed["4G"].items() if k not in varies
-    }
+    for streamed in ("0", "0w"):
+        assert {k: v for k, v in printed[streamed].items() if k not in varies} == {
+            k: v for k, v in printed["4G"].items() if k not in varies
+        }
     code, stdout, err = cli(["evaluate", str(out), "--json"], monkeypatch, capsys)
     assert code == 0, err
     assert json.loads(stdout)["test_acc_after"] == printed["0"]["test_acc_after"]
@@ -214,6 +216,7 @@ def test_cli_fixes_a_factory_model_on_a_hugging_face_dataset(files: Path, tmp_pa
         ),
         (["--model", "torchvision:resnet18", "--weights", "net.pt"], "torchvision"),
         (["--model", "byo_nets:build", "--weights", "net.pt", "--memory-budget", "lots"], "--memory-budget is a size"),
+        (["--model", "byo_nets:build", "--weights", "net.pt", "--workers", "-1"], "--workers is a number of worker"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_writes_nothing(
@@ -239,3 +242,7 @@ def test_cli_expand_takes_the_same_model_and_data_options(files: Path, tmp_path:
     code, stdout, err = cli([*args, "--json", "--out", str(out)], monkeypatch, capsys)
     assert code == 0, err
     assert json.loads(stdout)["n_flagged"] == 10 and out.read_text().startswith("id\tscore\tsource")
+    streamed = tmp_path / "streamed.txt"  # streamed, read by a worker process: the same table
+    code, _, err = cli([*args, "--memory-budget", "0", "--workers", "1", "--out", str(streamed)], monkeypatch, capsys)
+    assert code == 0, err
+    assert streamed.read_text() == out.read_text()

@@ -326,3 +326,31 @@ def test_the_screen_sets_false_flags_aside_and_says_so() -> None:
     assert e.details["screen"]["n_set_aside"] == 4
     kept_all = expand(Flat(16, 4), split, torch.cat([bad[:4], clean]), PIPE, "auto", {"screen": False})
     assert torch.isin(clean, kept_all.ids).all() and len(kept_all.set_aside) == 0
+
+
+@pytest.mark.parametrize("case", ["triggered", "swapped"])
+def test_the_screen_clusters_only_the_labels_of_unexplained_flags(case: str) -> None:
+    """Group evidence is looked for only where a flag lacks label evidence; the flags kept are the full search's."""
+    from corrective.expand.base import View
+    from corrective.expand.cluster import ClusterSettings, flag_groups
+    from corrective.expand.screen import evidence, screen
+
+    torch.manual_seed(0)
+    split, bad = triggered() if case == "triggered" else swapped()
+    clean = split.ids[torch.tensor([3, 50, 121, 202])]
+    view = View(Flat(16, 4), split, PIPE)
+    flagged = torch.zeros(len(split), dtype=torch.bool)
+    flagged[split.positions_of(torch.cat([bad[:8], clean]))] = True
+    kept, info = screen(view, flagged)
+    noisy, grouped = evidence(view, flagged)
+    clustered = {key[1] for key in view.cache if key[0] == "groups"}
+    unexplained = set(view.labels[flagged & ~noisy].tolist())
+    assert clustered == unexplained and not bool((grouped & noisy).any())
+    settings = ClusterSettings()
+    full = torch.zeros_like(flagged)  # every flagged label's groups, as before
+    for fg in flag_groups(view, flagged, settings):
+        if fg.p_value <= settings.max_p:
+            full |= fg.flagged
+    assert torch.equal(kept, (noisy | full) if bool((noisy | full).any()) else flagged), info
+    if case == "swapped":
+        assert clustered < set(view.labels[flagged].tolist())  # some labels needed no clustering

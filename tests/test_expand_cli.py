@@ -36,6 +36,7 @@ def test_expand_sees_only_model_train_and_flagged(poison_run: api.Run) -> None:
         "settings",
         "seed",
         "progress",
+        "precision",  # of the feature pass: how, not what, it computes
     ]
     forget = poison_run.manipulation.forget_ids(0.1)
     via_api = api.expand_run(poison_run, 0.1, "auto")
@@ -141,6 +142,8 @@ def test_cli_expand_fix_form(tmp_path: Path) -> None:
         str(out),
         "--strategy",
         "label_noise",
+        "--precision",
+        "bf16",
         "--json",
     )
     assert r.returncode == 0, r.stderr
@@ -155,6 +158,7 @@ def test_cli_expand_fix_form(tmp_path: Path) -> None:
         (["expand", "{run}", "--out", "{tmp}/a.txt", "--strategy", "nearest"], "unknown expansion strategy"),
         (["expand", "{run}", "--out", "{tmp}/a.txt", "--set", "k=3"], "has no setting 'k'"),
         (["expand", "{run}", "--out", "{tmp}/a.txt", "--alpha", "0"], "--alpha must be in (0, 1]"),
+        (["expand", "{run}", "--out", "{tmp}/a.txt", "--precision", "fp16"], "--precision must be fp32 or bf16"),
         (["expand", "--out", "{tmp}/a.txt"], "give a RUN folder, or --weights and --flagged"),
         (["expand", "{run}", "--out", "{tmp}/a.txt", "--weights", "w.safetensors"], "not both"),
         (["expand", "{run}", "--out", "{tmp}/exists.txt"], "exists; pass --overwrite"),

@@ -1,5 +1,5 @@
-"""The expansion at scale: the neighbour search's reference subset, the extension's precision check, the
-channels-last feature pass."""
+"""The expansion at scale: the neighbour searches (exact, approximate, reference subset), the extension's
+precision check, the channels-last feature pass."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.expand import expand, make_strategy_settings
 from corrective.expand.cutoff import Recovery, choose_cutoff
-from corrective.expand.knn import nearest, reference_rows
+from corrective.expand.knn import approximate, nearest, reference_rows
+from corrective.expand.label_noise import EXACT_UP_TO, exact_search
 from corrective.models.embedding import channels_last, embed
 
 
@@ -40,6 +41,40 @@ def test_nearest_searches_only_the_reference_rows_and_never_returns_itself() -> 
     assert [set(r) for r in nearest(unit, 5).tolist()] == brute(unit, 5, torch.arange(300))
 
 
+def blobs(n: int, dims: int, centres: int, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    middle = torch.randn(centres, dims, generator=g)
+    x = middle[torch.randint(centres, (n,), generator=g)] + 0.3 * torch.randn(n, dims, generator=g)
+    return torch.nn.functional.normalize(x, dim=1)
+
+
+def test_the_approximate_search_finds_most_true_neighbours_and_never_itself() -> None:
+    unit = blobs(3000, 16, 40)
+    exact = nearest(unit, 10)
+    got = approximate(unit, 10, seed=0)
+    assert got.shape == (3000, 10)
+    assert all(i not in row for i, row in enumerate(got.tolist()))
+    assert all(len(set(row)) == 10 for row in got.tolist())  # no neighbour twice
+    recall = (got[:, :, None] == exact[:, None, :]).any(1).float().mean()
+    assert recall >= 0.95, recall
+    assert torch.equal(got, approximate(unit, 10, seed=0))  # deterministic for a seed
+    # one cell: every row searches every row, the exact neighbours (as sets: ties may order differently)
+    one = approximate(unit, 10, seed=0, cells=1)
+    assert [set(r) for r in one.tolist()] == [set(r) for r in exact.tolist()]
+
+
+def test_the_approximate_search_on_tiny_or_unclustered_data() -> None:
+    unit = torch.nn.functional.normalize(torch.randn(7, 4, generator=torch.Generator().manual_seed(1)), dim=1)
+    got = approximate(unit, 20, seed=0)  # k larger than the data: every other row, the cells too small
+    assert got.shape == (7, 6) and all(set(row) == set(range(7)) - {i} for i, row in enumerate(got.tolist()))
+    assert approximate(unit[:1], 5).shape == (1, 0)
+
+
+def test_label_noise_searches_exactly_up_to_its_threshold() -> None:
+    assert exact_search("auto", EXACT_UP_TO) and not exact_search("auto", EXACT_UP_TO + 1)
+    assert exact_search("exact", 10**6) and not exact_search("approximate", 10)
+
+
 def test_the_reference_subset_leaves_small_data_exact() -> None:
     """With `reference` 0 (the default) or above the data's size, label_noise's votes are the exact all-pairs ones."""
     g = torch.Generator().manual_seed(0)
@@ -61,6 +96,10 @@ def test_the_reference_subset_leaves_small_data_exact() -> None:
     d = expand(model, split, torch.arange(10), pipe, "label_noise")
     assert torch.equal(a.ids, b.ids) and torch.equal(a.scores, b.scores)
     assert torch.equal(a.ids, d.ids) and torch.equal(a.scores, d.scores)
+    e = expand(model, split, torch.arange(10), pipe, "label_noise", {"search": "exact"})
+    assert torch.equal(e.ids, d.ids) and torch.equal(e.scores, d.scores)  # auto is exact at this size
+    f = expand(model, split, torch.arange(10), pipe, "label_noise", {"search": "approximate"})
+    assert set(torch.arange(10).tolist()) <= set(f.ids.tolist())  # another search, still a valid expansion
     c = expand(model, split, torch.arange(10), pipe, "label_noise", {"reference": 50})
     assert c.details["settings"]["reference"] == 50  # a subset: another search, still a valid expansion
     assert set(torch.arange(10).tolist()) <= set(c.ids.tolist())
@@ -112,3 +151,30 @@ def test_the_feature_pass_runs_channels_last_and_restores_the_model() -> None:
     model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     embed(model, split, pipe)
     assert channels_last(model)  # a channels-last model stays so
+
+
+def test_the_feature_pass_in_bf16_is_close_to_fp32_and_a_bad_precision_is_one_line() -> None:
+    import pytest
+
+    from corrective.errors import UserError
+    from corrective.training import feature_precision, get_preset
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 3))
+    x = (torch.rand(40, 1, 8, 8) * 255).to(torch.uint8)
+    split = Split(x, torch.arange(40) % 3, torch.arange(40))
+    pipe = Pipeline(mean=(0.0,), std=(1.0,))
+    full, half = embed(model, split, pipe), embed(model, split, pipe, precision="bf16")
+    assert half.features.dtype == torch.float32 and half.logits.dtype == torch.float32
+    assert not torch.equal(full.features, half.features)  # bf16 ran
+    assert torch.allclose(full.features, half.features, atol=0.05, rtol=0.02)
+    for call in (
+        lambda: embed(model, split, pipe, precision="fp16"),
+        lambda: expand(model, split, torch.arange(3), pipe, "none", precision="fp16"),
+    ):
+        with pytest.raises(UserError, match="fp32 or bf16"):
+            call()
+    cpu = torch.device("cpu")
+    assert feature_precision(get_preset("cpu28"), cpu, 28) == "bf16"  # Fashion-MNIST's recipe trains in bf16
+    assert feature_precision(get_preset("digits"), cpu, 8) == "fp32"
+    assert feature_precision(get_preset("digits"), cpu, 32) == "bf16"  # auto: bf16 from 32 px

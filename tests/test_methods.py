@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -252,6 +253,41 @@ def test_same_seed_same_result(poison_run: api.Run, name: str) -> None:
     a, _ = run_method(task, name, make_settings(name))
     b, _ = run_method(task, name, make_settings(name))
     assert same(state(a), state(b))
+
+
+@pytest.mark.parametrize("limit", [methods_base.SHARED_OUTPUTS_BYTES, 3_000])
+def test_scrubs_grid_shares_the_teachers_logits_with_the_same_result(
+    poison_run: api.Run, monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    """The kl_weight grid on one task computes the teacher once (its logits kept, up to the limit) and gives the
+    same models, bit for bit, as each setting on a task of its own."""
+    monkeypatch.setattr(methods_base, "SHARED_OUTPUTS_BYTES", limit)
+    grid = [make_settings("scrub", {"kl_weight": w}) for w in (0.1, 5.0)]
+    task = small_task(poison_run, steps=80)  # 20 SCRUB steps
+    built: list[int] = []
+    teacher = UnlearnTask.teacher
+    monkeypatch.setattr(UnlearnTask, "teacher", lambda self: built.append(1) or teacher(self))
+    shared = [state(m) for _, m, _ in run_methods_grid(task, "scrub", grid)]
+    (kept,) = [v for k, v in task.cache.items() if k[0] == "teacher_outputs"]
+    assert len(kept.outputs) == 20 if limit > 3_000 else 0 < len(kept.outputs) < 20
+    assert kept.nbytes <= limit
+    assert len(built) == (1 if limit > 3_000 else 2)  # past the limit the second setting builds its own teacher
+    for s, models in zip(grid, shared, strict=True):
+        alone, _ = run_method(dataclasses.replace(task), "scrub", s)  # a task of its own: an empty cache
+        assert same(state(alone), models)
+    assert not same(shared[0], shared[1])
+
+
+def test_kept_teacher_outputs_are_used_only_for_the_same_batch(poison_run: api.Run) -> None:
+    task = small_task(poison_run)
+    first, second = task.teacher_outputs("k"), task.teacher_outputs("k")
+    batches = list(itertools.islice(task.batches(task.train, 0, task.config), 2))
+    a = first(batches[0])
+    assert second(batches[0]) is a  # kept, read back
+    other = second(batches[1])  # the second call of `first` would be step 1; `second` asks step 1 with batch 1
+    assert torch.equal(other, task.teacher()(batches[1].x))
+    third = task.teacher_outputs("k")
+    assert not torch.equal(third(batches[1]), a)  # step 0 with another batch: computed, not the kept step 0
 
 
 def test_settings_are_validated() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import numpy as np
@@ -111,3 +112,137 @@ def test_streamed_training_data_is_never_read_whole(data: dict[str, Any]) -> Non
     assert 0 < max(sizes) <= 1024 < len(split)
     assert sum(sizes) > 3 * len(split)  # the data is read anew at each pass
     assert source.reads == sum(sizes) + 1 + len(split)  # + the first image (shape) + one pass for the labels
+
+
+class Targeted(Counted):
+    """`Counted` with its labels beside the images (`targets`, as torchvision's datasets): no labels pass."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        super().__init__(x, y)
+        self.targets = y.tolist()
+
+
+class BrokenAt(Targeted):
+    """Sample `bad` is not an (image, label) pair."""
+
+    bad = 300
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        if i == self.bad:
+            return self.x[i]  # type: ignore[return-value]
+        return super().__getitem__(i)
+
+
+@pytest.mark.parametrize("method", ["scrub", "auto"])
+def test_worker_processes_give_the_very_result_of_reading_in_this_process(data: dict[str, Any], method: str) -> None:
+    """Streamed with 2 workers, streamed read in this process, held: the same weights and figures; with workers
+    the passes of more than one batch are read by them, not in this process."""
+    results, sources = {}, {}
+    for budget, workers in ((None, 0), (0, 0), (0, 2)):
+        sources[budget, workers] = source = Counted(data["x"], data["y"])
+        results[budget, workers] = corrective.fix(
+            data["net"],
+            source,
+            data["flagged"],
+            held_out=(data["xt"], data["yt"]),
+            method=method,
+            recipe=FAST,
+            memory_budget=budget,
+            workers=workers,
+        )
+    held = results[None, 0]
+    n = len(data["y"])
+    assert sources[0, 0].reads > 1 + 2 * n  # the labels, then each pass (channel statistics, ...) read here
+    assert sources[0, 2].reads < 1 + 2 * n  # here: the first image, the labels, one-batch passes (forget set)
+    for key in ((0, 0), (0, 2)):
+        streamed = results[key]
+        assert streamed.record["streamed"]
+        for k in ("held_out_acc_after", "forget_changed", "n_forget", "val_accuracy", "n_expanded"):
+            assert streamed.record.get(k) == held.record.get(k), (key, k)
+        a, b = held.model.state_dict(), streamed.model.state_dict()
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), key
+
+
+def test_workers_zero_reads_in_this_process_without_a_data_loader(data: dict[str, Any], monkeypatch) -> None:
+    """workers=0 is the in-process path: no DataLoader, every read here as the batch is asked for."""
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("workers=0 made a DataLoader")
+
+    monkeypatch.setattr(torch.utils.data, "DataLoader", refused)
+    split = to_split(Targeted(data["x"], data["y"]), "train", memory_budget=0, workers=0)
+    assert isinstance(split.x, StreamedImages) and split.x.workers == 0
+    chunks = torch.arange(len(split)).split(100)
+    assert torch.equal(torch.cat(list(split.image_batches(chunks))), data["x"])
+    corrective.fix(data["net"], split, data["flagged"], method="scrub", recipe=FAST)
+
+
+def test_a_pass_stopped_early_ends_its_workers_and_views_keep_them(data: dict[str, Any]) -> None:
+    import multiprocessing
+
+    split = to_split(Targeted(data["x"], data["y"]), "train", memory_budget=0, workers=2)
+    part = split.without(torch.arange(10)).to("cpu")
+    assert isinstance(part.x, StreamedImages) and part.x.workers == 2
+    order = torch.randperm(len(part), generator=torch.Generator().manual_seed(0)).split(64)
+    reading = part.image_batches(order)
+    first = next(reading)
+    assert torch.equal(first, data["x"][10:][order[0]]) and len(multiprocessing.active_children()) == 2
+    reading.close()  # as when training stops mid-epoch
+    assert multiprocessing.active_children() == []
+
+
+def test_a_reader_error_in_a_worker_is_one_line(data: dict[str, Any]) -> None:
+    split = to_split(BrokenAt(data["x"], data["y"]), "train", memory_budget=0, workers=2)
+    with pytest.raises(UserError) as e:
+        list(split.image_batches(torch.arange(len(split)).split(100)))
+    assert str(e.value) == "train: sample 300 is not an (image, label) pair; yield (image, label)"
+
+
+def test_data_that_cannot_be_sent_to_workers_is_refused_in_one_line(data: dict[str, Any], monkeypatch) -> None:
+    """Where workers are spawned (macOS, Windows), the dataset is pickled to them: a class defined in a function
+    is refused before any work, naming the fix; a module-level one pickles and reads the same."""
+
+    class Local(Targeted):
+        pass
+
+    monkeypatch.setattr("corrective.data.streamed.start_method", lambda: "spawn")
+    with pytest.raises(UserError, match=r"cannot be sent to worker processes \(spawn start.*module level.*workers=0"):
+        corrective.fix(
+            data["net"], Local(data["x"], data["y"]), data["flagged"], method="scrub", recipe=FAST, memory_budget=0,
+            workers=1,
+        )  # fmt: skip
+    split = to_split(Targeted(data["x"], data["y"]), "train", memory_budget=0, workers=1)
+    assert isinstance(split.x, StreamedImages)
+    sent = pickle.loads(pickle.dumps(split.x.read))
+    assert torch.equal(sent([3, 1, 4]), data["x"][[3, 1, 4]])
+
+
+@pytest.mark.parametrize("workers", [-1, 1.5, True, "2"])
+def test_workers_must_be_a_count(data: dict[str, Any], workers: Any) -> None:
+    with pytest.raises(UserError, match="workers is a number of worker processes >= 0"):
+        corrective.fix(data["net"], (data["x"], data["y"]), data["flagged"], method="scrub", workers=workers)
+
+
+class Jittered(Targeted):
+    """A random transform: every pixel moved by -3..3, drawn from torch's global generator."""
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, int]:
+        image, label = super().__getitem__(i)
+        noise = torch.randint(-3, 4, image.shape).numpy()
+        return np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8), label
+
+
+def test_random_transforms_in_workers_draw_from_seeds_of_their_own(data: dict[str, Any]) -> None:
+    """As `data.streamed` says: read here, a random transform draws anew at every pass from the global generator;
+    in workers it draws from the workers' own seeds — the same draws for the same order, other draws than here,
+    and the global generator untouched."""
+    chunks = torch.arange(len(data["y"])).split(256)
+    here = to_split(Jittered(data["x"], data["y"]), "train", memory_budget=0, workers=0)
+    there = to_split(Jittered(data["x"], data["y"]), "train", memory_budget=0, workers=2)
+    first, second = (torch.cat(list(here.image_batches(chunks))) for _ in range(2))
+    assert not torch.equal(first, second)
+    state = torch.get_rng_state()
+    one, two = (torch.cat(list(there.image_batches(chunks))) for _ in range(2))
+    assert torch.equal(one, two) and not torch.equal(one, first)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert (one.short() - data["x"].short()).abs().max() <= 3

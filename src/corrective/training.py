@@ -100,6 +100,11 @@ def use_bf16(precision: str, device: torch.device, image_size: int) -> bool:
     return precision == "bf16"
 
 
+def feature_precision(cfg: TrainConfig, device: torch.device, image_size: int) -> str:
+    """The precision a model trained with `cfg` computes in ("bf16" or "fp32"): the expansion's feature pass's."""
+    return "bf16" if use_bf16(cfg.precision, device, image_size) else "fp32"
+
+
 def sgd(params: Any, cfg: TrainConfig) -> torch.optim.SGD:
     """Algorithm A's optimiser: SGD with the recipe's momentum and weight decay (`fit` sets the lr each step)."""
     return torch.optim.SGD(

@@ -16,8 +16,8 @@ from corrective.errors import UserError
 from corrective.expand import expand as expand_fn  # for functions whose `expand` argument names a strategy
 from corrective.methods import UnlearnTask, get_method
 from corrective.metrics import per_class, predict, share
-from corrective.models import ModelSpec
-from corrective.training import TrainConfig
+from corrective.models import ModelSpec, device_of
+from corrective.training import TrainConfig, feature_precision
 
 
 def correct(
@@ -100,7 +100,8 @@ def correct(
         return measure
 
     def compute(strategy: str) -> Any:
-        return expand_fn(model, train, flagged, pipeline, strategy, seed=seed, progress=progress)
+        precision = feature_precision(config, device_of(model), train.x.shape[-1])  # the model's own
+        return expand_fn(model, train, flagged, pipeline, strategy, seed=seed, progress=progress, precision=precision)
 
     return correct_task(
         task,

@@ -27,7 +27,7 @@ from corrective.api.core import check_expand, resolve_selection
 from corrective.api.correct import correct
 from corrective.api.flagged import check_flagged, read_flagged
 from corrective.data import Split, load_dataset
-from corrective.data.adapters import DEFAULT_MEMORY_BUDGET, load_hf, to_split
+from corrective.data.adapters import DEFAULT_MEMORY_BUDGET, DEFAULT_WORKERS, load_hf, to_split
 from corrective.data.base import split_channel_stats
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
@@ -136,19 +136,21 @@ def load_user_data(
     image_key: str = "image",
     label_key: str = "label",
     memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+    workers: int = DEFAULT_WORKERS,
 ) -> tuple[Split, Split | None, Pipeline]:
     """A registered loader's train and test splits (ids: positions in the training file), or `hf`: a Hugging
     Face dataset saved with save_to_disk (its `train` and `test` splits, or one dataset to train on), streamed
-    where its images would take more than `memory_budget` bytes."""
+    where its images would take more than `memory_budget` bytes (read ahead by `workers` processes)."""
     if dataset != "hf":
         ds = load_dataset(dataset, root, val_fraction=0.0, seed=seed)
         return ds.train, ds.test, Pipeline.of(ds)
     if root is None:
         raise UserError("--dataset hf reads a dataset saved with save_to_disk: give its folder with --root")
     train_part, test_part = load_hf(root)
-    keys = {"image_key": image_key, "label_key": label_key}
-    train = to_split(train_part, f"hf {root} train", **keys, memory_budget=memory_budget)
-    test = None if test_part is None else to_split(test_part, f"hf {root} test", **keys, memory_budget=memory_budget)
+    keys: dict[str, Any] = {"image_key": image_key, "label_key": label_key}
+    keys |= {"memory_budget": memory_budget, "workers": workers}
+    train = to_split(train_part, f"hf {root} train", **keys)
+    test = None if test_part is None else to_split(test_part, f"hf {root} test", **keys)
     return train, test, data_pipeline(train)
 
 
@@ -205,6 +207,7 @@ def load_user_model(
     image_key: str = "image",
     label_key: str = "label",
     memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+    workers: int = DEFAULT_WORKERS,
 ) -> UserData:
     """The practitioner's files: data (train as given, test held out), model with weights, flagged ids
     (checked against the training data).
@@ -215,7 +218,7 @@ def load_user_model(
     whatever `model` says.
     """
     dev = resolve_device(device)
-    train, test, pipe = load_user_data(dataset, root, seed, image_key, label_key, memory_budget)
+    train, test, pipe = load_user_data(dataset, root, seed, image_key, label_key, memory_budget, workers)
     ids = None if flagged is None else read_flagged(flagged, keep_repeats=True)
     rebuild = read_rebuild(weights)
     changes: dict[str, Any] = {}
@@ -347,6 +350,7 @@ def fix(
     image_key: str = "image",
     label_key: str = "label",
     memory_budget: int | None = DEFAULT_MEMORY_BUDGET,
+    workers: int = DEFAULT_WORKERS,
     mean: tuple[float, ...] | None = None,
     std: tuple[float, ...] | None = None,
     pipeline: Pipeline | None = None,
@@ -363,7 +367,8 @@ def fix(
     data (guarded selection compares classes on it; `auto` needs it): a torch Dataset of (image, label), a
     Hugging Face dataset (`image_key`, `label_key` columns), a pair (images, labels) or a Split; data whose
     images would take more than `memory_budget` bytes (default 4 GiB; None: no limit) is read a batch at a
-    time from its source instead of held in memory (`data.adapters`). uint8
+    time from its source instead of held in memory (`data.adapters`), each pass read ahead by `workers`
+    processes (a DataLoader's; 0: read in this process as each batch is needed; `data.streamed`). uint8
     images are normalised by `mean`/`std` (default: the training data's), float images are taken as the
     model's inputs. `recipe` is how the model was trained (method budgets are shares of it). A method that
     needs a fresh model gets a reset copy of `model`, or `factory()` where given (or `spec.build()`: a
@@ -383,7 +388,8 @@ def fix(
     dev = device_of(model)
 
     def read(data: Any, where: str) -> Split:
-        return to_split(data, where, image_key=image_key, label_key=label_key, memory_budget=memory_budget).to(dev)
+        keys = {"image_key": image_key, "label_key": label_key}
+        return to_split(data, where, **keys, memory_budget=memory_budget, workers=workers).to(dev)
 
     tr = read(train, "train")
     ho = None if held_out is None else read(held_out, "held_out")

@@ -20,7 +20,7 @@ from corrective.expand import Expansion, expand
 from corrective.manipulations import Manipulation, manipulate
 from corrective.methods import UnlearnTask
 from corrective.metrics import evaluate
-from corrective.models import ModelSpec, resolve_device
+from corrective.models import ModelSpec, device_of, resolve_device
 from corrective.models.masks import TRAINING_TYPES
 from corrective.models.registry import data_settings
 from corrective.runs import (
@@ -40,6 +40,7 @@ from corrective.training import (
     TrainConfig,
     cross_entropy,
     example_tied_cross_entropy,
+    feature_precision,
     get_preset,
     steps_for,
     train,
@@ -247,9 +248,11 @@ def expand_run(
     *,
     false_flags: float = 0.0,
     progress: bool | None = None,
+    precision: str | None = None,
 ) -> Expansion:
     """Expand the first `alpha` share of a run's manipulated ids (with `false_flags`, as `unlearn` flags them),
-    seeing only what a method sees.
+    seeing only what a method sees. The feature pass runs in `precision` (default: the one the run's model
+    was trained in, `training.feature_precision`).
 
     The strategy gets the model, the training split as given and S_f; S_m stays here (compare with
     `metrics.expansion_quality(expansion.ids, forget_ids, run.manipulation.ids)`).
@@ -266,4 +269,5 @@ def expand_run(
         settings,
         seed=run.seed,
         progress=progress,
+        precision=precision or feature_precision(run.config, device_of(run.model), run.dataset.image_size),
     )

@@ -32,10 +32,14 @@ from corrective.cli.fix import (
     RootOpt,
     StdOpt,
     WidthOpt,
+    WorkersOpt,
 )
+from corrective.data.adapters import DEFAULT_WORKERS
+from corrective.data.streamed import check_workers
 from corrective.errors import UserError
 from corrective.expand import STRATEGIES, Expansion, expand, make_strategy_settings
 from corrective.metrics import expansion_quality
+from corrective.models.embedding import PRECISIONS
 from corrective.runs import write_json
 
 
@@ -67,6 +71,14 @@ def expand_cmd(
     image_key: ImageKeyOpt = "image",
     label_key: LabelKeyOpt = "label",
     memory_budget: MemoryBudgetOpt = "4G",
+    precision: Annotated[
+        str | None,
+        typer.Option(
+            help="The feature pass's precision, fp32 or bf16: the one the model was trained in (default: a RUN's "
+            "recipe's, else fp32; bf16 about halves the pass on a CPU with bf16 instructions)."
+        ),
+    ] = None,
+    workers: WorkersOpt = DEFAULT_WORKERS,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -84,6 +96,8 @@ def expand_cmd(
     # a comma list (auto's candidates) stays one string: no strategy setting is a list
     settings = {k: ",".join(map(str, v)) if isinstance(v, list) else v for k, v in parse_sets(set_).items()}
     make_strategy_settings(strategy, settings)  # unknown strategy or bad setting: fail before loading anything
+    if precision not in (None, *PRECISIONS):
+        raise UserError(f"--precision must be fp32 or bf16, got {precision!r}")
     if out.exists() and not overwrite:
         raise UserError(f"{out} exists; pass --overwrite to replace it or choose another --out")
     progress = False if quiet or as_json else None
@@ -94,7 +108,7 @@ def expand_cmd(
         if not 0.0 < alpha <= 1.0:
             raise UserError(f"--alpha must be in (0, 1], got {alpha}")
         run = api.load_run(run_dir, device)
-        result = api.expand_run(run, alpha, strategy, settings, progress=progress)
+        result = api.expand_run(run, alpha, strategy, settings, progress=progress, precision=precision)
         forget_ids = run.manipulation.forget_ids(alpha)
         quality = expansion_quality(result.ids, forget_ids, run.manipulation.ids)  # S_m known: report only
     else:
@@ -115,10 +129,19 @@ def expand_cmd(
             image_key=image_key,
             label_key=label_key,
             memory_budget=parse_bytes(memory_budget, "--memory-budget"),
+            workers=check_workers(workers, "--workers"),
         )
         forget_ids = api.check_flagged(data.train, data.ids)  # each id once (the file may repeat some)
         result = expand(
-            data.model, data.train, forget_ids, data.pipeline, strategy, settings, seed=seed, progress=progress
+            data.model,
+            data.train,
+            forget_ids,
+            data.pipeline,
+            strategy,
+            settings,
+            seed=seed,
+            progress=progress,
+            precision=precision or "fp32",
         )
     write_table(out, result, forget_ids)
     write_json(

@@ -29,6 +29,8 @@ from corrective.cli.common import (
     print_metrics,
 )
 from corrective.data import DATASETS
+from corrective.data.adapters import DEFAULT_WORKERS
+from corrective.data.streamed import check_workers
 from corrective.methods import METHODS, candidate_overrides, make_settings
 from corrective.models import MODELS
 from corrective.runs import check_out_dir
@@ -69,6 +71,13 @@ MemoryBudgetOpt = Annotated[
     typer.Option(
         help="--dataset hf: images larger than this (bytes, or with K/M/G) are read a batch at a time instead of "
         "held in memory; 'none': always held. The other datasets' loaders hold their files in memory."
+    ),
+]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        help="--dataset hf streamed under --memory-budget: worker processes reading each pass's batches ahead "
+        "of the model (decoding in parallel; 0: read in this process)."
     ),
 ]
 WidthOpt = Annotated[float | None, typer.Option(help="Channel width multiplier of the model.")]
@@ -122,6 +131,7 @@ def fix(
     image_key: ImageKeyOpt = "image",
     label_key: LabelKeyOpt = "label",
     memory_budget: MemoryBudgetOpt = "4G",
+    workers: WorkersOpt = DEFAULT_WORKERS,
     seed: SeedOpt = 0,
     device: DeviceOpt = "auto",
     overwrite: OverwriteOpt = False,
@@ -170,6 +180,7 @@ def fix(
         image_key=image_key,
         label_key=label_key,
         memory_budget=parse_bytes(memory_budget, "--memory-budget"),
+        workers=check_workers(workers, "--workers"),
     )
     plan = Recipe(epochs, batch_size, lr, steps, preset)
     cfg = plan.config(len(data.train), seed)

@@ -18,7 +18,8 @@ Data whose images would take more than `memory_budget` bytes (`to_split`'s; `cor
 reads a batch at a time from the source (`dataset[i]` for a torch Dataset, rows of a Hugging Face dataset
 or of the arrays — a numpy memmap stays on disk), checked as each batch is read. Its labels are read once:
 a torch Dataset's `targets` where it has them, else one pass over the data. Then a random transform is drawn
-anew at every read.
+anew at every read. With `workers` > 0 each pass over streamed data is read ahead by that many worker
+processes (a DataLoader's; `data.streamed` says how, and what becomes of random transforms).
 """
 
 from __future__ import annotations
@@ -32,11 +33,12 @@ from torch import Tensor
 
 from corrective.data.base import Split
 from corrective.data.custom import to_labels, to_nchw
-from corrective.data.streamed import Reader, StreamedImages
+from corrective.data.streamed import Reader, StreamedImages, check_workers
 from corrective.errors import UserError
 
 HF_HINT = "install the extra: pip install 'corrective-unlearning[hf]'"
 DEFAULT_MEMORY_BUDGET = 4 * 2**30  # bytes of images `corrective.fix` holds in memory; larger data is streamed
+DEFAULT_WORKERS = 0  # worker processes reading streamed data ahead in `corrective.fix` and the CLI
 
 
 def as_images(x: Any, where: str) -> Tensor:
@@ -124,12 +126,43 @@ class Source(NamedTuple):
     whole: Callable[[], tuple[Tensor, Tensor]]  # (images, labels) read whole, in one pass where the form allows
 
 
+class TorchReader:
+    """Reads a torch Dataset's images at some positions (`dataset[i]` each); a class, not a closure, so it
+    pickles to worker processes with the dataset (`data.streamed`)."""
+
+    def __init__(self, data: Any, where: str) -> None:
+        self.data, self.where = data, where
+
+    def __call__(self, idx: list[int]) -> Tensor:
+        return stack([pair_of(self.data, i, self.where)[0] for i in idx], self.where)
+
+
+class HfReader:
+    """Reads a Hugging Face dataset's images at some positions (its rows)."""
+
+    def __init__(self, data: Any, image_key: str, where: str) -> None:
+        self.data, self.image_key, self.where = data, image_key, where
+
+    def __call__(self, idx: list[int]) -> Tensor:
+        return stack([_image_array(item, self.where) for item in self.data[idx][self.image_key]], self.where)
+
+
+class ArrayReader:
+    """Reads rows of an image array or tensor (a numpy memmap stays on disk)."""
+
+    def __init__(self, images: Any, where: str) -> None:
+        self.images, self.where = images, where
+
+    def __call__(self, idx: list[int]) -> Tensor:
+        return as_images(self.images[idx], self.where)
+
+
 def source_of(data: Any, where: str, image_key: str, label_key: str) -> Source:
     """How to read data in any supported form; one clear line for a form corrective does not read."""
     if is_hf(data):
         check_columns(data, image_key, label_key, where)
         return Source(
-            lambda idx: stack([_image_array(item, where) for item in data[idx][image_key]], where),
+            HfReader(data, image_key, where),
             len(data),
             lambda: list(data[label_key]),
             lambda: from_hf(data, image_key, label_key, where),
@@ -141,7 +174,7 @@ def source_of(data: Any, where: str, image_key: str, label_key: str) -> Source:
             x = as_images(images, where)
             return x, labels_of(labels, len(x), where)
 
-        return Source(lambda idx: as_images(images[idx], where), len(images), lambda: labels, pair)
+        return Source(ArrayReader(images, where), len(images), lambda: labels, pair)
     if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
         n = length_of(data, where)
         targets = getattr(data, "targets", None)  # torchvision's datasets keep their labels beside the images
@@ -151,24 +184,20 @@ def source_of(data: Any, where: str, image_key: str, label_key: str) -> Source:
                 return targets
             return [pair_of(data, i, where)[1] for i in range(n)]
 
-        return Source(
-            lambda idx: stack([pair_of(data, i, where)[0] for i in idx], where),
-            n,
-            every_label,
-            lambda: from_torch(data, where),
-        )
+        return Source(TorchReader(data, where), n, every_label, lambda: from_torch(data, where))
     raise UserError(
         f"{where}: a {type(data).__name__} is not data corrective reads; give a torch Dataset of "
         "(image, label), a Hugging Face dataset, a pair (images, labels) or a Split"
     )
 
 
-def streamed_split(source: Source, where: str, memory_budget: int) -> Split | None:
-    """The data as a streamed split where its images would take more than `memory_budget` bytes, else None."""
+def streamed_split(source: Source, where: str, memory_budget: int, workers: int = 0) -> Split | None:
+    """The data as a streamed split (read by `workers` processes) where its images would take more than
+    `memory_budget` bytes, else None."""
     if source.n == 0:
         return None
     first = source.read([0])
-    x = StreamedImages(source.read, tuple(first.shape[1:]), first.dtype, torch.arange(source.n))
+    x = StreamedImages(source.read, tuple(first.shape[1:]), first.dtype, torch.arange(source.n), workers=workers)
     if x.nbytes <= memory_budget:
         return None
     return Split(x, labels_of(source.labels(), source.n, where), torch.arange(source.n))
@@ -196,17 +225,25 @@ def is_hf(data: Any) -> bool:
 
 
 def to_split(
-    data: Any, where: str, *, image_key: str = "image", label_key: str = "label", memory_budget: int | None = None
+    data: Any,
+    where: str,
+    *,
+    image_key: str = "image",
+    label_key: str = "label",
+    memory_budget: int | None = None,
+    workers: int = 0,
 ) -> Split:
     """Any supported form of data as a Split whose ids are positions in it, streamed where its images would
-    take more than `memory_budget` bytes (None: always held; see the module docstring)."""
+    take more than `memory_budget` bytes (None: always held; see the module docstring), its passes read
+    ahead by `workers` processes (0: in this process; held data is read once, in this process)."""
+    workers = check_workers(workers)
     if isinstance(data, Split):
         return data
     if memory_budget is not None and not (isinstance(memory_budget, int) and memory_budget >= 0):
         raise UserError(f"memory_budget is a number of bytes >= 0, got {memory_budget!r}")
     source = source_of(data, where, image_key, label_key)
     if memory_budget is not None:
-        streamed = streamed_split(source, where, memory_budget)
+        streamed = streamed_split(source, where, memory_budget, workers)
         if streamed is not None:
             return streamed
     x, y = source.whole()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -21,8 +21,9 @@ class Split:
 
     Images may also be float32 (N, C, H, W): model inputs as they are (a user's dataset with its own
     transform applied, `data.adapters`); the pipeline then skips the uint8 scaling. Images larger than the
-    memory budget are a `StreamedImages` (`data.streamed`): read a batch at a time through `images`, which
-    every batch goes through; subsets are views of the same source.
+    memory budget are a `StreamedImages` (`data.streamed`): read a batch at a time through `images` and
+    `image_batches` (a pass's batches, read ahead by worker processes where it has workers), which every
+    batch goes through; subsets are views of the same source.
 
     `stamp`, when set, is applied to every batch after augmentation (a BadNet trigger
     on the samples that carry it). It is part of the data as a learner sees it, so a
@@ -57,6 +58,13 @@ class Split:
         if isinstance(self.x, StreamedImages):
             return self.x.take(positions)
         return self.x[positions]
+
+    def image_batches(self, chunks: Sequence[Tensor]) -> Iterator[Tensor]:
+        """The images at each of `chunks` (positions) in turn, as `images` gives them: read ahead by worker
+        processes where the split is streamed with workers (`StreamedImages.batches`), else as each is asked for."""
+        if isinstance(self.x, StreamedImages):
+            return self.x.batches(chunks)
+        return (self.images(pos) for pos in chunks)
 
     def positions_of(self, ids: Tensor) -> Tensor:
         """Positions in this split of the given sample ids; a clear error for unknown ids."""
@@ -107,8 +115,8 @@ def split_channel_stats(split: Split, chunk: int = 256) -> tuple[tuple[float, ..
     channels = int(split.x.shape[1])
     total = torch.zeros(channels, dtype=torch.float64)
     squares = torch.zeros_like(total)
-    for pos in torch.arange(len(split)).split(chunk):
-        xf = split.images(pos).cpu().double() / 255
+    for images in split.image_batches(torch.arange(len(split)).split(chunk)):
+        xf = images.cpu().double() / 255
         total += xf.sum(dim=(0, 2, 3))
         squares += (xf * xf).sum(dim=(0, 2, 3))
     count = len(split) * int(split.x.shape[2]) * int(split.x.shape[3])

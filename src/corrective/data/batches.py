@@ -40,11 +40,17 @@ class Pipeline:
         return cls((0.0,) * channels, (1.0,) * channels)
 
     def __call__(
-        self, split: Split, pos: Tensor, *, augment: bool = False, gen: torch.Generator | None = None
+        self,
+        split: Split,
+        pos: Tensor,
+        *,
+        augment: bool = False,
+        gen: torch.Generator | None = None,
+        images: Tensor | None = None,
     ) -> Tensor:
         """Model inputs for the samples of `split` at positions `pos` (uint8 images scaled to [0, 1] first;
-        float images are taken as they are)."""
-        x = split.images(pos)
+        float images are taken as they are); `images`: those samples' images already read (`Split.image_batches`)."""
+        x = split.images(pos) if images is None else images
         x = x.float().div_(255) if x.dtype == torch.uint8 else x
         if augment:
             x = augment_batch(x, self.crop_pad, self.flip, gen)
@@ -85,14 +91,16 @@ def epochs(
     augment: bool = True,
     shuffle: bool = True,
 ) -> Iterator[Batch]:
-    """Endless batches over `split`, a fresh seeded permutation each epoch; the caller stops."""
+    """Endless batches over `split`, a fresh seeded permutation each epoch; the caller stops. A streamed
+    split's images are read through `Split.image_batches` (ahead, by worker processes, where it has them)."""
     n = len(split)
     if n == 0:
         raise ValueError("cannot draw batches from an empty split")
     while True:
         order = torch.randperm(n, generator=gen) if shuffle else torch.arange(n)
-        for pos in order.to(split.x.device).split(batch_size):
-            x = pipeline(split, pos, augment=augment, gen=gen)
+        chunks = order.to(split.x.device).split(batch_size)
+        for pos, images in zip(chunks, split.image_batches(chunks), strict=True):
+            x = pipeline(split, pos, augment=augment, gen=gen, images=images)
             yield Batch(x, split.y[pos], split.ids[pos], pos)
 
 
@@ -107,5 +115,6 @@ def one_epoch(
 
 def one_pass(split: Split, pipeline: Pipeline, batch_size: int = 1024) -> Iterator[Batch]:
     """Each sample once, in order, no augmentation: for evaluation."""
-    for pos in torch.arange(len(split), device=split.x.device).split(batch_size):
-        yield Batch(pipeline(split, pos), split.y[pos], split.ids[pos], pos)
+    chunks = torch.arange(len(split), device=split.x.device).split(batch_size)
+    for pos, images in zip(chunks, split.image_batches(chunks), strict=True):
+        yield Batch(pipeline(split, pos, images=images), split.y[pos], split.ids[pos], pos)

@@ -79,8 +79,11 @@ class Cutoff(Checked):
 class View:
     """The model's view of the training split, computed once and shared by every strategy and fold."""
 
-    def __init__(self, model: nn.Module, train: Split, pipeline: Pipeline, seed: int = 0) -> None:
+    def __init__(
+        self, model: nn.Module, train: Split, pipeline: Pipeline, seed: int = 0, precision: str = "fp32"
+    ) -> None:
         self.model, self.train, self.pipeline, self.seed = model, train, pipeline, seed
+        self.precision = precision  # of the feature pass (`models.embedding.embed`)
         self.labels = train.y.cpu()
         self.ids = train.ids.cpu()
         self.cache: dict[Any, Any] = {}  # work strategies share between folds (e.g. neighbour lists)
@@ -90,7 +93,7 @@ class View:
 
     @cached_property
     def embedding(self) -> Embedding:
-        return embed(self.model, self.train, self.pipeline)
+        return embed(self.model, self.train, self.pipeline, precision=self.precision)
 
     @property
     def features(self) -> Tensor:

@@ -105,18 +105,22 @@ class FlagGroup:
     p_value: float  # P(at least this many of the flagged samples fall in a group this size at random)
 
 
-def flag_groups(view: View, seeds: Tensor, settings: ClusterSettings) -> list[FlagGroup]:
+def flag_groups(view: View, seeds: Tensor, settings: ClusterSettings, labels: Tensor | None = None) -> list[FlagGroup]:
     """Coherent groups (a minority of their label, clearly split off) holding flagged samples, least likely first.
 
     The p-value is a binomial tail: were the |S_f| flagged samples drawn at random from the training
     split (as clean samples flagged by mistake are), the chance that at least the observed number fall
-    into a group of this size.
+    into a group of this size. `labels`, when given, limits the search to the groups of those given
+    labels (each label's groups and p-values are the same as without it).
     """
     from scipy.stats import binom
 
     n_flagged, n_total = int(seeds.sum()), len(view)
     out: list[FlagGroup] = []
-    for label in view.labels[seeds].unique().tolist():
+    flagged_labels = view.labels[seeds].unique()
+    if labels is not None:
+        flagged_labels = flagged_labels[torch.isin(flagged_labels, labels)]
+    for label in flagged_labels.tolist():
         g = label_groups(view, int(label), settings.dims, settings.max_k)
         if g.silhouette < settings.min_silhouette:
             continue

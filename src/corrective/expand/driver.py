@@ -21,6 +21,7 @@ from corrective.expand.base import (
 )
 from corrective.expand.cutoff import choose_cutoff, cross_validate
 from corrective.expand.screen import screen
+from corrective.models.embedding import PRECISIONS
 from corrective.runs import jsonable
 
 
@@ -33,16 +34,20 @@ def expand(
     settings: dict[str, Any] | None = None,
     seed: int = 0,
     progress: bool | None = None,
+    precision: str = "fp32",
 ) -> Expansion:
     """S_f plus the training samples `strategy` ranks as manipulated like it, as many as the cutoff rule allows.
 
     Sees only the model, `train` (labels as given) and `forget_ids`; deterministic for a given `seed`.
     `strategy` is one of `list_strategies()`, `settings` overrides its settings dataclass (checked: an
     unknown key or a wrong type is one clear line). `progress` is accepted for symmetry with the
-    methods; an expansion is a few passes over cached features and shows no bar.
+    methods; an expansion is a few passes over cached features and shows no bar. `precision` is the
+    feature pass's: "bf16" for a model trained in bf16 (`training.feature_precision`), else "fp32".
     """
     start = time.perf_counter()
     get_strategy(strategy)  # an unknown strategy is one clear line
+    if precision not in PRECISIONS:
+        raise UserError(f"the feature pass's precision must be fp32 or bf16, got {precision!r}")
     chosen_settings = make_strategy_settings(strategy, settings)
     flagged_ids = torch.as_tensor(forget_ids, dtype=torch.long).reshape(-1).cpu().unique()
     if len(flagged_ids) == 0:
@@ -61,7 +66,7 @@ def expand(
         )
     if strategy == "auto":
         auto_mod.check(chosen_settings)  # every candidate known, its settings valid: before any work
-    view = View(model, train, pipeline, seed)
+    view = View(model, train, pipeline, seed, precision)
     check_model_classes(int(view.logits.shape[1]), train, flagged_ids)
     flagged = torch.zeros(len(view), dtype=torch.bool)
     flagged[positions] = True

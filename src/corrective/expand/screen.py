@@ -28,16 +28,23 @@ from corrective.expand.label_noise import LabelNoiseSettings, label_noise
 
 
 def evidence(view: View, flagged: Tensor) -> tuple[Tensor, Tensor]:
-    """(label-noise evidence, coherent-group evidence) of each flagged sample, bool masks over the split."""
+    """(label-noise evidence, coherent-group evidence) of each flagged sample, bool masks over the split.
+
+    Groups are looked for only among the given labels of flagged samples without label-noise evidence
+    (the screen keeps a flag with either; clustering a label costs a k-means per k): the group
+    evidence of a flag that has label evidence is not computed and reads False.
+    """
     noise_settings = LabelNoiseSettings()
     noise = label_noise(view, flagged, noise_settings)
     assert noise_settings.natural is not None
     noisy = flagged & (noise >= noise_settings.natural)
     settings = ClusterSettings()
     grouped = torch.zeros_like(flagged)
-    for fg in flag_groups(view, flagged, settings):
-        if fg.p_value <= settings.max_p:
-            grouped |= fg.flagged
+    unexplained = flagged & ~noisy
+    if bool(unexplained.any()):
+        for fg in flag_groups(view, flagged, settings, labels=view.labels[unexplained].unique()):
+            if fg.p_value <= settings.max_p:
+                grouped |= fg.flagged & ~noisy
     return noisy, grouped
 
 
@@ -50,7 +57,7 @@ def screen(view: View, flagged: Tensor) -> tuple[Tensor, dict[str, Any]]:
     aside = flagged & ~kept
     info: dict[str, Any] = {
         "n_label_evidence": int(noisy.sum()),
-        "n_group_evidence": int(grouped.sum()),
+        "n_group_evidence": int(grouped.sum()),  # among the flags without label evidence
     }
     if not bool(kept.any()):
         info |= {

@@ -45,7 +45,9 @@ from corrective.methods import scrub as _scrub  # noqa: F401
 from corrective.methods.base import METHODS, UnlearnTask, register_method, run_methods_grid
 from corrective.methods.finetune import FinetuneSettings
 from corrective.methods.scrub import ScrubSettings
+from corrective.models import device_of
 from corrective.settings import setting
+from corrective.training import feature_precision
 
 STRATEGY = "auto"  # the expansion strategy
 COMPUTED = ("expansion", STRATEGY)  # task.cache key of the expansion auto computed itself
@@ -77,13 +79,20 @@ class AutoSettings(ScrubSettings):
 
 
 def expansion_of(task: UnlearnTask) -> Expansion:
-    """The task's expansion: the one handed in (`task.expansion`), else computed from S_f once and kept in
-    `task.cache` for the grid's other settings."""
+    """The task's expansion: the one handed in (`task.expansion`), else computed from S_f once (the feature
+    pass in the precision the model was trained in) and kept in `task.cache` for the grid's other settings."""
     if task.expansion is not None:
         return task.expansion
     if COMPUTED not in task.cache:
         task.cache[COMPUTED] = expand(
-            task.model, task.train, task.forget_ids, task.pipeline, STRATEGY, seed=task.seed, progress=task.progress
+            task.model,
+            task.train,
+            task.forget_ids,
+            task.pipeline,
+            STRATEGY,
+            seed=task.seed,
+            progress=task.progress,
+            precision=feature_precision(task.config, device_of(task.model), task.train.x.shape[-1]),
         )
     expansion: Expansion = task.cache[COMPUTED]
     return expansion

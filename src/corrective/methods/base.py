@@ -8,7 +8,9 @@ and the manipulation type are not in it.
 
 The set-up every trained method repeats is on the task: `task.batches(split, salt, cfg)` (endless seeded
 batches on M_o's device), `task.fit(...)`/`task.train_on(...)` (the one training loop under the method's name,
-with the task's progress) and `task.teacher()` (a frozen copy of M_o). Salts are named in `corrective.seeds`.
+with the task's progress), `task.teacher()` (a frozen copy of M_o) and `task.teacher_outputs(key)` (M_o's outputs
+on a method's batches, computed once for the settings of a grid that draw the same batches). Salts are named in
+`corrective.seeds`.
 
 A method may also register `diagnostics(task) -> dict` (JSON-able): what it learned about the task
 that a report can show (SSD: its importance-ratio histogram, the paper's Figure 3). It runs once per
@@ -20,7 +22,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +90,34 @@ class UnlearnTask:
         """A frozen copy of M_o: a teacher (SCRUB, BadT) or a reference (NPO)."""
         return frozen(self.model)
 
+    def teacher_outputs(self, key: Hashable) -> Callable[[Batch], Tensor]:
+        """M_o's outputs (no gradients) on the batches a method draws, in the order it asks for them, shared by
+        the settings of a grid that draw the same batches.
+
+        `key` names everything that decides the batches (seed salt, steps, batch size, augmentation, ...); the
+        settings of a grid that give the same key draw the same batches, and the frozen M_o gives the same
+        outputs on them, so the first setting computes them and keeps them in `task.cache` (up to
+        `SHARED_OUTPUTS_BYTES`) and the others read them back: a teacher's forward pass per step saved. A kept
+        output is used only where the batch's positions are the kept batch's; otherwise it is computed.
+        """
+        shared: SharedOutputs = self.cache.setdefault(("teacher_outputs", key), SharedOutputs())
+        teacher: nn.Module | None = None
+        calls = 0
+
+        def outputs(batch: Batch) -> Tensor:
+            nonlocal teacher, calls
+            step, calls = calls, calls + 1
+            if step < len(shared.outputs) and torch.equal(shared.positions[step], batch.pos):
+                return shared.outputs[step]
+            if teacher is None:
+                teacher = self.teacher()
+            with torch.no_grad():
+                out: Tensor = teacher(batch.x)
+            shared.keep(step, batch.pos, out)
+            return out
+
+        return outputs
+
     def batches(self, split: Split, salt: int, cfg: TrainConfig) -> Iterator[Batch]:
         """Endless shuffled batches of `split` on M_o's device, `cfg`'s batch size and augmentation, drawn by
         `generator(salt)`."""
@@ -103,6 +133,26 @@ class UnlearnTask:
     def train_on(self, name: str, model: nn.Module, split: Split, cfg: TrainConfig) -> nn.Module:
         """Algorithm A (`training.train`) on `split` with `cfg` under the method's name."""
         return train(model, split, self.pipeline, cfg, desc=name, progress=self.progress)
+
+
+SHARED_OUTPUTS_BYTES = 256 * 2**20  # the most a task keeps of a teacher's outputs (steps past it are recomputed)
+
+
+@dataclass
+class SharedOutputs:
+    """A teacher's outputs on a grid's batches, step by step (`UnlearnTask.teacher_outputs`)."""
+
+    positions: list[Tensor] = field(default_factory=list)
+    outputs: list[Tensor] = field(default_factory=list)
+    nbytes: int = 0
+
+    def keep(self, step: int, positions: Tensor, out: Tensor) -> None:
+        """Keep the output of the next step not yet kept, within `SHARED_OUTPUTS_BYTES`."""
+        size = out.nelement() * out.element_size() + positions.nelement() * positions.element_size()
+        if step == len(self.outputs) and self.nbytes + size <= SHARED_OUTPUTS_BYTES:
+            self.positions.append(positions)
+            self.outputs.append(out)
+            self.nbytes += size
 
 
 def frozen(model: nn.Module) -> nn.Module:

@@ -95,26 +95,26 @@ def distill_kl(student_logits: Tensor, teacher_logits: Tensor, temperature: floa
 @register_method(ScrubSettings, scrub_grid)
 def scrub(task: UnlearnTask, settings: ScrubSettings) -> nn.Module:
     """SCRUB: distil from M_o on S_tr minus S_f, alternating early with gradient ascent on S_f."""
-    teacher = task.teacher()
     student = task.copy_model()
+    cfg = task.config.scaled(settings.budget, lr=settings.lr)
+    forget_steps = round(settings.forget_share * cfg.steps)
+    # the settings of a grid that draw the same batches share the teacher's logits on them (kl_weight's grid)
+    teacher = task.teacher_outputs(("scrub", cfg.steps, cfg.batch_size, forget_steps, cfg.augment, cfg.precision))
 
     def loss_fn(model: nn.Module, batch: Batch) -> Tensor:  # scrub_batches gives TaggedBatches
         logits = model(batch.x)
-        with torch.no_grad():
-            teacher_logits = teacher(batch.x)
-        kl = distill_kl(logits, teacher_logits, settings.temperature)
+        kl = distill_kl(logits, teacher(batch), settings.temperature)
         loss = F.cross_entropy(logits.float(), batch.y) + settings.kl_weight * kl
         if isinstance(batch, TaggedBatch) and batch.ascend:
             return -(kl if settings.forget_objective == "kl" else loss)
         return loss
 
-    cfg = task.config.scaled(settings.budget, lr=settings.lr)
     batches = scrub_batches(
         task.forget().to(task.device),
         task.retain().to(task.device),
         task.pipeline,
         cfg.batch_size,
-        round(settings.forget_share * cfg.steps),
+        forget_steps,
         task.generator(seeds.salt("scrub", "batches")),
         cfg.augment,
     )
