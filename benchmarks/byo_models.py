@@ -3,7 +3,8 @@
     # a Python with torch and torchvision (e.g. the .venv-vision of scripts/vision_env.sh):
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv-vision/bin/python benchmarks/byo_models.py [--steps 300] [--seeds 0] \
         [--trigger-size 8] [--poison-size 0.05] [--networks torchvision:resnet18,resnet9] [--probe] \
-        [--oracle] [--method NAME] [--settings JSON] [--cache DIR] > benchmarks/results/byo_models.md
+        [--oracle] [--method NAME] [--settings JSON] [--feature-layer NAME] [--cache DIR] \
+        > benchmarks/results/byo_models.md
 
 Digits upsampled to 32x32 (nearest: each digit pixel a 4x4 block) and repeated to 3 channels, poisoned
 (`--poison-size` of the training data, default 5 %, with a `--trigger-size` square patch at the
@@ -17,7 +18,8 @@ learnt before paying for the comparison. Diagnosis (issue 19: why the ResNet-18 
 row also says how fix's expansion compares with S_m (recomputed here with fix's arguments; the method never
 sees S_m), how S_m sits in the target label's features and how well the original fits S_m; `--oracle`
 flags all of S_m (SCRUB's grid: can the base method remove the backdoor at all, whatever the expansion?),
-`--method`/`--settings` run another method or one setting of it, and `--cache DIR` keeps the trained
+`--method`/`--settings` run another method or one setting of it, `--feature-layer` is fix's
+`feature_layer` (the layer whose input expansion reads), and `--cache DIR` keeps the trained
 originals so each is trained once. The ResNet-18 is
 `torchvision.models.resnet18(weights=None, num_classes=10)` as torchvision builds it (7x7/2 stem,
 max-pool, four stages of two basic blocks, 64-512 channels, average pool, linear head; 11.2 M
@@ -53,7 +55,7 @@ from corrective.expand.cluster import ClusterSettings, label_groups
 from corrective.manipulations import Manipulation, manipulate
 from corrective.metrics import evaluate, expansion_quality
 from corrective.models.adapters import build_named
-from corrective.models.embedding import classifier
+from corrective.models.embedding import Featured, classifier
 from corrective.training import train
 
 
@@ -76,15 +78,16 @@ def chosen(record: dict[str, Any]) -> str:
     return f"{base}, kl_weight {settings['kl_weight']}" if base == "scrub" and "kl_weight" in settings else base
 
 
-def feature_layer(net: nn.Module) -> str:
-    """Where expansion reads the features (the classifier's input): the layer's name and the feature width."""
+def feature_layer(net: nn.Module, layer: str | None, width: int) -> str:
+    """Where expansion reads the features (the classifier's input, or `layer`'s): the layer's name and width."""
     head = classifier(net)
-    name = next(n for n, m in net.named_modules() if m is head)
-    width = getattr(head, "in_features", None)
-    return f"{name} input ({width}-d)" if width is not None else f"{name} input"
+    name = layer or next(n for n, m in net.named_modules() if m is head)
+    return f"{name} input ({width}-d)"
 
 
-def diagnose(net: nn.Module, ds: Dataset, manip: Manipulation, flagged: torch.Tensor, seed: int) -> dict[str, Any]:
+def diagnose(
+    net: nn.Module, ds: Dataset, manip: Manipulation, flagged: torch.Tensor, seed: int, layer: str | None
+) -> dict[str, Any]:
     """What the benchmark (never the method) can say about fix's expansion: it is recomputed here with the
     arguments fix gives it (same model, data as given, pipeline, S_f, seed: deterministic) and compared with
     S_m; and how S_m sits in the target label's features, as the `cluster` strategy and the screen see them
@@ -92,17 +95,18 @@ def diagnose(net: nn.Module, ds: Dataset, manip: Manipulation, flagged: torch.Te
     into the label's bulk group, beside its clean samples (a group holding more than `max_group` of it)."""
     train_split = manip.apply(ds.train)
     pipe = Pipeline.of(ds)
-    exp = expand(net, train_split, flagged, pipe, "auto", seed=seed)
+    featured = net if layer is None else Featured(net, layer)  # as fix reads features with feature_layer
+    exp = expand(featured, train_split, flagged, pipe, "auto", seed=seed)
     quality = expansion_quality(exp.ids, flagged, manip.ids)
     cut = exp.details.get("cutoff", {})
-    view = View(net, train_split, pipe, seed)
+    view = View(featured, train_split, pipe, seed)
     target = int(train_split.y[train_split.positions_of(manip.ids[:1])][0])
     cs = ClusterSettings()
     groups = label_groups(view, target, cs.dims, cs.max_k)
     poisoned = torch.isin(view.ids[groups.positions], manip.ids.cpu()).numpy()
     bulk = groups.sizes[groups.assignment] > cs.max_group * len(groups.positions)
     return {
-        "feature_layer": feature_layer(net),
+        "feature_layer": feature_layer(net, layer, int(view.features.shape[1])),
         "exp_chosen": exp.chosen,
         "exp_set_aside": len(exp.set_aside),
         "exp_rule": cut.get("rule", "?"),
@@ -176,7 +180,7 @@ def one(name: str, ds: Dataset, seed: int, args: argparse.Namespace) -> dict[str
         }
     flagged = manip.ids if args.oracle else manip.forget_ids(0.1)
     method = args.method or ("scrub" if args.oracle else "auto")
-    found = diagnose(net, ds, manip, flagged, seed) if method == "auto" else {}
+    found = diagnose(net, ds, manip, flagged, seed, args.feature_layer) if method == "auto" else {}
     if args.settings:  # one setting, no grid: what a method does at it
         how: dict[str, Any] = {"settings": json.loads(args.settings), "grid": False}
     else:  # the method's grid (auto's by default; under --oracle SCRUB's), guarded selection
@@ -191,6 +195,7 @@ def one(name: str, ds: Dataset, seed: int, args: argparse.Namespace) -> dict[str
         mean=ds.mean,
         std=ds.std,
         seed=seed,
+        feature_layer=args.feature_layer,
         method=method,
         **how,
     )
@@ -271,6 +276,11 @@ def main() -> None:
         "default: the method's grid with guarded selection",
     )
     parser.add_argument(
+        "--feature-layer",
+        default=None,
+        help="fix's feature_layer: the layer whose input expansion reads (default: the classifier's, e.g. fc)",
+    )
+    parser.add_argument(
         "--cache",
         default=None,
         help="folder where trained originals are saved and read back (train each once; the cost ratio then "
@@ -298,6 +308,7 @@ def main() -> None:
         + (" --oracle" if args.oracle else "")
         + (f" --method {args.method}" if args.method else "")
         + (f" --settings '{args.settings}'" if args.settings else "")
+        + (f" --feature-layer {args.feature_layer}" if args.feature_layer else "")
         + (f" --cache {args.cache}" if args.cache else "")
     )
     machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}"
