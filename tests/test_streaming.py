@@ -246,3 +246,17 @@ def test_random_transforms_in_workers_draw_from_seeds_of_their_own(data: dict[st
     assert torch.equal(one, two) and not torch.equal(one, first)
     assert torch.equal(torch.get_rng_state(), state)
     assert (one.short() - data["x"].short()).abs().max() <= 3
+
+
+def test_spawned_workers_read_the_same_images(data: dict[str, Any], monkeypatch) -> None:
+    """Where workers are spawned (macOS, Windows; Python 3.14's Linux default is forkserver) the reader and the
+    dataset are pickled to them: a module-level dataset reads the same images there."""
+    import multiprocessing
+
+    monkeypatch.setattr("corrective.data.streamed.start_method", lambda: "spawn")
+    real = torch.utils.data.DataLoader
+    spawned = lambda *a, **k: real(*a, **k, multiprocessing_context=multiprocessing.get_context("spawn"))  # noqa: E731
+    monkeypatch.setattr(torch.utils.data, "DataLoader", spawned)
+    split = to_split(Targeted(data["x"][:300], data["y"][:300]), "train", memory_budget=0, workers=1)
+    chunks = torch.randperm(300, generator=torch.Generator().manual_seed(0)).split(100)
+    assert torch.equal(torch.cat(list(split.image_batches(chunks))), data["x"][torch.cat(chunks)])
