@@ -207,6 +207,8 @@ def test_data_that_cannot_be_sent_to_workers_is_refused_in_one_line(data: dict[s
 
     monkeypatch.setattr("corrective.data.streamed.start_method", lambda: "spawn")
     with pytest.raises(UserError, match=r"cannot be sent to worker processes \(spawn start.*module level.*workers=0"):
+        to_split(Local(data["x"], data["y"]), "train", memory_budget=0, workers=1)  # before any pass
+    with pytest.raises(UserError, match=r"cannot be sent to worker processes \(spawn start.*module level.*workers=0"):
         corrective.fix(
             data["net"], Local(data["x"], data["y"]), data["flagged"], method="scrub", recipe=FAST, memory_budget=0,
             workers=1,
