@@ -207,6 +207,8 @@ def test_data_that_cannot_be_sent_to_workers_is_refused_in_one_line(data: dict[s
 
     monkeypatch.setattr("corrective.data.streamed.start_method", lambda: "spawn")
     with pytest.raises(UserError, match=r"cannot be sent to worker processes \(spawn start.*module level.*workers=0"):
+        to_split(Local(data["x"], data["y"]), "train", memory_budget=0, workers=1)  # before any pass
+    with pytest.raises(UserError, match=r"cannot be sent to worker processes \(spawn start.*module level.*workers=0"):
         corrective.fix(
             data["net"], Local(data["x"], data["y"]), data["flagged"], method="scrub", recipe=FAST, memory_budget=0,
             workers=1,
@@ -246,3 +248,17 @@ def test_random_transforms_in_workers_draw_from_seeds_of_their_own(data: dict[st
     assert torch.equal(one, two) and not torch.equal(one, first)
     assert torch.equal(torch.get_rng_state(), state)
     assert (one.short() - data["x"].short()).abs().max() <= 3
+
+
+def test_spawned_workers_read_the_same_images(data: dict[str, Any], monkeypatch) -> None:
+    """Where workers are spawned (macOS, Windows; Python 3.14's Linux default is forkserver) the reader and the
+    dataset are pickled to them: a module-level dataset reads the same images there."""
+    import multiprocessing
+
+    monkeypatch.setattr("corrective.data.streamed.start_method", lambda: "spawn")
+    real = torch.utils.data.DataLoader
+    spawned = lambda *a, **k: real(*a, **k, multiprocessing_context=multiprocessing.get_context("spawn"))  # noqa: E731
+    monkeypatch.setattr(torch.utils.data, "DataLoader", spawned)
+    split = to_split(Targeted(data["x"][:300], data["y"][:300]), "train", memory_budget=0, workers=1)
+    chunks = torch.randperm(300, generator=torch.Generator().manual_seed(0)).split(100)
+    assert torch.equal(torch.cat(list(split.image_batches(chunks))), data["x"][torch.cat(chunks)])

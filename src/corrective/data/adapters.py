@@ -33,7 +33,7 @@ from torch import Tensor
 
 from corrective.data.base import Split
 from corrective.data.custom import to_labels, to_nchw
-from corrective.data.streamed import Reader, StreamedImages, check_workers
+from corrective.data.streamed import Reader, StreamedImages, check_sendable, check_workers
 from corrective.errors import UserError
 
 HF_HINT = "install the extra: pip install 'corrective-unlearning[hf]'"
@@ -200,6 +200,8 @@ def streamed_split(source: Source, where: str, memory_budget: int, workers: int 
     x = StreamedImages(source.read, tuple(first.shape[1:]), first.dtype, torch.arange(source.n), workers=workers)
     if x.nbytes <= memory_budget:
         return None
+    if workers:
+        check_sendable(source.read)  # data the workers cannot be sent: refused before any work
     return Split(x, labels_of(source.labels(), source.n, where), torch.arange(source.n))
 
 

@@ -150,7 +150,8 @@ class StreamedImages:
         return batch.to(self.device)
 
     def source_positions(self, positions: Tensor) -> list[int]:
-        return [int(i) for i in self.index[torch.as_tensor(positions, dtype=torch.long).cpu()].tolist()]
+        chosen: list[int] = self.index[torch.as_tensor(positions, dtype=torch.long).cpu()].tolist()
+        return chosen
 
     def take(self, positions: Tensor) -> Tensor:
         """The images at `positions`, read from the source (in this process) as one tensor on this view's device."""
@@ -163,7 +164,7 @@ class StreamedImages:
             for pos in chunks:
                 yield self.take(pos)
             return
-        check_sendable(self.read)
+        check_sendable(self.read)  # `to_split` checked it before any work; a view built otherwise is checked here
         loader = torch.utils.data.DataLoader(
             Reads(self.read),
             sampler=[self.source_positions(pos) for pos in chunks],
