@@ -186,11 +186,16 @@ def kib(pid: int, fields: tuple[str, ...]) -> int:
     return sum(int(line.split()[1]) for line in lines if line.startswith(fields))
 
 
-def run_child(cmd: list[str]) -> dict[str, float]:
+# glibc raises its mmap threshold (up to 32 MiB) each time a mapped block is freed, so later blocks of that size
+# come from the heap and stay in the process when freed: its peak then counts memory fix no longer holds
+ALLOCATOR_ENV = {"default": {}, "static": {"MALLOC_MMAP_THRESHOLD_": "131072"}}
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     """Run one mode, sampling its worker processes' memory every 0.1 s: its result with `workers_mb`, the largest
     sum over the live workers (while fix ran) of their private memory (USS: pages no other process maps, what
     ending them frees; the pages they share with the fix process after the fork are its own, counted there)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ | env)
     samples = []
     while proc.poll() is None:
         workers = tree(proc.pid)[1:]
@@ -226,6 +231,13 @@ def main() -> None:
     ap.add_argument("--data", choices=("raw", "png"), default="raw", help="raw bytes, or PNG files decoded by PIL")
     ap.add_argument("--size", type=int, default=64, help="--data png: the files' image size (resized to 32)")
     ap.add_argument("--workers", help="comma list of worker counts: held, then streamed with each (e.g. 0,1,2)")
+    ap.add_argument(
+        "--allocator",
+        choices=("default", "static"),
+        default="default",
+        help="static: glibc's mmap threshold fixed at its initial 128 KiB in fix's process (MALLOC_MMAP_THRESHOLD_), "
+        "so that freed blocks go back to the system and the peak counts live memory",
+    )
     ap.add_argument("--child", nargs=3, metavar=("FOLDER", "BUDGET", "WORKERS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -252,7 +264,7 @@ def main() -> None:
             for mode, workers in modes:
                 cmd = [sys.executable, __file__, "--child", tmp, mode, str(workers)]
                 cmd += ["--method", args.method, "--batch", str(args.batch), "--data", args.data]
-                rows.append(run_child(cmd))
+                rows.append(run_child(cmd, ALLOCATOR_ENV[args.allocator]))
         held_weights = torch.load(folder / "weights-None-0.pt")
         same = {  # the last run of each mode against the held one
             w: all(
@@ -267,7 +279,8 @@ def main() -> None:
     batch_mb = args.batch * ITEM * 4 / 2**20  # one batch as float32 model inputs
     load = os.getloadavg()
     command = f"python benchmarks/streaming.py --n {args.n} --budget-mb {args.budget_mb} --method {args.method}"
-    command += f" --batch {args.batch}"
+    static = args.allocator == "static"
+    command += f" --batch {args.batch}" + (" --allocator static" if static else "")
     if args.workers:
         command += f" --data {args.data}" + (f" --size {args.size}" if args.data == "png" else "")
         command += f" --workers {args.workers} --repeats {args.repeats}"
@@ -282,7 +295,9 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, load average {load[0]:.2f} / {load[1]:.2f} (1 / 5 min) at the end.\n")  # fmt: skip
     print(f"Command: `{command}`. Data: {source}: {data_mb:.0f} MiB as 3x32x32 images, {per_image:.0f} µs to read "
           f"one here; held-out 2,000 images in memory; method `{args.method}` without a grid, 100 steps of "
-          f"{args.batch}; fix's process on one torch thread.\n")  # fmt: skip
+          f"{args.batch}; fix's process on one torch thread"
+          + (", glibc's mmap threshold fixed at 128 KiB (`MALLOC_MMAP_THRESHOLD_=131072`)" if static else "")
+          + ".\n")  # fmt: skip
     if args.workers:
         print("| mode | workers | fix seconds | CPU s, fix process | CPU s, workers | fix process: peak before fix "
               "(MiB) | peak growth (MiB) | workers' private memory, peak (MiB) | growth + workers (MiB) |")  # fmt: skip
