@@ -131,6 +131,38 @@ def test_a_model_without_linear_needs_its_feature_layer(data: dict[str, Any]) ->
         corrective.fix(model, arrays, data["flagged"], held, recipe=FAST, feature_layer="nope")
 
 
+class ViewNet(nn.Module):
+    """A hand-written classifier that flattens with `.view`, which channels-last activations do not allow."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.bn = nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8)
+        self.fc = nn.Linear(8 * 15 * 15, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.max_pool2d(torch.relu(self.bn(self.conv(x))), 2)
+        return self.fc(x.view(x.size(0), -1))
+
+
+def test_a_model_that_flattens_with_view_keeps_its_layout() -> None:
+    """32x32 images train in bf16 channels-last, and the feature pass and predictions run channels-last where the
+    model allows it: a model whose `.view` refuses that layout is run in its own, never fails."""
+    from corrective.models.layout import is_channels_last, runs_channels_last
+
+    x = torch.zeros(4, 3, 32, 32)
+    torch.manual_seed(0)
+    model = ViewNet().train()
+    assert not runs_channels_last(model, x) and runs_channels_last(Net(in_channels=3), x)
+    assert model.training and not is_channels_last(model)  # the trial left mode and layout as they were
+    rng = np.random.default_rng(0)
+    images, labels = rng.integers(0, 256, (300, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 300)
+    for method in ("scrub", "auto"):
+        result = corrective.fix(
+            ViewNet(), (images, labels), np.arange(10), (images[:100], labels[:100]), method=method, recipe=FAST
+        )
+        assert type(result.model) is ViewNet and 0.0 <= result.record["held_out_acc_after"] <= 1.0
+
+
 def test_retrain_resets_a_copy_or_uses_the_factory(data: dict[str, Any]) -> None:
     arrays = (data["x"].numpy(), data["y"].numpy())
     built: list[int] = []

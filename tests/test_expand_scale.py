@@ -13,7 +13,8 @@ from corrective.expand import expand, make_strategy_settings
 from corrective.expand.cutoff import Recovery, choose_cutoff
 from corrective.expand.knn import approximate, nearest, reference_rows
 from corrective.expand.label_noise import EXACT_UP_TO, exact_search
-from corrective.models.embedding import channels_last, embed
+from corrective.models.embedding import embed
+from corrective.models.layout import is_channels_last
 
 
 def brute(unit: torch.Tensor, k: int, refs: torch.Tensor) -> list[set[int]]:
@@ -144,13 +145,13 @@ def test_the_feature_pass_runs_channels_last_and_restores_the_model() -> None:
     split = Split(x, torch.arange(50) % 3, torch.arange(50))
     pipe = Pipeline(mean=(0.0,), std=(1.0,))
     emb = embed(model, split, pipe, batch_size=16)
-    assert not channels_last(model)  # restored
+    assert not is_channels_last(model)  # restored
     with torch.no_grad():
         want = model(x.float() / 255)
     assert torch.allclose(emb.logits, want, atol=1e-5)
     model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     embed(model, split, pipe)
-    assert channels_last(model)  # a channels-last model stays so
+    assert is_channels_last(model)  # a channels-last model stays so
 
 
 def test_the_feature_pass_in_bf16_is_close_to_fp32_and_a_bad_precision_is_one_line() -> None:

@@ -19,6 +19,7 @@ from corrective.data.base import Dataset, Split
 from corrective.data.batches import Pipeline, one_pass
 from corrective.manipulations import Manipulation
 from corrective.models import device_of
+from corrective.models.layout import inputs_in_layout
 
 METRICS = (*names.METRICS, *names.PER_CLASS)  # every metric `evaluate` may write
 DEFENCE = names.DEFENCE  # BackdoorBench's C-Acc, ASR, R-Acc, DER (backdoors only)
@@ -33,14 +34,18 @@ def defence_effectiveness(c_acc_original: float, asr_original: float, c_acc: flo
 
 @torch.no_grad()
 def predict(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int = 1024) -> Tensor:
-    """Predicted classes for every sample of `split` (its stamp applied), in eval mode, on the model's device."""
+    """Predicted classes for every sample of `split` (its stamp applied), in eval mode, on the model's device;
+    image batches channels-last where the model runs so (`models.layout`: about 2x faster on a CPU)."""
     if len(split) == 0:
         return torch.zeros(0, dtype=torch.long)
     was_training = model.training
     model.eval()
     device = device_of(model)
-    out = torch.cat([model(b.x).argmax(1) for b in one_pass(split.to(device), pipeline, batch_size)])
-    model.train(was_training)
+    try:
+        with inputs_in_layout(model, one_pass(split.to(device), pipeline, batch_size)) as inputs:
+            out = torch.cat([model(x).argmax(1) for x in inputs])
+    finally:
+        model.train(was_training)
     return out.cpu()
 
 

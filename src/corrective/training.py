@@ -18,6 +18,7 @@ from corrective.data.base import Split
 from corrective.data.batches import Batch, Pipeline, epochs
 from corrective.errors import UserError
 from corrective.models.device import device_of
+from corrective.models.layout import runs_channels_last
 from corrective.progress import Progress
 from corrective.registry import Registry
 from corrective.settings import Checked, setting
@@ -139,7 +140,7 @@ def fit(
         batch = next(batches)
         if bf16 is None:
             bf16 = use_bf16(cfg.precision, device, batch.x.shape[-1])
-            if bf16 and batch.x.ndim == 4:
+            if bf16 and runs_channels_last(model, batch.x):
                 model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)

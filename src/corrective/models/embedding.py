@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline, one_pass
 from corrective.errors import UserError
+from corrective.models.layout import inputs_in_layout
 
 HEAD_NAMES = ("fc", "head")  # where a registered model keeps its final linear layer
 
@@ -88,14 +89,6 @@ class Embedding:
     ids: Tensor  # (N,)
 
 
-def channels_last(model: nn.Module) -> bool:
-    """Whether the model's 4-d weights are stored channels-last (one that is not also contiguous says so)."""
-    return any(
-        p.ndim == 4 and p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
-        for p in model.parameters()
-    )
-
-
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -105,37 +98,33 @@ def embed(
 ) -> Embedding:
     """Features (the head's input) and logits of every sample of `split`, stamp applied, model in eval mode.
 
-    Image batches run channels-last (the model's memory format is restored afterwards): on a CPU with
-    oneDNN 3.5x faster than the default layout at batch 1,024 for cnn28 on Fashion-MNIST, same precision
-    (benchmarks/results/expand_fashion.md). `precision` "bf16" runs the pass under bf16 autocast, as a
-    model trained in bf16 was (about half the time again on a CPU with bf16 instructions; features and
-    logits come back as float32); "fp32" (the default) does not.
+    Image batches run channels-last where the model can (`models.layout`; its memory format is restored
+    afterwards): on a CPU with oneDNN 3.5x faster than the default layout at batch 1,024 for cnn28 on
+    Fashion-MNIST, same precision (benchmarks/results/expand_fashion.md). `precision` "bf16" runs the pass under
+    bf16 autocast, as a model trained in bf16 was (about half the time again on a CPU with bf16 instructions;
+    features and logits come back as float32); "fp32" (the default) does not.
     """
     if precision not in PRECISIONS:
         raise UserError(f"the feature pass's precision must be fp32 or bf16, got {precision!r}")
     head = classifier(model)
     captured: list[Tensor] = []
-    hook = head.register_forward_pre_hook(
-        lambda _m, inputs: captured.append(inputs[0].detach().float().flatten(1).cpu())
-    )
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
     logits: list[Tensor] = []
-    image = split.x.ndim == 4
-    was_channels_last = channels_last(model)
-    if image:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
     try:
-        for batch in one_pass(split.to(device), pipeline, batch_size):
-            x = batch.x.contiguous(memory_format=torch.channels_last) if image else batch.x
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
-                logits.append(model(x).float().cpu())
+        with inputs_in_layout(model, one_pass(split.to(device), pipeline, batch_size)) as inputs:
+            hook = head.register_forward_pre_hook(  # after the layout's trial forward
+                lambda _m, args: captured.append(args[0].detach().float().flatten(1).cpu())
+            )
+            try:
+                for x in inputs:
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                        logits.append(model(x).float().cpu())
+            finally:
+                hook.remove()
     finally:
-        hook.remove()
         model.train(was_training)
-        if image and not was_channels_last:
-            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
     feats = torch.cat(captured) if captured else torch.zeros(0, 0)
     out = torch.cat(logits) if logits else torch.zeros(0, 0)
     if feats.ndim != 2 or len(feats) != len(split):
