@@ -23,7 +23,8 @@ retraining of the same recipe) at the same seed, measured in the same run. Targe
 
 `--keep` copies each part's records (results.jsonl.gz and spec.json) to benchmarks/results/harm_relearn_bench/
 (with its report.md and figures: the relearn view of both kinds) and harm_targets_bench/<part>/ for the others;
-`--skip-run --records` prints the tables from those.
+`--skip-run --records` prints the tables from those. `--seeds 0,1,...` runs other seeds than the specs' 0-2 (their
+records are kept beside, e.g. results/harm_relearn_10seeds_bench/); `--workers N` runs N bench workers.
 """
 
 from __future__ import annotations
@@ -83,12 +84,13 @@ def load_line() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
-def run_part(part: str, out: Path) -> float:
-    """Run one part's spec (once per pair for the poisoning parts) into `out`; its wall seconds."""
+def run_part(part: str, out: Path, extra: dict[str, Any]) -> float:
+    """Run one part's spec (once per pair for the poisoning parts, `extra` settings over it) into `out`; its wall
+    seconds."""
     start = time.perf_counter()
     pairs: tuple[tuple[str, int] | None, ...] = PAIRS.get(part, (None,))  # type: ignore[assignment]
     for pair in pairs:
-        sets: dict[str, Any] = {}
+        sets: dict[str, Any] = dict(extra)
         if pair is not None:
             sets = {"manipulations.poison.corner": pair[0], "manipulations.poison.target": pair[1]}
         result = run_bench(load_spec(config=SPECS[part], sets=sets), out, progress=False)
@@ -97,14 +99,21 @@ def run_part(part: str, out: Path) -> float:
     return time.perf_counter() - start
 
 
-def kept(part: str) -> Path:
+def kept(part: str, seeds: str | None = None) -> Path:
+    """Where a part's records are kept; other seeds than the specs' (`--seeds`) keep theirs beside, named by
+    their number (the relearn part's 10 seeds: results/harm_relearn_10seeds_bench)."""
+    if seeds:
+        n = len(seeds.split(","))
+        if part == "relearn":
+            return KEPT_RELEARN.with_name(f"harm_relearn_{n}seeds_bench")
+        return KEPT / f"{part}_{n}seeds"
     return KEPT_RELEARN if part == "relearn" else KEPT / part
 
 
-def keep(part: str, out: Path) -> None:
+def keep(part: str, out: Path, seeds: str | None = None) -> None:
     """The part's records (and spec) compressed into the repository; for relearn also its report (the relearn view
     with both kinds), as `rerender.py` re-draws it."""
-    dest = kept(part)
+    dest = kept(part, seeds)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "results.jsonl.gz").write_bytes(gzip.compress((out / "results.jsonl").read_bytes(), mtime=0))
     if (out / "spec.json").exists():
@@ -154,6 +163,11 @@ class Records:
         cpu = (r["job_cpu_seconds"] + exp.get("job_cpu_seconds", 0.0)) / orc["job_cpu_seconds"]
         wall = (r["unlearn_seconds"] + r.get("expand_seconds", 0.0)) / orc["unlearn_seconds"]
         return cpu, wall
+
+
+def seed_list(recs: Records) -> str:
+    seeds = sorted({r["seed"] for r in recs.autos})
+    return f"{seeds[0]}-{seeds[-1]}" if seeds == list(range(seeds[0], seeds[-1] + 1)) else ", ".join(map(str, seeds))
 
 
 def relearn_table(recs: Records) -> list[str]:
@@ -239,6 +253,8 @@ def main() -> None:
     ap.add_argument("--skip-run", action="store_true", help="only read records already there")
     ap.add_argument("--records", action="store_true", help="read the committed records (with --skip-run)")
     ap.add_argument("--keep", action="store_true", help="copy the records to benchmarks/results/harm_targets_bench")
+    ap.add_argument("--seeds", help="comma list of seeds instead of the specs' 0,1,2 (e.g. 0,1,2,3,4,5,6,7,8,9)")
+    ap.add_argument("--workers", type=int, help="bench workers instead of the specs' 1")
     args = ap.parse_args()
     torch.set_num_threads(1)
     parts = [p.strip() for p in args.part.split(",") if p.strip()]
@@ -247,26 +263,31 @@ def main() -> None:
         raise SystemExit(f"unknown part {unknown[0]!r}; known: {', '.join(PARTS)}")
     print("# `auto` on issue 18's durability, one-flag, false-flag and cost targets (digits)\n")
     for part in parts:
-        folder = kept(part) if args.records else args.out_root / part
+        folder = kept(part, args.seeds) if args.records else args.out_root / part
         before = load_line()
-        wall = None if args.skip_run else run_part(part, folder)
+        extra: dict[str, Any] = {}
+        if args.seeds:
+            extra["seeds"] = [int(x) for x in args.seeds.split(",")]
+        if args.workers:
+            extra["workers"] = args.workers
+        wall = None if args.skip_run else run_part(part, folder, extra)
         if args.keep and not args.records:
-            keep(part, folder)
+            keep(part, folder, args.seeds)
         recs = Records(records_of(folder))
         print(f"## {part}\n")
         if wall is not None:
             print(
                 f"- {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC; {platform.machine()}, {os.cpu_count()} CPU "
-                f"cores shared with other sessions, bench workers 1, torch threads 1; corrective {__version__}, "
+                f"cores, bench workers {args.workers or 1}, torch threads 1; corrective {__version__}, "
                 f"torch {torch.__version__}; wall {wall / 60:.1f} min.\n- Load before: `{before}`; after: "
                 f"`{load_line()}`."
             )
         print(
             f"- Spec: `benchmarks/{SPECS[part].name}`"
             + (f", once per (corner, target) in {PAIRS[part]}" if part in PAIRS else "")
-            + f"; records: `{kept(part).relative_to(HERE.parent)}/results.jsonl.gz`"
+            + f"; records: `{kept(part, args.seeds).relative_to(HERE.parent)}/results.jsonl.gz`"
             + (" (with its report: the relearn view, both kinds)" if part == "relearn" else "")
-            + ". Means over seeds 0-2 in %; per-seed values in seed order.\n"
+            + f". Means over seeds {seed_list(recs)} in %; per-seed values in seed order.\n"
         )
         print("\n".join(relearn_table(recs) if part == "relearn" else poison_table(recs, part)))
         print()
