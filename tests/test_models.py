@@ -57,3 +57,17 @@ def test_a_bug_inside_a_constructor_is_not_a_user_error(monkeypatch: pytest.Monk
         create_model("broken", 10, width=2.0)
     with pytest.raises(UserError, match="does not take setting 'depth'; its settings: width"):
         create_model("broken", 10, depth=3)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_registered_model_runs_channels_last_with_and_without_capacity(name: str) -> None:
+    """Training in bf16, the feature pass and predictions take the fast layout only where a two-sample forward
+    allows it (`models.layout`): a registered network that lost it would silently run 2-3x slower."""
+    from corrective.models.layout import is_channels_last, runs_channels_last
+    from corrective.models.masks import with_capacity
+
+    torch.manual_seed(0)
+    model = create_model(name, 10, 3).train()
+    x = torch.zeros(2, 3, 32, 32)
+    assert runs_channels_last(model, x) and runs_channels_last(with_capacity(model, 0.2), x)
+    assert model.training and not is_channels_last(model)  # mode and layout as they were
