@@ -29,33 +29,42 @@ def is_channels_last(model: nn.Module) -> bool:
 
 
 @torch.no_grad()
-def runs_channels_last(model: nn.Module, x: Tensor) -> bool:
-    """Whether `model` runs image batches like `x` channels-last: a forward of two of them, in eval mode (no
-    running statistic changes), the model's layout and mode restored after. False for other than image batches."""
+def try_channels_last(model: nn.Module, x: Tensor, was_channels_last: bool) -> bool:
+    """Put the model channels-last and run two of the image batches like `x` through it, in eval mode (no running
+    statistic changes; its mode restored after). True: it runs so, and is left channels-last. False (not image
+    batches, or any failure in that layout): it is left in its own layout (`was_channels_last`)."""
     if x.ndim != 4 or len(x) == 0:
         return False
-    was_training, was_channels_last = model.training, is_channels_last(model)
+    was_training = model.training
     model.eval()
     try:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
         model(x[:2].contiguous(memory_format=torch.channels_last))
         return True
     except Exception:  # any failure in the other layout: the model keeps its own
+        if not was_channels_last:
+            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
         return False
     finally:
         model.train(was_training)
-        if not was_channels_last:
-            model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+
+
+def runs_channels_last(model: nn.Module, x: Tensor) -> bool:
+    """Whether `model` runs image batches like `x` channels-last (`try_channels_last`), its layout and mode
+    restored after. False for other than image batches."""
+    was_channels_last = is_channels_last(model)
+    use = try_channels_last(model, x, was_channels_last)
+    if use and not was_channels_last:
+        model.to(memory_format=torch.contiguous_format)  # type: ignore[call-overload]
+    return use
 
 
 @contextmanager
 def image_layout(model: nn.Module, x: Tensor) -> Iterator[Callable[[Tensor], Tensor]]:
     """For a pass over batches like `x`: the model channels-last where it runs so (its layout restored after), and
     the function that puts a batch in the layout the model then runs in."""
-    use = runs_channels_last(model, x)
     was_channels_last = is_channels_last(model)
-    if use:
-        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    use = try_channels_last(model, x, was_channels_last)  # left channels-last where it runs so: no second move
     try:
         yield (lambda b: b.contiguous(memory_format=torch.channels_last)) if use else (lambda b: b)
     finally:
