@@ -21,7 +21,7 @@ from corrective.expand.base import (
 )
 from corrective.expand.cutoff import choose_cutoff, cross_validate
 from corrective.expand.screen import screen
-from corrective.models.embedding import PRECISIONS
+from corrective.models.embedding import check_precision
 from corrective.runs import jsonable
 
 
@@ -46,8 +46,7 @@ def expand(
     """
     start = time.perf_counter()
     get_strategy(strategy)  # an unknown strategy is one clear line
-    if precision not in PRECISIONS:
-        raise UserError(f"the feature pass's precision must be fp32 or bf16, got {precision!r}")
+    check_precision(precision)  # before any work
     chosen_settings = make_strategy_settings(strategy, settings)
     flagged_ids = torch.as_tensor(forget_ids, dtype=torch.long).reshape(-1).cpu().unique()
     if len(flagged_ids) == 0:

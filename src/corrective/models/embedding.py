@@ -92,6 +92,12 @@ class Embedding:
 PRECISIONS = ("fp32", "bf16")
 
 
+def check_precision(precision: str) -> None:
+    """The feature pass's precision is fp32 or bf16; one clear line otherwise."""
+    if precision not in PRECISIONS:
+        raise UserError(f"the feature pass's precision must be fp32 or bf16, got {precision!r}")
+
+
 @torch.no_grad()
 def embed(
     model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int = 256, precision: str = "fp32"
@@ -104,8 +110,7 @@ def embed(
     bf16 autocast, as a model trained in bf16 was (about half the time again on a CPU with bf16 instructions;
     features and logits come back as float32); "fp32" (the default) does not.
     """
-    if precision not in PRECISIONS:
-        raise UserError(f"the feature pass's precision must be fp32 or bf16, got {precision!r}")
+    check_precision(precision)
     head = classifier(model)
     captured: list[Tensor] = []
     was_training = model.training
