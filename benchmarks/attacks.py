@@ -31,7 +31,7 @@ from corrective.bench import keep_records, load_spec, read_records, run_bench
 from corrective.manipulations import BACKDOORS
 
 SPEC = Path(__file__).resolve().parent / "attacks_digits.toml"
-METHODS = ("none", "retrain", "scrub", "ssd", "potion", "rem", "auto")
+METHODS = ("none", "retrain", "finetune", "scrub", "ssd", "potion", "rem", "transplant", "auto")
 TITLES = {
     "poison": "BadNet (reference)",
     "blended": "Blended (Chen et al. 2017)",
@@ -74,6 +74,16 @@ def chosen_setting(record: dict) -> str:
     settings = record.get("settings") or {}
     shown = [k for k in ("base", *varying) if k in settings and (k == "base" or k in varying)]
     return ", ".join(f"{k} {settings[k]}" for k in dict.fromkeys(shown)) or "its one setting"
+
+
+BASE_KNOBS = {"scrub": "kl_weight", "transplant": "lr_factor"}  # what auto's grid varies per base
+
+
+def candidate_setting(settings: dict) -> str:
+    """One of auto's candidates in words: its base and the setting its base's grid varies."""
+    base = settings.get("base", "scrub")
+    knob = BASE_KNOBS.get(base)
+    return f"{base}" + (f", {knob} {settings[knob]}" if knob in settings else "")
 
 
 def main() -> None:
@@ -194,7 +204,7 @@ def main() -> None:
                 r = selected.get((k, "auto", a, s))
                 for c in (r or {}).get("candidates") or []:
                     mark = " x" if c.get("rejected_by_guard") else " *" if c.get("selected") else ""
-                    setting = ", ".join(f"{n} {v}" for n, v in (c.get("settings") or {}).items() if n == "kl_weight")
+                    setting = candidate_setting(c.get("settings") or {})
                     print(
                         f"| {TITLES.get(k, k)} | {a:g} | {s} | {setting or c.get('settings')}{mark} | "
                         f"{pct([c['attack_success']])} | {pct([c['clean_acc']])} | {pct([c['target_acc']])} | "

@@ -32,11 +32,12 @@ def test_auto_is_registered_as_a_guarded_self_expanding_method() -> None:
     assert info.grid_by_default and info.do_no_harm and issubclass(info.settings, ScrubSettings)
     # the grid is declared before the expansion is known: every base's candidates, each naming its base
     assert info.grid() == [{"base": b, **g} for b in BASES for g in METHODS[b].grid()]
-    assert {g["base"] for g in info.grid()} == {"scrub", "finetune"} and make_settings("auto").base == "evidence"
+    assert {g["base"] for g in info.grid()} == {"transplant", "finetune", "scrub"}
+    assert make_settings("auto").base == "evidence"
 
 
 def test_auto_base_follows_the_expansion(poison_run: api.Run) -> None:
-    """Where the expansion chose label_noise only fine-tuning runs; elsewhere only SCRUB's grid; or both."""
+    """Where the expansion chose label_noise only fine-tuning runs; elsewhere only the transplant; or all bases."""
     exp = api.expand_run(poison_run, 0.1, "auto")
     noisy = dataclasses.replace(exp, chosen="label_noise")
     shared = dataclasses.replace(exp, chosen="neighbours")
@@ -50,13 +51,13 @@ def test_auto_base_follows_the_expansion(poison_run: api.Run) -> None:
     )
     sc = api.unlearn(poison_run, "auto", 0.1, settings=small, expansion=shared, progress=False)
     ran = [r for r in sc.records if not r.get("is_original")]
-    assert [r["settings"]["base"] for r in ran] == ["scrub"] * len(METHODS["scrub"].grid())
-    assert sc.records[sc.selected]["diagnostics"]["evidence_base"] == "scrub"
+    assert [r["settings"]["base"] for r in ran] == ["transplant"] * len(METHODS["transplant"].grid())
+    assert sc.records[sc.selected]["diagnostics"]["evidence_base"] == "transplant"
     both = api.unlearn(
         poison_run, "auto", 0.1, settings={**small, "follow_evidence": False}, expansion=noisy, progress=False
     )
     ran = [r for r in both.records if not r.get("is_original")]
-    assert sorted({r["settings"]["base"] for r in ran}) == ["finetune", "scrub"] and len(ran) == len(auto_grid())
+    assert sorted({r["settings"]["base"] for r in ran}) == sorted(BASES) and len(ran) == len(auto_grid())
     # a base the caller fixes runs whatever the evidence, each distinct setting once
     fixed = api.unlearn(
         poison_run, "auto", 0.1, settings={**small, "base": "finetune"}, expansion=shared, progress=False

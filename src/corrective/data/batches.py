@@ -50,13 +50,26 @@ class Pipeline:
     ) -> Tensor:
         """Model inputs for the samples of `split` at positions `pos` (uint8 images scaled to [0, 1] first;
         float images are taken as they are); `images`: those samples' images already read (`Split.image_batches`)."""
+        return self.normalise(self.pixels(split, pos, augment=augment, gen=gen, images=images))
+
+    def pixels(
+        self,
+        split: Split,
+        pos: Tensor,
+        *,
+        augment: bool = False,
+        gen: torch.Generator | None = None,
+        images: Tensor | None = None,
+    ) -> Tensor:
+        """The images as the learner sees them before normalisation: uint8 scaled to [0, 1] (float images as
+        they are), augmented when asked, the split's stamp applied."""
         x = split.images(pos) if images is None else images
         x = x.float().div_(255) if x.dtype == torch.uint8 else x
         if augment:
             x = augment_batch(x, self.crop_pad, self.flip, gen)
         if split.stamp is not None:
             x = split.stamp(x, pos)
-        return self.normalise(x)
+        return x
 
     def normalise(self, x: Tensor) -> Tensor:
         mean = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)

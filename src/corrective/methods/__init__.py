@@ -12,6 +12,7 @@ from corrective.methods import (  # noqa: F401  (registers)
     retrain,
     scrub,
     ssd,
+    transplant,
 )
 from corrective.methods.base import (
     METHODS,

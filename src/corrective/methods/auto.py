@@ -6,13 +6,16 @@ select a setting that erases no class — or return the original model.
 2. Pick the base method from what the expansion found (`base = "evidence"`, the default): where the
    expansion chose `label_noise` — the flagged samples' given labels disagree with what the model and
    their neighbours say — **fine-tuning** on the rest (`finetune`), which drops the noisy labels and
-   re-learns; otherwise (`neighbours`: the flagged samples share a feature, e.g. a trigger) **SCRUB**.
-   Why: on held-out digits seeds fine-tuning on the expansion healed label noise better than SCRUB
-   (interclass 88.3 vs 83.4 %, random swap 96.7 vs 94.0) and only SCRUB removed a backdoor (92.2 vs
-   11.7 %) (benchmarks/results/auto_base.md). `base = "scrub"` / `"finetune"` fixes the base;
-   `follow_evidence = false` runs every candidate of the grid, both bases, and lets the selection rule
-   choose.
-3. Run the base over its candidates of auto's grid (SCRUB's `kl_weight` grid, fine-tuning's default) on
+   re-learns; otherwise (`neighbours`, `cluster`: the flagged samples share a feature, e.g. a trigger)
+   **trigger transplant** (`transplant`): fine-tuning on the rest with the trigger the expanded set shares
+   (estimated) stamped on a share of it, labels kept. Why: on held-out digits seeds fine-tuning on the
+   expansion healed label noise better than SCRUB (interclass 88.3 vs 83.4 %, random swap 96.7 vs 94.0)
+   (benchmarks/results/auto_base.md); on backdoors the transplant removed what SCRUB left — BadNet, blended
+   and SIG — at a fraction of SCRUB's grid's cost, and where a group of label-noise flags was taken for a
+   shared feature it fine-tunes as `finetune` does (benchmarks/results/transplant.md). `base = "scrub"`,
+   `"finetune"` or `"transplant"` fixes the base; `follow_evidence = false` runs every candidate of the
+   grid, every base, and lets the selection rule choose.
+3. Run the base over its candidates of auto's grid (SCRUB's `kl_weight` grid, the others' defaults) on
    the expanded set, and select by the `guarded` rule (`MethodInfo.selection`), unless the caller names
    another. The grid is searched unless the caller says `grid=False` (`MethodInfo.grid_by_default`), and
    when the chosen candidate loses more than the guard on a class or the whole of the clean validation
@@ -42,23 +45,26 @@ from torch import nn
 from corrective.expand import Expansion, expand
 from corrective.methods import finetune as _finetune  # noqa: F401  (registers a base before auto refers to it)
 from corrective.methods import scrub as _scrub  # noqa: F401
+from corrective.methods import transplant as _transplant  # noqa: F401
 from corrective.methods.base import METHODS, UnlearnTask, register_method, run_methods_grid
 from corrective.methods.finetune import FinetuneSettings
 from corrective.methods.scrub import ScrubSettings
+from corrective.methods.transplant import TransplantSettings
 from corrective.models import device_of
 from corrective.settings import setting
 from corrective.training import feature_precision
 
 STRATEGY = "auto"  # the expansion strategy
 COMPUTED = ("expansion", STRATEGY)  # task.cache key of the expansion auto computed itself
-BASES = ("scrub", "finetune")  # the methods auto may run on the expanded set
+BASES = ("transplant", "finetune", "scrub")  # the methods auto may run on the expanded set
 LABEL_NOISE_BASE = "finetune"  # where the expansion chose label_noise
-OTHER_BASE = "scrub"  # everywhere else (a shared feature: a trigger)
+OTHER_BASE = "transplant"  # everywhere else (a shared feature: a trigger)
 REASONS = {
     "finetune": "the expansion chose label_noise (the flagged labels disagree with the model and their "
     "neighbours): fine-tuning on the rest heals label noise better than SCRUB (benchmarks/results/auto_base.md)",
-    "scrub": "the expansion chose {chosen} (the flagged samples share a feature, as a trigger): only SCRUB "
-    "removes a backdoor (benchmarks/results/auto_base.md)",
+    "transplant": "the expansion chose {chosen} (the flagged samples share a feature, as a trigger): fine-tuning "
+    "with the estimated trigger stamped on the rest removes BadNet, blended and SIG backdoors that SCRUB leaves "
+    "(benchmarks/results/transplant.md)",
 }
 
 
@@ -66,13 +72,14 @@ REASONS = {
 class AutoSettings(ScrubSettings):
     """SCRUB's settings (for the scrub base), the base, and whether the grid follows the evidence.
 
-    Fine-tuning takes `budget` only (at algorithm A's learning rate)."""
+    Fine-tuning takes `budget` only (at algorithm A's learning rate), the transplant `budget` and `lr_factor`."""
 
     base: str = setting(
         "evidence",
         "method run on the expansion: evidence (finetune where it chose label_noise, else scrub), scrub or finetune",
         choices=("evidence", *BASES),
     )
+    lr_factor: float = setting(1.0, "the transplant base's learning rate: algorithm A's times this", gt=0)
     follow_evidence: bool = setting(
         True, "with a grid: run only the candidates of the base the evidence points to (false: all; the rule picks)"
     )
@@ -111,6 +118,8 @@ def base_settings(base: str, settings: AutoSettings) -> Any:
     """The base method's own settings from auto's."""
     if base == "finetune":
         return FinetuneSettings(budget=settings.budget)
+    if base == "transplant":
+        return TransplantSettings(budget=settings.budget, lr_factor=settings.lr_factor)
     scrub = {f.name: getattr(settings, f.name) for f in dataclasses.fields(ScrubSettings)}
     return ScrubSettings(**scrub)
 
