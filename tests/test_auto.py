@@ -19,7 +19,7 @@ from corrective.errors import UserError
 from corrective.expand import expand
 from corrective.methods import METHODS, UnlearnTask, candidate_overrides, make_settings, run_method
 from corrective.methods import auto as auto_method
-from corrective.methods.auto import BASES, auto_grid, expansion_of
+from corrective.methods.auto import BASES, CANDIDATES, auto_grid, expansion_of
 from corrective.methods.scrub import ScrubSettings
 from corrective.names import RESULTS
 
@@ -31,7 +31,7 @@ def test_auto_is_registered_as_a_guarded_self_expanding_method() -> None:
     assert info.is_method and info.selection == "guarded" and info.expand == "auto"
     assert info.grid_by_default and info.do_no_harm and issubclass(info.settings, ScrubSettings)
     # the grid is declared before the expansion is known: every base's candidates, each naming its base
-    assert info.grid() == [{"base": b, **g} for b in BASES for g in METHODS[b].grid()]
+    assert info.grid() == [{"base": b, **g} for b in BASES for g in CANDIDATES.get(b) or METHODS[b].grid()]
     assert {g["base"] for g in info.grid()} == {"transplant", "finetune", "scrub"}
     assert make_settings("auto").base == "evidence"
 
@@ -44,7 +44,7 @@ def test_auto_base_follows_the_expansion(poison_run: api.Run) -> None:
     small = {"budget": 0.05}
     ft = api.unlearn(poison_run, "auto", 0.1, settings=small, expansion=noisy, progress=False)
     ran = [r for r in ft.records if not r.get("is_original")]
-    assert [r["settings"]["base"] for r in ran] == ["finetune"]
+    assert [r["settings"]["base"] for r in ran] == ["finetune"] * len(CANDIDATES["finetune"])
     chosen = ft.records[ft.selected]
     assert (
         chosen["diagnostics"]["evidence_base"] == "finetune" and "label_noise" in chosen["diagnostics"]["base_reason"]
@@ -62,7 +62,8 @@ def test_auto_base_follows_the_expansion(poison_run: api.Run) -> None:
     fixed = api.unlearn(
         poison_run, "auto", 0.1, settings={**small, "base": "finetune"}, expansion=shared, progress=False
     )
-    assert [r["settings"]["base"] for r in fixed.records if not r.get("is_original")] == ["finetune"]
+    fixed_ran = [r["settings"] for r in fixed.records if not r.get("is_original")]
+    assert [s["base"] for s in fixed_ran] == ["finetune"] * 2 and [s["lr_factor"] for s in fixed_ran] == [1.0, 0.5]
     alone = api.unlearn(poison_run, "auto", 0.1, settings=small, grid=False, expansion=noisy, progress=False)
     assert alone.records[0]["settings"]["base"] == "evidence"  # the defaults alone: the base resolves at run time
 
@@ -151,7 +152,9 @@ def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.R
     result = api.unlearn(poison_run, "auto", 0.1, settings={"budget": 0.05}, progress=False)
     ran = [r for r in result.records if not r.get("is_original")]
     base = result.record["diagnostics"]["evidence_base"]  # the evidence's base: its whole grid ran, nothing else
-    assert len(ran) == len(METHODS[base].grid()) and {r["settings"]["base"] for r in ran} == {base}
+    assert len(ran) == len(CANDIDATES.get(base) or METHODS[base].grid()) and {r["settings"]["base"] for r in ran} == {
+        base
+    }
     assert [r["selected"] for r in result.records].count(True) == 1
     for r in result.records:
         assert r["method"] == "auto" and r["selection"] == "guarded" and r["expand"] == "auto"
@@ -167,8 +170,9 @@ def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.R
 
 
 def test_auto_returns_the_original_when_no_candidate_keeps_the_guard(poison_run: api.Run) -> None:
-    """A grid where every candidate wrecks the model (a learning rate 400x SCRUB's): the original comes back."""
-    wrecking = [{"lr": 1.0, "kl_weight": 0.0, "budget": 0.1}, {"lr": 2.0, "kl_weight": 0.0, "budget": 0.1}]
+    """A grid where every candidate wrecks the model (the transplant at 40x and 80x algorithm A's learning rate):
+    the original comes back."""
+    wrecking = [{"lr_factor": 40.0, "budget": 0.1}, {"lr_factor": 80.0, "budget": 0.1}]
     result = api.unlearn(poison_run, "auto", 0.1, grid=wrecking, progress=False)
     assert len(result.records) == 3 and result.selected == 2
     *ran, kept = result.records
@@ -184,6 +188,7 @@ def test_auto_returns_the_original_when_no_candidate_keeps_the_guard(poison_run:
         assert torch.equal(a, b)
     assert result.model is not poison_run.model
     # a method that does not do no harm keeps the least damaging candidate (the benchmark's view of a method)
+    wrecking = [{"lr": 1.0, "kl_weight": 0.0, "budget": 0.1}, {"lr": 2.0, "kl_weight": 0.0, "budget": 0.1}]  # 400x
     scrub = api.unlearn(poison_run, "scrub", 0.1, grid=wrecking, selection="guarded", progress=False)
     assert len(scrub.records) == 2 and scrub.record["guard_fallback"] and "returned_original" not in scrub.record
 

@@ -49,7 +49,7 @@ from corrective.methods import transplant as _transplant  # noqa: F401
 from corrective.methods.base import METHODS, UnlearnTask, register_method, run_methods_grid
 from corrective.methods.finetune import FinetuneSettings
 from corrective.methods.scrub import ScrubSettings
-from corrective.methods.transplant import TransplantSettings
+from corrective.methods.transplant import TransplantSettings, lr_grid
 from corrective.models import device_of
 from corrective.settings import setting
 from corrective.training import feature_precision
@@ -72,14 +72,14 @@ REASONS = {
 class AutoSettings(ScrubSettings):
     """SCRUB's settings (for the scrub base), the base, and whether the grid follows the evidence.
 
-    Fine-tuning takes `budget` only (at algorithm A's learning rate), the transplant `budget` and `lr_factor`."""
+    Fine-tuning and the transplant take `budget` and `lr_factor` (of algorithm A's learning rate)."""
 
     base: str = setting(
         "evidence",
         "method run on the expansion: evidence (finetune where it chose label_noise, else scrub), scrub or finetune",
         choices=("evidence", *BASES),
     )
-    lr_factor: float = setting(1.0, "the transplant base's learning rate: algorithm A's times this", gt=0)
+    lr_factor: float = setting(1.0, "the fine-tuning bases' learning rate: algorithm A's times this", gt=0)
     follow_evidence: bool = setting(
         True, "with a grid: run only the candidates of the base the evidence points to (false: all; the rule picks)"
     )
@@ -117,7 +117,7 @@ def base_of(task: UnlearnTask, settings: AutoSettings) -> str:
 def base_settings(base: str, settings: AutoSettings) -> Any:
     """The base method's own settings from auto's."""
     if base == "finetune":
-        return FinetuneSettings(budget=settings.budget)
+        return FinetuneSettings(budget=settings.budget, lr_factor=settings.lr_factor)
     if base == "transplant":
         return TransplantSettings(budget=settings.budget, lr_factor=settings.lr_factor)
     scrub = {f.name: getattr(settings, f.name) for f in dataclasses.fields(ScrubSettings)}
@@ -129,9 +129,14 @@ def expanded_task(task: UnlearnTask) -> UnlearnTask:
     return dataclasses.replace(task, forget_ids=ids)
 
 
+# Fine-tuning runs over the transplant's grid (algorithm A's learning rate and half of it) under auto: with one
+# candidate the guard returned the original where it lost two validation samples of a class to noise.
+CANDIDATES = {"finetune": lr_grid()}  # auto's own candidates for a base; the base's registered grid otherwise
+
+
 def auto_grid() -> list[dict[str, Any]]:
     """Every base's candidates, each naming its base (which of them run is decided once the expansion is known)."""
-    return [{"base": base, **entry} for base in BASES for entry in METHODS[base].grid()]
+    return [{"base": base, **entry} for base in BASES for entry in CANDIDATES.get(base) or METHODS[base].grid()]
 
 
 def applies(task: UnlearnTask, settings: AutoSettings) -> bool:

@@ -20,7 +20,8 @@ from corrective.settings import Checked, setting
 @dataclass(frozen=True)
 class FinetuneSettings(Checked):
     budget: float = setting(0.25, "share of the original training steps", gt=0, le=10)
-    lr: float | None = setting(None, "learning rate; none: algorithm A's", gt=0)
+    lr: float | None = setting(None, "learning rate; none: algorithm A's times lr_factor", gt=0)
+    lr_factor: float = setting(1.0, "with lr none: algorithm A's learning rate times this", gt=0)
 
     RENAMED: ClassVar[dict[str, str]] = {"fraction": "budget"}  # every method's budget is `budget`
 
@@ -28,5 +29,5 @@ class FinetuneSettings(Checked):
 @register_method(FinetuneSettings)
 def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
     """CF: continue training M_o on S_tr minus S_f with algorithm A, 25 % of its steps."""
-    cfg = task.config.scaled(settings.budget, **({"lr": settings.lr} if settings.lr is not None else {}))
-    return task.train_on("finetune", task.copy_model(), task.retain(), cfg)
+    lr = settings.lr if settings.lr is not None else task.config.lr * settings.lr_factor
+    return task.train_on("finetune", task.copy_model(), task.retain(), task.config.scaled(settings.budget, lr=lr))

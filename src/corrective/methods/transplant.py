@@ -16,10 +16,11 @@ by optimisation.
    - label noise (no trigger): `delta` is the flagged samples' mean departure from their classes' means, a
      small image; the method is then fine-tuning on the rest (`finetune`) with a little noise.
 2. Fine-tune `M_o` on `D_r = S_tr \\ S_f` with algorithm A's optimiser and schedule for `budget` of its steps
-   (as `finetune`), each batch's samples stamped with probability `share` by `s * delta` (`s` uniform in
-   [`scale_low`, `scale_high`]: a trigger at test time may be stronger than the estimate, which the class
-   means shrink), clipped to [0, 1] for uint8 data; labels are the given ones. The model learns that the
-   trigger does not decide the class.
+   (as `finetune`; `lr_factor` times its learning rate), each sample stamped with probability `share` by
+   `s * delta + b * (mean image - x)`: `s` uniform in [`scale_low`, `scale_high`] (a trigger at test time may be
+   stronger than the estimate, which the class means shrink), `b` uniform in [0, `blend`] (a blended trigger
+   `x + b (P - x)` is not additive); clipped to [0, 1] for uint8 data; labels are the given ones. The model
+   learns that the trigger does not decide the class.
 
 Sees `M_o`, the training data as given and `S_f` only. An additive image is the wrong model of a warping
 trigger (WaNet): there the step is fine-tuning. Measured in benchmarks/results/transplant.md.
@@ -130,13 +131,14 @@ def stamped(
     return Split(split.x, split.y, split.ids, stamp)
 
 
-def transplant_grid() -> list[dict[str, Any]]:
+def lr_grid() -> list[dict[str, Any]]:
     """Algorithm A's learning rate and half of it: a second candidate keeps the guarded rule from returning the
-    original where one candidate lost two validation samples of a class to noise (benchmarks/results/transplant.md)."""
+    original where one candidate lost two validation samples of a class to noise (benchmarks/results/transplant.md).
+    `auto` runs fine-tuning over the same grid."""
     return [{"lr_factor": 1.0}, {"lr_factor": 0.5}]
 
 
-@register_method(TransplantSettings, transplant_grid)
+@register_method(TransplantSettings, lr_grid)
 def transplant(task: UnlearnTask, settings: TransplantSettings) -> nn.Module:
     """Fine-tune on the rest with the trigger S_f shares (estimated) stamped on a share of it, labels kept."""
     key = ("transplant", settings.k, settings.iters, settings.reference)  # a grid over share/scale estimates once
