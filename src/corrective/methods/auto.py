@@ -49,7 +49,7 @@ from corrective.methods import transplant as _transplant  # noqa: F401
 from corrective.methods.base import METHODS, UnlearnTask, register_method, run_methods_grid
 from corrective.methods.finetune import FinetuneSettings
 from corrective.methods.scrub import ScrubSettings
-from corrective.methods.transplant import TransplantSettings, lr_grid
+from corrective.methods.transplant import LR_GRID, TransplantSettings
 from corrective.models import device_of
 from corrective.settings import setting
 from corrective.training import feature_precision
@@ -129,9 +129,9 @@ def expanded_task(task: UnlearnTask) -> UnlearnTask:
     return dataclasses.replace(task, forget_ids=ids)
 
 
-# Fine-tuning runs over the transplant's grid (algorithm A's learning rate and half of it) under auto: with one
-# candidate the guard returned the original where it lost two validation samples of a class to noise.
-CANDIDATES = {"finetune": lr_grid()}  # auto's own candidates for a base; the base's registered grid otherwise
+# Fine-tuning runs at algorithm A's learning rate and half of it under auto: with one candidate the guard returned
+# the original where it lost two validation samples of a class to noise.
+CANDIDATES = {"finetune": LR_GRID}  # auto's own candidates for a base; the base's registered grid otherwise
 
 
 def auto_grid() -> list[dict[str, Any]]:
