@@ -76,14 +76,13 @@ def chosen_setting(record: dict) -> str:
     return ", ".join(f"{k} {settings[k]}" for k in dict.fromkeys(shown)) or "its one setting"
 
 
-BASE_KNOBS = {"scrub": "kl_weight", "transplant": "lr_factor"}  # what auto's grid varies per base
+BASE_KNOBS = {"scrub": ("kl_weight",), "transplant": ("lr_factor", "budget"), "finetune": ("lr_factor",)}
 
 
 def candidate_setting(settings: dict) -> str:
-    """One of auto's candidates in words: its base and the setting its base's grid varies."""
+    """One of auto's candidates in words: its base and the settings its candidates vary."""
     base = settings.get("base", "scrub")
-    knob = BASE_KNOBS.get(base)
-    return f"{base}" + (f", {knob} {settings[knob]}" if knob in settings else "")
+    return ", ".join([base, *(f"{k} {settings[k]}" for k in BASE_KNOBS.get(base, ()) if k in settings)])
 
 
 def main() -> None:

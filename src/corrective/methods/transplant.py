@@ -28,6 +28,7 @@ trigger (WaNet): there the step is fine-tuning. Measured in benchmarks/results/t
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,14 +69,25 @@ class TransplantSettings(Checked):
             raise ValueError(f"scale_high ({self.scale_high}) must be at least scale_low ({self.scale_low})")
 
 
+def pixel_chunks(split: Split, pipeline: Pipeline, positions: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+    """(positions, pixels on the CPU) of `positions` in chunks of READ_CHUNK, read as every pass reads a split
+    (`Split.image_batches`: a streamed split one chunk at a time, by its worker processes where it has them)."""
+    chunks = list(positions.to(split.y.device).split(READ_CHUNK))
+    for pos, images in zip(chunks, split.image_batches(chunks), strict=True):
+        yield pos, pipeline.pixels(split, pos, images=images).cpu()
+
+
+def pixels_of(split: Split, pipeline: Pipeline, positions: Tensor) -> Tensor:
+    return torch.cat([x for _, x in pixel_chunks(split, pipeline, positions)])
+
+
 def class_means(split: Split, pipeline: Pipeline, classes: int) -> Tensor:
     """(classes, C, H, W) mean pixel image of each given label (zeros for a label absent), read in chunks."""
     total = torch.zeros((classes, *split.x.shape[1:]), dtype=torch.float64)
     counts = torch.zeros(classes, dtype=torch.float64)
-    for pos in torch.arange(len(split)).split(READ_CHUNK):
-        x = pipeline.pixels(split, pos.to(split.y.device)).cpu().double()
-        y = split.y[pos.to(split.y.device)].cpu()
-        total.index_add_(0, y, x)
+    for pos, x in pixel_chunks(split, pipeline, torch.arange(len(split))):
+        y = split.y[pos].cpu()
+        total.index_add_(0, y, x.double())
         counts += torch.bincount(y, minlength=classes).double()
     return (total / counts.clamp(min=1).view(-1, 1, 1, 1)).float()
 
@@ -98,10 +110,10 @@ def estimate_trigger(task: UnlearnTask, s: TransplantSettings) -> tuple[Tensor, 
     mean = (means * (counts / counts.sum()).view(-1, 1, 1, 1)).sum(0)
     gen = task.generator(seeds.salt("transplant", "reference"))
     ref = others[torch.randperm(len(others), generator=gen)[: s.reference].to(others.device)]
-    ref_x = pipeline.pixels(train, ref).cpu().flatten(1)
+    ref_x = pixels_of(train, pipeline, ref).flatten(1)
     ref_y = train.y[ref].cpu()
     search = NearestNeighbors(n_neighbors=min(s.k, len(ref))).fit(ref_x.numpy())
-    fx = pipeline.pixels(train, flagged).cpu()
+    fx = pixels_of(train, pipeline, flagged)
     delta = torch.zeros(fx.shape[1:])
     for _ in range(s.iters):
         near = torch.from_numpy(search.kneighbors((fx - delta).flatten(1).numpy(), return_distance=False))
