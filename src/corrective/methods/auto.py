@@ -59,6 +59,7 @@ COMPUTED = ("expansion", STRATEGY)  # task.cache key of the expansion auto compu
 BASES = ("transplant", "finetune", "scrub")  # the methods auto may run on the expanded set
 LABEL_NOISE_BASE = "finetune"  # where the expansion chose label_noise
 OTHER_BASE = "transplant"  # everywhere else (a shared feature: a trigger)
+FINE_TUNING = {"finetune": FinetuneSettings, "transplant": TransplantSettings}  # bases that take budget, lr_factor
 REASONS = {
     "finetune": "the expansion chose label_noise (the flagged labels disagree with the model and their "
     "neighbours): fine-tuning on the rest heals label noise better than SCRUB (benchmarks/results/auto_base.md)",
@@ -76,7 +77,8 @@ class AutoSettings(ScrubSettings):
 
     base: str = setting(
         "evidence",
-        "method run on the expansion: evidence (finetune where it chose label_noise, else scrub), scrub or finetune",
+        "method run on the expansion: evidence (finetune where it chose label_noise, else transplant), "
+        "transplant, finetune or scrub",
         choices=("evidence", *BASES),
     )
     lr_factor: float = setting(1.0, "the fine-tuning bases' learning rate: algorithm A's times this", gt=0)
@@ -116,10 +118,8 @@ def base_of(task: UnlearnTask, settings: AutoSettings) -> str:
 
 def base_settings(base: str, settings: AutoSettings) -> Any:
     """The base method's own settings from auto's."""
-    if base == "finetune":
-        return FinetuneSettings(budget=settings.budget, lr_factor=settings.lr_factor)
-    if base == "transplant":
-        return TransplantSettings(budget=settings.budget, lr_factor=settings.lr_factor)
+    if base in FINE_TUNING:
+        return FINE_TUNING[base](budget=settings.budget, lr_factor=settings.lr_factor)
     scrub = {f.name: getattr(settings, f.name) for f in dataclasses.fields(ScrubSettings)}
     return ScrubSettings(**scrub)
 

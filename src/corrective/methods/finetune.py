@@ -15,6 +15,7 @@ from torch import nn
 
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.settings import Checked, setting
+from corrective.training import TrainConfig
 
 
 @dataclass(frozen=True)
@@ -26,8 +27,13 @@ class FinetuneSettings(Checked):
     RENAMED: ClassVar[dict[str, str]] = {"fraction": "budget"}  # every method's budget is `budget`
 
 
+def finetune_config(task: UnlearnTask, settings: FinetuneSettings) -> TrainConfig:
+    """Algorithm A's recipe for `budget` of its steps at `lr` (or its learning rate times `lr_factor`)."""
+    lr = settings.lr if settings.lr is not None else task.config.lr * settings.lr_factor
+    return task.config.scaled(settings.budget, lr=lr)
+
+
 @register_method(FinetuneSettings)
 def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
     """CF: continue training M_o on S_tr minus S_f with algorithm A, 25 % of its steps."""
-    lr = settings.lr if settings.lr is not None else task.config.lr * settings.lr_factor
-    return task.train_on("finetune", task.copy_model(), task.retain(), task.config.scaled(settings.budget, lr=lr))
+    return task.train_on("finetune", task.copy_model(), task.retain(), finetune_config(task, settings))

@@ -39,16 +39,16 @@ from corrective import seeds
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.settings import Checked, setting
+from corrective.methods.finetune import FinetuneSettings, finetune_config
+from corrective.settings import setting
 
 READ_CHUNK = 1024  # images read at a time for the class means
 
 
 @dataclass(frozen=True)
-class TransplantSettings(Checked):
-    budget: float = setting(0.25, "share of the original training steps (as finetune)", gt=0, le=10)
-    lr: float | None = setting(None, "learning rate; none: algorithm A's times lr_factor", gt=0)
-    lr_factor: float = setting(1.0, "with lr none: algorithm A's learning rate times this", gt=0)
+class TransplantSettings(FinetuneSettings):
+    """Fine-tuning's budget and learning rate, and the trigger's estimate and stamp."""
+
     share: float = setting(
         0.2, "probability that a fine-tuning sample carries the estimated trigger (NC: 20 %)", gt=0, le=1
     )
@@ -81,15 +81,16 @@ def pixels_of(split: Split, pipeline: Pipeline, positions: Tensor) -> Tensor:
     return torch.cat([x for _, x in pixel_chunks(split, pipeline, positions)])
 
 
-def class_means(split: Split, pipeline: Pipeline, classes: int) -> Tensor:
-    """(classes, C, H, W) mean pixel image of each given label (zeros for a label absent), read in chunks."""
+def class_means(split: Split, pipeline: Pipeline, classes: int) -> tuple[Tensor, Tensor]:
+    """(classes, C, H, W) mean pixel image of each given label (zeros for a label absent), read in chunks, and
+    each label's number of samples."""
     total = torch.zeros((classes, *split.x.shape[1:]), dtype=torch.float64)
     counts = torch.zeros(classes, dtype=torch.float64)
     for pos, x in pixel_chunks(split, pipeline, torch.arange(len(split))):
         y = split.y[pos].cpu()
         total.index_add_(0, y, x.double())
         counts += torch.bincount(y, minlength=classes).double()
-    return (total / counts.clamp(min=1).view(-1, 1, 1, 1)).float()
+    return (total / counts.clamp(min=1).view(-1, 1, 1, 1)).float(), counts
 
 
 def estimate_trigger(task: UnlearnTask, s: TransplantSettings) -> tuple[Tensor, Tensor]:
@@ -105,9 +106,9 @@ def estimate_trigger(task: UnlearnTask, s: TransplantSettings) -> tuple[Tensor, 
     if len(others) == 0:
         return torch.zeros(train.x.shape[1:]), torch.zeros(train.x.shape[1:])
     classes = int(train.y.max()) + 1
-    means = class_means(train.subset(others), pipeline, classes)
-    counts = torch.bincount(train.y[others].cpu(), minlength=classes).float()
-    mean = (means * (counts / counts.sum()).view(-1, 1, 1, 1)).sum(0)
+    means, counts = class_means(train.subset(others), pipeline, classes)
+    weights = counts.float() / counts.float().sum()  # the unflagged samples' mean image: the class means, weighted
+    mean = (means * weights.view(-1, 1, 1, 1)).sum(0)
     gen = task.generator(seeds.salt("transplant", "reference"))
     ref = others[torch.randperm(len(others), generator=gen)[: s.reference].to(others.device)]
     ref_x = pixels_of(train, pipeline, ref).flatten(1)
@@ -125,7 +126,7 @@ def estimate_trigger(task: UnlearnTask, s: TransplantSettings) -> tuple[Tensor, 
 def stamped(
     split: Split, delta: Tensor, mean: Tensor, s: TransplantSettings, gen: torch.Generator, clip: bool
 ) -> Split:
-    """`split` with each drawn sample carrying `scale * delta` on top of its own stamp (step 2)."""
+    """`split` with each drawn sample carrying `s * delta + b * (mean - x)` on top of its own stamp (step 2)."""
     parent = split.stamp
 
     def stamp(x: Tensor, pos: Tensor) -> Tensor:
@@ -163,6 +164,4 @@ def transplant(task: UnlearnTask, settings: TransplantSettings) -> nn.Module:
     clip = task.train.x.dtype == torch.uint8  # pixels in [0, 1]; float images are model inputs as they are
     gen = task.generator(seeds.salt("transplant", "stamp"))
     retain = stamped(task.retain(), delta, mean, settings, gen, clip)
-    lr = settings.lr if settings.lr is not None else task.config.lr * settings.lr_factor
-    cfg = task.config.scaled(settings.budget, lr=lr)
-    return task.train_on("transplant", task.copy_model(), retain, cfg)
+    return task.train_on("transplant", task.copy_model(), retain, finetune_config(task, settings))
