@@ -47,25 +47,38 @@ def test_auto_base_follows_the_expansion(poison_run: api.Run) -> None:
     noisy = dataclasses.replace(exp, chosen="label_noise")
     shared = dataclasses.replace(exp, chosen="neighbours")
     small = {"budget": 0.05}
-    ft = api.unlearn(poison_run, "auto", 0.1, settings=small, expansion=noisy, progress=False)
+    # the paper's rule ranks the whole grid (the guarded one stops at the first candidate within the guard)
+    ft = api.unlearn(poison_run, "auto", 0.1, settings=small, expansion=noisy, selection="paper", progress=False)
     ran = [r for r in ft.records if not r.get("is_original")]
     assert [r["settings"]["base"] for r in ran] == ["finetune"] * len(CANDIDATES["finetune"])
     chosen = ft.records[ft.selected]
     assert (
         chosen["diagnostics"]["evidence_base"] == "finetune" and "label_noise" in chosen["diagnostics"]["base_reason"]
     )
-    sc = api.unlearn(poison_run, "auto", 0.1, settings=small, expansion=shared, progress=False)
+    sc = api.unlearn(poison_run, "auto", 0.1, settings=small, expansion=shared, selection="paper", progress=False)
     ran = [r for r in sc.records if not r.get("is_original")]
     assert [r["settings"]["base"] for r in ran] == ["transplant"] * distinct(METHODS["transplant"].grid(), small)
     assert sc.records[sc.selected]["diagnostics"]["evidence_base"] == "transplant"
     both = api.unlearn(
-        poison_run, "auto", 0.1, settings={**small, "follow_evidence": False}, expansion=noisy, progress=False
+        poison_run,
+        "auto",
+        0.1,
+        settings={**small, "follow_evidence": False},
+        expansion=noisy,
+        selection="paper",
+        progress=False,
     )
     ran = [r for r in both.records if not r.get("is_original")]
     assert sorted({r["settings"]["base"] for r in ran}) == sorted(BASES) and len(ran) == distinct(auto_grid(), small)
     # a base the caller fixes runs whatever the evidence, each distinct setting once
     fixed = api.unlearn(
-        poison_run, "auto", 0.1, settings={**small, "base": "finetune"}, expansion=shared, progress=False
+        poison_run,
+        "auto",
+        0.1,
+        settings={**small, "base": "finetune"},
+        expansion=shared,
+        selection="paper",
+        progress=False,
     )
     fixed_ran = [r["settings"] for r in fixed.records if not r.get("is_original")]
     assert [s["base"] for s in fixed_ran] == ["finetune"] * 2 and [s["lr_factor"] for s in fixed_ran] == [1.0, 0.5]
@@ -156,9 +169,14 @@ def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.R
     assert candidate_overrides("auto", None) == METHODS["auto"].grid() and candidate_overrides("scrub", None) == [{}]
     result = api.unlearn(poison_run, "auto", 0.1, settings={"budget": 0.05}, progress=False)
     ran = [r for r in result.records if not r.get("is_original")]
-    base = result.record["diagnostics"]["evidence_base"]  # the evidence's base: its whole grid ran, nothing else
-    grid = CANDIDATES.get(base) or METHODS[base].grid()
-    assert len(ran) == distinct(grid, {"budget": 0.05}) and {r["settings"]["base"] for r in ran} == {base}
+    base = result.record["diagnostics"]["evidence_base"]  # the evidence's base: its grid in order, nothing else
+    grid = [{"base": base, **g} for g in CANDIDATES.get(base) or METHODS[base].grid()]
+    assert [{k: r["settings"][k] for k in g} for r, g in zip(ran, grid, strict=False)] == grid[: len(ran)]
+    assert 1 <= len(ran) <= distinct(grid, {"budget": 0.05}) and {r["settings"]["base"] for r in ran} == {base}
+    # it stopped at the first candidate within the guard, or none was and every candidate ran
+    assert result.record["n_eligible"] == int(result.record["stopped_at_guard"])
+    if result.record["stopped_at_guard"]:
+        assert ran[-1]["selected"] and not result.record["returned_original"]
     assert [r["selected"] for r in result.records].count(True) == 1
     for r in result.records:
         assert r["method"] == "auto" and r["selection"] == "guarded" and r["expand"] == "auto"
@@ -171,6 +189,22 @@ def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.R
     assert paper.record["selection"] == "paper"  # the caller's rule wins over the method's own
     alone = api.unlearn(poison_run, "auto", 0.1, settings={"budget": 0.05}, grid=False, progress=False)
     assert len([r for r in alone.records if not r.get("is_original")]) == 1  # --no-grid: the defaults alone
+
+
+def test_auto_stops_at_the_first_candidate_within_the_guard(poison_run: api.Run) -> None:
+    """A grid whose first candidate wrecks the model (the transplant at 80x algorithm A's learning rate): the second
+    runs and, within the guard, ends the search — the third never runs; under the paper's rule all three run."""
+    grid = [{"lr_factor": 80.0, "budget": 0.1}, {"lr_factor": 0.5}, {"lr_factor": 0.25}]
+    result = api.unlearn(poison_run, "auto", 0.1, grid=grid, progress=False)
+    wrecked, kept = result.records
+    assert wrecked["val_class_drop"] > 0.5 and not wrecked["selected"]
+    assert kept["selected"] and kept["settings"]["lr_factor"] == 0.5 and not kept["returned_original"]
+    assert all(r["stopped_at_guard"] and r["n_eligible"] == 1 for r in result.records)
+    paper = api.unlearn(poison_run, "auto", 0.1, grid=grid, selection="paper", progress=False)
+    assert [r["settings"]["lr_factor"] for r in paper.records] == [80.0, 0.5, 0.25]
+    assert "stopped_at_guard" not in paper.record
+    scrub = api.unlearn(poison_run, "scrub", 0.1, grid=TWO, selection="guarded", progress=False)
+    assert len(scrub.records) == 2 and "stopped_at_guard" not in scrub.record  # other methods rank the whole grid
 
 
 def test_auto_returns_the_original_when_no_candidate_keeps_the_guard(poison_run: api.Run) -> None:
@@ -186,6 +220,7 @@ def test_auto_returns_the_original_when_no_candidate_keeps_the_guard(poison_run:
     assert [r.get("rejected_by_guard", False) for r in ran].count(True) == 1
     for r in result.records:
         assert r["returned_original"] and r["do_no_harm"] == "original" and r["guard_fallback"] and r["n_eligible"] == 0
+        assert not r["stopped_at_guard"]  # none was within the guard: every candidate ran
     for key in ("acc_corr", "acc_retain", "target_acc", "val_accuracy"):
         assert kept[key] == pytest.approx(poison_run.metrics[key])  # the original's own figures
     for a, b in zip(result.model.state_dict().values(), poison_run.model.state_dict().values(), strict=True):

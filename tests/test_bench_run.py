@@ -228,3 +228,11 @@ def test_cli_dry_run_and_list(tmp_path):
     total, counts = re.match(r"(\d+) jobs \((.*)\),", res.output).groups()
     assert "expand" in counts and sum(int(c.split()[0]) for c in counts.split(", ")) == int(total)
     assert "smoke" in CliRunner().invoke(app, ["bench", "--list"]).output.split()
+
+
+def test_worker_threads_share_the_host_on_a_gpu_and_stay_one_on_the_cpu() -> None:
+    from corrective.bench.executors import worker_threads
+
+    assert [worker_threads("cpu", w, 16) for w in (1, 2, 16)] == [1, 1, 1]  # CPU workers: one thread each
+    assert worker_threads("cuda", 4, 16) == 4 and worker_threads("cuda", 1, 16) == 16  # the cores split among them
+    assert worker_threads("cuda", 32, 16) == 1 and worker_threads("mps", 3, 2) == 1  # never below one

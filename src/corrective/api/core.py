@@ -91,6 +91,11 @@ def run_candidates(
     returned unchanged (`returned_original`): a last record (`is_original`, selected, no settings) holds the
     original's figures, with `unlearn_seconds` the whole search's, and the rule's choice is marked
     `rejected_by_guard`.
+
+    A method that stops at the guard (`MethodInfo.stop_at_guard`: auto), under the guarded rule with a reference,
+    runs its candidates in order and stops at the first within the guard — the rule's choice among those that ran
+    (every record says `stopped_at_guard`: True where a candidate within the guard ended the search, False where
+    none was and every candidate ran).
     """
     info = get_method(method)
     selection = selection or Selection()
@@ -99,7 +104,9 @@ def run_candidates(
             "guarded selection needs clean held-out data to compare classes on; provide it or use selection 'paper'"
         )
     candidates = [make_settings(method, o) for o in candidate_overrides(method, grid, settings)]
+    stop_at_guard = info.stop_at_guard and selection.rule == "guarded" and reference is not None
     records: list[dict[str, Any]] = []
+    stopped = False
     best: nn.Module | None = None
     best_key: tuple[float, float] | None = None
     chosen = 0
@@ -113,7 +120,12 @@ def run_candidates(
         key = selection.key(record, reference)
         if best_key is None or key > best_key:  # strict: the first of equals wins
             best, best_key, chosen = model, key, len(records) - 1
+        if stop_at_guard and selection.eligible(record, reference):
+            stopped = True
+            break  # the first candidate within the guard: the later ones are not run
     choice = selection_record(records, chosen, selection, reference)
+    if stop_at_guard:
+        choice["stopped_at_guard"] = stopped
     if do_no_harm:
         within = (
             None

@@ -43,13 +43,21 @@ def _exit_with_parent(parent: int) -> None:
             os._exit(1)
 
 
-def _init_worker(parent: int, device_type: str, gpus: Any) -> None:
+def worker_threads(device_type: str, workers: int, cores: int) -> int:
+    """CPU threads for each worker: one on the CPU (workers are one per core there; two one-thread workers beat one
+    two-thread worker); on a GPU the host's cores shared among the workers, not every core in every worker (torch's
+    default, under which four workers on one H200 with 16 cores trained WaNet originals 8x slower than the other
+    attacks' and expanded 8-10x slower than one CPU thread; the cause was not confirmed there and this split was
+    not measured on a GPU: benchmarks/results/cuda_check.md)."""
+    return 1 if device_type == "cpu" else max(1, cores // max(1, workers))
+
+
+def _init_worker(parent: int, device_type: str, gpus: Any, threads: int) -> None:
     import torch
 
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
-    if device_type == "cpu":
-        torch.set_num_threads(1)
-    elif gpus is not None:
+    torch.set_num_threads(threads)
+    if gpus is not None:
         torch.cuda.set_device(gpus.get())  # one GPU per worker
 
 
@@ -62,8 +70,9 @@ class LocalExecutor:
             gpus = ctx.Queue()
             for i in range(workers):
                 gpus.put(i % default_workers("cuda"))
+        threads = worker_threads(device_type, workers, default_workers("cpu"))
         self.pool = ProcessPoolExecutor(
-            workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), device_type, gpus)
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(os.getpid(), device_type, gpus, threads)
         )
 
     def submit(self, job: Job, out: str) -> Future[dict[str, Any]]:

@@ -15,11 +15,15 @@ select a setting that erases no class — or return the original model.
    shared feature it fine-tunes as `finetune` does (benchmarks/results/transplant.md). `base = "scrub"`,
    `"finetune"` or `"transplant"` fixes the base; `follow_evidence = false` runs every candidate of the
    grid, every base, and lets the selection rule choose.
-3. Run the base over its candidates of auto's grid (SCRUB's `kl_weight` grid, the others' defaults) on
-   the expanded set, and select by the `guarded` rule (`MethodInfo.selection`), unless the caller names
-   another. The grid is searched unless the caller says `grid=False` (`MethodInfo.grid_by_default`), and
-   when the chosen candidate loses more than the guard on a class or the whole of the clean validation
-   (held-out) data, the original model is returned unchanged (`MethodInfo.do_no_harm`, `api.run_candidates`).
+3. Run the base over its candidates of auto's grid (the transplant's three, fine-tuning's two learning rates,
+   SCRUB's `kl_weight` grid) on the expanded set **in order, stopping at the first candidate within the guard**
+   (`MethodInfo.stop_at_guard`): the candidates are ordered cheapest and boldest first, so a task the first
+   one corrects costs one candidate; the later ones run only where the earlier ones lost more than the guard
+   on a class. Under the `guarded` rule (`MethodInfo.selection`) that first candidate within the guard is the
+   rule's choice among those that ran; a caller who names the `paper` rule gets the whole grid ranked. The
+   grid is searched unless the caller says `grid=False` (`MethodInfo.grid_by_default`), and when no candidate
+   keeps every class and the whole of the clean validation (held-out) data within the guard, the original
+   model is returned unchanged (`MethodInfo.do_no_harm`, `api.run_candidates`).
 
 The grid is declared before the task is known (the union of both bases' candidates, each naming its base);
 once the expansion is known, `run_grid` runs only the candidates of the base it points to — a candidate that
@@ -179,6 +183,7 @@ def auto_diagnostics(task: UnlearnTask) -> dict[str, Any]:
     expand=STRATEGY,
     grid_by_default=True,
     do_no_harm=True,
+    stop_at_guard=True,
 )
 def auto(task: UnlearnTask, settings: AutoSettings) -> nn.Module:
     """Expand S_f (auto strategy), unlearn it with the base the evidence points to, guarded selection."""

@@ -192,6 +192,9 @@ class MethodInfo:
     # True: when the selected candidate loses more than the guard on the clean held-out data, the original model
     # is returned unchanged (auto; `api.correct` does this for every method). False: the selection rule's choice.
     do_no_harm: bool = False
+    # True: under the guarded rule the candidates run in grid order and the search stops at the first within the
+    # guard (auto: its grid is ordered cheapest and boldest first, so a task its first candidate corrects costs one).
+    stop_at_guard: bool = False
     needs: str = "model"  # a key of NEEDS
 
 
@@ -210,6 +213,7 @@ def register_method(
     expand: str | None = None,
     grid_by_default: bool = False,
     do_no_harm: bool = False,
+    stop_at_guard: bool = False,
     needs: str = "model",
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator filing a method under its function name (or `name`) with its settings dataclass and grid."""
@@ -235,6 +239,7 @@ def register_method(
                 expand,
                 grid_by_default,
                 do_no_harm,
+                stop_at_guard,
                 needs,
             ),
         )
