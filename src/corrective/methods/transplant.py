@@ -144,14 +144,17 @@ def stamped(
     return Split(split.x, split.y, split.ids, stamp)
 
 
-LR_GRID = [{"lr_factor": 1.0}, {"lr_factor": 0.5}]  # `auto` runs fine-tuning over these too
+LR_GRID = [{"lr_factor": 0.5}, {"lr_factor": 1.0}]  # `auto` runs fine-tuning over these too
 
 
 def transplant_grid() -> list[dict[str, Any]]:
-    """Algorithm A's learning rate and half of it, and half of it for twice the steps: with one candidate the guarded
-    rule returned the original where it lost two validation samples of a class to noise (digits); on Fashion-MNIST
-    blended only the longer run kept every class within the guard (benchmarks/results/transplant.md)."""
-    return [*LR_GRID, {"lr_factor": 0.5, "budget": 0.5}]
+    """Half algorithm A's learning rate, half of it for twice the steps, and the whole of it — the gentlest first, as
+    `auto` tries them in order and stops at the first within the guard. With one candidate the guarded rule
+    returned the original where it lost two validation samples of a class to noise (digits); on Fashion-MNIST
+    blended only the longer run kept every class within the guard (benchmarks/results/transplant.md). Half the rate
+    removed as much as the whole (digits: acc_corr 92.5 vs 92.1 %, attack success 1.9 vs 1.6 %, 24 runs) and kept
+    the guard in 46 of 47 runs where the whole rate kept it in 44 (benchmarks/results/harm_targets.md)."""
+    return [LR_GRID[0], {"lr_factor": 0.5, "budget": 0.5}, LR_GRID[1]]
 
 
 @register_method(TransplantSettings, transplant_grid)
