@@ -17,14 +17,14 @@ select a setting that erases no class — or return the original model.
    grid, every base, and lets the selection rule choose.
 3. Run the base over its candidates of auto's grid (the transplant's three, fine-tuning's two learning rates,
    SCRUB's `kl_weight` grid) on the expanded set **in order, stopping at the first candidate within the guard**
-   (`MethodInfo.stop_at_guard`): the candidates are ordered gentlest and cheapest first (half algorithm A's
-   learning rate at 25 % of its steps first), so a task the first one corrects costs one candidate; the later
-   ones run only where the earlier ones lost more than the guard on a class. Under the `guarded` rule
-   (`MethodInfo.selection`) that first candidate within the guard is the rule's choice among those that ran;
-   a caller who names the `paper` rule gets the whole grid ranked. The grid is searched unless the caller says
-   `grid=False` (`MethodInfo.grid_by_default`), and when no candidate keeps every class and the whole of the clean
-   validation (held-out) data within the guard, the original model is returned unchanged (`MethodInfo.do_no_harm`,
-   `api.run_candidates`).
+   (`MethodInfo.stop_at_guard`): the transplant's candidates are ordered gentlest and cheapest first (half algorithm
+   A's learning rate at 25 % of its steps first), fine-tuning's the whole rate first, so a task the first one
+   corrects costs one candidate; the later ones run only where the earlier ones lost more than the guard on a class.
+   Under the `guarded` rule (`MethodInfo.selection`) that first candidate within the guard is the rule's choice
+   among those that ran; a caller who names the `paper` rule gets the whole grid ranked. The grid is searched unless
+   the caller says `grid=False` (`MethodInfo.grid_by_default`), and when no candidate keeps every class and the
+   whole of the clean validation (held-out) data within the guard, the original model is returned unchanged
+   (`MethodInfo.do_no_harm`, `api.run_candidates`).
 
 The grid is declared before the task is known (the union of both bases' candidates, each naming its base);
 once the expansion is known, `run_grid` runs only the candidates of the base it points to — a candidate that
@@ -134,8 +134,8 @@ def expanded_task(task: UnlearnTask) -> UnlearnTask:
     return dataclasses.replace(task, forget_ids=ids)
 
 
-# Fine-tuning runs at half algorithm A's learning rate, then the whole of it, under auto: with one candidate the guard
-# returned the original where it lost two validation samples of a class to noise.
+# Fine-tuning runs at algorithm A's learning rate, then half of it, under auto: with one candidate the guard returned
+# the original where it lost two validation samples of a class to noise.
 CANDIDATES = {"finetune": LR_GRID}  # auto's own candidates for a base; the base's registered grid otherwise
 
 

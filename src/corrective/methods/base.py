@@ -193,7 +193,7 @@ class MethodInfo:
     # is returned unchanged (auto; `api.correct` does this for every method). False: the selection rule's choice.
     do_no_harm: bool = False
     # True: under the guarded rule the candidates run in grid order and the search stops at the first within the
-    # guard (auto: its grid is ordered gentlest and cheapest first, so a task its first candidate corrects costs one).
+    # guard (auto: a task its first candidate corrects costs one candidate).
     stop_at_guard: bool = False
     needs: str = "model"  # a key of NEEDS
 

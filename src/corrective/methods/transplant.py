@@ -144,7 +144,9 @@ def stamped(
     return Split(split.x, split.y, split.ids, stamp)
 
 
-LR_GRID = [{"lr_factor": 0.5}, {"lr_factor": 1.0}]  # `auto` runs fine-tuning over these too
+# `auto` runs fine-tuning (label noise) over these, the whole rate first: half of it first kept the guard as often but
+# left the mixed relearn probe 5.9 points below the oracle on random swap (10 seeds; harm_targets.md).
+LR_GRID = [{"lr_factor": 1.0}, {"lr_factor": 0.5}]
 
 
 def transplant_grid() -> list[dict[str, Any]]:
@@ -154,7 +156,7 @@ def transplant_grid() -> list[dict[str, Any]]:
     blended only the longer run kept every class within the guard (benchmarks/results/transplant.md). Half the rate
     removed as much as the whole (digits: acc_corr 92.5 vs 92.1 %, attack success 1.9 vs 1.6 %, 24 runs) and kept
     the guard in 46 of 47 runs where the whole rate kept it in 44 (benchmarks/results/harm_targets.md)."""
-    return [LR_GRID[0], {"lr_factor": 0.5, "budget": 0.5}, LR_GRID[1]]
+    return [{"lr_factor": 0.5}, {"lr_factor": 0.5, "budget": 0.5}, {"lr_factor": 1.0}]
 
 
 @register_method(TransplantSettings, transplant_grid)
