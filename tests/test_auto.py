@@ -19,7 +19,7 @@ from corrective.errors import UserError
 from corrective.expand import expand
 from corrective.methods import METHODS, UnlearnTask, candidate_overrides, make_settings, run_method
 from corrective.methods import auto as auto_method
-from corrective.methods.auto import BASES, CANDIDATES, auto_grid, expansion_of
+from corrective.methods.auto import BASES, CANDIDATES, FALLBACK, auto_grid, expansion_of
 from corrective.methods.scrub import ScrubSettings
 from corrective.names import RESULTS
 
@@ -50,14 +50,15 @@ def test_auto_base_follows_the_expansion(poison_run: api.Run) -> None:
     # the paper's rule ranks the whole grid (the guarded one stops at the first candidate within the guard)
     ft = api.unlearn(poison_run, "auto", 0.1, settings=small, expansion=noisy, selection="paper", progress=False)
     ran = [r for r in ft.records if not r.get("is_original")]
-    assert [r["settings"]["base"] for r in ran] == ["finetune"] * len(CANDIDATES["finetune"])
+    tried = distinct(METHODS["transplant"].grid(), small)  # then the other fine-tuning base's candidates (fallback)
+    assert [r["settings"]["base"] for r in ran] == ["finetune"] * len(CANDIDATES["finetune"]) + ["transplant"] * tried
     chosen = ft.records[ft.selected]
     assert (
         chosen["diagnostics"]["evidence_base"] == "finetune" and "label_noise" in chosen["diagnostics"]["base_reason"]
     )
     sc = api.unlearn(poison_run, "auto", 0.1, settings=small, expansion=shared, selection="paper", progress=False)
     ran = [r for r in sc.records if not r.get("is_original")]
-    assert [r["settings"]["base"] for r in ran] == ["transplant"] * distinct(METHODS["transplant"].grid(), small)
+    assert [r["settings"]["base"] for r in ran] == ["transplant"] * tried + ["finetune"] * len(CANDIDATES["finetune"])
     assert sc.records[sc.selected]["diagnostics"]["evidence_base"] == "transplant"
     both = api.unlearn(
         poison_run,
@@ -170,13 +171,14 @@ def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.R
     assert candidate_overrides("auto", None) == METHODS["auto"].grid() and candidate_overrides("scrub", None) == [{}]
     result = api.unlearn(poison_run, "auto", 0.1, settings={"budget": 0.05}, progress=False)
     ran = [r for r in result.records if not r.get("is_original")]
-    base = result.record["diagnostics"]["evidence_base"]  # the evidence's base: its grid in order, nothing else
-    grid: list[dict] = []  # the base's candidates in order, with the budget laid on and each distinct one once
-    for g in CANDIDATES.get(base) or METHODS[base].grid():
-        if (entry := {"base": base, **g, "budget": 0.05}) not in grid:
-            grid.append(entry)
+    base = result.record["diagnostics"]["evidence_base"]  # the evidence's base in grid order, then the other's
+    grid: list[dict] = []  # the bases' candidates in order, with the budget laid on and each distinct one once
+    for b in (base, FALLBACK[base]):
+        for g in CANDIDATES.get(b) or METHODS[b].grid():
+            if (entry := {"base": b, **g, "budget": 0.05}) not in grid:
+                grid.append(entry)
     assert [{k: r["settings"][k] for k in g} for r, g in zip(ran, grid, strict=False)] == grid[: len(ran)]
-    assert 1 <= len(ran) <= len(grid) and {r["settings"]["base"] for r in ran} == {base}
+    assert 1 <= len(ran) <= len(grid) and ran[0]["settings"]["base"] == base
     # it stopped at the first candidate within the guard, or none was and every candidate ran
     assert result.record["n_eligible"] == int(result.record["stopped_at_guard"])
     if result.record["stopped_at_guard"]:
@@ -209,6 +211,22 @@ def test_auto_stops_at_the_first_candidate_within_the_guard(poison_run: api.Run)
     assert "stopped_at_guard" not in paper.record
     scrub = api.unlearn(poison_run, "scrub", 0.1, grid=TWO, selection="guarded", progress=False)
     assert len(scrub.records) == 2 and "stopped_at_guard" not in scrub.record  # other methods rank the whole grid
+
+
+def test_auto_falls_back_to_the_other_fine_tuning_base(poison_run: api.Run) -> None:
+    """Where every candidate of the evidence's base breaks the guard, the other fine-tuning base's run next (here
+    fine-tuning at 80x algorithm A's learning rate, then the transplant); without `fallback` the original returns."""
+    noisy = dataclasses.replace(api.expand_run(poison_run, 0.1, "auto"), chosen="label_noise")
+    grid = [{"base": "finetune", "lr_factor": 80.0, "budget": 0.1}, {"base": "transplant", "lr_factor": 0.5}]
+    result = api.unlearn(poison_run, "auto", 0.1, grid=grid, expansion=noisy, progress=False)
+    wrecked, kept = result.records
+    assert wrecked["settings"]["base"] == "finetune" and wrecked["val_class_drop"] > 0.5
+    assert kept["settings"]["base"] == "transplant" and kept["selected"] and kept["stopped_at_guard"]
+    assert result.record["diagnostics"]["evidence_base"] == "finetune"  # the evidence still says where it began
+    alone = api.unlearn(
+        poison_run, "auto", 0.1, settings={"fallback": False}, grid=grid, expansion=noisy, progress=False
+    )
+    assert [r["settings"].get("base") for r in alone.records] == ["finetune", None] and alone.record["is_original"]
 
 
 def test_auto_returns_the_original_when_no_candidate_keeps_the_guard(poison_run: api.Run) -> None:

@@ -19,12 +19,13 @@ select a setting that erases no class — or return the original model.
    SCRUB's `kl_weight` grid) on the expanded set **in order, stopping at the first candidate within the guard**
    (`MethodInfo.stop_at_guard`): the transplant's candidates are ordered gentlest and cheapest first (half algorithm
    A's learning rate at 25 % of its steps first), fine-tuning's the whole rate first, so a task the first one
-   corrects costs one candidate; the later ones run only where the earlier ones lost more than the guard on a class.
-   Under the `guarded` rule (`MethodInfo.selection`) that first candidate within the guard is the rule's choice
-   among those that ran; a caller who names the `paper` rule gets the whole grid ranked. The grid is searched unless
-   the caller says `grid=False` (`MethodInfo.grid_by_default`), and when no candidate keeps every class and the
-   whole of the clean validation (held-out) data within the guard, the original model is returned unchanged
-   (`MethodInfo.do_no_harm`, `api.run_candidates`).
+   corrects costs one candidate; the later ones run only where the earlier ones lost more than the guard on a class;
+   where none of the evidence's base kept it, the other fine-tuning base's candidates follow (`fallback`: the
+   transplant after fine-tuning and back). Under the `guarded` rule (`MethodInfo.selection`) that first candidate
+   within the guard is the rule's choice among those that ran; a caller who names the `paper` rule gets the whole
+   grid ranked. The grid is searched unless the caller says `grid=False` (`MethodInfo.grid_by_default`), and when no
+   candidate keeps every class and the whole of the clean validation (held-out) data within the guard, the original
+   model is returned unchanged (`MethodInfo.do_no_harm`, `api.run_candidates`).
 
 The grid is declared before the task is known (the union of both bases' candidates, each naming its base);
 once the expansion is known, `run_grid` runs only the candidates of the base it points to — a candidate that
@@ -90,6 +91,11 @@ class AutoSettings(ScrubSettings):
     follow_evidence: bool = setting(
         True, "with a grid: run only the candidates of the base the evidence points to (false: all; the rule picks)"
     )
+    fallback: bool = setting(
+        True,
+        "with follow_evidence: after the evidence base's candidates, the other fine-tuning base's (the transplant "
+        "after fine-tuning and back), tried where none of the first kept the guard",
+    )
 
 
 def expansion_of(task: UnlearnTask) -> Expansion:
@@ -149,16 +155,33 @@ def applies(task: UnlearnTask, settings: AutoSettings) -> bool:
     return not settings.follow_evidence or base_of(task, settings) == evidence_base(expansion_of(task))
 
 
+FALLBACK = {"finetune": "transplant", "transplant": "finetune"}  # the other fine-tuning base, tried after the first
+
+
+def falls_back(task: UnlearnTask, settings: AutoSettings) -> bool:
+    """Whether a candidate is of the base tried after the evidence's (`fallback`)."""
+    return (
+        settings.follow_evidence
+        and settings.fallback
+        and base_of(task, settings) == FALLBACK[evidence_base(expansion_of(task))]
+    )
+
+
 def auto_run_grid(task: UnlearnTask, settings_list: list[Any]) -> Iterator[tuple[Any, nn.Module, float]]:
     """The candidates that apply to the task, base by base, on the expanded set (through each base's shared-work
-    runner where it has one). When none of the list applies (a grid of the other base only, or a base the caller
-    fixed), all of it runs; candidates that hand the base the same settings run once."""
-    chosen = [s for s in settings_list if applies(task, s)] or settings_list
+    runner where it has one): the evidence's base first, then (with `fallback`) the other fine-tuning base's, so
+    a search that stops at the guard reaches them only where none of the first kept it. When none of the list
+    applies (a grid of the other base only, or a base the caller fixed), all of it runs; candidates that hand the
+    base the same settings run once."""
+    applying = [s for s in settings_list if applies(task, s)]
+    chosen = applying + [s for s in settings_list if falls_back(task, s) and s not in applying] if applying else []
+    first = evidence_base(expansion_of(task))
+    order = dict.fromkeys([first, FALLBACK[first], *BASES])  # the evidence's base, then the other fine-tuning one
     expanded = expanded_task(task)
     seen: set[Any] = set()
-    for base in BASES:
+    for base in order:
         group = []
-        for s in chosen:  # candidates that give the base the same settings run once (the first of them)
+        for s in chosen or settings_list:  # candidates that give the base the same settings run once (the first)
             if base_of(task, s) == base and base_settings(base, s) not in seen:
                 seen.add(base_settings(base, s))
                 group.append(s)
