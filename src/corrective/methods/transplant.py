@@ -20,10 +20,15 @@ by optimisation.
    `s * delta + b * (mean image - x)`: `s` uniform in [`scale_low`, `scale_high`] (a trigger at test time may be
    stronger than the estimate, which the class means shrink), `b` uniform in [0, `blend`] (a blended trigger
    `x + b (P - x)` is not additive); clipped to [0, 1] for uint8 data; labels are the given ones. The model
-   learns that the trigger does not decide the class.
+   learns that the trigger does not decide the class. With `relabel` (the default) the flagged samples whose
+   neighbours vote for another class than their label (step 1) join the fine-tuning set, their images as given
+   (their own trigger, whatever its kind) under the voted class: a dirty-label sample is taught its source class,
+   which an additive estimate cannot do for a warp (WaNet). A flagged sample the vote agrees with (a clean-label
+   trigger such as SIG, a false flag) stays out: under its label it would teach the trigger again.
 
 Sees `M_o`, the training data as given and `S_f` only. An additive image is the wrong model of a warping
-trigger (WaNet): there the step is fine-tuning. Measured in benchmarks/results/transplant.md.
+trigger (WaNet): there the stamp does little and the relabelled flagged samples do the work. Measured in
+benchmarks/results/transplant.md.
 """
 
 from __future__ import annotations
@@ -62,6 +67,9 @@ class TransplantSettings(FinetuneSettings):
     k: int = setting(10, "neighbours whose majority label names a flagged sample's class", ge=1)
     iters: int = setting(3, "rounds of the estimate (each looks the classes up without the last estimate)", ge=1)
     reference: int = setting(10_000, "the neighbours come from at most this many unflagged samples (seeded)", ge=1)
+    relabel: bool = setting(
+        True, "the flagged samples join the fine-tuning set under the class their pixels' neighbours vote for"
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -93,9 +101,10 @@ def class_means(split: Split, pipeline: Pipeline, classes: int) -> tuple[Tensor,
     return (total / counts.clamp(min=1).view(-1, 1, 1, 1)).float(), counts
 
 
-def estimate_trigger(task: UnlearnTask, s: TransplantSettings) -> tuple[Tensor, Tensor]:
+def estimate_trigger(task: UnlearnTask, s: TransplantSettings) -> tuple[Tensor, Tensor, Tensor]:
     """The additive trigger `delta` (C, H, W) the flagged samples share beyond their classes' content (step 1),
-    and the mean image of the unflagged samples."""
+    the mean image of the unflagged samples, and each flagged sample's class as its neighbours vote (without the
+    trigger's estimate)."""
     from sklearn.neighbors import NearestNeighbors
 
     train, pipeline = task.train, task.pipeline
@@ -104,7 +113,7 @@ def estimate_trigger(task: UnlearnTask, s: TransplantSettings) -> tuple[Tensor, 
     rest[flagged] = False
     others = rest.nonzero().squeeze(1)
     if len(others) == 0:
-        return torch.zeros(train.x.shape[1:]), torch.zeros(train.x.shape[1:])
+        return torch.zeros(train.x.shape[1:]), torch.zeros(train.x.shape[1:]), train.y[flagged].cpu()
     classes = int(train.y.max()) + 1
     means, counts = class_means(train.subset(others), pipeline, classes)
     weights = counts.float() / counts.float().sum()  # the unflagged samples' mean image: the class means, weighted
@@ -116,11 +125,12 @@ def estimate_trigger(task: UnlearnTask, s: TransplantSettings) -> tuple[Tensor, 
     search = NearestNeighbors(n_neighbors=min(s.k, len(ref))).fit(ref_x.numpy())
     fx = pixels_of(train, pipeline, flagged)
     delta = torch.zeros(fx.shape[1:])
+    content = train.y[flagged].cpu()
     for _ in range(s.iters):
         near = torch.from_numpy(search.kneighbors((fx - delta).flatten(1).numpy(), return_distance=False))
         content = ref_y[near].mode(1).values
         delta = (fx - means[content]).mean(0)
-    return delta, mean
+    return delta, mean, content
 
 
 def stamped(
@@ -165,8 +175,26 @@ def transplant(task: UnlearnTask, settings: TransplantSettings) -> nn.Module:
     key = ("transplant", settings.k, settings.iters, settings.reference)  # a grid over share/scale estimates once
     if key not in task.cache:
         task.cache[key] = estimate_trigger(task, settings)
-    delta, mean = task.cache[key]
+    delta, mean, content = task.cache[key]
     clip = task.train.x.dtype == torch.uint8  # pixels in [0, 1]; float images are model inputs as they are
     gen = task.generator(seeds.salt("transplant", "stamp"))
-    retain = stamped(task.retain(), delta, mean, settings, gen, clip)
-    return task.train_on("transplant", task.copy_model(), retain, finetune_config(task, settings))
+    data = (
+        relabelled(task.train, task.train.positions_of(task.forget_ids), content) if settings.relabel else task.retain()
+    )
+    tuned = stamped(data, delta, mean, settings, gen, clip)
+    return task.train_on("transplant", task.copy_model(), tuned, finetune_config(task, settings))
+
+
+def relabelled(train: Split, flagged: Tensor, content: Tensor) -> Split:
+    """The training split without the flagged samples, except those whose neighbours vote for another class than
+    their given label, which stay under the voted class (their images as given, their own trigger included): a
+    dirty-label sample is taught its source class; a flagged sample whose label the vote confirms (a clean-label
+    trigger such as SIG, a false flag) is left out as before — kept under its label it would teach the trigger
+    again."""
+    given = train.y[flagged].cpu()
+    changed = content != given
+    y = train.y.clone()
+    y[flagged[changed.to(flagged.device)]] = content[changed].to(y.device)
+    keep = torch.ones(len(train), dtype=torch.bool, device=train.x.device)
+    keep[flagged[~changed.to(flagged.device)]] = False
+    return train.with_labels(y).subset(keep.nonzero().squeeze(1))
