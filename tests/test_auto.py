@@ -200,14 +200,14 @@ def test_auto_searches_its_grid_by_default_and_selects_guarded(poison_run: api.R
 def test_auto_stops_at_the_first_candidate_within_the_guard(poison_run: api.Run) -> None:
     """A grid whose first candidate wrecks the model (the transplant at 80x algorithm A's learning rate): the second
     runs and, within the guard, ends the search — the third never runs; under the paper's rule all three run."""
-    grid = [{"lr_factor": 80.0, "budget": 0.1}, {"lr_factor": 0.5}, {"lr_factor": 0.25}]
+    grid = [{"lr_factor": 80.0, "budget": 0.1}, {"lr_factor": 1.0}, {"lr_factor": 0.5, "budget": 0.5}]
     result = api.unlearn(poison_run, "auto", 0.1, grid=grid, progress=False)
     wrecked, kept = result.records
     assert wrecked["val_class_drop"] > 0.5 and not wrecked["selected"]
-    assert kept["selected"] and kept["settings"]["lr_factor"] == 0.5 and not kept["returned_original"]
+    assert kept["selected"] and kept["settings"]["lr_factor"] == 1.0 and not kept["returned_original"]
     assert all(r["stopped_at_guard"] and r["n_eligible"] == 1 for r in result.records)
     paper = api.unlearn(poison_run, "auto", 0.1, grid=grid, selection="paper", progress=False)
-    assert [r["settings"]["lr_factor"] for r in paper.records] == [80.0, 0.5, 0.25]
+    assert [r["settings"]["lr_factor"] for r in paper.records] == [80.0, 1.0, 0.5]
     assert "stopped_at_guard" not in paper.record
     scrub = api.unlearn(poison_run, "scrub", 0.1, grid=TWO, selection="guarded", progress=False)
     assert len(scrub.records) == 2 and "stopped_at_guard" not in scrub.record  # other methods rank the whole grid
@@ -217,7 +217,7 @@ def test_auto_falls_back_to_the_other_fine_tuning_base(poison_run: api.Run) -> N
     """Where every candidate of the evidence's base breaks the guard, the other fine-tuning base's run next (here
     fine-tuning at 80x algorithm A's learning rate, then the transplant); without `fallback` the original returns."""
     noisy = dataclasses.replace(api.expand_run(poison_run, 0.1, "auto"), chosen="label_noise")
-    grid = [{"base": "finetune", "lr_factor": 80.0, "budget": 0.1}, {"base": "transplant", "lr_factor": 0.5}]
+    grid = [{"base": "finetune", "lr_factor": 80.0, "budget": 0.1}, {"base": "transplant", "lr_factor": 1.0}]
     result = api.unlearn(poison_run, "auto", 0.1, grid=grid, expansion=noisy, progress=False)
     wrecked, kept = result.records
     assert wrecked["settings"]["base"] == "finetune" and wrecked["val_class_drop"] > 0.5
