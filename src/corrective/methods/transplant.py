@@ -68,7 +68,7 @@ class TransplantSettings(FinetuneSettings):
     iters: int = setting(3, "rounds of the estimate (each looks the classes up without the last estimate)", ge=1)
     reference: int = setting(10_000, "the neighbours come from at most this many unflagged samples (seeded)", ge=1)
     relabel: bool = setting(
-        True, "the flagged samples join the fine-tuning set under the class their pixels' neighbours vote for"
+        True, "flagged samples whose pixel neighbours vote for another class join the fine-tuning set under it"
     )
 
     def __post_init__(self) -> None:
