@@ -106,7 +106,6 @@ def run_candidates(
     candidates = [make_settings(method, o) for o in candidate_overrides(method, grid, settings)]
     stop_at_guard = info.stop_at_guard and selection.rule == "guarded" and reference is not None
     records: list[dict[str, Any]] = []
-    stopped = False
     best: nn.Module | None = None
     best_key: tuple[float, float] | None = None
     chosen = 0
@@ -121,11 +120,10 @@ def run_candidates(
         if best_key is None or key > best_key:  # strict: the first of equals wins
             best, best_key, chosen = model, key, len(records) - 1
         if stop_at_guard and selection.eligible(record, reference):
-            stopped = True
             break  # the first candidate within the guard: the later ones are not run
     choice = selection_record(records, chosen, selection, reference)
-    if stop_at_guard:
-        choice["stopped_at_guard"] = stopped
+    if stop_at_guard:  # the search ends at a candidate within the guard, or ran every candidate without one
+        choice["stopped_at_guard"] = selection.eligible(records[-1], reference)
     if do_no_harm:
         within = (
             None

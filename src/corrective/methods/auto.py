@@ -174,14 +174,14 @@ def auto_run_grid(task: UnlearnTask, settings_list: list[Any]) -> Iterator[tuple
     applies (a grid of the other base only, or a base the caller fixed), all of it runs; candidates that hand the
     base the same settings run once."""
     applying = [s for s in settings_list if applies(task, s)]
-    chosen = applying + [s for s in settings_list if falls_back(task, s) and s not in applying] if applying else []
+    chosen = applying + [s for s in settings_list if falls_back(task, s)] if applying else settings_list
     first = evidence_base(expansion_of(task))
     order = dict.fromkeys([first, FALLBACK[first], *BASES])  # the evidence's base, then the other fine-tuning one
     expanded = expanded_task(task)
     seen: set[Any] = set()
     for base in order:
         group = []
-        for s in chosen or settings_list:  # candidates that give the base the same settings run once (the first)
+        for s in chosen:  # candidates that give the base the same settings run once (the first of them)
             if base_of(task, s) == base and base_settings(base, s) not in seen:
                 seen.add(base_settings(base, s))
                 group.append(s)

@@ -125,7 +125,6 @@ def estimate_trigger(task: UnlearnTask, s: TransplantSettings) -> tuple[Tensor, 
     search = NearestNeighbors(n_neighbors=min(s.k, len(ref))).fit(ref_x.numpy())
     fx = pixels_of(train, pipeline, flagged)
     delta = torch.zeros(fx.shape[1:])
-    content = train.y[flagged].cpu()
     for _ in range(s.iters):
         near = torch.from_numpy(search.kneighbors((fx - delta).flatten(1).numpy(), return_distance=False))
         content = ref_y[near].mode(1).values
@@ -191,10 +190,7 @@ def relabelled(train: Split, flagged: Tensor, content: Tensor) -> Split:
     dirty-label sample is taught its source class; a flagged sample whose label the vote confirms (a clean-label
     trigger such as SIG, a false flag) is left out as before — kept under its label it would teach the trigger
     again."""
-    given = train.y[flagged].cpu()
-    changed = content != given
+    changed = (content != train.y[flagged].cpu()).to(flagged.device)
     y = train.y.clone()
-    y[flagged[changed.to(flagged.device)]] = content[changed].to(y.device)
-    keep = torch.ones(len(train), dtype=torch.bool, device=train.x.device)
-    keep[flagged[~changed.to(flagged.device)]] = False
-    return train.with_labels(y).subset(keep.nonzero().squeeze(1))
+    y[flagged[changed]] = content.to(y.device)[changed.to(y.device)]
+    return train.with_labels(y).without(train.ids[flagged[~changed]])
