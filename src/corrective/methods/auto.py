@@ -88,6 +88,10 @@ class AutoSettings(ScrubSettings):
         choices=("evidence", *BASES),
     )
     lr_factor: float = setting(1.0, "the fine-tuning bases' learning rate: algorithm A's times this", gt=0)
+    relabel: bool = setting(
+        True,
+        "the fine-tuning bases keep flagged samples whose pixel neighbours vote for another class, under that class",
+    )
     follow_evidence: bool = setting(
         True, "with a grid: run only the candidates of the base the evidence points to (false: all; the rule picks)"
     )
@@ -130,7 +134,7 @@ def base_of(task: UnlearnTask, settings: AutoSettings) -> str:
 def base_settings(base: str, settings: AutoSettings) -> Any:
     """The base method's own settings from auto's."""
     if base in FINE_TUNING:
-        return FINE_TUNING[base](budget=settings.budget, lr_factor=settings.lr_factor)
+        return FINE_TUNING[base](budget=settings.budget, lr_factor=settings.lr_factor, relabel=settings.relabel)
     scrub = {f.name: getattr(settings, f.name) for f in dataclasses.fields(ScrubSettings)}
     return ScrubSettings(**scrub)
 

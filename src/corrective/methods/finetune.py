@@ -4,6 +4,12 @@ Continue training all layers of `M_o` on `D_r = S_tr \\ S_f` with algorithm A's 
 and schedule (linear warm-up then linear decay, laid over the fine-tuning budget: "the same
 hyperparameters are used during unlearning unless otherwise specified", App. A.1) for 25 % of the
 original training steps (1000 of 4000 on CIFAR-10).
+
+With `relabel` (off for CF, on where `auto` runs it), the flagged samples whose pixel neighbours vote for another
+class than their label (a majority of them) are not left out but kept under the voted class (`methods.votes`): a
+sample the model memorised under a wrong label is taught the right one rather than only no longer seen — a
+quarter of the original steps on the rest does not overwrite what the model memorised of samples it no longer
+sees (benchmarks/results/harm_targets.md). Not part of CF (Goel et al.).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import ClassVar
 from torch import nn
 
 from corrective.methods.base import UnlearnTask, register_method
+from corrective.methods.votes import majority, pixel_vote, pixels_of, relabelled
 from corrective.settings import Checked, setting
 from corrective.training import TrainConfig
 
@@ -23,6 +30,11 @@ class FinetuneSettings(Checked):
     budget: float = setting(0.25, "share of the original training steps", gt=0, le=10)
     lr: float | None = setting(None, "learning rate; none: algorithm A's times lr_factor", gt=0)
     lr_factor: float = setting(1.0, "with lr none: algorithm A's learning rate times this", gt=0)
+    relabel: bool = setting(
+        False, "flagged samples whose pixel neighbours vote for another class join the fine-tuning set under it"
+    )
+    k: int = setting(10, "neighbours whose majority label names a flagged sample's class", ge=1)
+    reference: int = setting(10_000, "the neighbours come from at most this many unflagged samples (seeded)", ge=1)
 
     RENAMED: ClassVar[dict[str, str]] = {"fraction": "budget"}  # every method's budget is `budget`
 
@@ -36,4 +48,13 @@ def finetune_config(task: UnlearnTask, settings: FinetuneSettings) -> TrainConfi
 @register_method(FinetuneSettings)
 def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
     """CF: continue training M_o on S_tr minus S_f with algorithm A, 25 % of its steps."""
-    return task.train_on("finetune", task.copy_model(), task.retain(), finetune_config(task, settings))
+    data = task.retain()
+    if settings.relabel:
+        key = ("votes", settings.k, settings.reference)  # a grid over the learning rate votes once
+        if key not in task.cache:
+            vote = pixel_vote(task, settings.k, settings.reference)
+            flagged = task.train.positions_of(task.forget_ids)
+            task.cache[key] = None if vote is None else majority(*vote(pixels_of(task.train, task.pipeline, flagged)))
+        if task.cache[key] is not None:
+            data = relabelled(task.train, task.train.positions_of(task.forget_ids), task.cache[key])
+    return task.train_on("finetune", task.copy_model(), data, finetune_config(task, settings))

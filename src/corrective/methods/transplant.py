@@ -21,10 +21,11 @@ by optimisation.
    stronger than the estimate, which the class means shrink), `b` uniform in [0, `blend`] (a blended trigger
    `x + b (P - x)` is not additive); clipped to [0, 1] for uint8 data; labels are the given ones. The model
    learns that the trigger does not decide the class. With `relabel` (the default) the flagged samples whose
-   neighbours vote for another class than their label (step 1) join the fine-tuning set, their images as given
-   (their own trigger, whatever its kind) under the voted class: a dirty-label sample is taught its source class,
-   which an additive estimate cannot do for a warp (WaNet). A flagged sample the vote agrees with (a clean-label
-   trigger such as SIG, a false flag) stays out: under its label it would teach the trigger again.
+   neighbours vote for another class than their label (step 1; a majority of them, `methods.votes`) join the
+   fine-tuning set, their images as given (their own trigger, whatever its kind) under the voted class: a
+   dirty-label sample is taught its source class, which an additive estimate cannot do for a warp (WaNet). A
+   flagged sample the vote agrees with (a clean-label trigger such as SIG, a false flag), or without a majority,
+   stays out: under its label it would teach the trigger again.
 
 Sees `M_o`, the training data as given and `S_f` only. An additive image is the wrong model of a warping
 trigger (WaNet): there the stamp does little and the relabelled flagged samples do the work. Measured in
@@ -33,7 +34,6 @@ benchmarks/results/transplant.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,9 +45,8 @@ from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.methods.finetune import FinetuneSettings, finetune_config
+from corrective.methods.votes import majority, pixel_chunks, pixel_vote, pixels_of, relabelled, unflagged_positions
 from corrective.settings import setting
-
-READ_CHUNK = 1024  # images read at a time for the class means
 
 
 @dataclass(frozen=True)
@@ -64,9 +63,7 @@ class TransplantSettings(FinetuneSettings):
     blend: float = setting(
         0.3, "a stamped sample is also pulled toward the mean image by up to this share (a blended trigger)", ge=0, le=1
     )
-    k: int = setting(10, "neighbours whose majority label names a flagged sample's class", ge=1)
     iters: int = setting(3, "rounds of the estimate (each looks the classes up without the last estimate)", ge=1)
-    reference: int = setting(10_000, "the neighbours come from at most this many unflagged samples (seeded)", ge=1)
     relabel: bool = setting(
         True, "flagged samples whose pixel neighbours vote for another class join the fine-tuning set under it"
     )
@@ -75,18 +72,6 @@ class TransplantSettings(FinetuneSettings):
         super().__post_init__()
         if self.scale_high < self.scale_low:
             raise ValueError(f"scale_high ({self.scale_high}) must be at least scale_low ({self.scale_low})")
-
-
-def pixel_chunks(split: Split, pipeline: Pipeline, positions: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
-    """(positions, pixels on the CPU) of `positions` in chunks of READ_CHUNK, read as every pass reads a split
-    (`Split.image_batches`: a streamed split one chunk at a time, by its worker processes where it has them)."""
-    chunks = list(positions.to(split.y.device).split(READ_CHUNK))
-    for pos, images in zip(chunks, split.image_batches(chunks), strict=True):
-        yield pos, pipeline.pixels(split, pos, images=images).cpu()
-
-
-def pixels_of(split: Split, pipeline: Pipeline, positions: Tensor) -> Tensor:
-    return torch.cat([x for _, x in pixel_chunks(split, pipeline, positions)])
 
 
 def class_means(split: Split, pipeline: Pipeline, classes: int) -> tuple[Tensor, Tensor]:
@@ -105,31 +90,22 @@ def estimate_trigger(task: UnlearnTask, s: TransplantSettings) -> tuple[Tensor, 
     """The additive trigger `delta` (C, H, W) the flagged samples share beyond their classes' content (step 1),
     the mean image of the unflagged samples, and each flagged sample's class as its neighbours vote (without the
     trigger's estimate)."""
-    from sklearn.neighbors import NearestNeighbors
-
     train, pipeline = task.train, task.pipeline
     flagged = train.positions_of(task.forget_ids)
-    rest = torch.ones(len(train), dtype=torch.bool, device=train.y.device)
-    rest[flagged] = False
-    others = rest.nonzero().squeeze(1)
-    if len(others) == 0:
+    others = unflagged_positions(task)
+    vote = pixel_vote(task, s.k, s.reference)
+    if vote is None:
         return torch.zeros(train.x.shape[1:]), torch.zeros(train.x.shape[1:]), train.y[flagged].cpu()
     classes = int(train.y.max()) + 1
     means, counts = class_means(train.subset(others), pipeline, classes)
     weights = counts.float() / counts.float().sum()  # the unflagged samples' mean image: the class means, weighted
     mean = (means * weights.view(-1, 1, 1, 1)).sum(0)
-    gen = task.generator(seeds.salt("transplant", "reference"))
-    ref = others[torch.randperm(len(others), generator=gen)[: s.reference].to(others.device)]
-    ref_x = pixels_of(train, pipeline, ref).flatten(1)
-    ref_y = train.y[ref].cpu()
-    search = NearestNeighbors(n_neighbors=min(s.k, len(ref))).fit(ref_x.numpy())
     fx = pixels_of(train, pipeline, flagged)
     delta = torch.zeros(fx.shape[1:])
     for _ in range(s.iters):
-        near = torch.from_numpy(search.kneighbors((fx - delta).flatten(1).numpy(), return_distance=False))
-        content = ref_y[near].mode(1).values
+        content, share = vote(fx - delta)
         delta = (fx - means[content]).mean(0)
-    return delta, mean, content
+    return delta, mean, majority(content, share)
 
 
 def stamped(
@@ -182,15 +158,3 @@ def transplant(task: UnlearnTask, settings: TransplantSettings) -> nn.Module:
     )
     tuned = stamped(data, delta, mean, settings, gen, clip)
     return task.train_on("transplant", task.copy_model(), tuned, finetune_config(task, settings))
-
-
-def relabelled(train: Split, flagged: Tensor, content: Tensor) -> Split:
-    """The training split without the flagged samples, except those whose neighbours vote for another class than
-    their given label, which stay under the voted class (their images as given, their own trigger included): a
-    dirty-label sample is taught its source class; a flagged sample whose label the vote confirms (a clean-label
-    trigger such as SIG, a false flag) is left out as before — kept under its label it would teach the trigger
-    again."""
-    changed = (content != train.y[flagged].cpu()).to(flagged.device)
-    y = train.y.clone()
-    y[flagged[changed]] = content.to(y.device)[changed.to(y.device)]
-    return train.with_labels(y).without(train.ids[flagged[~changed]])

@@ -1,0 +1,94 @@
+"""What a flagged sample's pixels say its class is, and the training split that teaches it: shared by the
+fine-tuning bases (`finetune` and `transplant` with `relabel`).
+
+A flagged sample's class by its pixels is the majority label of its `k` nearest unflagged samples (Euclidean,
+in pixel space as the learner sees the data, before normalisation; among at most `reference` of them, drawn
+seeded). Pixels, not the model's features: the model was trained on the manipulated labels, and its features
+put a mislabelled sample beside the class it was taught. A label the vote contradicts with a majority (more
+than half of the neighbours for one other class) is taken for a wrong label (a dirty-label backdoor, a swapped
+or confused label); the sample is then taught the voted class (`relabelled`). A label the vote confirms (a
+clean-label trigger such as SIG, a false flag), or a vote without a majority, leaves the sample out of the
+fine-tuning set, as plain fine-tuning does: kept under its label it would teach the trigger again, and a
+plurality of a few neighbours names a third class too often (digits interclass, pixel neighbours: 5 of 29
+plurality relabels wrong at alpha 0.5, 2 of 26 majority ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from corrective import seeds
+from corrective.data.base import Split
+from corrective.data.batches import Pipeline
+from corrective.methods.base import UnlearnTask
+
+READ_CHUNK = 1024  # images read at a time
+MAJORITY = 0.5  # a flagged sample is relabelled only where more than this share of its neighbours agree
+UNDECIDED = -1  # the vote of a sample whose neighbours have no majority
+
+
+def pixel_chunks(split: Split, pipeline: Pipeline, positions: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
+    """(positions, pixels on the CPU) of `positions` in chunks of READ_CHUNK, read as every pass reads a split
+    (`Split.image_batches`: a streamed split one chunk at a time, by its worker processes where it has them)."""
+    chunks = list(positions.to(split.y.device).split(READ_CHUNK))
+    for pos, images in zip(chunks, split.image_batches(chunks), strict=True):
+        yield pos, pipeline.pixels(split, pos, images=images).cpu()
+
+
+def pixels_of(split: Split, pipeline: Pipeline, positions: Tensor) -> Tensor:
+    return torch.cat([x for _, x in pixel_chunks(split, pipeline, positions)])
+
+
+@dataclass
+class PixelVote:
+    """The nearest-neighbour search over a seeded reference of unflagged samples, and their labels."""
+
+    search: Any  # sklearn.neighbors.NearestNeighbors, fitted
+    labels: Tensor  # the reference samples' given labels (CPU)
+
+    def __call__(self, pixels: Tensor) -> tuple[Tensor, Tensor]:
+        """The most frequent label among each image's nearest reference samples ((n, C, H, W) pixels, CPU), and
+        the share of the neighbours that hold it."""
+        near = self.labels[torch.from_numpy(self.search.kneighbors(pixels.flatten(1).numpy(), return_distance=False))]
+        top = near.mode(1).values
+        return top, (near == top.unsqueeze(1)).float().mean(1)
+
+
+def majority(labels: Tensor, share: Tensor) -> Tensor:
+    """The voted labels where a majority of the neighbours holds them, UNDECIDED elsewhere."""
+    return torch.where(share > MAJORITY, labels, torch.full_like(labels, UNDECIDED))
+
+
+def unflagged_positions(task: UnlearnTask) -> Tensor:
+    rest = torch.ones(len(task.train), dtype=torch.bool, device=task.train.y.device)
+    rest[task.train.positions_of(task.forget_ids)] = False
+    return rest.nonzero().squeeze(1)
+
+
+def pixel_vote(task: UnlearnTask, k: int, reference: int) -> PixelVote | None:
+    """The vote over at most `reference` unflagged samples (None where every sample is flagged)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    others = unflagged_positions(task)
+    if len(others) == 0:
+        return None
+    gen = task.generator(seeds.salt("votes", "reference"))
+    ref = others[torch.randperm(len(others), generator=gen)[:reference].to(others.device)]
+    search = NearestNeighbors(n_neighbors=min(k, len(ref)))
+    search.fit(pixels_of(task.train, task.pipeline, ref).flatten(1).numpy())
+    return PixelVote(search, task.train.y[ref].cpu())
+
+
+def relabelled(train: Split, flagged: Tensor, content: Tensor) -> Split:
+    """The training split without the flagged samples, except those whose neighbours vote (`content`, from
+    `majority`) for another class than their given label, which stay under the voted class (their images as
+    given, their own trigger included)."""
+    changed = ((content != UNDECIDED) & (content != train.y[flagged].cpu())).to(flagged.device)
+    y = train.y.clone()
+    y[flagged[changed]] = content.to(y.device)[changed.to(y.device)]
+    return train.with_labels(y).without(train.ids[flagged[~changed]])

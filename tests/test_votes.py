@@ -1,0 +1,90 @@
+"""The pixel vote and the relabelled split the fine-tuning bases train on (`methods/votes.py`), and fine-tuning's
+`relabel` (on under `auto`, off for CF)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from corrective import api
+from corrective.data.base import Split
+from corrective.manipulations import Manipulation
+from corrective.methods import make_settings, run_method
+from corrective.methods.auto import AutoSettings, base_settings
+from corrective.methods.votes import UNDECIDED, majority, pixel_vote, pixels_of, relabelled
+from corrective.metrics import accuracy
+
+
+def clean_of(man: Manipulation, ids: torch.Tensor) -> torch.Tensor:
+    """The clean labels of manipulated `ids` (test-side knowledge: the method never sees them)."""
+    where = (man.ids.cpu().unsqueeze(0) == ids.cpu().unsqueeze(1)).int().argmax(1)
+    return man.clean_labels.cpu()[where]
+
+
+def test_relabelled_changes_the_flagged_labels_alone_and_keeps_the_images_as_given() -> None:
+    def stamp(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+        return x + 1
+
+    train = Split(torch.zeros(6, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 2, 3, 4, 5]), torch.arange(6), stamp)
+    # positions 1 and 4 flagged: 1's neighbours say 7 (relabelled), 4's confirm its label (left out)
+    out = relabelled(train, torch.tensor([1, 4]), torch.tensor([7, 4]))
+    assert out.y.tolist() == [0, 7, 2, 3, 5] and out.ids.tolist() == [0, 1, 2, 3, 5]
+    assert train.y.tolist() == [0, 1, 2, 3, 4, 5]  # the given split is left as it was
+    assert out.stamp is not None and torch.equal(
+        out.stamp(torch.zeros(5, 1, 2, 2), torch.arange(5)), torch.ones(5, 1, 2, 2)
+    )
+
+
+def test_the_vote_names_the_true_class_of_swapped_samples(interclass_run: api.Run) -> None:
+    """From the training data as given and S_f alone: most flagged samples (labels swapped between two classes)
+    are voted their clean class; the vote is seeded (the same twice)."""
+    man = interclass_run.manipulation
+    task = api.make_task(interclass_run, man.forget_ids(0.5), progress=False)
+    assert task.known_manipulated is None
+    vote = pixel_vote(task, 10, 10_000)
+    assert vote is not None
+    flagged = task.train.positions_of(task.forget_ids)
+    voted, share = vote(pixels_of(task.train, task.pipeline, flagged))
+    clean = clean_of(man, task.forget_ids).cpu()
+    assert float((voted == clean).float().mean()) >= 0.75
+    decided = majority(voted, share)
+    sure = decided != UNDECIDED
+    assert int(sure.sum()) >= 0.6 * len(sure) and float((decided[sure] == clean[sure]).float().mean()) >= 0.9
+    again = pixel_vote(task, 10, 10_000)
+    assert again is not None and torch.equal(again(pixels_of(task.train, task.pipeline, flagged))[0], voted)
+
+
+def test_a_vote_without_a_majority_is_undecided_and_leaves_the_sample_out() -> None:
+    labels, share = torch.tensor([2, 3, 4]), torch.tensor([0.5, 0.6, 1.0])
+    assert majority(labels, share).tolist() == [UNDECIDED, 3, 4]
+    train = Split(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 2, 3]), torch.arange(4))
+    out = relabelled(train, torch.tensor([0, 1, 2]), torch.tensor([UNDECIDED, 5, 2]))
+    assert out.ids.tolist() == [1, 3] and out.y.tolist() == [5, 3]
+
+
+def test_relabel_teaches_the_flagged_samples_their_class(interclass_run: api.Run) -> None:
+    """Fine-tuning with `relabel` predicts the flagged (label-swapped) samples' clean class more often than CF,
+    which only leaves them out; CF's default stays without it."""
+    man = interclass_run.manipulation
+    task = api.make_task(interclass_run, man.forget_ids(0.5), progress=False)
+    clean = clean_of(man, task.forget_ids)
+    flagged = task.train.subset(task.train.positions_of(task.forget_ids)).with_labels(clean.to(task.train.y.device))
+    assert make_settings("finetune").relabel is False
+    plain, _ = run_method(task, "finetune", make_settings("finetune"))
+    taught, _ = run_method(task, "finetune", make_settings("finetune", {"relabel": True}))
+    before = accuracy(interclass_run.model, flagged, task.pipeline)
+    after_plain, after_taught = accuracy(plain, flagged, task.pipeline), accuracy(taught, flagged, task.pipeline)
+    assert after_taught >= 0.85 and after_taught > after_plain, (before, after_plain, after_taught)
+
+
+def test_relabel_without_unflagged_samples_is_plain_fine_tuning(interclass_run: api.Run) -> None:
+    task = api.make_task(interclass_run, interclass_run.manipulation.forget_ids(0.5), progress=False)
+    every = dataclasses.replace(task, forget_ids=task.train.ids)
+    assert pixel_vote(every, 10, 10_000) is None
+
+
+def test_auto_hands_relabel_to_both_fine_tuning_bases() -> None:
+    for base in ("finetune", "transplant"):
+        assert base_settings(base, AutoSettings()).relabel is True
+        assert base_settings(base, AutoSettings(relabel=False)).relabel is False
