@@ -12,7 +12,7 @@ from corrective.data.base import Split
 from corrective.manipulations import Manipulation
 from corrective.methods import make_settings, run_method
 from corrective.methods.auto import AutoSettings, base_settings
-from corrective.methods.votes import UNDECIDED, majority, pixel_vote, pixels_of, relabelled
+from corrective.methods.votes import SIDE, UNDECIDED, PixelVote, compared, majority, pixel_vote, pixels_of, relabelled
 from corrective.metrics import accuracy
 
 
@@ -88,3 +88,22 @@ def test_auto_hands_relabel_to_both_fine_tuning_bases() -> None:
     for base in ("finetune", "transplant"):
         assert base_settings(base, AutoSettings()).relabel is True
         assert base_settings(base, AutoSettings(relabel=False)).relabel is False
+
+
+def test_large_images_are_compared_pooled_and_small_ones_as_they_are() -> None:
+    small = torch.rand(3, 1, 8, 8)
+    assert torch.equal(compared(small), small.flatten(1))
+    assert compared(torch.rand(2, 3, 64, 48)).shape == (2, 3 * SIDE * SIDE)
+    large = torch.rand(2, 3, 64, 64)
+    pooled = compared(large)
+    assert pooled.shape == (2, 3 * SIDE * SIDE)
+    assert torch.allclose(pooled.view(2, 3, SIDE, SIDE).mean((2, 3)), large.mean((2, 3)), atol=1e-5)
+    # the vote still tells classes apart at the pooled size: two classes of 64-pixel images, bright left or right
+    images = torch.zeros(40, 1, 64, 64)
+    images[:20, :, :, :32], images[20:, :, :, 32:] = 1.0, 1.0
+    from sklearn.neighbors import NearestNeighbors
+
+    labels = torch.tensor([0] * 20 + [1] * 20)
+    vote = PixelVote(NearestNeighbors(n_neighbors=5).fit(compared(images).numpy()), labels)
+    voted, share = vote(images[[0, 39]] + 0.1 * torch.rand(2, 1, 64, 64))
+    assert voted.tolist() == [0, 1] and share.tolist() == [1.0, 1.0]

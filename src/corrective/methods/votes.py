@@ -1,16 +1,17 @@
-"""What a flagged sample's pixels say its class is, and the training split that teaches it: shared by the
-fine-tuning bases (`finetune` and `transplant` with `relabel`).
+"""What a flagged sample's pixels say its class is, and the training split that teaches it: shared by the fine-tuning
+bases (`finetune` and `transplant` with `relabel`).
 
-A flagged sample's class by its pixels is the majority label of its `k` nearest unflagged samples (Euclidean,
-in pixel space as the learner sees the data, before normalisation; among at most `reference` of them, drawn
-seeded). Pixels, not the model's features: the model was trained on the manipulated labels, and its features
-put a mislabelled sample beside the class it was taught. A label the vote contradicts with a majority (more
-than half of the neighbours for one other class) is taken for a wrong label (a dirty-label backdoor, a swapped
-or confused label); the sample is then taught the voted class (`relabelled`). A label the vote confirms (a
-clean-label trigger such as SIG, a false flag), or a vote without a majority, leaves the sample out of the
-fine-tuning set, as plain fine-tuning does: kept under its label it would teach the trigger again, and a
-plurality of a few neighbours names a third class too often (digits interclass, pixel neighbours: 5 of 29
-plurality relabels wrong at alpha 0.5, 2 of 26 majority ones).
+A flagged sample's class by its pixels is the majority label of its `k` nearest unflagged samples (Euclidean, in
+pixel space as the learner sees the data, before normalisation; among at most `reference` of them, drawn seeded).
+Pixels, not the model's features: the model was trained on the manipulated labels, and its features put a
+mislabelled sample beside the class it was taught. A label the vote contradicts with a majority (more than half of
+the neighbours for one other class) is taken for a wrong label (a dirty-label backdoor, a swapped or confused
+label); the sample is then taught the voted class (`relabelled`). Images larger than SIDE pixels a side are
+compared average-pooled to SIDE (a reference of 10,000 224-pixel RGB images would hold 6 GB; an image's class
+survives the pooling). A label the vote confirms (a clean-label trigger such as SIG, a false flag), or a vote
+without a majority, leaves the sample out of the fine-tuning set, as plain fine-tuning does: kept under its label
+it would teach the trigger again, and a plurality of a few neighbours names a third class too often (digits
+interclass, pixel neighbours: 5 of 29 plurality relabels wrong at alpha 0.5, 2 of 26 majority ones).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from corrective.methods.base import UnlearnTask
 READ_CHUNK = 1024  # images read at a time
 MAJORITY = 0.5  # a flagged sample is relabelled only where more than this share of its neighbours agree
 UNDECIDED = -1  # the vote of a sample whose neighbours have no majority
+SIDE = 32  # images are compared at most this many pixels a side (larger ones average-pooled down to it)
 
 
 def pixel_chunks(split: Split, pipeline: Pipeline, positions: Tensor) -> Iterator[tuple[Tensor, Tensor]]:
@@ -44,6 +46,21 @@ def pixels_of(split: Split, pipeline: Pipeline, positions: Tensor) -> Tensor:
     return torch.cat([x for _, x in pixel_chunks(split, pipeline, positions)])
 
 
+def compared(pixels: Tensor) -> Tensor:
+    """(n, features) of (n, C, H, W) images as the vote compares them: flattened, pooled to SIDE a side where
+    larger (an image smaller than that is compared as it is)."""
+    if max(pixels.shape[-2:]) > SIDE:
+        pixels = torch.nn.functional.adaptive_avg_pool2d(
+            pixels.float(), (min(SIDE, pixels.shape[-2]), min(SIDE, pixels.shape[-1]))
+        )
+    return pixels.flatten(1)
+
+
+def compared_of(split: Split, pipeline: Pipeline, positions: Tensor) -> Tensor:
+    """`compared` pixels of `positions`, chunk by chunk (a large image is pooled before the next chunk is read)."""
+    return torch.cat([compared(x) for _, x in pixel_chunks(split, pipeline, positions)])
+
+
 @dataclass
 class PixelVote:
     """The nearest-neighbour search over a seeded reference of unflagged samples, and their labels."""
@@ -54,9 +71,14 @@ class PixelVote:
     def __call__(self, pixels: Tensor) -> tuple[Tensor, Tensor]:
         """The most frequent label among each image's nearest reference samples ((n, C, H, W) pixels, CPU), and
         the share of the neighbours that hold it."""
-        near = self.labels[torch.from_numpy(self.search.kneighbors(pixels.flatten(1).numpy(), return_distance=False))]
+        near = self.labels[torch.from_numpy(self.search.kneighbors(compared(pixels).numpy(), return_distance=False))]
         top = near.mode(1).values
         return top, (near == top.unsqueeze(1)).float().mean(1)
+
+    def on(self, split: Split, pipeline: Pipeline, positions: Tensor) -> tuple[Tensor, Tensor]:
+        """The vote (labels, shares) on the samples of `split` at `positions`, read and voted chunk by chunk."""
+        labels, shares = zip(*(self(x) for _, x in pixel_chunks(split, pipeline, positions)), strict=True)
+        return torch.cat(labels), torch.cat(shares)
 
 
 def majority(labels: Tensor, share: Tensor) -> Tensor:
@@ -80,7 +102,7 @@ def pixel_vote(task: UnlearnTask, k: int, reference: int) -> PixelVote | None:
     gen = task.generator(seeds.salt("votes", "reference"))
     ref = others[torch.randperm(len(others), generator=gen)[:reference].to(others.device)]
     search = NearestNeighbors(n_neighbors=min(k, len(ref)))
-    search.fit(pixels_of(task.train, task.pipeline, ref).flatten(1).numpy())
+    search.fit(compared_of(task.train, task.pipeline, ref).numpy())
     return PixelVote(search, task.train.y[ref].cpu())
 
 
