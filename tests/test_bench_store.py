@@ -96,3 +96,23 @@ def test_keep_records_compresses_the_records_and_copies_summary_and_spec(tmp_pat
     assert gzip.decompress(kept.read_bytes()) == (run / "results.jsonl").read_bytes()
     assert (tmp_path / "kept" / "summary.csv").read_text() == "x\n1\n"
     assert (tmp_path / "kept" / "spec.json").read_text() == "{}"
+
+
+def test_a_cached_expansion_keeps_what_the_screen_set_aside(tmp_path) -> None:
+    """The bench caches each expansion and hands it to every method: the set-aside flags come back with it, so
+    the unlearn records say what was set aside as the expand record does."""
+    import torch
+
+    from corrective.bench.jobs import expansion_json, expansion_path, load_expansion
+    from corrective.expand import Expansion
+
+    exp = Expansion("auto", "neighbours", torch.tensor([1, 2, 5]), torch.tensor([5]), torch.tensor([0.7]), 1.5, {})
+    exp = Expansion(**{**exp.__dict__, "set_aside": torch.tensor([3, 4])})
+    path = expansion_path(tmp_path, "e1")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(expansion_json(exp)))
+    back = load_expansion(tmp_path, "e1")
+    assert back.set_aside.tolist() == [3, 4] and back.to_record() == exp.to_record()
+    older = {k: v for k, v in expansion_json(exp).items() if k != "set_aside"}  # a cache written before
+    path.write_text(json.dumps(older))
+    assert load_expansion(tmp_path, "e1").set_aside.tolist() == []

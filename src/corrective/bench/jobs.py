@@ -165,6 +165,7 @@ def expansion_json(exp: Any) -> dict[str, Any]:
         "scores": exp.scores.tolist(),
         "seconds": exp.seconds,
         "details": exp.details,
+        "set_aside": exp.set_aside.tolist(),
     }
 
 
@@ -182,6 +183,7 @@ def load_expansion(out: Path, expansion_id: str) -> Any:
         torch.tensor(d["scores"]),
         float(d["seconds"]),
         d["details"],
+        set_aside=torch.tensor(d.get("set_aside", []), dtype=torch.long),  # absent from caches before 2026-12-04
     )
 
 
