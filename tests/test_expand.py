@@ -354,3 +354,26 @@ def test_the_screen_clusters_only_the_labels_of_unexplained_flags(case: str) -> 
     assert torch.equal(kept, (noisy | full) if bool((noisy | full).any()) else flagged), info
     if case == "swapped":
         assert clustered < set(view.labels[flagged].tolist())  # some labels needed no clustering
+
+
+def test_a_set_aside_flag_the_chosen_strategy_ranks_with_the_kept_ones_comes_back() -> None:
+    """The screen's second look (`screen.readmitted`): a set-aside flag ranked within k_recall of the kept flags'
+    cross-validation comes back; one ranked like the clean bulk stays aside."""
+    import numpy as np
+
+    from corrective.expand.cutoff import Recovery
+    from corrective.expand.screen import readmitted
+
+    class Ids:
+        ids = torch.arange(20)
+
+    scores = torch.full((20,), 0.1) - torch.arange(20) * 1e-3  # the clean bulk, in order
+    scores[[0, 1]] = 1.0  # kept flags
+    scores[4], scores[5] = 0.9, 0.8  # unflagged manipulated samples, ranked first
+    scores[2], scores[3] = 0.85, 0.05  # set aside: one ranked among the manipulated, one below the bulk
+    kept = torch.zeros(20, dtype=torch.bool)
+    kept[[0, 1]] = True
+    rec = Recovery(np.array([1.0, 2.0]), 16, 2, None, np.zeros(2), np.zeros(2, dtype=bool), 0.0)
+    back = readmitted(Ids(), kept, torch.tensor([2, 3]), lambda v, k, s: scores, None, rec)  # type: ignore[arg-type]
+    assert back.tolist() == [2]
+    assert readmitted(Ids(), kept, torch.tensor([], dtype=torch.long), lambda v, k, s: scores, None, rec).tolist() == []  # type: ignore[arg-type]

@@ -13,6 +13,13 @@ it shows neither and is set aside — not expanded from and not in the result (a
 unlearned). A single flagged sample is not screened (nothing to compare it with); if no flagged
 sample looks manipulated, every one is kept (the evidence is absent, not contrary) and the details
 say so.
+
+The screen can be wrong the other way: a manipulated sample that shows neither kind of evidence on its own (on
+Fashion-MNIST WaNet half of the flagged poison was set aside, and the cutoff, estimating the manipulated samples
+from the easy half, stopped at half of them). So once the strategy is chosen from the kept flags, a set-aside
+flag comes back (`readmitted`) where that strategy ranks it within the depth it must go to recover the `recall`
+share of the kept flags held out (`k_recall` of the cross-validation): it looks manipulated like them. A clean
+sample flagged by mistake ranks like the clean bulk and stays aside.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from corrective.expand.base import View
+from corrective.expand.base import Score, View
 from corrective.expand.cluster import ClusterSettings, flag_groups
+from corrective.expand.cutoff import Recovery
 from corrective.expand.label_noise import LabelNoiseSettings, label_noise
 
 
@@ -69,3 +77,17 @@ def screen(view: View, flagged: Tensor) -> tuple[Tensor, dict[str, Any]]:
     ids = torch.sort(view.ids[aside]).values
     info |= {"n_set_aside": len(ids), "set_aside_ids": ids.tolist()}
     return kept, info
+
+
+def readmitted(view: View, kept: Tensor, set_aside: Tensor, score: Score, settings: Any, rec: Recovery) -> Tensor:
+    """The ids of set-aside flags that `score` (the strategy chosen from the `kept` flags, a mask) ranks within
+    `k_recall` of its cross-validation `rec`: no more unflagged samples above them than above the `recall` share of
+    the kept flags held out."""
+    if len(set_aside) == 0:
+        return set_aside
+    aside = torch.isin(view.ids, set_aside.to(view.ids.device))
+    s = score(view, kept, settings)
+    u = torch.sort(s[~kept & ~aside], descending=True).values
+    depth = torch.searchsorted(-u, -s[aside], right=True).double()
+    back = (depth <= rec.quantile(getattr(settings, "recall", 0.9))) & torch.isfinite(s[aside])
+    return torch.sort(view.ids[aside][back]).values
