@@ -20,7 +20,7 @@ from corrective.expand.base import (
     make_strategy_settings,
 )
 from corrective.expand.cutoff import choose_cutoff, cross_validate
-from corrective.expand.screen import readmitted, screen
+from corrective.expand.screen import screen, second_look
 from corrective.models.embedding import check_precision
 from corrective.runs import jsonable
 
@@ -86,23 +86,15 @@ def expand(
             chosen, chosen_settings, recs = auto_mod.pick(view, flagged, chosen_settings, seed)
             rec = next(r for r in recs.values() if r.settings == chosen_settings)
             details["cv"] = {name: r.summary() for name, r in recs.items()}
-            chosen_score = get_strategy(chosen).score
-            assert chosen_score is not None  # auto's candidates rank samples themselves
-            back = readmitted(view, flagged, set_aside, chosen_score, chosen_settings, rec)
-            readmitted_ids = back
-            while len(back):  # the chosen strategy ranks them among the kept flags: the screen was wrong about them
-                flagged |= torch.isin(view.ids, back)
-                set_aside = set_aside[~torch.isin(set_aside, back)]
-                rec = cross_validate(view, flagged, chosen_score, chosen_settings, seed)
-                back = readmitted(view, flagged, set_aside, chosen_score, chosen_settings, rec)  # deeper now
-                readmitted_ids = torch.cat([readmitted_ids, back])
-            if len(readmitted_ids):
+            rank = get_strategy(chosen).score
+            assert rank is not None  # auto's candidates rank samples themselves
+            flagged, set_aside, rec, back = second_look(view, flagged, set_aside, rank, chosen_settings, rec, seed)
+            if len(back):  # the chosen strategy ranks them among the kept flags: the screen was wrong about them
                 kept_ids = torch.sort(view.ids[flagged]).values
-                n_kept = int(flagged.sum())
                 details["cv"]["after_readmission"] = rec.summary()
                 details["screen"] |= {
-                    "n_readmitted": len(readmitted_ids),
-                    "readmitted_ids": torch.sort(readmitted_ids).values.tolist(),
+                    "n_readmitted": len(back),
+                    "readmitted_ids": back.tolist(),
                     "n_set_aside": len(set_aside),
                     "set_aside_ids": set_aside.tolist(),
                 }

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from corrective.expand.base import Score, View
 from corrective.expand.cluster import ClusterSettings, flag_groups
-from corrective.expand.cutoff import Recovery
+from corrective.expand.cutoff import Recovery, cross_validate
 from corrective.expand.label_noise import LabelNoiseSettings, label_noise
 
 
@@ -91,3 +91,17 @@ def readmitted(view: View, kept: Tensor, set_aside: Tensor, score: Score, settin
     depth = torch.searchsorted(-u, -s[aside], right=True).double()
     back = (depth <= rec.quantile(getattr(settings, "recall", 0.9))) & torch.isfinite(s[aside])
     return torch.sort(view.ids[aside][back]).values
+
+
+def second_look(
+    view: View, kept: Tensor, set_aside: Tensor, score: Score, settings: Any, rec: Recovery, seed: int
+) -> tuple[Tensor, Tensor, Recovery, Tensor]:
+    """Readmit set-aside flags until none comes back, the cross-validation redone each time (the kept flags reach
+    deeper with the readmitted ones): (kept mask, still set aside, the last cross-validation, readmitted ids)."""
+    kept, back_all = kept.clone(), [set_aside[:0]]
+    while len(back := readmitted(view, kept, set_aside, score, settings, rec)):
+        kept |= torch.isin(view.ids, back)
+        set_aside = set_aside[~torch.isin(set_aside, back)]
+        rec = cross_validate(view, kept, score, settings, seed)
+        back_all.append(back)
+    return kept, set_aside, rec, torch.sort(torch.cat(back_all)).values

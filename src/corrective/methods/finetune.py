@@ -20,7 +20,7 @@ from typing import ClassVar
 from torch import nn
 
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.methods.votes import majority, pixel_vote, relabelled
+from corrective.methods.votes import flagged_vote, relabelled
 from corrective.settings import Checked, setting
 from corrective.training import TrainConfig
 
@@ -52,9 +52,6 @@ def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
     if settings.relabel:
         key = ("votes", settings.k, settings.reference)  # a grid over the learning rate votes once
         if key not in task.cache:
-            vote = pixel_vote(task, settings.k, settings.reference)
-            flagged = task.train.positions_of(task.forget_ids)
-            task.cache[key] = None if vote is None else majority(*vote.on(task.train, task.pipeline, flagged))
-        if task.cache[key] is not None:
-            data = relabelled(task.train, task.train.positions_of(task.forget_ids), task.cache[key])
+            task.cache[key] = flagged_vote(task, settings.k, settings.reference)
+        data = relabelled(task.train, task.train.positions_of(task.forget_ids), task.cache[key])
     return task.train_on("finetune", task.copy_model(), data, finetune_config(task, settings))

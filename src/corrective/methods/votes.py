@@ -106,6 +106,16 @@ def pixel_vote(task: UnlearnTask, k: int, reference: int) -> PixelVote | None:
     return PixelVote(search, task.train.y[ref].cpu())
 
 
+def flagged_vote(task: UnlearnTask, k: int, reference: int) -> Tensor:
+    """Each flagged sample's class by a majority of its pixel neighbours (`majority`); its given label where every
+    sample is flagged (no neighbour to ask: `relabelled` then leaves every flagged sample out)."""
+    flagged = task.train.positions_of(task.forget_ids)
+    vote = pixel_vote(task, k, reference)
+    if vote is None:
+        return task.train.y[flagged].cpu()
+    return majority(*vote.on(task.train, task.pipeline, flagged))
+
+
 def relabelled(train: Split, flagged: Tensor, content: Tensor) -> Split:
     """The training split without the flagged samples, except those whose neighbours vote (`content`, from
     `majority`) for another class than their given label, which stay under the voted class (their images as
