@@ -9,7 +9,7 @@ from corrective import api
 from corrective.data.batches import epochs
 from corrective.errors import UserError
 from corrective.methods import make_settings, run_method
-from corrective.methods.base import frozen
+from corrective.methods.base import UnlearnTask, frozen
 from corrective.methods.npo import forget_until, method_config
 from corrective.methods.rem import rem_ideal
 from corrective.metrics import accuracy
@@ -76,12 +76,8 @@ def test_rem_ideal_needs_s_m_and_settings_are_checked(poison_run) -> None:
         make_settings("npo", {"gamma": 2.0})
 
 
-def test_rem_repair_forwards_see_whole_batches_and_lr_follows_the_recipe(poison_run) -> None:
-    """Batch norm in train mode only ever normalises whole repair batches (never the few S_f rows alone)."""
-    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.3), progress=False)
-    s = make_settings("rem", {"repair_epochs": 1, "max_flush_epochs": 0})
-    assert method_config(task, s, 1).lr == pytest.approx(task.config.lr / 5)  # REM's code: 0.005 with 0.025
-    assert method_config(task, make_settings("rem", {"lr": 0.003}), 1).lr == 0.003
+def batch_norm_sizes(task, settings) -> list[int]:
+    """The batch sizes batch norm normalised over, in train mode, while REM ran."""
     sizes: list[int] = []
 
     def record(module: torch.nn.Module, args: tuple) -> None:
@@ -90,11 +86,49 @@ def test_rem_repair_forwards_see_whole_batches_and_lr_follows_the_recipe(poison_
 
     handle = torch.nn.modules.module.register_module_forward_pre_hook(record)
     try:
-        run_method(task, "rem", s)
+        run_method(task, "rem", settings)
     finally:
         handle.remove()
+    return sizes
+
+
+def test_rem_repair_forwards_see_whole_or_half_batches_and_lr_follows_the_recipe(poison_run) -> None:
+    """Batch norm in train mode never normalises the few S_f rows alone: with drop_share 1 (REM's code) every
+    forward sees whole batches; by default the drop-mode forward sees S_f's rows and half the others."""
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.3), progress=False)
+    s = make_settings("rem", {"repair_epochs": 1, "max_flush_epochs": 0, "drop_share": 1.0})
+    assert method_config(task, s, 1).lr == pytest.approx(task.config.lr / 5)  # REM's code: 0.005 with 0.025
+    assert method_config(task, make_settings("rem", {"lr": 0.003}), 1).lr == 0.003
     bs, n = task.config.batch_size, len(task.train)
-    assert sizes and set(sizes) <= {bs, n % bs or bs}
+    whole = batch_norm_sizes(task, s)
+    assert whole and set(whole) <= {bs, n % bs or bs}
+    half = batch_norm_sizes(task, make_settings("rem", {"repair_epochs": 1, "max_flush_epochs": 0}))
+    assert len(half) < 2 * len(whole) / 1.01  # batches without S_f rows: no drop-mode forward
+    small = [size for size in half if size not in (bs, n % bs or bs)]
+    assert small and min(small) >= (n % bs or bs) // 2 and max(small) <= bs // 2 + len(task.forget())
+
+
+def test_rem_budget_is_a_share_of_the_training_steps(poison_run, monkeypatch) -> None:
+    """`budget` counts repair steps as a share of the original training's (0.245: REM's 980 of 4000);
+    `repair_epochs` instead counts epochs over S_tr, as REM's code does."""
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.3), progress=False)
+    per_epoch = math.ceil(len(task.train) / task.config.batch_size)
+    steps: list[int] = []
+    original_fit = UnlearnTask.fit
+
+    def counting_fit(self, name, model, batches, cfg, loss, **kwargs):
+        if name == "repair":
+            steps.append(cfg.steps)
+        return original_fit(self, name, model, batches, cfg, loss, **kwargs)
+
+    monkeypatch.setattr(UnlearnTask, "fit", counting_fit)
+    run_method(task, "rem", make_settings("rem", {"max_flush_epochs": 0}))
+    assert sum(steps) == round(0.245 * task.config.steps) and max(steps) <= per_epoch
+    steps.clear()
+    run_method(task, "rem", make_settings("rem", {"max_flush_epochs": 0, "repair_epochs": 1.5}))
+    assert sum(steps) == round(1.5 * per_epoch)
+    with pytest.raises(UserError, match="drop_share"):
+        make_settings("rem", {"drop_share": 0.0})
 
 
 def test_fit_can_carry_one_optimiser_across_calls(poison_run) -> None:

@@ -4,12 +4,14 @@
    model, or new randomly initialised channels appended to a full-width model (`models.masks.expand`).
 2. Flush: NPO on S_f in drop mode (theta_o1 only) until Acc(S_f) <= gamma (<= 100 epochs, outside the budget).
 3. Repair: one epoch over S_tr minimising mean_i [r_i + 1[i in S_f] n_i], with
-   r_i = (2/beta) log sigmoid(beta (CE_theta,m_i - CE_ref,m_i)) on the masked forward and n_i the NPO
-   term on the drop-mode forward. Both forwards see the whole batch (batch norm normalises over it, as
-   in REM's code); n_i is then kept for the S_f rows. Redirection: all of S_f share ONE mask, every
-   other sample has its own.
-4. Repeat 2-3 until the budget (10 repair epochs over S_tr: 980 steps on CIFAR-10) is spent; keep the
-   iterate with the best train-only proxy Acc(D_r, drop) * (1 - max(Acc(S_f, drop), gamma)).
+   r_i = (2/beta) log sigmoid(beta (CE_theta,m_i - CE_ref,m_i)) on the masked forward of the whole batch and
+   n_i the NPO term on the drop-mode forward. REM's code runs the drop-mode forward on the whole batch too (batch
+   norm normalises over it) and keeps n_i for the S_f rows; here it sees the S_f rows and half the others
+   (`drop_share`), and none in a batch without S_f rows, where n_i is empty (benchmarks/results/rem_speed.md).
+   Redirection: all of S_f share ONE mask, every other sample has its own.
+4. Repeat 2-3 until the budget is spent — 0.245 of the original training's steps (`budget`; REM's code: 980 of
+   algorithm A's 4000 on CIFAR-10, 10 epochs there; `repair_epochs` counts it in epochs as REM's code does);
+   keep the iterate with the best train-only proxy Acc(D_r, drop) * (1 - max(Acc(S_f, drop), gamma)).
 5. The returned model infers in drop mode (theta_o2 dropped).
 SGD at 1/5 of the training lr (0.005 with 0.025), momentum 0.9, weight decay 5e-4, constant lr, through
 `training.fit` with ONE optimiser whose momentum carries across every flush and repair step.
@@ -41,8 +43,14 @@ from corrective.training import sgd
 class RemSettings(NpoRecipe):
     """NPO's recipe (lr, momentum, weight decay, beta, gamma) and REM's own settings."""
 
-    repair_epochs: float = setting(
-        10.0, "the budget: repair steps, in epochs over S_tr (REM's code: 980 steps, 10 epochs)", gt=0
+    budget: float = setting(
+        0.245,
+        "repair steps: this share of the original training's steps (REM's code: 980 of algorithm A's 4000 on "
+        "CIFAR-10; every method's budget is such a share)",
+        gt=0,
+    )
+    repair_epochs: float | None = setting(
+        None, "instead of budget: repair epochs over S_tr, as REM's code counts them (10: its 980 steps)", gt=0
     )
     p_mem: float = setting(0.2, "probability that an added channel is on for an example", gt=0, le=1)
     max_flush_epochs: int = setting(100, "at most this many flush passes over S_f", ge=0)
@@ -51,11 +59,25 @@ class RemSettings(NpoRecipe):
     )
     repair_npo: bool = setting(True, "false: no forgetting term during repair")
     redirect: bool = setting(True, "false: repair in drop mode (no masks, nothing redirected)")
+    drop_share: float = setting(
+        0.5,
+        "the repair's drop-mode forward (n_i) sees the batch's redirected rows and this share of its others, and "
+        "is skipped in a batch without redirected rows (1: the whole batch every step, as REM's code)",
+        gt=0,
+        le=1,
+    )
 
 
 def shared_mask_id(seed: int) -> int:
     """The pseudo sample id whose mask all redirected samples share (negative: never a real id)."""
     return -(seed + 1)
+
+
+def drop_rows(redirected: Tensor, share: float) -> Tensor:
+    """The rows of a batch the repair's drop-mode forward sees: the redirected ones and the first `share` of the
+    others (the batch is shuffled, so a random subset of them)."""
+    others = ~redirected
+    return redirected | (torch.cumsum(others, 0) <= math.ceil(share * int(others.sum())))
 
 
 def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
@@ -78,8 +100,10 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
     def repair_loss(m: nn.Module, b: Batch) -> Tensor:
         in_r = torch.isin(b.ids, redirected)
         total = torch.zeros((), device=b.x.device)
-        if s.repair_npo:  # n_i: the drop-mode forward on the whole batch, kept for the redirected rows
-            total = forget_term(m, ref, b.x, b.y, s.forget_loss, s.beta, rows=in_r).sum()
+        if s.repair_npo and (s.drop_share == 1 or bool(in_r.any())):  # n_i on the drop-mode forward
+            seen = drop_rows(in_r, s.drop_share)  # batch norm normalises over the rows it sees
+            x, y = (b.x, b.y) if bool(seen.all()) else (b.x[seen], b.y[seen])
+            total = forget_term(m, ref, x, y, s.forget_loss, s.beta, rows=in_r[seen]).sum()
         kwargs: dict[str, Any] = {}
         if s.redirect:
             kwargs = {"ids": torch.where(in_r, shared, b.ids), "mode": "masked"}
@@ -89,7 +113,10 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
         return total / len(b.y)
 
     per_epoch = math.ceil(len(train) / bs)
-    budget = max(1, round(s.repair_epochs * per_epoch))
+    if s.repair_epochs is not None:
+        budget = max(1, round(s.repair_epochs * per_epoch))
+    else:
+        budget = task.config.scaled(s.budget).steps
     used, best, best_score = 0, None, -math.inf
     acc_forget = accuracy(model, forget, task.pipeline)  # of the model as it stands (kept from the last score)
     while used < budget:
