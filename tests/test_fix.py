@@ -263,6 +263,24 @@ def test_the_recipe_defaults_to_epochs_of_the_data_and_is_printed(user_files: Pa
     steps = round(2 * n / 32)
     assert f"fix: your model's recipe: {steps} steps of batch 32 (" in r.stderr
     assert "at lr 0.01; none spends a share of it on each setting it runs (at most 1)" in r.stderr
+    assert "that recipe is assumed" not in r.stderr  # the user said how the model was trained
+    r = cli(
+        "fix",
+        "--root",
+        str(user_files),
+        "--model",
+        "cnn_small",
+        "--weights",
+        str(user_files / "run" / "model.safetensors"),
+        "--flagged",
+        str(user_files / "flagged.txt"),
+        "--method",
+        "none",
+        "--out",
+        str(tmp_path / "g"),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "fix: that recipe is assumed (40 epochs, the paper's): pass --epochs N" in r.stderr
 
 
 def test_check_flagged_dedupes_and_validates(digits) -> None:

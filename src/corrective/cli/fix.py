@@ -192,6 +192,12 @@ def fix(
             f"{cfg.lr:g}; {method} spends a share of it on each setting it runs (at most {candidates})",
             err=True,
         )
+        if epochs is None and steps is None and preset is None:  # the paper's budget may be far from the user's
+            typer.echo(
+                f"fix: that recipe is assumed ({DEFAULT_EPOCHS:g} epochs, the paper's): pass --epochs N, the epochs "
+                "your model trained, and every setting's cost scales to it",
+                err=True,
+            )
     result = practitioner.fix(
         data.model,
         data.train,
