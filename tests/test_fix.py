@@ -237,48 +237,19 @@ def test_the_recipe_defaults_to_epochs_of_the_data_and_is_printed(user_files: Pa
     )
     assert recipe(1500, "digits", None, None, None, None, 3).steps == 400  # a named preset keeps its budget
     assert recipe(1500, "digits", 2.0, None, None, None, 3).steps == round(2 * 1500 / 64)
-    r = cli(
-        "fix",
-        "--root",
-        str(user_files),
-        "--model",
-        "cnn_small",
-        "--weights",
-        str(user_files / "run" / "model.safetensors"),
-        "--flagged",
-        str(user_files / "flagged.txt"),
-        "--method",
-        "none",
-        "--epochs",
-        "2",
-        "--batch-size",
-        "32",
-        "--lr",
-        "0.01",
-        "--out",
-        str(tmp_path / "f"),
+    user = (
+        *("--root", str(user_files), "--model", "cnn_small"),
+        *("--weights", str(user_files / "run" / "model.safetensors"), "--flagged", str(user_files / "flagged.txt")),
+        *("--method", "none"),
     )
+    r = cli("fix", *user, "--epochs", "2", "--batch-size", "32", "--lr", "0.01", "--out", str(tmp_path / "f"))
     assert r.returncode == 0, r.stderr
     n = len(load_dataset("npz", user_files, val_fraction=0.0).train)
     steps = round(2 * n / 32)
     assert f"fix: your model's recipe: {steps} steps of batch 32 (" in r.stderr
     assert "at lr 0.01; none spends a share of it on each setting it runs (at most 1)" in r.stderr
     assert "that recipe is assumed" not in r.stderr  # the user said how the model was trained
-    r = cli(
-        "fix",
-        "--root",
-        str(user_files),
-        "--model",
-        "cnn_small",
-        "--weights",
-        str(user_files / "run" / "model.safetensors"),
-        "--flagged",
-        str(user_files / "flagged.txt"),
-        "--method",
-        "none",
-        "--out",
-        str(tmp_path / "g"),
-    )
+    r = cli("fix", *user, "--out", str(tmp_path / "g"))  # the recipe left to fix
     assert r.returncode == 0, r.stderr
     assert "fix: that recipe is assumed (40 epochs, the paper's): pass --epochs N" in r.stderr
 

@@ -69,11 +69,9 @@ def expand(
     check_model_classes(int(view.logits.shape[1]), train, flagged_ids)
     flagged = torch.zeros(len(view), dtype=torch.bool)
     flagged[positions] = True
-    kept_ids = flagged_ids
     if strategy == "auto" and chosen_settings.screen:
         flagged, details["screen"] = screen(view, flagged)
-        kept_ids = torch.sort(view.ids[flagged]).values
-    set_aside = flagged_ids[~torch.isin(flagged_ids, kept_ids)]
+    set_aside = flagged_ids[~torch.isin(flagged_ids, view.ids[flagged])]
     n_kept = int(flagged.sum())
     # few flagged samples: cross-validation inside S_f cannot choose a cutoff; the strategy's threshold does
     by_threshold = n_kept < 2 or (strategy == "auto" and n_kept <= chosen_settings.few)
@@ -90,7 +88,6 @@ def expand(
             assert rank is not None  # auto's candidates rank samples themselves
             flagged, set_aside, rec, back = second_look(view, flagged, set_aside, rank, chosen_settings, rec, seed)
             if len(back):  # the chosen strategy ranks them among the kept flags: the screen was wrong about them
-                kept_ids = torch.sort(view.ids[flagged]).values
                 details["cv"]["after_readmission"] = rec.summary()
                 details["screen"] |= {
                     "n_readmitted": len(back),
@@ -129,7 +126,7 @@ def expand(
     added_scores = scores[take]
     details["threshold"] = float(added_scores[-1]) if len(take) else None
     added = view.ids[take]
-    ids = torch.cat([kept_ids, added]).unique()
+    ids = torch.cat([view.ids[flagged], added]).unique()  # the kept flags (readmitted ones included) and the added
     return Expansion(
         strategy,
         chosen,
