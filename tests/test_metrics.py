@@ -120,3 +120,18 @@ def test_each_split_predicted_once_gives_the_per_split_figures(digits, kind) -> 
     shifted = digits.test.subset(torch.arange(5))
     shifted = type(shifted)(255 - shifted.x, shifted.y, shifted.ids)
     assert torch.equal(predictions_within(shifted, digits.test, test_pred, model, pipe), predict(model, shifted, pipe))
+
+
+def test_predictions_do_not_depend_on_the_batch(poison_run) -> None:
+    """`predict` feeds 256 rows at a time on a CPU (1,024 on an accelerator); the predictions are the same at any
+    batch size (eval mode: each row's logits are its own)."""
+    from corrective.data.batches import Pipeline
+    from corrective.metrics import predict, predict_batch
+
+    assert predict_batch(torch.device("cpu")) == 256 and predict_batch(torch.device("cuda")) == 1024
+    split = poison_run.manipulation.apply(poison_run.dataset.train)
+    pipe = Pipeline.of(poison_run.dataset)
+    default = predict(poison_run.model, split, pipe)
+    assert len(default) == len(split)
+    for rows in (7, 1024):
+        assert torch.equal(predict(poison_run.model, split, pipe, rows), default)

@@ -22,3 +22,50 @@ def test_ssd_importances_on_augmented_batches_are_a_seeded_setting(poison_run) -
         assert torch.equal(v, aug_f[k])
     with pytest.raises(UserError, match="importance_batches"):
         make_settings("ssd", {"importance_batches": "random"})
+
+
+def test_importances_run_in_the_models_layout_and_precision(poison_run) -> None:
+    """The importance pass runs channels-last where the model runs so (the same importances up to float rounding)
+    and under bf16 autocast for a model trained in bf16 (close to fp32's, summed in float32)."""
+    from dataclasses import replace
+
+    from corrective.methods.ssd import importances
+
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
+    forget = task.forget()
+    plain = importances(task.model, forget, task.pipeline, 64, False)
+    as_trained = importances(task.model.to(memory_format=torch.channels_last), forget, task.pipeline, 64, False)
+    task.model.to(memory_format=torch.contiguous_format)
+    half = importances(task.model, forget, task.pipeline, 64, False, precision="bf16")
+    for k, v in plain.items():
+        assert v.dtype == torch.float32 and half[k].dtype == torch.float32 and v.is_contiguous()
+        assert torch.allclose(as_trained[k], v, rtol=1e-4, atol=1e-12)
+    total = torch.cat([v.flatten() for v in plain.values()])
+    total_half = torch.cat([v.flatten() for v in half.values()])
+    assert not torch.equal(total, total_half)  # bf16 ran
+    assert float((total_half - total).abs().sum() / total.abs().sum()) < 0.1  # and gives nearly the same
+    # the task's own recipe decides: a bf16 recipe gives the bf16 importances
+    bf16_task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
+    bf16_task = replace(bf16_task, config=replace(bf16_task.config, precision="bf16"))
+    for k, v in task_importances(bf16_task, make_settings("ssd"))[0].items():
+        assert torch.equal(v, half[k])
+
+
+def test_teachers_run_in_the_layout_of_the_training_steps(poison_run) -> None:
+    """A frozen teacher or reference is put channels-last where the task's training steps run in bf16 (their
+    forwards run inside those steps); in fp32 it keeps M_o's layout."""
+    from dataclasses import replace
+
+    from corrective.models.layout import is_channels_last
+
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
+    teacher = task.teacher()
+    assert not is_channels_last(teacher) and not teacher.training
+    assert not any(p.requires_grad for p in teacher.parameters())
+    bf16_task = replace(task, config=replace(task.config, precision="bf16"))
+    teacher = bf16_task.teacher()
+    assert is_channels_last(teacher) and not is_channels_last(task.model)
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    x = next(iter(task.batches(task.train, 0, task.config))).x
+    with torch.no_grad():
+        assert torch.allclose(teacher(x), task.model.eval()(x), atol=1e-5)

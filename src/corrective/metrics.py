@@ -32,17 +32,26 @@ def defence_effectiveness(c_acc_original: float, asr_original: float, c_acc: flo
     return (max(0.0, asr_original - asr) - max(0.0, c_acc_original - c_acc) + 1.0) / 2.0
 
 
+def predict_batch(device: torch.device) -> int:
+    """Rows a prediction pass feeds at a time: 256 on a CPU, where larger batches' activations outgrow the caches
+    (cnn28 predicts Fashion-MNIST 1.6-1.7x faster at 256 than at 1,024, the same predictions), 1,024 on an
+    accelerator."""
+    return 256 if device.type == "cpu" else 1024
+
+
 @torch.no_grad()
-def predict(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int = 1024) -> Tensor:
+def predict(model: nn.Module, split: Split, pipeline: Pipeline, batch_size: int | None = None) -> Tensor:
     """Predicted classes for every sample of `split` (its stamp applied), in eval mode, on the model's device;
-    image batches channels-last where the model runs so (`models.layout`: about 2x faster on a CPU)."""
+    image batches channels-last where the model runs so (`models.layout`: about 2x faster on a CPU), `batch_size`
+    rows at a time (default `predict_batch`)."""
     if len(split) == 0:
         return torch.zeros(0, dtype=torch.long)
     was_training = model.training
     model.eval()
     device = device_of(model)
+    rows = batch_size or predict_batch(device)
     try:
-        with inputs_in_layout(model, one_pass(split.to(device), pipeline, batch_size)) as inputs:
+        with inputs_in_layout(model, one_pass(split.to(device), pipeline, rows)) as inputs:
             out = torch.cat([model(x).argmax(1) for x in inputs])
     finally:
         model.train(was_training)

@@ -42,8 +42,9 @@ def teacher_targets(z_orig: Tensor, z_bad: Tensor, in_forget: Tensor, temperatur
 def bad_teacher(task: UnlearnTask, settings: BadTeacherSettings) -> nn.Module:
     """BadT: distil M_o on S_tr minus S_f and a randomly initialised teacher on S_f."""
     competent = task.teacher()
-    incompetent = task.fresh_model(seed=seeds.derive(task.seed, seeds.salt("bad_teacher", "incompetent_teacher")))
-    incompetent.eval()
+    incompetent = task.frozen(
+        task.fresh_model(seed=seeds.derive(task.seed, seeds.salt("bad_teacher", "incompetent_teacher")))
+    )
     student = task.copy_model()
     forget_ids = task.forget_ids.to(task.device)
     t = settings.temperature

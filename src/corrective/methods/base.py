@@ -31,14 +31,14 @@ from torch import Tensor, nn
 
 from corrective import seeds
 from corrective.data.base import Split
-from corrective.data.batches import Batch, Pipeline, epochs
+from corrective.data.batches import Batch, Pipeline, epochs, one_pass
 from corrective.errors import UserError
 from corrective.expand import Expansion
 from corrective.models import ModelSpec, device_of
 from corrective.models.adapters import ResetSpec, has_capacity, unreset
 from corrective.registry import Registry
 from corrective.settings import build_settings
-from corrective.training import LossFn, TrainConfig, fit, train
+from corrective.training import LossFn, TrainConfig, fit, train, training_layout
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,15 @@ class UnlearnTask:
 
     def teacher(self) -> nn.Module:
         """A frozen copy of M_o: a teacher (SCRUB, BadT) or a reference (NPO)."""
-        return frozen(self.model)
+        return self.frozen(self.model)
+
+    def frozen(self, model: nn.Module) -> nn.Module:
+        """A frozen copy of `model` in the layout the task's training steps run in (`training.training_layout`:
+        channels-last where they run in bf16 and the model runs so), for forwards inside those steps."""
+        out = frozen(model)
+        sample = next(one_pass(self.train.subset(torch.arange(min(2, len(self.train)))).to(self.device), self.pipeline))
+        training_layout(out, sample.x, self.config)
+        return out
 
     def teacher_outputs(self, key: Hashable) -> Callable[[Batch], Tensor]:
         """M_o's outputs (no gradients) on the batches a method draws, in the order it asks for them, shared by

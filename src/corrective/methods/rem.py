@@ -31,7 +31,7 @@ from torch import Tensor, nn
 from corrective import seeds
 from corrective.data.batches import Batch
 from corrective.errors import UserError
-from corrective.methods.base import UnlearnTask, frozen, register_method
+from corrective.methods.base import UnlearnTask, register_method
 from corrective.methods.npo import FORGET_LOSSES, NpoRecipe, forget_term, forget_until, method_config, npo_term
 from corrective.metrics import accuracy
 from corrective.models.masks import with_capacity
@@ -86,7 +86,7 @@ def run_rem(task: UnlearnTask, s: RemSettings, redirected: Tensor) -> nn.Module:
     with torch.random.fork_rng(devices=[]):  # new channels depend on the task's seed only
         torch.manual_seed(task.seed)
         model = with_capacity(task.model, s.p_mem)  # 1. expand
-    ref = frozen(model)
+    ref = task.frozen(model)
     train = task.train.to(task.device)
     forget, retain = task.forget().to(task.device), task.retain().to(task.device)
     redirected = redirected.to(task.device)

@@ -26,6 +26,7 @@ import copy
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,9 @@ from corrective.data.base import Split
 from corrective.data.batches import Batch, Pipeline, one_epoch, one_pass
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.models import device_of
+from corrective.models.layout import image_layout
 from corrective.settings import Checked, setting
+from corrective.training import feature_precision
 
 Importances = dict[str, Tensor]
 # What an importance is: "fisher" (SSD) = mean over batches of (∂ CE / ∂θ)²; "label_free" (Potion, LFSSD) =
@@ -77,47 +80,57 @@ def importances(
     per_sample: bool,
     kind: str = "fisher",
     gen: torch.Generator | None = None,
+    precision: str = "fp32",
 ) -> Importances:
     """Per-parameter importance on `split`, in eval mode (a copy: M_o is untouched); `kind` in IMPORTANCE_KINDS.
 
     "fisher": mean squared gradient of the cross-entropy; "label_free": mean absolute gradient of the mean
     L2 norm of the logits. Averaged over mini-batches, or over samples with `per_sample`. With `gen`, the
-    batches are one shuffled, augmented epoch drawn with it; without, one plain pass in order.
+    batches are one shuffled, augmented epoch drawn with it; without, one plain pass in order. The pass runs as
+    the model computes: channels-last where it runs so (`models.layout`) and under bf16 autocast for `precision`
+    "bf16" (a model trained in bf16, `training.feature_precision`); on a CPU each is ~1.6x faster for cnn28.
     """
     if kind not in IMPORTANCE_KINDS:
         raise ValueError(f"importance kind must be one of {IMPORTANCE_KINDS}, got {kind!r}")
     net = copy.deepcopy(model).eval()
-    params = {n: p.detach().requires_grad_() for n, p in net.named_parameters()}
-    buffers = {n: b.detach() for n, b in net.named_buffers()}
-    total = {n: torch.zeros_like(p) for n, p in params.items()}
+    device = device_of(model)
+    it = batches(split.to(device), pipeline, batch_size, gen)
+    first = next(it, None)
     count = 0
 
     def loss_of(out: Tensor, y: Tensor) -> Tensor:
         if kind == "fisher":
-            return nn.functional.cross_entropy(out, y)
-        norm: Tensor = out.norm(p=2, dim=1).mean()
+            return nn.functional.cross_entropy(out.float(), y)
+        norm: Tensor = out.float().norm(p=2, dim=1).mean()
         return norm
 
     def aggregate(g: Tensor) -> Tensor:
         return g.pow(2) if kind == "fisher" else g.abs()
 
-    def loss_one(p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
-        return loss_of(functional_call(net, (p, buffers), (x.unsqueeze(0),)), y.unsqueeze(0))
+    with image_layout(net, first.x if first is not None else torch.zeros(0)) as put:
+        params = {n: p.detach().requires_grad_() for n, p in net.named_parameters()}
+        buffers = {n: b.detach() for n, b in net.named_buffers()}
+        total = {n: torch.zeros_like(p) for n, p in params.items()}
 
-    per_sample_grads = vmap(grad(loss_one), in_dims=(None, 0, 0))
-    for batch in batches(split.to(device_of(model)), pipeline, batch_size, gen):
-        if per_sample:
-            for n, g in per_sample_grads(params, batch.x, batch.y).items():
-                total[n] += aggregate(g.detach()).sum(0)
-            count += len(batch.y)
-        else:
-            loss = loss_of(functional_call(net, (params, buffers), (batch.x,)), batch.y)
-            grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
-            for n, g in zip(params, grads, strict=True):
-                if g is not None:
-                    total[n] += aggregate(g)
-            count += 1
-    return {n: t / max(count, 1) for n, t in total.items()}
+        def loss_one(p: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+            return loss_of(functional_call(net, (p, buffers), (x.unsqueeze(0),)), y.unsqueeze(0))
+
+        per_sample_grads = vmap(grad(loss_one), in_dims=(None, 0, 0))
+        for batch in chain([first], it) if first is not None else ():
+            x = put(batch.x)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                if per_sample:
+                    for n, g in per_sample_grads(params, x, batch.y).items():
+                        total[n] += aggregate(g.detach().float()).sum(0)
+                    count += len(batch.y)
+                else:
+                    loss = loss_of(functional_call(net, (params, buffers), (x,)), batch.y)
+                    grads = torch.autograd.grad(loss, list(params.values()), allow_unused=True)
+                    for n, g in zip(params, grads, strict=True):
+                        if g is not None:
+                            total[n] += aggregate(g.float())
+                    count += 1
+    return {n: (t / max(count, 1)).contiguous() for n, t in total.items()}
 
 
 def batches(split: Split, pipeline: Pipeline, batch_size: int, gen: torch.Generator | None) -> Iterator[Batch]:
@@ -139,6 +152,7 @@ def cached_importances(
         start = time.perf_counter()
         bs = batch_size or task.config.batch_size
         retain = task.retain() if retain_set == "retain" else task.train
+        precision = feature_precision(task.config, device_of(task.model), task.train.x.shape[-1])
         imp_f = importances(
             task.model,
             task.forget(),
@@ -147,9 +161,10 @@ def cached_importances(
             per_sample,
             kind,
             gen=task.generator(seeds.salt("ssd", "forget_batches")) if augmented else None,
+            precision=precision,
         )
         gen_r = task.generator(seeds.salt("ssd", "retain_batches")) if augmented else None
-        imp_r = importances(task.model, retain, task.pipeline, bs, per_sample, kind, gen=gen_r)
+        imp_r = importances(task.model, retain, task.pipeline, bs, per_sample, kind, gen=gen_r, precision=precision)
         task.cache[key] = (imp_f, imp_r, time.perf_counter() - start)
     cached: tuple[Importances, Importances, float] = task.cache[key]
     return cached
