@@ -62,6 +62,15 @@ RELEARN_POINTS = 0.05  # auto after the probe within 5 points of the oracle afte
 RATIO = 0.8  # one flag, false flags: auto's acc_corr >= 0.8x the oracle's
 TARGET_POINTS = 0.02  # false flags: target_acc within 2 points of the original's
 COST = 0.5  # auto <= 0.5x one retrain, expansion included
+# what each dataset sets over the parts' specs (the specs are digits'): Fashion-MNIST's 1 % poison is 540 samples,
+# so alphas 0.002 and 0.004 flag 1 and 2 of them as digits' 0.1 and 0.2 flag 1 and 2 of its 12
+DATASETS: dict[str, dict[str, dict[str, Any]]] = {
+    "digits": {},
+    "fashion_mnist": {
+        part: {"datasets": ["fashion_mnist"], **({"alphas": [0.002, 0.004]} if part == "oneflag" else {})}
+        for part in PARTS
+    },
+}
 
 
 def mean(values: list[float]) -> float:
@@ -90,30 +99,35 @@ def run_part(part: str, out: Path, extra: dict[str, Any]) -> float:
     start = time.perf_counter()
     pairs: tuple[tuple[str, int] | None, ...] = PAIRS.get(part, (None,))  # type: ignore[assignment]
     for pair in pairs:
-        sets: dict[str, Any] = dict(extra)
+        sets: dict[str, Any] = dict(extra)  # the pair's corner and target over the caller's settings
         if pair is not None:
-            sets = {"manipulations.poison.corner": pair[0], "manipulations.poison.target": pair[1]}
+            sets |= {"manipulations.poison.corner": pair[0], "manipulations.poison.target": pair[1]}
         result = run_bench(load_spec(config=SPECS[part], sets=sets), out, progress=False)
         if result.failed:
             raise SystemExit(f"{part}: bench jobs failed: {result.failed[:3]}")
     return time.perf_counter() - start
 
 
-def kept(part: str, seeds: str | None = None) -> Path:
+def kept(part: str, seeds: str | None = None, dataset: str = "digits") -> Path:
     """Where a part's records are kept; other seeds than the specs' (`--seeds`) keep theirs beside, named by
-    their number (the relearn part's 10 seeds: results/harm_relearn_10seeds_bench)."""
+    their number (the relearn part's 10 seeds: results/harm_relearn_10seeds_bench), another dataset than digits
+    by its name (results/harm_targets_bench/falseflags_fashion_mnist)."""
     if seeds:
         n = len(seeds.split(","))
         if part == "relearn":
             return KEPT_RELEARN.with_name(f"harm_relearn_{n}seeds_bench")
         return KEPT / f"{part}_{n}seeds"
+    if dataset != "digits":
+        return (
+            KEPT_RELEARN.with_name(f"harm_relearn_{dataset}_bench") if part == "relearn" else KEPT / f"{part}_{dataset}"
+        )
     return KEPT_RELEARN if part == "relearn" else KEPT / part
 
 
-def keep(part: str, out: Path, seeds: str | None = None) -> None:
+def keep(part: str, out: Path, seeds: str | None = None, dataset: str = "digits") -> None:
     """The part's records (and spec) compressed into the repository; for relearn also its report (the relearn view
     with both kinds), as `rerender.py` re-draws it."""
-    dest = kept(part, seeds)
+    dest = kept(part, seeds, dataset)
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "results.jsonl.gz").write_bytes(gzip.compress((out / "results.jsonl").read_bytes(), mtime=0))
     if (out / "spec.json").exists():
@@ -255,24 +269,31 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="copy the records to benchmarks/results/harm_targets_bench")
     ap.add_argument("--seeds", help="comma list of seeds instead of the specs' 0,1,2 (e.g. 0,1,2,3,4,5,6,7,8,9)")
     ap.add_argument("--workers", type=int, help="bench workers instead of the specs' 1")
+    ap.add_argument(
+        "--dataset",
+        default="digits",
+        choices=DATASETS,
+        help="fashion_mnist: the same parts on Fashion-MNIST (cnn28, cpu28; one flag at alphas giving 1 and 2 of its "
+        "540 poisoned samples)",
+    )
     args = ap.parse_args()
     torch.set_num_threads(1)
     parts = [p.strip() for p in args.part.split(",") if p.strip()]
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise SystemExit(f"unknown part {unknown[0]!r}; known: {', '.join(PARTS)}")
-    print("# `auto` on issue 18's durability, one-flag, false-flag and cost targets (digits)\n")
+    print(f"# `auto` on issue 18's durability, one-flag, false-flag and cost targets ({args.dataset})\n")
     for part in parts:
-        folder = kept(part, args.seeds) if args.records else args.out_root / part
+        folder = kept(part, args.seeds, args.dataset) if args.records else args.out_root / part
         before = load_line()
-        extra: dict[str, Any] = {}
+        extra: dict[str, Any] = dict(DATASETS[args.dataset].get(part, {}))
         if args.seeds:
             extra["seeds"] = [int(x) for x in args.seeds.split(",")]
         if args.workers:
             extra["workers"] = args.workers
         wall = None if args.skip_run else run_part(part, folder, extra)
         if args.keep and not args.records:
-            keep(part, folder, args.seeds)
+            keep(part, folder, args.seeds, args.dataset)
         recs = Records(records_of(folder))
         print(f"## {part}\n")
         if wall is not None:
@@ -285,7 +306,8 @@ def main() -> None:
         print(
             f"- Spec: `benchmarks/{SPECS[part].name}`"
             + (f", once per (corner, target) in {PAIRS[part]}" if part in PAIRS else "")
-            + f"; records: `{kept(part, args.seeds).relative_to(HERE.parent)}/results.jsonl.gz`"
+            + (f", over it {extra}" if extra else "")
+            + f"; records: `{kept(part, args.seeds, args.dataset).relative_to(HERE.parent)}/results.jsonl.gz`"
             + (" (with its report: the relearn view, both kinds)" if part == "relearn" else "")
             + f". Means over seeds {seed_list(recs)} in %; per-seed values in seed order.\n"
         )
