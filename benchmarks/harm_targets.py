@@ -24,7 +24,9 @@ retraining of the same recipe) at the same seed, measured in the same run. Targe
 `--keep` copies each part's records (results.jsonl.gz and spec.json) to benchmarks/results/harm_relearn_bench/
 (with its report.md and figures: the relearn view of both kinds) and harm_targets_bench/<part>/ for the others;
 `--skip-run --records` prints the tables from those. `--seeds 0,1,...` runs other seeds than the specs' 0-2 (their
-records are kept beside, e.g. results/harm_relearn_10seeds_bench/); `--workers N` runs N bench workers.
+records are kept beside, e.g. results/harm_relearn_10seeds_bench/); `--workers N` runs N bench workers;
+`--dataset fashion_mnist` runs the parts on Fashion-MNIST (records beside: harm_targets_bench/<part>_fashion_mnist/,
+results/harm_relearn_fashion_mnist_bench/).
 """
 
 from __future__ import annotations
