@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -34,8 +36,8 @@ def test_importances_run_in_the_models_layout_and_precision(poison_run) -> None:
     task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
     forget = task.forget()
     plain = importances(task.model, forget, task.pipeline, 64, False)
-    as_trained = importances(task.model.to(memory_format=torch.channels_last), forget, task.pipeline, 64, False)
-    task.model.to(memory_format=torch.contiguous_format)
+    channels_last = copy.deepcopy(task.model).to(memory_format=torch.channels_last)  # the session's model untouched
+    as_trained = importances(channels_last, forget, task.pipeline, 64, False)
     half = importances(task.model, forget, task.pipeline, 64, False, precision="bf16")
     for k, v in plain.items():
         assert v.dtype == torch.float32 and half[k].dtype == torch.float32 and v.is_contiguous()
@@ -49,6 +51,7 @@ def test_importances_run_in_the_models_layout_and_precision(poison_run) -> None:
     bf16_task = replace(bf16_task, config=replace(bf16_task.config, precision="bf16"))
     for k, v in task_importances(bf16_task, make_settings("ssd"))[0].items():
         assert torch.equal(v, half[k])
+    assert bf16_task.precision == "bf16" and task.precision == "fp32"
 
 
 def test_teachers_run_in_the_layout_of_the_training_steps(poison_run) -> None:

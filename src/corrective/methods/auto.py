@@ -56,9 +56,7 @@ from corrective.methods.base import METHODS, UnlearnTask, register_method, run_m
 from corrective.methods.finetune import FinetuneSettings
 from corrective.methods.scrub import ScrubSettings
 from corrective.methods.transplant import LR_GRID, TransplantSettings
-from corrective.models import device_of
 from corrective.settings import setting
-from corrective.training import feature_precision
 
 STRATEGY = "auto"  # the expansion strategy
 COMPUTED = ("expansion", STRATEGY)  # task.cache key of the expansion auto computed itself
@@ -116,7 +114,7 @@ def expansion_of(task: UnlearnTask) -> Expansion:
             STRATEGY,
             seed=task.seed,
             progress=task.progress,
-            precision=feature_precision(task.config, device_of(task.model), task.train.x.shape[-1]),
+            precision=task.precision,
         )
     expansion: Expansion = task.cache[COMPUTED]
     return expansion

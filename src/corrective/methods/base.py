@@ -38,7 +38,7 @@ from corrective.models import ModelSpec, device_of
 from corrective.models.adapters import ResetSpec, has_capacity, unreset
 from corrective.registry import Registry
 from corrective.settings import build_settings
-from corrective.training import LossFn, TrainConfig, fit, train, training_layout
+from corrective.training import LossFn, TrainConfig, feature_precision, fit, train, training_layout
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,12 @@ class UnlearnTask:
     def device(self) -> torch.device:
         """M_o's device, where a method's data and models go."""
         return device_of(self.model)
+
+    @property
+    def precision(self) -> str:
+        """The precision M_o computes in ("bf16" or "fp32", `training.feature_precision`): its feature and
+        importance passes run in it."""
+        return feature_precision(self.config, self.device, self.train.x.shape[-1])
 
     def copy_model(self) -> nn.Module:
         return copy.deepcopy(self.model)
