@@ -113,17 +113,10 @@ def run_part(part: str, out: Path, extra: dict[str, Any]) -> float:
 def kept(part: str, seeds: str | None = None, dataset: str = "digits") -> Path:
     """Where a part's records are kept; other seeds than the specs' (`--seeds`) keep theirs beside, named by
     their number (the relearn part's 10 seeds: results/harm_relearn_10seeds_bench), another dataset than digits
-    by its name (results/harm_targets_bench/falseflags_fashion_mnist)."""
-    if seeds:
-        n = len(seeds.split(","))
-        if part == "relearn":
-            return KEPT_RELEARN.with_name(f"harm_relearn_{n}seeds_bench")
-        return KEPT / f"{part}_{n}seeds"
-    if dataset != "digits":
-        return (
-            KEPT_RELEARN.with_name(f"harm_relearn_{dataset}_bench") if part == "relearn" else KEPT / f"{part}_{dataset}"
-        )
-    return KEPT_RELEARN if part == "relearn" else KEPT / part
+    by its name before it (results/harm_targets_bench/falseflags_fashion_mnist, ..._fashion_mnist_10seeds)."""
+    tags = ([] if dataset == "digits" else [dataset]) + ([f"{len(seeds.split(','))}seeds"] if seeds else [])
+    tag = "".join(f"_{t}" for t in tags)  # digits at the specs' seeds: none
+    return KEPT_RELEARN.with_name(f"harm_relearn{tag}_bench") if part == "relearn" else KEPT / f"{part}{tag}"
 
 
 def keep(part: str, out: Path, seeds: str | None = None, dataset: str = "digits") -> None:
