@@ -63,6 +63,19 @@ def test_the_stamp_keeps_labels_and_touches_about_its_share() -> None:
     assert float(free.stamp(x, torch.arange(400)).max()) == 1.5  # type: ignore[misc]  # model inputs: not clipped
 
 
+def test_cleaned_samples_lose_the_estimate_before_the_stamp() -> None:
+    """A confirmed flagged sample kept in (`keep_confirmed`) is fine-tuned as its content: its image minus the
+    estimated trigger (clipped for uint8 data); the others are untouched unless the stamp draws them."""
+    split = Split(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.arange(4), torch.arange(4))
+    s = TransplantSettings(share=1e-9, blend=0.0)  # the random stamp (practically) never draws a sample
+    cleaned = torch.tensor([False, True, False, True])
+    out = stamped(split, torch.full((1, 2, 2), 0.3), torch.zeros(1, 2, 2), s, torch.Generator(), True, cleaned)
+    x = torch.tensor([0.5, 0.5, 0.5, 0.2]).view(4, 1, 1, 1).expand(4, 1, 2, 2)
+    got = out.stamp(x, torch.tensor([0, 1, 2, 3]))  # type: ignore[misc]
+    assert torch.allclose(got[:, 0, 0, 0], torch.tensor([0.5, 0.2, 0.5, 0.0]))
+    assert torch.allclose(out.stamp(x[2:], torch.tensor([2, 3]))[:, 0, 0, 0], torch.tensor([0.5, 0.0]))  # type: ignore[misc]
+
+
 def test_settings_are_checked() -> None:
     with pytest.raises(UserError, match="scale_high"):
         make_settings("transplant", {"scale_low": 2.0, "scale_high": 1.0})

@@ -61,6 +61,17 @@ def test_a_vote_without_a_majority_is_undecided_and_leaves_the_sample_out() -> N
     train = Split(torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 2, 3]), torch.arange(4))
     out = relabelled(train, torch.tensor([0, 1, 2]), torch.tensor([UNDECIDED, 5, 2]))
     assert out.ids.tolist() == [1, 3] and out.y.tolist() == [5, 3]
+    kept = relabelled(train, torch.tensor([0, 1, 2]), torch.tensor([UNDECIDED, 5, 2]), keep_confirmed=True)
+    assert kept.ids.tolist() == [1, 2, 3] and kept.y.tolist() == [5, 2, 3]  # only the undecided one leaves
+
+
+def test_keep_confirmed_keeps_a_confirmed_flag_under_its_label_and_reaches_the_bases() -> None:
+    train = Split(torch.zeros(6, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 2, 3, 4, 5]), torch.arange(6))
+    out = relabelled(train, torch.tensor([1, 4]), torch.tensor([7, 4]), keep_confirmed=True)
+    assert out.ids.tolist() == [0, 1, 2, 3, 4, 5] and out.y.tolist() == [0, 7, 2, 3, 4, 5]
+    for base in ("finetune", "transplant"):
+        assert base_settings(base, AutoSettings(keep_confirmed=True)).keep_confirmed is True
+        assert base_settings(base, AutoSettings()).keep_confirmed is False  # off by default (results/transplant.md)
 
 
 def test_relabel_teaches_the_flagged_samples_their_class(interclass_run: api.Run) -> None:

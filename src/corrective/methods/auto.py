@@ -90,6 +90,11 @@ class AutoSettings(ScrubSettings):
         True,
         "the fine-tuning bases keep flagged samples whose pixel neighbours vote for another class, under that class",
     )
+    keep_confirmed: bool = setting(
+        False,
+        "with relabel: flagged samples whose pixel neighbours vote for their own label stay in under it (the "
+        "transplant's with its trigger estimate taken off); off: they stay out",
+    )
     follow_evidence: bool = setting(
         True, "with a grid: run only the candidates of the base the evidence points to (false: all; the rule picks)"
     )
@@ -132,7 +137,12 @@ def base_of(task: UnlearnTask, settings: AutoSettings) -> str:
 def base_settings(base: str, settings: AutoSettings) -> Any:
     """The base method's own settings from auto's."""
     if base in FINE_TUNING:
-        return FINE_TUNING[base](budget=settings.budget, lr_factor=settings.lr_factor, relabel=settings.relabel)
+        return FINE_TUNING[base](
+            budget=settings.budget,
+            lr_factor=settings.lr_factor,
+            relabel=settings.relabel,
+            keep_confirmed=settings.keep_confirmed,
+        )
     scrub = {f.name: getattr(settings, f.name) for f in dataclasses.fields(ScrubSettings)}
     return ScrubSettings(**scrub)
 

@@ -9,7 +9,8 @@ With `relabel` (off for CF, on where `auto` runs it), the flagged samples whose 
 class than their label (a majority of them) are not left out but kept under the voted class (`methods.votes`): a
 sample the model memorised under a wrong label is taught the right one rather than only no longer seen — a
 quarter of the original steps on the rest does not overwrite what the model memorised of samples it no longer
-sees (benchmarks/results/harm_targets.md). Not part of CF (Goel et al.).
+sees (benchmarks/results/harm_targets.md). A flagged sample whose neighbours confirm its label, or have no majority,
+stays out (`keep_confirmed` keeps a confirmed one in under its label). Not part of CF (Goel et al.).
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ class FinetuneSettings(Checked):
     relabel: bool = setting(
         False, "flagged samples whose pixel neighbours vote for another class join the fine-tuning set under it"
     )
+    keep_confirmed: bool = setting(
+        False,
+        "with relabel: flagged samples whose pixel neighbours vote for their own label stay in under it (the "
+        "transplant's with its trigger estimate taken off); off: they stay out",
+    )
     k: int = setting(10, "neighbours whose majority label names a flagged sample's class", ge=1)
     reference: int = setting(10_000, "the neighbours come from at most this many unflagged samples (seeded)", ge=1)
 
@@ -53,5 +59,6 @@ def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
         key = ("votes", settings.k, settings.reference)  # a grid over the learning rate votes once
         if key not in task.cache:
             task.cache[key] = flagged_vote(task, settings.k, settings.reference)
-        data = relabelled(task.train, task.train.positions_of(task.forget_ids), task.cache[key])
+        flagged = task.train.positions_of(task.forget_ids)
+        data = relabelled(task.train, flagged, task.cache[key], settings.keep_confirmed)
     return task.train_on("finetune", task.copy_model(), data, finetune_config(task, settings))

@@ -25,7 +25,9 @@ by optimisation.
    fine-tuning set, their images as given (their own trigger, whatever its kind) under the voted class: a
    dirty-label sample is taught its source class, which an additive estimate cannot do for a warp (WaNet). A
    flagged sample the vote agrees with (a clean-label trigger such as SIG, a false flag), or without a majority,
-   stays out: under its label it would teach the trigger again.
+   stays out: under its label it would teach the trigger again. With `keep_confirmed` (off by default; measured in
+   benchmarks/results/transplant.md) the confirmed ones stay in under their label with the estimate taken off
+   (`x - delta`), so a SIG sample is fine-tuned as its content.
 
 Sees `M_o`, the training data as given and `S_f` only. An additive image is the wrong model of a warping
 trigger (WaNet): there the stamp does little and the relabelled flagged samples do the work. Measured in
@@ -45,7 +47,15 @@ from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.methods.finetune import FinetuneSettings, finetune_config
-from corrective.methods.votes import majority, pixel_chunks, pixel_vote, pixels_of, relabelled, unflagged_positions
+from corrective.methods.votes import (
+    confirmed_ids,
+    majority,
+    pixel_chunks,
+    pixel_vote,
+    pixels_of,
+    relabelled,
+    unflagged_positions,
+)
 from corrective.settings import setting
 
 
@@ -109,14 +119,24 @@ def estimate_trigger(task: UnlearnTask, s: TransplantSettings) -> tuple[Tensor, 
 
 
 def stamped(
-    split: Split, delta: Tensor, mean: Tensor, s: TransplantSettings, gen: torch.Generator, clip: bool
+    split: Split,
+    delta: Tensor,
+    mean: Tensor,
+    s: TransplantSettings,
+    gen: torch.Generator,
+    clip: bool,
+    cleaned: Tensor | None = None,
 ) -> Split:
-    """`split` with each drawn sample carrying `s * delta + b * (mean - x)` on top of its own stamp (step 2)."""
+    """`split` with each drawn sample carrying `s * delta + b * (mean - x)` on top of its own stamp (step 2); the
+    samples of `cleaned` (a bool mask over the split's positions) first have the estimate taken off, `x - delta`."""
     parent = split.stamp
 
     def stamp(x: Tensor, pos: Tensor) -> Tensor:
         if parent is not None:
             x = parent(x, pos)
+        if cleaned is not None:
+            off = x - delta.to(x.device, x.dtype)
+            x = torch.where(cleaned[pos].to(x.device).view(-1, 1, 1, 1), off.clamp(0, 1) if clip else off, x)
         n = len(x)
         hit = (torch.rand(n, generator=gen) < s.share).to(x.device).view(-1, 1, 1, 1)
         scale = s.scale_low + (s.scale_high - s.scale_low) * torch.rand(n, generator=gen)
@@ -153,8 +173,10 @@ def transplant(task: UnlearnTask, settings: TransplantSettings) -> nn.Module:
     delta, mean, content = task.cache[key]
     clip = task.train.x.dtype == torch.uint8  # pixels in [0, 1]; float images are model inputs as they are
     gen = task.generator(seeds.salt("transplant", "stamp"))
-    data = (
-        relabelled(task.train, task.train.positions_of(task.forget_ids), content) if settings.relabel else task.retain()
-    )
-    tuned = stamped(data, delta, mean, settings, gen, clip)
+    flagged = task.train.positions_of(task.forget_ids)
+    data = relabelled(task.train, flagged, content, settings.keep_confirmed) if settings.relabel else task.retain()
+    cleaned = None
+    if settings.relabel and settings.keep_confirmed:  # a confirmed sample stays in as its content, without the estimate
+        cleaned = torch.isin(data.ids, confirmed_ids(task.train, flagged, content).to(data.ids.device))
+    tuned = stamped(data, delta, mean, settings, gen, clip, cleaned)
     return task.train_on("transplant", task.copy_model(), tuned, finetune_config(task, settings))

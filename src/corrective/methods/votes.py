@@ -8,10 +8,14 @@ mislabelled sample beside the class it was taught. A label the vote contradicts 
 the neighbours for one other class) is taken for a wrong label (a dirty-label backdoor, a swapped or confused
 label); the sample is then taught the voted class (`relabelled`). Images larger than SIDE pixels a side are
 compared average-pooled to SIDE (a reference of 10,000 224-pixel RGB images would hold 6 GB; an image's class
-survives the pooling). A label the vote confirms (a clean-label trigger such as SIG, a false flag), or a vote
-without a majority, leaves the sample out of the fine-tuning set, as plain fine-tuning does: kept under its label
-it would teach the trigger again, and a plurality of a few neighbours names a third class too often (digits
-interclass, pixel neighbours: 5 of 29 plurality relabels wrong at alpha 0.5, 2 of 26 majority ones).
+survives the pooling). A label the vote confirms (a clean-label trigger such as SIG, a false flag, a clean sample
+the expansion took in), or a vote without a majority, leaves the sample out of the fine-tuning set, as plain
+fine-tuning does: kept under its label a SIG sample would teach the trigger again, and a plurality of a few
+neighbours names a third class too often (digits interclass, pixel neighbours: 5 of 29 plurality relabels wrong at
+alpha 0.5, 2 of 26 majority ones). `keep_confirmed` (off by default) keeps the confirmed ones in under their label
+instead: it spares a class whose clean samples a wide expansion took in (Fashion-MNIST WaNet seed 1: the guard kept
+instead of the original returned) but cost elsewhere (digits attacks 2.7 -> 4.1 % attack success, Fashion-MNIST
+blended seed 0 returned the original; benchmarks/results/transplant.md).
 """
 
 from __future__ import annotations
@@ -116,11 +120,19 @@ def flagged_vote(task: UnlearnTask, k: int, reference: int) -> Tensor:
     return majority(*vote.on(task.train, task.pipeline, flagged))
 
 
-def relabelled(train: Split, flagged: Tensor, content: Tensor) -> Split:
+def confirmed_ids(train: Split, flagged: Tensor, content: Tensor) -> Tensor:
+    """The ids of the flagged samples (positions `flagged`) whose neighbours vote (`content`) for their given label."""
+    return train.ids[flagged[(content == train.y[flagged].cpu()).to(flagged.device)]]
+
+
+def relabelled(train: Split, flagged: Tensor, content: Tensor, keep_confirmed: bool = False) -> Split:
     """The training split without the flagged samples, except those whose neighbours vote (`content`, from
     `majority`) for another class than their given label, which stay under the voted class (their images as
-    given, their own trigger included)."""
-    changed = ((content != UNDECIDED) & (content != train.y[flagged].cpu())).to(flagged.device)
+    given, their own trigger included), and with `keep_confirmed` those whose neighbours vote for their given label,
+    which stay under it. Only the undecided ones leave then."""
+    given = train.y[flagged].cpu()
+    changed = ((content != UNDECIDED) & (content != given)).to(flagged.device)
+    stays = (changed | (content == given).to(flagged.device)) if keep_confirmed else changed
     y = train.y.clone()
     y[flagged[changed]] = content.to(y.device)[changed.to(y.device)]
-    return train.with_labels(y).without(train.ids[flagged[~changed]])
+    return train.with_labels(y).without(train.ids[flagged[~stays]])
