@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from corrective import api
+from corrective.api.flagged import class_gap
 from corrective.bench import load_spec, plan, read_records, run_bench
 from corrective.bench.jobs import expansion_path
 from corrective.cli.app import main
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
-from corrective.expand import expand
+from corrective.expand import View, expand
 from corrective.methods import METHODS, UnlearnTask, candidate_overrides, make_settings, run_method
 from corrective.methods import auto as auto_method
 from corrective.methods.auto import BASES, CANDIDATES, FALLBACK, auto_grid, expansion_of
@@ -370,6 +371,20 @@ def test_cli_auto_no_grid_says_what_it_gives_up(poison_run: api.Run, tmp_path: P
         capsys,
     )
     assert rc == 0 and "no search" not in err  # only a method that searches by default says so
+
+
+def test_class_gap_from_the_label_alone_equals_the_gap_from_every_sample(poison_run: api.Run) -> None:
+    """`class_gap` embeds only the label's samples and the set's (not the whole split): the same figure as from
+    every training sample's features, with a set that holds a sample of another label too."""
+    train, pipe = poison_run.train_split, Pipeline.of(poison_run.dataset)
+    ids = torch.cat([train.ids[train.y == 3][:8], train.ids[train.y == 5][:1]]).cpu()
+    view = View(poison_run.model, train, pipe)
+    feats = torch.nn.functional.normalize(view.features, dim=1)
+    inside = torch.isin(view.ids, ids)
+    own, rest = feats[inside], feats[(view.labels == 3) & ~inside]
+    within = torch.cdist(own, own).fill_diagonal_(float("inf")).min(1).values
+    expected = float((torch.cdist(own, rest).min(1).values / within).median())
+    assert class_gap(poison_run.model, train, pipe, ids, 3) == pytest.approx(expected, rel=1e-5)
 
 
 def test_describe_flags_says_what_the_flags_look_like(poison_run: api.Run) -> None:
