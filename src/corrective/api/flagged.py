@@ -158,7 +158,7 @@ def class_gap(model: nn.Module, train: Split, pipeline: Pipeline, ids: torch.Ten
     Inf when no other sample carries the label. Features are computed for those samples and the label's alone (a
     tenth of Fashion-MNIST's training split instead of all of it)."""
     mine = (train.y.cpu() == label) | torch.isin(train.ids.cpu(), ids)
-    view = View(model, train.subset(mine.nonzero().squeeze(1).to(train.y.device)), pipeline)
+    view = View(model, train.subset(mine.nonzero().squeeze(1)), pipeline)  # subset puts positions on the data's device
     feats = torch.nn.functional.normalize(view.features, dim=1)
     inside = torch.isin(view.ids, ids)
     rest = feats[(view.labels == label) & ~inside]

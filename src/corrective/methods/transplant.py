@@ -48,7 +48,7 @@ from corrective.data.batches import Pipeline
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.methods.finetune import FinetuneSettings, finetune_config
 from corrective.methods.votes import (
-    confirmed_ids,
+    confirmed,
     majority,
     pixel_chunks,
     pixel_vote,
@@ -177,6 +177,6 @@ def transplant(task: UnlearnTask, settings: TransplantSettings) -> nn.Module:
     data = relabelled(task.train, flagged, content, settings.keep_confirmed) if settings.relabel else task.retain()
     cleaned = None
     if settings.relabel and settings.keep_confirmed:  # a confirmed sample stays in as its content, without the estimate
-        cleaned = torch.isin(data.ids, confirmed_ids(task.train, flagged, content).to(data.ids.device))
+        cleaned = torch.isin(data.ids, task.train.ids[flagged[confirmed(task.train, flagged, content)]])
     tuned = stamped(data, delta, mean, settings, gen, clip, cleaned)
     return task.train_on("transplant", task.copy_model(), tuned, finetune_config(task, settings))

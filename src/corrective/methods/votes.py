@@ -120,9 +120,10 @@ def flagged_vote(task: UnlearnTask, k: int, reference: int) -> Tensor:
     return majority(*vote.on(task.train, task.pipeline, flagged))
 
 
-def confirmed_ids(train: Split, flagged: Tensor, content: Tensor) -> Tensor:
-    """The ids of the flagged samples (positions `flagged`) whose neighbours vote (`content`) for their given label."""
-    return train.ids[flagged[(content == train.y[flagged].cpu()).to(flagged.device)]]
+def confirmed(train: Split, flagged: Tensor, content: Tensor) -> Tensor:
+    """Which flagged samples (positions `flagged`) their neighbours vote (`content`) for their given label: a bool
+    mask over `flagged`, on its device."""
+    return (content == train.y[flagged].cpu()).to(flagged.device)
 
 
 def relabelled(train: Split, flagged: Tensor, content: Tensor, keep_confirmed: bool = False) -> Split:
@@ -130,9 +131,8 @@ def relabelled(train: Split, flagged: Tensor, content: Tensor, keep_confirmed: b
     `majority`) for another class than their given label, which stay under the voted class (their images as
     given, their own trigger included), and with `keep_confirmed` those whose neighbours vote for their given label,
     which stay under it. Only the undecided ones leave then."""
-    given = train.y[flagged].cpu()
-    changed = ((content != UNDECIDED) & (content != given)).to(flagged.device)
-    stays = (changed | (content == given).to(flagged.device)) if keep_confirmed else changed
+    changed = ((content != UNDECIDED) & (content != train.y[flagged].cpu())).to(flagged.device)
+    stays = (changed | confirmed(train, flagged, content)) if keep_confirmed else changed
     y = train.y.clone()
     y[flagged[changed]] = content.to(y.device)[changed.to(y.device)]
     return train.with_labels(y).without(train.ids[flagged[~stays]])
