@@ -12,6 +12,7 @@ from corrective.data.base import Split
 from corrective.errors import UserError
 from corrective.methods import UnlearnTask, make_settings, run_method
 from corrective.methods.transplant import TransplantSettings, estimate_trigger, stamped
+from corrective.methods.votes import majority
 
 
 def planted(task: UnlearnTask, pattern: torch.Tensor, flagged: int = 40) -> UnlearnTask:
@@ -37,7 +38,8 @@ def test_the_estimate_finds_an_additive_trigger_beyond_the_samples_content(poiso
     pattern[0, 3:5, :] = 0.3
     task = planted(clean, pattern)
     s = TransplantSettings()
-    delta, mean, content = estimate_trigger(task, s)
+    delta, mean, voted, share = estimate_trigger(task, s)
+    content = majority(voted, share)
     cos = torch.nn.functional.cosine_similarity(delta.flatten(), pattern.flatten(), dim=0)
     assert cos > 0.9 and 0.5 < float(delta.norm() / pattern.norm()) < 1.5, (float(cos), float(delta.norm()))
     assert torch.equal(estimate_trigger(task, s)[0], delta) and mean.shape == (1, 8, 8)
@@ -97,3 +99,62 @@ def test_transplant_removes_a_badnet_backdoor_and_keeps_the_classes(poison_run: 
     assert after["clean_acc"] >= before["clean_acc"] - 0.05 and after["target_acc"] >= before["target_acc"] - 0.05
     again, _ = run_method(task, "transplant", make_settings("transplant"))
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True))
+
+
+def test_the_stamp_notes_the_rows_it_drew() -> None:
+    """`hits` holds the last batch's drawn rows: those the estimate moved, and no others (a row the data's own
+    stamp changed is not counted: that would tell the method which samples are manipulated)."""
+    split = Split(torch.zeros(200, 1, 4, 4, dtype=torch.uint8), torch.arange(200) % 10, torch.arange(200))
+    s = TransplantSettings(share=0.3, blend=0.0)
+    hits: dict[str, torch.Tensor] = {}
+    out = stamped(split, torch.full((1, 4, 4), 0.1), torch.zeros(1, 4, 4), s, torch.Generator(), True, None, hits)
+    x = torch.full((200, 1, 4, 4), 0.5)
+    moved = out.stamp(x, torch.arange(200))  # type: ignore[misc]
+    assert torch.equal(hits["last"], (moved != x).flatten(1).any(1)) and 0 < int(hits["last"].sum()) < 200
+
+
+def test_the_anchor_distils_on_the_clean_rows_alone() -> None:
+    """The anchored loss is cross-entropy plus the KL to the original's outputs on the rows neither flagged nor
+    stamped; the original sees those rows only, and with no such row it is plain cross-entropy."""
+    from corrective.data.batches import Batch
+    from corrective.methods.finetune import anchored
+
+    torch.manual_seed(0)
+    model, teacher = torch.nn.Linear(3, 4), torch.nn.Linear(3, 4)
+    seen: list[int] = []
+    teacher.register_forward_hook(lambda m, i, o: seen.append(len(i[0])))
+    b = Batch(torch.randn(6, 3), torch.tensor([0, 1, 2, 3, 0, 1]), torch.arange(10, 16), torch.arange(6))
+    hits = {"last": torch.tensor([True, False, False, False, False, True])}
+    flagged = torch.tensor([12, 99])  # row 2 flagged: rows 1, 3, 4 are clean
+    ce = torch.nn.functional.cross_entropy(model(b.x), b.y)
+    plain = anchored(teacher, flagged, hits, 0.0)(model, b)
+    assert torch.allclose(plain, ce) and seen == [3]
+    pulled = anchored(teacher, flagged, hits, 1.0)(model, b)
+    assert float(pulled.detach()) > float(ce.detach())
+    assert torch.allclose(anchored(model, flagged, hits, 1.0)(model, b), ce)  # the original itself: KL 0
+    seen.clear()
+    anchored(teacher, flagged, None, 1.0)(model, b)  # fine-tuning stamps nothing: every unflagged row
+    assert seen == [5]
+    hits["last"] = torch.tensor([True, True, False, True, True, True])
+    assert torch.allclose(anchored(teacher, flagged, hits, 1.0)(model, b), ce)  # no clean row: no KL
+
+
+def test_the_anchored_candidate_runs_last_and_keeps_the_original_closer(poison_run: api.Run) -> None:
+    """The transplant's grid tries the anchored candidate after the plain ones (auto stops at the first within the
+    guard, so it runs only where they lost a class); from S_f alone, anchored fine-tuning agrees with the original
+    on clean test images more often than the same candidate without the anchor (at twice algorithm A's rate; at
+    four times it the anchored run diverges: its KL adds to the step)."""
+    from corrective.methods import METHODS
+    from corrective.metrics import predict
+
+    grid = METHODS["transplant"].grid()
+    assert [g.get("anchor", 0.0) for g in grid] == [0.0, 0.0, 0.0, 1.0]
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
+    assert task.known_manipulated is None
+    test, pipeline = poison_run.dataset.test, task.pipeline
+    before = predict(poison_run.model, test, pipeline)
+    agree = {}
+    for anchor in (0.0, 1.0):
+        model, _ = run_method(task, "transplant", make_settings("transplant", {"lr_factor": 2.0, "anchor": anchor}))
+        agree[anchor] = float((predict(model, test, pipeline) == before).float().mean())
+    assert agree[1.0] > agree[0.0], agree

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import torch
 
+import corrective.methods.transplant as transplant
 from corrective import api
 from corrective.data.base import Split
 from corrective.manipulations import Manipulation
@@ -99,6 +101,38 @@ def test_auto_hands_relabel_to_both_fine_tuning_bases() -> None:
     for base in ("finetune", "transplant"):
         assert base_settings(base, AutoSettings()).relabel is True
         assert base_settings(base, AutoSettings(relabel=False)).relabel is False
+        assert base_settings(base, AutoSettings(relabel_share=0.6)).relabel_share == 0.6
+        assert base_settings(base, AutoSettings()).relabel_share == 0.5  # without one of its own: a majority
+
+
+def test_relabel_share_sets_how_sure_the_vote_must_be() -> None:
+    labels, share = torch.tensor([2, 3, 4, 5]), torch.tensor([0.5, 0.7, 0.9, 1.0])
+    assert majority(labels, share, 0.8).tolist() == [UNDECIDED, UNDECIDED, 4, 5]
+    assert majority(labels, share, 1.0).tolist() == [UNDECIDED] * 4  # 1: never relabel
+    with pytest.raises(ValueError, match="relabel_share"):
+        make_settings("transplant", {"relabel_share": 0.4})
+
+
+def test_the_transplant_relabels_only_as_surely_as_asked(poison_run: api.Run) -> None:
+    """A share of 1 relabels nothing: the transplant then fine-tunes on the rest alone (as without relabel); its
+    default (a majority) relabels some of a dirty-label poison's flagged samples."""
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
+    seen: list[int] = []
+    original = transplant.relabelled
+
+    def spy(train: Split, flagged: torch.Tensor, content: torch.Tensor, keep: bool = False) -> Split:
+        out = original(train, flagged, content, keep)
+        seen.append(len(out))
+        return out
+
+    transplant.relabelled = spy  # type: ignore[assignment]
+    try:
+        for share in (1.0, None):
+            settings = {"budget": 0.02} | ({} if share is None else {"relabel_share": share})
+            run_method(task, "transplant", make_settings("transplant", settings))
+    finally:
+        transplant.relabelled = original  # type: ignore[assignment]
+    assert seen[0] == len(task.retain()) and seen[1] > seen[0]
 
 
 def test_large_images_are_compared_pooled_and_small_ones_as_they_are() -> None:

@@ -95,6 +95,19 @@ class AutoSettings(ScrubSettings):
         "with relabel: flagged samples whose pixel neighbours vote for their own label stay in under it (the "
         "transplant's with its trigger estimate taken off); off: they stay out",
     )
+    relabel_share: float | None = setting(
+        None,
+        "with relabel: relabel where more than this share of a flagged sample's neighbours name one other class; "
+        "none: the bases' own (0.5, a majority)",
+        ge=0.5,
+        le=1,
+    )
+    anchor: float = setting(
+        0.0,
+        "the fine-tuning bases hold the model's outputs on the clean samples at the original's with this weight "
+        "(the transplant's last candidate: 1)",
+        ge=0,
+    )
     follow_evidence: bool = setting(
         True, "with a grid: run only the candidates of the base the evidence points to (false: all; the rule picks)"
     )
@@ -137,12 +150,16 @@ def base_of(task: UnlearnTask, settings: AutoSettings) -> str:
 def base_settings(base: str, settings: AutoSettings) -> Any:
     """The base method's own settings from auto's."""
     if base in FINE_TUNING:
-        return FINE_TUNING[base](
+        tuned = FINE_TUNING[base](
             budget=settings.budget,
             lr_factor=settings.lr_factor,
             relabel=settings.relabel,
             keep_confirmed=settings.keep_confirmed,
+            anchor=settings.anchor,
         )
+        if settings.relabel_share is None:  # the base's own
+            return tuned
+        return dataclasses.replace(tuned, relabel_share=settings.relabel_share)
     scrub = {f.name: getattr(settings, f.name) for f in dataclasses.fields(ScrubSettings)}
     return ScrubSettings(**scrub)
 

@@ -38,7 +38,7 @@ from corrective.models import ModelSpec, device_of
 from corrective.models.adapters import ResetSpec, has_capacity, unreset
 from corrective.registry import Registry
 from corrective.settings import build_settings
-from corrective.training import LossFn, TrainConfig, feature_precision, fit, train, training_layout
+from corrective.training import LossFn, TrainConfig, cross_entropy, feature_precision, fit, train, training_layout
 
 
 @dataclass(frozen=True)
@@ -144,9 +144,11 @@ class UnlearnTask:
         """`training.fit` under the method's name and the task's progress setting (`kwargs`: stop, optimizer)."""
         return fit(model, batches, cfg, loss_fn, desc=name, progress=self.progress, **kwargs)
 
-    def train_on(self, name: str, model: nn.Module, split: Split, cfg: TrainConfig) -> nn.Module:
-        """Algorithm A (`training.train`) on `split` with `cfg` under the method's name."""
-        return train(model, split, self.pipeline, cfg, desc=name, progress=self.progress)
+    def train_on(
+        self, name: str, model: nn.Module, split: Split, cfg: TrainConfig, loss_fn: LossFn = cross_entropy
+    ) -> nn.Module:
+        """Algorithm A (`training.train`) on `split` with `cfg` under the method's name (`loss_fn`: its loss)."""
+        return train(model, split, self.pipeline, cfg, loss_fn, desc=name, progress=self.progress)
 
 
 SHARED_OUTPUTS_BYTES = 256 * 2**20  # the most a task keeps of a teacher's outputs (steps past it are recomputed)

@@ -18,12 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from torch import nn
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
 
+from corrective.data.batches import Batch
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.methods.votes import flagged_vote, relabelled
+from corrective.methods.votes import MAJORITY, flagged_vote, majority, relabelled
 from corrective.settings import Checked, setting
-from corrective.training import TrainConfig
+from corrective.training import LossFn, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -39,10 +42,49 @@ class FinetuneSettings(Checked):
         "with relabel: flagged samples whose pixel neighbours vote for their own label stay in under it (the "
         "transplant's with its trigger estimate taken off); off: they stay out",
     )
+    relabel_share: float = setting(
+        MAJORITY,
+        "with relabel: a flagged sample is relabelled where more than this share of its neighbours name one other "
+        "class (0.5: a majority; 1: never); below it the sample stays out",
+        ge=0.5,
+        le=1,
+    )
+    anchor: float = setting(
+        0.0,
+        "weight of a distillation term that holds the model's outputs on the unflagged (and, in the transplant, "
+        "unstamped) samples at the original's (KL at temperature 2, as LwF); 0: none",
+        ge=0,
+    )
     k: int = setting(10, "neighbours whose majority label names a flagged sample's class", ge=1)
     reference: int = setting(10_000, "the neighbours come from at most this many unflagged samples (seeded)", ge=1)
 
     RENAMED: ClassVar[dict[str, str]] = {"fraction": "budget"}  # every method's budget is `budget`
+
+
+ANCHOR_TEMPERATURE = 2.0  # LwF's (Li & Hoiem 2017)
+
+
+def anchored(teacher: nn.Module, flagged: Tensor, hits: dict[str, Tensor] | None, weight: float) -> LossFn:
+    """Cross-entropy on the batch, plus `weight` times the KL from the original's (`teacher`) softened outputs to
+    the model's on the rows that are neither flagged nor stamped (`hits["last"]`, noted by the transplant's
+    `stamped`; none: no row stamped): the clean samples keep the original's decisions (between confusable classes
+    too) while the flagged ones, left out or relabelled, and the stamped ones unlearn the manipulation. On a
+    flagged or stamped row the original would teach it back."""
+
+    def loss(model: nn.Module, b: Batch) -> Tensor:
+        logits = model(b.x)
+        ce = F.cross_entropy(logits, b.y)
+        clean = ~torch.isin(b.ids, flagged)
+        if hits is not None:
+            clean &= ~hits["last"].to(b.x.device)
+        if not bool(clean.any()):
+            return ce
+        with torch.no_grad():
+            target = F.softmax(teacher(b.x[clean]).float() / ANCHOR_TEMPERATURE, 1)
+        own = F.log_softmax(logits[clean].float() / ANCHOR_TEMPERATURE, 1)
+        return ce + weight * ANCHOR_TEMPERATURE**2 * F.kl_div(own, target, reduction="batchmean")
+
+    return loss
 
 
 def finetune_config(task: UnlearnTask, settings: FinetuneSettings) -> TrainConfig:
@@ -60,5 +102,11 @@ def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
         if key not in task.cache:
             task.cache[key] = flagged_vote(task, settings.k, settings.reference)
         flagged = task.train.positions_of(task.forget_ids)
-        data = relabelled(task.train, flagged, task.cache[key], settings.keep_confirmed)
-    return task.train_on("finetune", task.copy_model(), data, finetune_config(task, settings))
+        voted, share = task.cache[key]
+        content = majority(voted, share, settings.relabel_share)
+        data = relabelled(task.train, flagged, content, settings.keep_confirmed)
+    cfg = finetune_config(task, settings)
+    if settings.anchor == 0:
+        return task.train_on("finetune", task.copy_model(), data, cfg)
+    loss = anchored(task.frozen(task.model), task.forget_ids, None, settings.anchor)
+    return task.train_on("finetune", task.copy_model(), data, cfg, loss)

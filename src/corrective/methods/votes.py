@@ -5,8 +5,9 @@ A flagged sample's class by its pixels is the majority label of its `k` nearest 
 pixel space as the learner sees the data, before normalisation; among at most `reference` of them, drawn seeded).
 Pixels, not the model's features: the model was trained on the manipulated labels, and its features put a
 mislabelled sample beside the class it was taught. A label the vote contradicts with a majority (more than half of
-the neighbours for one other class) is taken for a wrong label (a dirty-label backdoor, a swapped or confused
-label); the sample is then taught the voted class (`relabelled`). Images larger than SIDE pixels a side are
+the neighbours for one other class; more than `relabel_share` of them where a base is asked for more) is taken
+for a wrong label (a dirty-label backdoor, a swapped or confused label); the sample is
+then taught the voted class (`relabelled`). Images larger than SIDE pixels a side are
 compared average-pooled to SIDE (a reference of 10,000 224-pixel RGB images would hold 6 GB; an image's class
 survives the pooling). A label the vote confirms (a clean-label trigger such as SIG, a false flag, a clean sample
 the expansion took in), or a vote without a majority, leaves the sample out of the fine-tuning set, as plain
@@ -33,7 +34,7 @@ from corrective.data.batches import Pipeline
 from corrective.methods.base import UnlearnTask
 
 READ_CHUNK = 1024  # images read at a time
-MAJORITY = 0.5  # a flagged sample is relabelled only where more than this share of its neighbours agree
+MAJORITY = 0.5  # by default a flagged sample is relabelled only where more than this share of its neighbours agree
 UNDECIDED = -1  # the vote of a sample whose neighbours have no majority
 SIDE = 32  # images are compared at most this many pixels a side (larger ones average-pooled down to it)
 
@@ -85,9 +86,10 @@ class PixelVote:
         return torch.cat(labels), torch.cat(shares)
 
 
-def majority(labels: Tensor, share: Tensor) -> Tensor:
-    """The voted labels where a majority of the neighbours holds them, UNDECIDED elsewhere."""
-    return torch.where(share > MAJORITY, labels, torch.full_like(labels, UNDECIDED))
+def majority(labels: Tensor, share: Tensor, at: float = MAJORITY) -> Tensor:
+    """The voted labels where more than `at` of the neighbours hold them (a majority by default), UNDECIDED
+    elsewhere."""
+    return torch.where(share > at, labels, torch.full_like(labels, UNDECIDED))
 
 
 def unflagged_positions(task: UnlearnTask) -> Tensor:
@@ -110,14 +112,15 @@ def pixel_vote(task: UnlearnTask, k: int, reference: int) -> PixelVote | None:
     return PixelVote(search, task.train.y[ref].cpu())
 
 
-def flagged_vote(task: UnlearnTask, k: int, reference: int) -> Tensor:
-    """Each flagged sample's class by a majority of its pixel neighbours (`majority`); its given label where every
-    sample is flagged (no neighbour to ask: `relabelled` then leaves every flagged sample out)."""
+def flagged_vote(task: UnlearnTask, k: int, reference: int) -> tuple[Tensor, Tensor]:
+    """Each flagged sample's most frequent label among its pixel neighbours and the share of them that hold it
+    (`majority` decides); its given label, held by all, where every sample is flagged (no neighbour to ask:
+    `relabelled` then leaves every flagged sample out)."""
     flagged = task.train.positions_of(task.forget_ids)
     vote = pixel_vote(task, k, reference)
     if vote is None:
-        return task.train.y[flagged].cpu()
-    return majority(*vote.on(task.train, task.pipeline, flagged))
+        return task.train.y[flagged].cpu(), torch.ones(len(flagged))
+    return vote.on(task.train, task.pipeline, flagged)
 
 
 def confirmed(train: Split, flagged: Tensor, content: Tensor) -> Tensor:
