@@ -82,7 +82,8 @@ BASE_KNOBS = {"scrub": ("kl_weight",), "transplant": ("lr_factor", "budget"), "f
 def candidate_setting(settings: dict) -> str:
     """One of auto's candidates in words: its base and the settings its candidates vary."""
     base = settings.get("base", "scrub")
-    return ", ".join([base, *(f"{k} {settings[k]}" for k in BASE_KNOBS.get(base, ()) if k in settings)])
+    anchored = [f"anchor {settings['anchor']}"] if settings.get("anchor") else []  # the transplant's last candidate
+    return ", ".join([base, *(f"{k} {settings[k]}" for k in BASE_KNOBS.get(base, ()) if k in settings), *anchored])
 
 
 def main() -> None:
