@@ -328,6 +328,26 @@ def test_the_screen_sets_false_flags_aside_and_says_so() -> None:
     assert torch.isin(clean, kept_all.ids).all() and len(kept_all.set_aside) == 0
 
 
+def test_a_screen_with_evidence_on_too_few_flags_sets_none_aside(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One flag of 40 with evidence (under MIN_EVIDENCE) sets nothing aside and says so; two of 40 set the rest aside
+    (Fashion-MNIST SIG at alpha 0.5: one stray flag of 1,350 had set 1,349 aside)."""
+    from corrective.expand import screen as screening
+    from corrective.expand.base import View
+
+    split, _ = triggered()
+    view = View(Flat(16, 4), split, PIPE)
+    flagged = torch.zeros(len(split), dtype=torch.bool)
+    flagged[:40] = True
+    for n_evidence, n_aside in ((1, 0), (2, 38)):
+        noisy = torch.zeros_like(flagged)
+        noisy[:n_evidence] = True
+        monkeypatch.setattr(screening, "evidence", lambda v, f, noisy=noisy: (noisy, torch.zeros_like(f)))
+        kept, info = screening.screen(view, flagged)
+        assert info["n_set_aside"] == n_aside and int(kept.sum()) == 40 - n_aside, info
+    monkeypatch.setattr(screening, "evidence", lambda v, f: (f & (torch.arange(len(f)) < 1), torch.zeros_like(f)))
+    assert "too few to set the rest aside" in screening.screen(view, flagged)[1]["note"]
+
+
 @pytest.mark.parametrize("case", ["triggered", "swapped"])
 def test_the_screen_clusters_only_the_labels_of_unexplained_flags(case: str) -> None:
     """Group evidence is looked for only where a flag lacks label evidence; the flags kept are the full search's."""

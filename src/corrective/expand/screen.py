@@ -11,8 +11,8 @@ manipulated* when the model shows either of the two kinds of evidence the strate
 A clean sample flagged by mistake sits in the bulk of its class among neighbours of its own label:
 it shows neither and is set aside — not expanded from and not in the result (a dropped flag is not
 unlearned). A single flagged sample is not screened (nothing to compare it with); if no flagged
-sample looks manipulated, every one is kept (the evidence is absent, not contrary) and the details
-say so.
+sample looks manipulated, or fewer than `MIN_EVIDENCE` (5 %) of them, every one is kept (the evidence is
+absent or too thin to judge the rest by) and the details say so.
 
 The screen can be wrong the other way: a manipulated sample that shows neither kind of evidence on its own (on
 Fashion-MNIST WaNet half of the flagged poison was set aside, and the cutoff, estimating the manipulated samples
@@ -56,6 +56,13 @@ def evidence(view: View, flagged: Tensor) -> tuple[Tensor, Tensor]:
     return noisy, grouped
 
 
+# Fewer flags than this share showing evidence set none aside: on Fashion-MNIST SIG at alpha 0.5 one of 1,350 flags
+# showed label evidence and the other 1,349 (a clean-label trigger on half of one class: no coherent minority group)
+# were set aside; in 333 earlier screens no share with evidence fell between 0 and 5 % (benchmarks/results/
+# attacks_fashion_bench.md).
+MIN_EVIDENCE = 0.05
+
+
 def screen(view: View, flagged: Tensor) -> tuple[Tensor, dict[str, Any]]:
     """The flagged samples kept (bool mask) and what was set aside, JSON-able."""
     if int(flagged.sum()) < 2:
@@ -67,12 +74,15 @@ def screen(view: View, flagged: Tensor) -> tuple[Tensor, dict[str, Any]]:
         "n_label_evidence": int(noisy.sum()),
         "n_group_evidence": int(grouped.sum()),  # among the flags without label evidence
     }
-    if not bool(kept.any()):
-        info |= {
-            "n_set_aside": 0,
-            "set_aside_ids": [],
-            "note": "no flagged sample looks manipulated (no label disagreement, no coherent group): all kept",
-        }
+    n_kept, n_flagged = int(kept.sum()), int(flagged.sum())
+    if n_kept < MIN_EVIDENCE * n_flagged:
+        note = (
+            "no flagged sample looks manipulated (no label disagreement, no coherent group): all kept"
+            if n_kept == 0
+            else f"only {n_kept} of {n_flagged} flagged samples look manipulated (under {MIN_EVIDENCE:.0%}): "
+            "too few to set the rest aside, all kept"
+        )
+        info |= {"n_set_aside": 0, "set_aside_ids": [], "note": note}
         return flagged.clone(), info
     ids = torch.sort(view.ids[aside]).values
     info |= {"n_set_aside": len(ids), "set_aside_ids": ids.tolist()}
