@@ -65,7 +65,8 @@ MIN_EVIDENCE = 0.05
 
 def screen(view: View, flagged: Tensor) -> tuple[Tensor, dict[str, Any]]:
     """The flagged samples kept (bool mask) and what was set aside, JSON-able."""
-    if int(flagged.sum()) < 2:
+    n_flagged = int(flagged.sum())
+    if n_flagged < 2:
         return flagged.clone(), {"n_set_aside": 0, "set_aside_ids": [], "note": "one flagged sample: not screened"}
     noisy, grouped = evidence(view, flagged)
     kept = noisy | grouped
@@ -74,7 +75,7 @@ def screen(view: View, flagged: Tensor) -> tuple[Tensor, dict[str, Any]]:
         "n_label_evidence": int(noisy.sum()),
         "n_group_evidence": int(grouped.sum()),  # among the flags without label evidence
     }
-    n_kept, n_flagged = int(kept.sum()), int(flagged.sum())
+    n_kept = int(kept.sum())
     if n_kept < MIN_EVIDENCE * n_flagged:
         note = (
             "no flagged sample looks manipulated (no label disagreement, no coherent group): all kept"

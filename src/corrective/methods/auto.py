@@ -56,6 +56,7 @@ from corrective.methods.base import METHODS, UnlearnTask, register_method, run_m
 from corrective.methods.finetune import FinetuneSettings
 from corrective.methods.scrub import ScrubSettings
 from corrective.methods.transplant import LR_GRID, TransplantSettings
+from corrective.methods.votes import MAJORITY
 from corrective.settings import setting
 
 STRATEGY = "auto"  # the expansion strategy
@@ -95,10 +96,10 @@ class AutoSettings(ScrubSettings):
         "with relabel: flagged samples whose pixel neighbours vote for their own label stay in under it (the "
         "transplant's with its trigger estimate taken off); off: they stay out",
     )
-    relabel_share: float | None = setting(
-        None,
-        "with relabel: relabel where more than this share of a flagged sample's neighbours name one other class; "
-        "none: the bases' own (0.5, a majority)",
+    relabel_share: float = setting(
+        MAJORITY,
+        "with relabel: relabel where more than this share of a flagged sample's neighbours name one other class "
+        "(0.5: a majority)",
         ge=0.5,
         le=1,
     )
@@ -150,16 +151,14 @@ def base_of(task: UnlearnTask, settings: AutoSettings) -> str:
 def base_settings(base: str, settings: AutoSettings) -> Any:
     """The base method's own settings from auto's."""
     if base in FINE_TUNING:
-        tuned = FINE_TUNING[base](
+        return FINE_TUNING[base](
             budget=settings.budget,
             lr_factor=settings.lr_factor,
             relabel=settings.relabel,
             keep_confirmed=settings.keep_confirmed,
+            relabel_share=settings.relabel_share,
             anchor=settings.anchor,
         )
-        if settings.relabel_share is None:  # the base's own
-            return tuned
-        return dataclasses.replace(tuned, relabel_share=settings.relabel_share)
     scrub = {f.name: getattr(settings, f.name) for f in dataclasses.fields(ScrubSettings)}
     return ScrubSettings(**scrub)
 

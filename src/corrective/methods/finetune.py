@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from corrective.data.base import Split
 from corrective.data.batches import Batch
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.methods.votes import MAJORITY, flagged_vote, majority, relabelled
@@ -87,6 +88,18 @@ def anchored(teacher: nn.Module, flagged: Tensor, hits: dict[str, Tensor] | None
     return loss
 
 
+def tune(
+    task: UnlearnTask, name: str, data: Split, settings: FinetuneSettings, hits: dict[str, Tensor] | None = None
+) -> nn.Module:
+    """Algorithm A on `data` from a copy of M_o for the fine-tuning bases' budget (`finetune_config`), its loss
+    `anchored` to M_o where `settings.anchor` asks (`hits`: the rows the transplant's stamp drew)."""
+    cfg = finetune_config(task, settings)
+    if settings.anchor == 0:
+        return task.train_on(name, task.copy_model(), data, cfg)
+    loss = anchored(task.frozen(task.model), task.forget_ids, hits, settings.anchor)
+    return task.train_on(name, task.copy_model(), data, cfg, loss)
+
+
 def finetune_config(task: UnlearnTask, settings: FinetuneSettings) -> TrainConfig:
     """Algorithm A's recipe for `budget` of its steps at `lr` (or its learning rate times `lr_factor`)."""
     lr = settings.lr if settings.lr is not None else task.config.lr * settings.lr_factor
@@ -105,8 +118,4 @@ def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
         voted, share = task.cache[key]
         content = majority(voted, share, settings.relabel_share)
         data = relabelled(task.train, flagged, content, settings.keep_confirmed)
-    cfg = finetune_config(task, settings)
-    if settings.anchor == 0:
-        return task.train_on("finetune", task.copy_model(), data, cfg)
-    loss = anchored(task.frozen(task.model), task.forget_ids, None, settings.anchor)
-    return task.train_on("finetune", task.copy_model(), data, cfg, loss)
+    return tune(task, "finetune", data, settings)

@@ -48,7 +48,7 @@ from corrective import seeds
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.methods.finetune import FinetuneSettings, anchored, finetune_config
+from corrective.methods.finetune import FinetuneSettings, tune
 from corrective.methods.votes import (
     confirmed,
     majority,
@@ -195,9 +195,4 @@ def transplant(task: UnlearnTask, settings: TransplantSettings) -> nn.Module:
     if settings.relabel and settings.keep_confirmed:  # a confirmed sample stays in as its content, without the estimate
         cleaned = torch.isin(data.ids, task.train.ids[flagged[confirmed(task.train, flagged, content)]])
     hits: dict[str, Tensor] = {}
-    tuned = stamped(data, delta, mean, settings, gen, clip, cleaned, hits)
-    cfg = finetune_config(task, settings)
-    if settings.anchor == 0:
-        return task.train_on("transplant", task.copy_model(), tuned, cfg)
-    loss = anchored(task.frozen(task.model), task.forget_ids, hits, settings.anchor)
-    return task.train_on("transplant", task.copy_model(), tuned, cfg, loss)
+    return tune(task, "transplant", stamped(data, delta, mean, settings, gen, clip, cleaned, hits), settings, hits)

@@ -6,8 +6,8 @@ pixel space as the learner sees the data, before normalisation; among at most `r
 Pixels, not the model's features: the model was trained on the manipulated labels, and its features put a
 mislabelled sample beside the class it was taught. A label the vote contradicts with a majority (more than half of
 the neighbours for one other class; more than `relabel_share` of them where a base is asked for more) is taken
-for a wrong label (a dirty-label backdoor, a swapped or confused label); the sample is
-then taught the voted class (`relabelled`). Images larger than SIDE pixels a side are
+for a wrong label (a dirty-label backdoor, a swapped or confused label); the sample is then taught the voted class
+(`relabelled`). Images larger than SIDE pixels a side are
 compared average-pooled to SIDE (a reference of 10,000 224-pixel RGB images would hold 6 GB; an image's class
 survives the pooling). A label the vote confirms (a clean-label trigger such as SIG, a false flag, a clean sample
 the expansion took in), or a vote without a majority, leaves the sample out of the fine-tuning set, as plain
