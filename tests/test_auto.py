@@ -22,6 +22,7 @@ from corrective.methods import METHODS, UnlearnTask, candidate_overrides, make_s
 from corrective.methods import auto as auto_method
 from corrective.methods.auto import BASES, CANDIDATES, FALLBACK, auto_grid, expansion_of
 from corrective.methods.scrub import ScrubSettings
+from corrective.methods.transplant import RESPONDS
 from corrective.names import RESULTS
 
 TWO = [{"kl_weight": 0.1, "budget": 0.05}, {"kl_weight": 1.0, "budget": 0.05}]  # a small grid of the base method
@@ -42,8 +43,10 @@ def test_auto_is_registered_as_a_guarded_self_expanding_method() -> None:
     assert make_settings("auto").base == "evidence"
 
 
-def test_auto_base_follows_the_expansion(poison_run: api.Run) -> None:
-    """Where the expansion chose label_noise only fine-tuning runs; elsewhere only the transplant; or all bases."""
+def test_auto_base_follows_the_expansion(interclass_run: api.Run) -> None:
+    """Where the expansion chose label_noise (and the original answers no trigger of the flags: label noise) only
+    fine-tuning runs; elsewhere only the transplant; or all bases."""
+    poison_run = interclass_run  # the runs below only need a model that answers no trigger
     exp = api.expand_run(poison_run, 0.1, "auto")
     noisy = dataclasses.replace(exp, chosen="label_noise")
     shared = dataclasses.replace(exp, chosen="neighbours")
@@ -57,6 +60,8 @@ def test_auto_base_follows_the_expansion(poison_run: api.Run) -> None:
     assert (
         chosen["diagnostics"]["evidence_base"] == "finetune" and "label_noise" in chosen["diagnostics"]["base_reason"]
     )
+    response = chosen["diagnostics"]["trigger_response"]
+    assert response["stamped"] - response["control"] < RESPONDS
     sc = api.unlearn(poison_run, "auto", 0.1, settings=small, expansion=shared, selection="paper", progress=False)
     ran = [r for r in sc.records if not r.get("is_original")]
     assert [r["settings"]["base"] for r in ran] == ["transplant"] * tried + ["finetune"] * len(CANDIDATES["finetune"])
@@ -215,9 +220,24 @@ def test_auto_stops_at_the_first_candidate_within_the_guard(poison_run: api.Run)
     assert len(scrub.records) == 2 and "stopped_at_guard" not in scrub.record  # other methods rank the whole grid
 
 
-def test_auto_falls_back_to_the_other_fine_tuning_base(poison_run: api.Run) -> None:
+def test_a_backdoor_whose_trigger_the_original_answers_goes_to_the_transplant(poison_run: api.Run) -> None:
+    """A dirty-label backdoor's flags disagree with their neighbours too: where the expansion chose label_noise but
+    the original answers the trigger the flags share, the evidence is a backdoor and the transplant runs first."""
+    noisy = dataclasses.replace(api.expand_run(poison_run, 0.1, "auto"), chosen="label_noise")
+    result = api.unlearn(poison_run, "auto", 0.1, settings={"budget": 0.05}, expansion=noisy, progress=False)
+    diagnostics = result.record["diagnostics"]
+    assert result.records[0]["settings"]["base"] == "transplant" and diagnostics["evidence_base"] == "transplant"
+    assert "answers the trigger" in diagnostics["base_reason"]
+    assert diagnostics["trigger_response"]["stamped"] - diagnostics["trigger_response"]["control"] >= RESPONDS
+    shared = dataclasses.replace(noisy, chosen="neighbours")  # a shared feature: the transplant, no response needed
+    plain = api.unlearn(poison_run, "auto", 0.1, settings={"budget": 0.05}, expansion=shared, progress=False)
+    assert "trigger_response" not in plain.record["diagnostics"]
+
+
+def test_auto_falls_back_to_the_other_fine_tuning_base(interclass_run: api.Run) -> None:
     """Where every candidate of the evidence's base breaks the guard, the other fine-tuning base's run next (here
     fine-tuning at 80x algorithm A's learning rate, then the transplant); without `fallback` the original returns."""
+    poison_run = interclass_run  # label noise: the evidence's base is fine-tuning
     noisy = dataclasses.replace(api.expand_run(poison_run, 0.1, "auto"), chosen="label_noise")
     grid = [{"base": "finetune", "lr_factor": 80.0, "budget": 0.1}, {"base": "transplant", "lr_factor": 1.0}]
     result = api.unlearn(poison_run, "auto", 0.1, grid=grid, expansion=noisy, progress=False)

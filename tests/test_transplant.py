@@ -11,7 +11,14 @@ from corrective import api
 from corrective.data.base import Split
 from corrective.errors import UserError
 from corrective.methods import UnlearnTask, make_settings, run_method
-from corrective.methods.transplant import TransplantSettings, estimate_trigger, stamped
+from corrective.methods.transplant import (
+    RESPONDS,
+    Response,
+    TransplantSettings,
+    estimate_trigger,
+    stamped,
+    trigger_response,
+)
 from corrective.methods.votes import majority
 
 
@@ -46,6 +53,24 @@ def test_the_estimate_finds_an_additive_trigger_beyond_the_samples_content(poiso
     assert float(mean.min()) >= 0 and float(mean.max()) <= 1
     # the flagged samples' classes as their neighbours vote (a majority), the trigger aside: their true labels
     assert float((content == task.train.y[:40].cpu()).float().mean()) >= 0.85
+
+
+def test_the_original_answers_a_backdoors_estimated_trigger_and_not_label_noise(
+    poison_run: api.Run, interclass_run: api.Run
+) -> None:
+    """Stamped with the estimate from S_f, other labels' samples go to the flags' label on a backdoored model (BadNet),
+    not on a label-noise one (interclass); from a task without S_m, the same on a second call."""
+    for run, answers in ((poison_run, True), (interclass_run, False)):
+        flagged = run.manipulation.forget_ids(0.1)
+        task = api.make_task(run, flagged, progress=False)
+        assert task.known_manipulated is None
+        r = trigger_response(task, TransplantSettings())
+        assert 0 <= r.control <= 1 and 0 <= r.stamped <= 1
+        assert r.answers is answers and (r.stamped - r.control >= RESPONDS) is answers
+        assert r.label == int(torch.mode(task.train.y[task.train.positions_of(flagged)]).values)
+        assert trigger_response(api.make_task(run, flagged, progress=False), TransplantSettings()) == r
+    empty = dataclasses.replace(task, forget_ids=flagged[:0])
+    assert trigger_response(empty, TransplantSettings()) == Response(-1, 0.0, 0.0)  # nothing flagged: no answer
 
 
 def test_the_stamp_keeps_labels_and_touches_about_its_share() -> None:
@@ -141,20 +166,28 @@ def test_the_anchor_distils_on_the_clean_rows_alone() -> None:
 
 def test_the_anchored_candidate_runs_last_and_keeps_the_original_closer(poison_run: api.Run) -> None:
     """The transplant's grid tries the anchored candidate after the plain ones (auto stops at the first within the
-    guard, so it runs only where they lost a class); from S_f alone, anchored fine-tuning agrees with the original
-    on clean test images more often than the same candidate without the anchor (at twice algorithm A's rate; at
-    four times it the anchored run diverges: its KL adds to the step)."""
+    guard, so it runs only where they lost a class); from S_f alone, the anchored candidate (half algorithm A's rate)
+    stays closer to the original's outputs on clean test images (mean KL) than the same candidate without the
+    anchor. At algorithm A's rate and above the KL adds to the step and the anchored run moves further instead
+    (this fixture on one machine: 0.11 vs 0.07 at 1x; agreement 0.94 -> 0.98 at 2x on another)."""
+    from corrective.data.batches import one_pass
     from corrective.methods import METHODS
-    from corrective.metrics import predict
 
     grid = METHODS["transplant"].grid()
     assert [g.get("anchor", 0.0) for g in grid] == [0.0, 0.0, 0.0, 1.0]
+    anchored_candidate = grid[-1]
     task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
     assert task.known_manipulated is None
     test, pipeline = poison_run.dataset.test, task.pipeline
-    before = predict(poison_run.model, test, pipeline)
-    agree = {}
+
+    def log_probs(model: torch.nn.Module) -> torch.Tensor:
+        model.eval()
+        with torch.no_grad():
+            return torch.cat([torch.log_softmax(model(b.x), 1) for b in one_pass(test, pipeline, 256)])
+
+    before = log_probs(poison_run.model)
+    kl = {}
     for anchor in (0.0, 1.0):
-        model, _ = run_method(task, "transplant", make_settings("transplant", {"lr_factor": 2.0, "anchor": anchor}))
-        agree[anchor] = float((predict(model, test, pipeline) == before).float().mean())
-    assert agree[1.0] > agree[0.0], agree
+        model, _ = run_method(task, "transplant", make_settings("transplant", {**anchored_candidate, "anchor": anchor}))
+        kl[anchor] = float((before.exp() * (before - log_probs(model))).sum(1).mean())
+    assert kl[1.0] < kl[0.0], kl

@@ -6,9 +6,13 @@ select a setting that erases no class — or return the original model.
 2. Pick the base method from what the expansion found (`base = "evidence"`, the default): where the
    expansion chose `label_noise` — the flagged samples' given labels disagree with what the model and
    their neighbours say — **fine-tuning** on the rest (`finetune`), which drops the noisy labels and
-   re-learns; otherwise (`neighbours`, `cluster`: the flagged samples share a feature, e.g. a trigger)
-   **trigger transplant** (`transplant`): fine-tuning on the rest with the trigger the expanded set shares
-   (estimated) stamped on a share of it, labels kept. Why: on held-out digits seeds fine-tuning on the
+   re-learns — unless the original answers the trigger the flags share (`transplant.trigger_response`: stamped with
+   the transplant's estimate of it, at least 20 points more of other labels' unflagged samples go to the flags'
+   label than with a random image of its norm): a dirty-label backdoor's flags disagree with their neighbours too
+   (digits 1 %, one flag: blended seed 0 fine-tuned to 57 % attack success); otherwise (`neighbours`, `cluster`:
+   the flagged samples share a feature, e.g. a trigger) and there, **trigger transplant** (`transplant`):
+   fine-tuning on the rest with the trigger the expanded set shares (estimated) stamped on a share of it, labels
+   kept. Why: on held-out digits seeds fine-tuning on the
    expansion healed label noise better than SCRUB (interclass 88.3 vs 83.4 %, random swap 96.7 vs 94.0)
    (benchmarks/results/auto_base.md); on backdoors the transplant removed what SCRUB left — BadNet, blended
    and SIG — at a fraction of SCRUB's grid's cost, and where a group of label-noise flags was taken for a
@@ -55,7 +59,7 @@ from corrective.methods import transplant as _transplant  # noqa: F401
 from corrective.methods.base import METHODS, UnlearnTask, register_method, run_methods_grid
 from corrective.methods.finetune import FinetuneSettings
 from corrective.methods.scrub import ScrubSettings
-from corrective.methods.transplant import LR_GRID, TransplantSettings
+from corrective.methods.transplant import LR_GRID, Response, TransplantSettings, trigger_response
 from corrective.methods.votes import MAJORITY
 from corrective.settings import setting
 
@@ -67,11 +71,22 @@ OTHER_BASE = "transplant"  # everywhere else (a shared feature: a trigger)
 FINE_TUNING = {"finetune": FinetuneSettings, "transplant": TransplantSettings}  # bases that take budget, lr_factor
 REASONS = {
     "finetune": "the expansion chose label_noise (the flagged labels disagree with the model and their "
-    "neighbours): fine-tuning on the rest heals label noise better than SCRUB (benchmarks/results/auto_base.md)",
+    "neighbours) and the original does not answer the trigger the flags share ({response}): fine-tuning on the rest "
+    "heals label noise better than SCRUB (benchmarks/results/auto_base.md)",
     "transplant": "the expansion chose {chosen} (the flagged samples share a feature, as a trigger): fine-tuning "
     "with the estimated trigger stamped on the rest removes BadNet, blended and SIG backdoors that SCRUB leaves "
     "(benchmarks/results/transplant.md)",
+    "answers": "the expansion chose label_noise, but the original answers the trigger the flags share ({response}): "
+    "a backdoor, whose trigger the transplant removes (benchmarks/results/transplant.md, 'trigger response')",
 }
+RESPONSE = ("auto", "response")  # task.cache key of the original's response to the flags' trigger
+
+
+def described(r: Response) -> str:
+    return (
+        f"{100 * r.stamped:.1f} % of other labels' samples stamped with it go to label {r.label}, "
+        f"{100 * r.control:.1f} % without it"
+    )
 
 
 @dataclass(frozen=True)
@@ -139,13 +154,33 @@ def expansion_of(task: UnlearnTask) -> Expansion:
     return expansion
 
 
-def evidence_base(expansion: Expansion) -> str:
-    """The base the expansion points to: fine-tuning for label noise, SCRUB otherwise."""
-    return LABEL_NOISE_BASE if expansion.chosen == "label_noise" else OTHER_BASE
+def response_of(task: UnlearnTask) -> Response:
+    """The original's response to the trigger the flags (S_f as given) share, computed once per task."""
+    if RESPONSE not in task.cache:
+        task.cache[RESPONSE] = trigger_response(task, TransplantSettings())
+    response: Response = task.cache[RESPONSE]
+    return response
+
+
+def evidence(task: UnlearnTask) -> tuple[str, str]:
+    """The base the evidence points to and why: fine-tuning where the expansion chose label_noise and the original
+    does not answer the flags' trigger (label noise), the transplant otherwise (a shared feature, or label evidence
+    from a dirty-label backdoor whose trigger the original answers)."""
+    exp = expansion_of(task)
+    if exp.chosen != "label_noise":
+        return OTHER_BASE, REASONS[OTHER_BASE].format(chosen=exp.chosen)
+    response = response_of(task)
+    if response.answers:
+        return OTHER_BASE, REASONS["answers"].format(response=described(response))
+    return LABEL_NOISE_BASE, REASONS[LABEL_NOISE_BASE].format(response=described(response))
+
+
+def evidence_base(task: UnlearnTask) -> str:
+    return evidence(task)[0]
 
 
 def base_of(task: UnlearnTask, settings: AutoSettings) -> str:
-    return evidence_base(expansion_of(task)) if settings.base == "evidence" else settings.base
+    return evidence_base(task) if settings.base == "evidence" else settings.base
 
 
 def base_settings(base: str, settings: AutoSettings) -> Any:
@@ -180,7 +215,7 @@ def auto_grid() -> list[dict[str, Any]]:
 
 def applies(task: UnlearnTask, settings: AutoSettings) -> bool:
     """Whether a candidate runs on this task: with `follow_evidence`, only those of the evidence's base."""
-    return not settings.follow_evidence or base_of(task, settings) == evidence_base(expansion_of(task))
+    return not settings.follow_evidence or base_of(task, settings) == evidence_base(task)
 
 
 FALLBACK = {"finetune": "transplant", "transplant": "finetune"}  # the other fine-tuning base, tried after the first
@@ -188,11 +223,7 @@ FALLBACK = {"finetune": "transplant", "transplant": "finetune"}  # the other fin
 
 def falls_back(task: UnlearnTask, settings: AutoSettings) -> bool:
     """Whether a candidate is of the base tried after the evidence's (`fallback`)."""
-    return (
-        settings.follow_evidence
-        and settings.fallback
-        and base_of(task, settings) == FALLBACK[evidence_base(expansion_of(task))]
-    )
+    return settings.follow_evidence and settings.fallback and base_of(task, settings) == FALLBACK[evidence_base(task)]
 
 
 def auto_run_grid(task: UnlearnTask, settings_list: list[Any]) -> Iterator[tuple[Any, nn.Module, float]]:
@@ -203,7 +234,7 @@ def auto_run_grid(task: UnlearnTask, settings_list: list[Any]) -> Iterator[tuple
     base the same settings run once."""
     applying = [s for s in settings_list if applies(task, s)]
     chosen = applying + [s for s in settings_list if falls_back(task, s)] if applying else settings_list
-    first = evidence_base(expansion_of(task))
+    first = evidence_base(task)
     order = dict.fromkeys([first, FALLBACK[first], *BASES])  # the evidence's base, then the other fine-tuning one
     expanded = expanded_task(task)
     seen: set[Any] = set()
@@ -220,10 +251,14 @@ def auto_run_grid(task: UnlearnTask, settings_list: list[Any]) -> Iterator[tuple
 
 
 def auto_diagnostics(task: UnlearnTask) -> dict[str, Any]:
-    """Which base the evidence points to, and why."""
-    exp = expansion_of(task)
-    base = evidence_base(exp)
-    return {"evidence_base": base, "base_reason": REASONS[base].format(chosen=exp.chosen)}
+    """Which base the evidence points to, and why (with the original's response to the flags' trigger where the
+    expansion chose label_noise)."""
+    base, reason = evidence(task)
+    out: dict[str, Any] = {"evidence_base": base, "base_reason": reason}
+    if RESPONSE in task.cache:
+        r = response_of(task)
+        out["trigger_response"] = {"label": r.label, "stamped": r.stamped, "control": r.control}
+    return out
 
 
 @register_method(

@@ -58,6 +58,7 @@ from corrective.methods.votes import (
     relabelled,
     unflagged_positions,
 )
+from corrective.metrics import predict
 from corrective.settings import setting
 
 
@@ -123,6 +124,65 @@ def estimate_trigger(task: UnlearnTask, s: TransplantSettings) -> tuple[Tensor, 
         content, share = vote(fx - delta)
         delta = (fx - means[content]).mean(0)
     return delta, mean, content, share
+
+
+RESPONSE_SAMPLES = 1000  # unflagged samples of other labels the response is measured on
+# How far above its controls the original's answer to the estimate must be to call it a trigger. Digits originals
+# (seeds 0-4, alphas 0.1 and 0.5; benchmarks/results/transplant.md, "trigger response"): BadNet 39-98 points above,
+# blended 10-61 (18 of 20 above 20), label noise (interclass, random swap) -0.9 to 0.6; WaNet (a warp) and SIG
+# (clean label), which an additive estimate does not capture, -0.5 to 16.
+RESPONDS = 0.2
+
+
+@dataclass(frozen=True)
+class Response:
+    """How the original answers the flags' estimated trigger: the share of unflagged samples of other labels that it
+    assigns to the flags' most common label (`label`) with the estimate added (`stamped`), and the larger of the
+    same share with a random image of the estimate's norm added and with nothing added (`control`)."""
+
+    label: int
+    stamped: float
+    control: float
+
+    @property
+    def answers(self) -> bool:
+        """Whether the original answers the estimate as a trigger (at least RESPONDS above its controls)."""
+        return self.stamped - self.control >= RESPONDS
+
+
+def trigger_response(task: UnlearnTask, s: TransplantSettings) -> Response:
+    """Does `M_o` answer the trigger the flagged samples share (step 1's estimate)? Stamp the estimate on up to
+    RESPONSE_SAMPLES unflagged samples whose given label is not the flags' most common one and count how many `M_o`
+    then assigns to that label, against a random image of the same norm and against no stamp. A backdoor's flags
+    share a trigger the model answers; label noise's share only their departure from their classes, which it does not.
+    Reads `M_o`, the training data as given and `S_f` only."""
+    train = task.train
+    flagged = train.positions_of(task.forget_ids)
+    if len(flagged) == 0:
+        return Response(-1, 0.0, 0.0)
+    label = int(torch.mode(train.y[flagged].cpu()).values)
+    rest = train.subset(unflagged_positions(task))
+    pos = torch.nonzero(rest.y.cpu() != label).flatten()
+    if len(pos) == 0:
+        return Response(label, 0.0, 0.0)
+    pos = pos[torch.randperm(len(pos), generator=task.generator(seeds.salt("transplant", "response")))]
+    probe = rest.subset(pos[:RESPONSE_SAMPLES].to(rest.y.device))
+    delta = estimate_trigger(task, s)[0]
+    noise = torch.randn(delta.shape, generator=task.generator(seeds.salt("transplant", "random_image")))
+    noise = noise * (delta.norm() / noise.norm())
+    clip = train.x.dtype == torch.uint8  # pixels in [0, 1]; float images are model inputs as they are
+
+    def assigned(d: Tensor) -> float:
+        parent = probe.stamp
+
+        def stamp(x: Tensor, p: Tensor) -> Tensor:
+            x = (parent(x, p) if parent is not None else x) + d.to(x.device, x.dtype)
+            return x.clamp(0, 1) if clip else x
+
+        pred = predict(task.model, Split(probe.x, probe.y, probe.ids, stamp), task.pipeline)
+        return float((pred == label).float().mean())
+
+    return Response(label, assigned(delta), max(assigned(noise), assigned(torch.zeros_like(delta))))
 
 
 def stamped(
