@@ -15,25 +15,13 @@ read by the response (the model, the training data as given, S_f); the manipulat
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 from pathlib import Path
-from typing import Any
 
 import torch
+from attacks_overview import read
 
 from corrective import api
 from corrective.methods.transplant import RESPONDS, TransplantSettings, trigger_response
-
-
-def records(folder: Path) -> list[dict[str, Any]]:
-    plain, packed = folder / "results.jsonl", folder / "results.jsonl.gz"
-    if plain.exists():
-        text = plain.read_text(encoding="utf-8")
-    else:
-        with gzip.open(packed, "rt", encoding="utf-8") as f:
-            text = f.read()
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def main() -> None:
@@ -63,7 +51,7 @@ def main() -> None:
     print("| " + " | ".join([*columns, "auto's expansion"]) + " |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
     for folder in args.folders:
-        rows = records(folder)
+        rows = read(folder)
         chosen = {
             (r["original_id"], r["alpha"]): r.get("expand_chosen")
             for r in rows

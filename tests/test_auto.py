@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -232,6 +233,22 @@ def test_a_backdoor_whose_trigger_the_original_answers_goes_to_the_transplant(po
     shared = dataclasses.replace(noisy, chosen="neighbours")  # a shared feature: the transplant, no response needed
     plain = api.unlearn(poison_run, "auto", 0.1, settings={"budget": 0.05}, expansion=shared, progress=False)
     assert "trigger_response" not in plain.record["diagnostics"]
+
+
+def test_the_evidences_time_counts_in_the_first_candidate(interclass_run: api.Run, monkeypatch) -> None:
+    """Reading the original's response to the flags' trigger is part of auto's cost: its time is added to the first
+    candidate's seconds (here a response made to take 0.3 s)."""
+    from corrective.methods.transplant import Response
+
+    def slow(task: UnlearnTask, settings: object) -> Response:
+        time.sleep(0.3)
+        return Response(0, 0.0, 0.0)
+
+    monkeypatch.setattr(auto_method, "trigger_response", slow)
+    noisy = dataclasses.replace(api.expand_run(interclass_run, 0.1, "auto"), chosen="label_noise")
+    result = api.unlearn(interclass_run, "auto", 0.1, settings={"budget": 0.02}, expansion=noisy, progress=False)
+    assert result.records[0]["unlearn_seconds"] >= 0.3
+    assert result.record["diagnostics"]["trigger_response"] == {"label": 0, "stamped": 0.0, "control": 0.0}
 
 
 def test_auto_falls_back_to_the_other_fine_tuning_base(interclass_run: api.Run) -> None:

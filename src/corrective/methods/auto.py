@@ -46,6 +46,7 @@ model and alpha), and the records carry it (`expand`, `n_expanded`, `expand_seco
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -231,10 +232,14 @@ def auto_run_grid(task: UnlearnTask, settings_list: list[Any]) -> Iterator[tuple
     runner where it has one): the evidence's base first, then (with `fallback`) the other fine-tuning base's, so
     a search that stops at the guard reaches them only where none of the first kept it. When none of the list
     applies (a grid of the other base only, or a base the caller fixed), all of it runs; candidates that hand the
-    base the same settings run once."""
+    base the same settings run once. The evidence's own time (the original's response to the flags' trigger, where
+    it is read) is counted in the first candidate's seconds; the expansion's is the records' `expand_seconds`."""
+    expansion_of(task)
+    start = time.perf_counter()
+    first = evidence_base(task)
+    evidence_seconds = time.perf_counter() - start
     applying = [s for s in settings_list if applies(task, s)]
     chosen = applying + [s for s in settings_list if falls_back(task, s)] if applying else settings_list
-    first = evidence_base(task)
     order = dict.fromkeys([first, FALLBACK[first], *BASES])  # the evidence's base, then the other fine-tuning one
     expanded = expanded_task(task)
     seen: set[Any] = set()
@@ -247,7 +252,8 @@ def auto_run_grid(task: UnlearnTask, settings_list: list[Any]) -> Iterator[tuple
         if group:
             ran = run_methods_grid(expanded, base, [base_settings(base, s) for s in group])
             for s, (_, model, seconds) in zip(group, ran, strict=True):
-                yield s, model, seconds
+                yield s, model, seconds + evidence_seconds
+                evidence_seconds = 0.0
 
 
 def auto_diagnostics(task: UnlearnTask) -> dict[str, Any]:
