@@ -9,7 +9,7 @@ select a setting that erases no class — or return the original model.
    re-learns — unless the original answers the trigger the flags share (`transplant.trigger_response`: stamped with
    the transplant's estimate of it, at least 20 points more of other labels' unflagged samples go to the flags'
    label than with a random image of its norm): a dirty-label backdoor's flags disagree with their neighbours too
-   (digits 1 %, one flag: blended seed 0 fine-tuned to 57 % attack success); otherwise (`neighbours`, `cluster`:
+   (digits 1 %, one flag: blended seed 0 fine-tuned to 57-72 % attack success); otherwise (`neighbours`, `cluster`:
    the flagged samples share a feature, e.g. a trigger) and there, **trigger transplant** (`transplant`):
    fine-tuning on the rest with the trigger the expanded set shares (estimated) stamped on a share of it, labels
    kept. Why: on held-out digits seeds fine-tuning on the
