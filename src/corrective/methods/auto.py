@@ -98,8 +98,8 @@ class AutoSettings(ScrubSettings):
 
     base: str = setting(
         "evidence",
-        "method run on the expansion: evidence (finetune where it chose label_noise, else transplant), "
-        "transplant, finetune or scrub",
+        "method run on the expansion: evidence (finetune where it chose label_noise and the original does not "
+        "answer the flags' trigger, else transplant), transplant, finetune or scrub",
         choices=("evidence", *BASES),
     )
     lr_factor: float = setting(1.0, "the fine-tuning bases' learning rate: algorithm A's times this", gt=0)
