@@ -15,27 +15,13 @@ folder's own report.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 from pathlib import Path
 from typing import Any
 
 from attacks import METHODS, TITLES, grid_seconds, pct, ratio
+from guarded_resolution import read
 
 from corrective.manipulations import BACKDOORS
-
-
-def read(folder: Path) -> list[dict[str, Any]]:
-    """A folder's records: `results.jsonl` where the run left it, else the kept `results.jsonl.gz`."""
-    plain, packed = folder / "results.jsonl", folder / "results.jsonl.gz"
-    if plain.exists():
-        lines = plain.read_text(encoding="utf-8").splitlines()
-    elif packed.exists():
-        with gzip.open(packed, "rt", encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    else:
-        raise SystemExit(f"{folder} has no results.jsonl(.gz); pass a folder attacks.py wrote or kept")
-    return [json.loads(line) for line in lines if line.strip()]
 
 
 def triple(rs: list[dict[str, Any]]) -> str:
@@ -54,12 +40,10 @@ def main() -> None:
     args = ap.parse_args()
     originals: dict[tuple[Any, ...], dict[str, Any]] = {}
     oracles: dict[tuple[Any, ...], dict[str, Any]] = {}
-    chosen: dict[
-        tuple[Any, ...], tuple[int, dict[str, Any]]
-    ] = {}  # (dataset, size, kind, method, alpha, seed) -> (folder, record)
-    retrains: dict[
-        tuple[Any, ...], dict[str, Any]
-    ] = {}  # (folder, dataset, size, kind, alpha, seed) -> retrain's record
+    # (dataset, size, kind, method, alpha, seed) -> (folder, record)
+    chosen: dict[tuple[Any, ...], tuple[int, dict[str, Any]]] = {}
+    # (folder, dataset, size, kind, alpha, seed) -> retrain's record
+    retrains: dict[tuple[Any, ...], dict[str, Any]] = {}
     for i, arg in enumerate(args.folders):
         path, _, only = arg.partition(":")
         methods = set(only.split(",")) if only else None

@@ -36,8 +36,14 @@ RULES = ("paper", "guarded, limit only", "guarded")
 
 
 def read(folder: Path) -> list[dict[str, Any]]:
+    """A bench folder's records: `results.jsonl` where the run left it, else the kept `results.jsonl.gz`."""
     plain, packed = folder / "results.jsonl", folder / "results.jsonl.gz"
-    text = plain.read_text() if plain.exists() else gzip.decompress(packed.read_bytes()).decode()
+    if plain.exists():
+        text = plain.read_text(encoding="utf-8")
+    elif packed.exists():
+        text = gzip.decompress(packed.read_bytes()).decode("utf-8")
+    else:
+        raise SystemExit(f"{folder} has no results.jsonl(.gz); pass a folder a bench run wrote or kept")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 

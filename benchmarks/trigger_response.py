@@ -18,7 +18,7 @@ import argparse
 from pathlib import Path
 
 import torch
-from attacks_overview import read
+from guarded_resolution import read
 
 from corrective import api
 from corrective.methods.transplant import RESPONDS, TransplantSettings, trigger_response
