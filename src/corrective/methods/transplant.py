@@ -150,6 +150,10 @@ class Response:
         return self.stamped - self.control >= RESPONDS
 
 
+# `stamped` with every sample carrying an image at its own strength, no blend: how the response stamps.
+EXACTLY = TransplantSettings(share=1.0, scale_low=1.0, scale_high=1.0, blend=0.0)
+
+
 def trigger_response(task: UnlearnTask, s: TransplantSettings) -> Response:
     """Does `M_o` answer the trigger the flagged samples share (step 1's estimate)? Stamp the estimate on up to
     RESPONSE_SAMPLES unflagged samples whose given label is not the flags' most common one and count how many `M_o`
@@ -171,15 +175,10 @@ def trigger_response(task: UnlearnTask, s: TransplantSettings) -> Response:
     noise = torch.randn(delta.shape, generator=task.generator(seeds.salt("transplant", "random_image")))
     noise = noise * (delta.norm() / noise.norm())
     clip = train.x.dtype == torch.uint8  # pixels in [0, 1]; float images are model inputs as they are
+    gen = torch.Generator()  # the stamp's draws decide nothing at EXACTLY: every sample, at the image's own strength
 
     def assigned(d: Tensor) -> float:
-        parent = probe.stamp
-
-        def stamp(x: Tensor, p: Tensor) -> Tensor:
-            x = (parent(x, p) if parent is not None else x) + d.to(x.device, x.dtype)
-            return x.clamp(0, 1) if clip else x
-
-        pred = predict(task.model, Split(probe.x, probe.y, probe.ids, stamp), task.pipeline)
+        pred = predict(task.model, stamped(probe, d, torch.zeros_like(d), EXACTLY, gen, clip), task.pipeline)
         return float((pred == label).float().mean())
 
     return Response(label, assigned(delta), max(assigned(noise), assigned(torch.zeros_like(delta))))
