@@ -6,16 +6,19 @@ import json
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from corrective import api
 from corrective.data import load_dataset
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
+from corrective.runs import saved_recipe
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -249,9 +252,51 @@ def test_the_recipe_defaults_to_epochs_of_the_data_and_is_printed(user_files: Pa
     assert f"fix: your model's recipe: {steps} steps of batch 32 (" in r.stderr
     assert "at lr 0.01; none spends a share of it on each setting it runs (at most 1)" in r.stderr
     assert "that recipe is assumed" not in r.stderr  # the user said how the model was trained
-    r = cli("fix", *user, "--out", str(tmp_path / "g"))  # the recipe left to fix
+    r = cli("fix", *user, "--out", str(tmp_path / "g"))  # the recipe left to fix: `corrective train` saved it
+    assert r.returncode == 0, r.stderr
+    assert "fix: your model's recipe (saved in its weights file): 60 steps of batch 64 (" in r.stderr
+    assert "at lr 0.05; none spends" in r.stderr and "that recipe is assumed" not in r.stderr
+    bare = tmp_path / "bare.safetensors"  # the same weights without the metadata, as another tool saves them
+    save_file(load_file(str(user_files / "run" / "model.safetensors")), str(bare))
+    assert saved_recipe(bare) is None
+    r = cli("fix", *user, "--weights", str(bare), "--out", str(tmp_path / "h"))
     assert r.returncode == 0, r.stderr
     assert "fix: that recipe is assumed (40 epochs, the paper's): pass --epochs N" in r.stderr
+
+
+def test_the_saved_recipe_travels_with_the_weights_and_gives_way_to_the_users(user_files: Path, tmp_path: Path) -> None:
+    from corrective.api.practitioner import recipe
+
+    trained = saved_recipe(user_files / "run" / "model.safetensors")
+    assert trained is not None and (trained["steps"], trained["batch_size"], trained["lr"]) == (60, 64, 0.05)
+    assert recipe(1500, None, None, None, None, None, 7, trained).steps == 60  # its own budget, fix's seed
+    assert recipe(1500, None, None, None, None, None, 7, trained).seed == 7
+    assert recipe(1500, None, None, None, 32, None, 0, trained).steps == 120  # as many samples seen
+    assert recipe(1500, None, 2.0, None, None, None, 0, trained).steps == round(2 * 1500 / 64)
+    assert recipe(1500, "digits", None, None, None, None, 0, trained).steps == 400  # a named preset wins
+    with pytest.raises(UserError, match="the recipe saved in the weights file is not one this version reads"):
+        recipe(1500, None, None, None, None, None, 0, {"steps": -3})
+    user = (
+        *("--root", str(user_files), "--model", "cnn_small", "--flagged", str(user_files / "flagged.txt")),
+        *("--method", "none", "--json"),
+    )
+    r = cli("fix", *user, "--weights", str(user_files / "run" / "model.safetensors"), "--out", str(tmp_path / "f"))
+    assert r.returncode == 0, r.stderr
+    from corrective.api.practitioner import load_user_model
+    from corrective.cli.expand import saved_precision
+
+    data = load_user_model(
+        user_files / "run" / "model.safetensors", None, "npz", user_files, "cnn_small", *(None,) * 3, 0, "cpu"
+    )
+    assert data.recipe == trained and saved_precision(data) == "fp32"  # the digits preset: auto, 8 px: fp32
+    assert saved_precision(replace(data, recipe={**trained, "precision": "bf16"})) == "bf16"  # `expand`'s pass
+    assert saved_precision(replace(data, recipe=None)) == "fp32"
+    fixed = saved_recipe(tmp_path / "f" / "model.safetensors")  # fix's output carries the recipe on
+    assert fixed is not None and {k: fixed[k] for k in ("steps", "batch_size", "lr")} == {
+        "steps": 60,
+        "batch_size": 64,
+        "lr": 0.05,
+    }
 
 
 def test_check_flagged_dedupes_and_validates(digits) -> None:

@@ -86,9 +86,28 @@ def write_dir(out: Path, overwrite: bool, fill: Callable[[Path], None]) -> Path:
     return out
 
 
-def save_model(model: nn.Module, path: Path) -> None:
+RECIPE_KEY = "corrective.recipe"  # a weights file's metadata: the recipe (TrainConfig) the model was trained with
+
+
+def save_model(model: nn.Module, path: Path, recipe: dict[str, Any] | None = None) -> None:
+    """The model's state dict as safetensors; `recipe` (a `TrainConfig.to_dict()`) goes into the file's metadata,
+    so that `corrective fix --weights` knows the budget every method's share is of (`saved_recipe`)."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(state, str(path))
+    meta = {RECIPE_KEY: json.dumps(recipe, sort_keys=True)} if recipe else None
+    save_file(state, str(path), metadata=meta)
+
+
+def saved_recipe(path: Path) -> dict[str, Any] | None:
+    """The recipe `save_model` wrote into a safetensors file's metadata; None for any other file or none there."""
+    if path.suffix != ".safetensors" or not path.is_file():
+        return None
+    try:
+        with safe_open(str(path), "pt") as f:
+            text = (f.metadata() or {}).get(RECIPE_KEY)
+        recipe = json.loads(text) if text else None
+    except (SafetensorError, OSError, ValueError):
+        return None  # a damaged file fails with its own message where the weights are loaded
+    return recipe if isinstance(recipe, dict) else None
 
 
 def load_weights(model: nn.Module, path: Path) -> nn.Module:

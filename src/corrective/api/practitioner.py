@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from corrective.models import MODELS, ModelSpec, device_of, resolve_device
 from corrective.models.adapters import ResetSpec, apply_changes, build_named, changes_of, load_state, source_of
 from corrective.models.embedding import Featured
 from corrective.models.registry import data_settings
-from corrective.runs import save_model, state_mismatch, write_dir, write_json
+from corrective.runs import save_model, saved_recipe, state_mismatch, write_dir, write_json
 from corrective.training import DEFAULT_EPOCHS, TrainConfig, get_preset, steps_for
 
 
@@ -49,17 +49,23 @@ def recipe(
     batch_size: int | None,
     lr: float | None,
     seed: int,
+    saved: dict[str, Any] | None = None,
 ) -> TrainConfig:
-    """The recipe the model was trained with: a preset's optimiser, the budget in epochs of `n` samples (or steps)."""
+    """The recipe the model was trained with: a preset's optimiser, the budget in epochs of `n` samples (or steps).
+
+    `saved` is the recipe written into the weights file by `corrective train`/`unlearn`/`fix` (`runs.saved_recipe`):
+    without a `preset` it is the base, its steps the budget unless `epochs` or `steps` say otherwise."""
     for flag, value in (("--epochs", epochs), ("--steps", steps), ("--batch-size", batch_size), ("--lr", lr)):
         if value is not None and not (value > 0 and math.isfinite(value)):
             raise UserError(f"{flag} must be a finite number > 0, got {value}")
     if epochs is not None and steps is not None:
         raise UserError("give --epochs or --steps, not both")
-    base = get_preset(preset or "paper")
+    base = get_preset(preset or "paper") if saved is None or preset is not None else from_saved(saved)
     batch = batch_size or base.batch_size
     if steps is None and epochs is None and preset is not None:
         steps = base.steps  # a named preset keeps its budget
+    elif steps is None and epochs is None and saved is not None:
+        steps = max(1, round(base.steps * base.batch_size / batch))  # as many samples seen as the model's training
     elif steps is None:
         steps = steps_for(epochs or DEFAULT_EPOCHS, n, batch)
     try:
@@ -68,20 +74,38 @@ def recipe(
         raise UserError(f"training recipe: {e}") from None
 
 
+def from_saved(saved: dict[str, Any]) -> TrainConfig:
+    """The `TrainConfig` a weights file's metadata names (fields this version does not know are left out)."""
+    known = {f.name for f in fields(TrainConfig)}
+    try:
+        return TrainConfig(**{k: v for k, v in saved.items() if k in known})
+    except (TypeError, ValueError) as e:
+        raise UserError(
+            f"the recipe saved in the weights file is not one this version reads ({e}); pass --epochs N"
+        ) from None
+
+
 @dataclass(frozen=True)
 class Recipe:
-    """How the model was trained; every method's budget is a share of it. Unset: `DEFAULT_EPOCHS` epochs of
-    the training data at the paper preset's batch size and lr (a `preset` keeps its own steps)."""
+    """How the model was trained; every method's budget is a share of it. Unset: the recipe `saved` in its
+    weights file where there is one (`runs.saved_recipe`), else `DEFAULT_EPOCHS` epochs of the training data at
+    the paper preset's batch size and lr (a `preset` keeps its own steps)."""
 
     epochs: float | None = None
     batch_size: int | None = None
     lr: float | None = None
     steps: int | None = None
     preset: str | None = None
+    saved: dict[str, Any] | None = None
+
+    @property
+    def assumed(self) -> bool:
+        """Nothing says how the model was trained: the paper's budget is assumed."""
+        return self.epochs is None and self.steps is None and self.preset is None and self.saved is None
 
     def config(self, n: int, seed: int = 0) -> TrainConfig:
         """The training recipe for `n` training samples."""
-        return recipe(n, self.preset, self.epochs, self.steps, self.batch_size, self.lr, seed)
+        return recipe(n, self.preset, self.epochs, self.steps, self.batch_size, self.lr, seed, self.saved)
 
 
 def parse_channels(text: str | None, default: tuple[float, ...], flag: str) -> tuple[float, ...]:
@@ -127,6 +151,7 @@ class UserData:
     spec: ModelSpec
     ids: torch.Tensor
     changes: dict[str, Any] = field(default_factory=dict)  # what a method changed of the model's build
+    recipe: dict[str, Any] | None = None  # the recipe saved in the weights file (`runs.saved_recipe`), if any
 
 
 def load_user_data(
@@ -255,7 +280,7 @@ def load_user_model(
     if ids is not None:
         check_flagged(train, ids)  # every id a training sample; repeats kept for `api.describe_flags`
     checked = torch.zeros(0, dtype=torch.long) if ids is None else ids
-    return UserData(train, test, pipe, net, spec, checked, changes)
+    return UserData(train, test, pipe, net, spec, checked, changes, saved_recipe(weights))
 
 
 def data_pipeline(
@@ -316,7 +341,7 @@ class FixResult:
         and `extra`); `corrective evaluate out` and `corrective fix --weights out` load it back."""
 
         def fill(tmp: Path) -> None:
-            save_model(self.model, tmp / "model.safetensors")
+            save_model(self.model, tmp / "model.safetensors", self.record.get("recipe"))
             write_json(
                 tmp / "fix.json",
                 {**extra, "record": self.record, "candidates": self.records, "rebuild": self.rebuild},

@@ -89,7 +89,7 @@ class Run:
 
     def save(self, out: Path, overwrite: bool = False) -> Path:
         def fill(tmp: Path) -> None:
-            save_model(self.model, tmp / WEIGHTS)
+            save_model(self.model, tmp / WEIGHTS, self.config.to_dict())
             write_json(tmp / MANIFEST, self.manifest())
 
         self.path = write_dir(Path(out), overwrite, fill)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from corrective import api
-from corrective.api.practitioner import load_user_model
+from corrective.api.practitioner import UserData, from_saved, load_user_model
 from corrective.cli.app import app
 from corrective.cli.common import (
     DeviceOpt,
@@ -39,8 +39,10 @@ from corrective.data.streamed import check_workers
 from corrective.errors import UserError
 from corrective.expand import STRATEGIES, Expansion, expand, make_strategy_settings
 from corrective.metrics import expansion_quality
+from corrective.models.device import device_of
 from corrective.models.embedding import PRECISIONS
 from corrective.runs import write_json
+from corrective.training import feature_precision
 
 
 @app.command("expand")
@@ -75,7 +77,8 @@ def expand_cmd(
         str | None,
         typer.Option(
             help="The feature pass's precision, fp32 or bf16: the one the model was trained in (default: a RUN's "
-            "recipe's, else fp32; bf16 about halves the pass on a CPU with bf16 instructions)."
+            "recipe's or the one saved in --weights, else fp32; bf16 about halves the pass on a CPU with bf16 "
+            "instructions)."
         ),
     ] = None,
     workers: WorkersOpt = DEFAULT_WORKERS,
@@ -141,7 +144,7 @@ def expand_cmd(
             settings,
             seed=seed,
             progress=progress,
-            precision=precision or "fp32",
+            precision=precision or saved_precision(data),
         )
     write_table(out, result, forget_ids)
     write_json(
@@ -150,6 +153,14 @@ def expand_cmd(
     )
     summary = {**result.to_record(), "n_flagged": len(forget_ids), "n_ids": len(result.ids), **quality}
     print_metrics(summary, as_json, {"out": str(out)})
+
+
+def saved_precision(data: UserData) -> str:
+    """The feature pass's precision for user weights: the one of the recipe saved in the file, else fp32."""
+    if data.recipe is None:
+        return "fp32"
+    cfg = from_saved(data.recipe)
+    return feature_precision(cfg, device_of(data.model), int(data.train.x.shape[-1]))
 
 
 def write_table(path: Path, result: Expansion, flagged: Any) -> None:

@@ -110,8 +110,8 @@ def fix(
     epochs: Annotated[
         float | None,
         typer.Option(
-            help=f"Epochs your model was trained for (method budgets are shares "
-            f"of it; default {DEFAULT_EPOCHS:g}, the paper's)."
+            help=f"Epochs your model was trained for (method budgets are shares of it; default: the recipe "
+            f"`corrective train`/`fix` saved in the weights file, else {DEFAULT_EPOCHS:g}, the paper's)."
         ),
     ] = None,
     batch_size: Annotated[
@@ -182,17 +182,19 @@ def fix(
         memory_budget=parse_bytes(memory_budget, "--memory-budget"),
         workers=check_workers(workers, "--workers"),
     )
-    plan = Recipe(epochs, batch_size, lr, steps, preset)
+    plan = Recipe(epochs, batch_size, lr, steps, preset, None if preset else data.recipe)
     cfg = plan.config(len(data.train), seed)
     if not (quiet or as_json):  # what the run will cost, before it starts
         n = len(data.train)
+        told = any(v is not None for v in (epochs, steps, batch_size, lr))
+        where = " (saved in its weights file)" if plan.saved is not None and not told else ""
         typer.echo(
-            f"fix: your model's recipe: {cfg.steps} steps of batch {cfg.batch_size} "
+            f"fix: your model's recipe{where}: {cfg.steps} steps of batch {cfg.batch_size} "
             f"({cfg.steps * cfg.batch_size / n:.3g} epochs of {n} samples) at lr "
             f"{cfg.lr:g}; {method} spends a share of it on each setting it runs (at most {candidates})",
             err=True,
         )
-        if epochs is None and steps is None and preset is None:  # the paper's budget may be far from the user's
+        if plan.assumed:  # the paper's budget may be far from the user's
             typer.echo(
                 f"fix: that recipe is assumed ({DEFAULT_EPOCHS:g} epochs, the paper's): pass --epochs N, the epochs "
                 "your model trained, and every setting's cost scales to it",

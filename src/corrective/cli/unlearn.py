@@ -89,7 +89,7 @@ def unlearn(
     )
 
     def fill(tmp: Path) -> None:
-        save_model(result.model, tmp / WEIGHTS)
+        save_model(result.model, tmp / WEIGHTS, run.config.to_dict())  # the recipe its budgets were shares of
         write_json(
             tmp / UNLEARN_FILE,
             {
