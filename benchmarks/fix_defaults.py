@@ -8,7 +8,8 @@ For each manipulation and seed: `corrective train` a run; export the training da
 (given labels, the trigger stamped on the poisoned images) and the clean test split as a user's npz files;
 write the first `alpha` share of the manipulated ids as a flagged file; run `corrective fix` with only what
 describes the user's model and data (`--dataset npz --root --model --mean --std --weights --flagged --out`):
-the method, its grid, the selection rule and the recipe are fix's defaults. Then the fixed model is
+the method, its grid, the selection rule and the recipe are fix's defaults (the recipe: the one `corrective train`
+saved in the weights file). Then the fixed model is
 evaluated on the run's own data (where S_m is known): held-out (test) accuracy before/after, the largest
 fall of a class, acc_corr / healed and target_acc. The guard is fix's: 0.05 or one sample of a class.
 """
@@ -144,8 +145,8 @@ def main() -> None:
     print(f"Command: `python benchmarks/fix_defaults.py {' '.join(sys.argv[1:])}`\n")
     print(
         f"{args.dataset}, alpha {args.alpha:g} (the first share of S_m flagged), `fix`'s defaults (auto, its grid, "
-        f"guarded selection, the default recipe). Held-out = the test split; guard {GUARD:g} or one sample of a "
-        "class. `class drop`: the largest fall of a class's test accuracy. acc_corr/healed and target_acc: "
+        f"guarded selection, the recipe saved in the weights). Held-out = the test split; guard {GUARD:g} or one "
+        "sample of a class. `class drop`: the largest fall of a class's test accuracy. acc_corr/healed and target_acc: "
         "before → after.\n"
     )
     print(
