@@ -264,6 +264,24 @@ def test_the_recipe_defaults_to_epochs_of_the_data_and_is_printed(user_files: Pa
     assert "fix: that recipe is assumed (40 epochs, the paper's): pass --epochs N" in r.stderr
 
 
+def test_a_run_folder_as_weights_names_its_weights_file_and_model(user_files: Path, tmp_path: Path) -> None:
+    run = user_files / "run"
+    r = cli(
+        "fix",
+        "--root",
+        str(user_files),
+        "--weights",
+        str(run),
+        "--flagged",
+        str(user_files / "flagged.txt"),
+        "--out",
+        str(tmp_path / "f"),
+    )
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    hint = f"give its weights file: --weights {run}/model.safetensors --model cnn_small"
+    assert f"--weights {run} is a run folder of `corrective train`; {hint}" in r.stderr
+
+
 def test_the_saved_recipe_travels_with_the_weights_and_gives_way_to_the_users(user_files: Path, tmp_path: Path) -> None:
     from corrective.api.practitioner import recipe
 

@@ -37,7 +37,7 @@ from corrective.models import MODELS, ModelSpec, device_of, resolve_device
 from corrective.models.adapters import ResetSpec, apply_changes, build_named, changes_of, load_state, source_of
 from corrective.models.embedding import Featured
 from corrective.models.registry import data_settings
-from corrective.runs import save_model, saved_recipe, state_mismatch, write_dir, write_json
+from corrective.runs import MANIFEST, WEIGHTS, save_model, saved_recipe, state_mismatch, write_dir, write_json
 from corrective.training import DEFAULT_EPOCHS, TrainConfig, get_preset, steps_for
 
 
@@ -216,6 +216,21 @@ def read_rebuild(weights: Path) -> dict[str, Any] | None:
         raise UserError(f"{path} holds no rebuild record; re-create it with this version of `corrective fix`") from None
 
 
+def run_folder_hint(folder: Path) -> str:
+    """What to pass for a `corrective train` run folder given as --weights: its weights file and its model."""
+    try:
+        spec = json.loads((folder / MANIFEST).read_text())["model"]
+        model = f" --model {spec['name']}" + "".join(
+            f" --width {v:g}" for k, v in spec["kwargs"].items() if k == "width"
+        )
+    except (KeyError, TypeError, ValueError):
+        model = ""
+    return (
+        f"--weights {folder} is a run folder of `corrective train`; give its weights file: --weights "
+        f"{folder / WEIGHTS}{model}"
+    )
+
+
 def load_user_model(
     weights: Path,
     flagged: Path | None,
@@ -252,6 +267,8 @@ def load_user_model(
         num_classes, changes = int(rebuild["num_classes"]), dict(rebuild.get("changes", {}))
         pipe = replace(pipe, mean=tuple(rebuild["mean"]), std=tuple(rebuild["std"]))
         weights = weights / "model.safetensors" if weights.is_dir() else weights
+    elif weights.is_dir() and (weights / MANIFEST).is_file():
+        raise UserError(run_folder_hint(weights))
     state = load_state(weights)
     channels = int(train.x.shape[1])
     data_classes = max(int(train.y.max()), int(test.y.max()) if test is not None and len(test) else 0) + 1
