@@ -174,8 +174,9 @@ def test_the_anchored_candidate_runs_last_and_keeps_the_original_closer(poison_r
     from corrective.methods import METHODS
 
     grid = METHODS["transplant"].grid()
-    assert [g.get("anchor", 0.0) for g in grid] == [0.0, 0.0, 0.0, 1.0]
-    anchored_candidate = grid[-1]
+    assert [(g.get("anchor", 0.0), g.get("budget")) for g in grid][3:] == [(1.0, None), (1.0, 0.5)]
+    assert [g.get("anchor", 0.0) for g in grid[:3]] == [0.0, 0.0, 0.0]  # the anchored ones last, the longer last of all
+    anchored_candidate = grid[3]
     task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
     assert task.known_manipulated is None
     test, pipeline = poison_run.dataset.test, task.pipeline

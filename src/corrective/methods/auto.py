@@ -19,7 +19,7 @@ select a setting that erases no class — or return the original model.
    shared feature it fine-tunes as `finetune` does (benchmarks/results/transplant.md). `base = "scrub"`,
    `"finetune"` or `"transplant"` fixes the base; `follow_evidence = false` runs every candidate of the
    grid, every base, and lets the selection rule choose.
-3. Run the base over its candidates of auto's grid (the transplant's three, fine-tuning's two learning rates,
+3. Run the base over its candidates of auto's grid (the transplant's five, fine-tuning's two learning rates,
    SCRUB's `kl_weight` grid) on the expanded set **in order, stopping at the first candidate within the guard**
    (`MethodInfo.stop_at_guard`): the transplant's candidates are ordered gentlest and cheapest first (half algorithm
    A's learning rate at 25 % of its steps first), fine-tuning's the whole rate first, so a task the first one

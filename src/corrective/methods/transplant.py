@@ -233,9 +233,13 @@ def transplant_grid() -> list[dict[str, Any]]:
     attack success 1.9 vs 1.6 %, 24 runs) and kept the guard in 46 of 47 runs where the whole rate kept it in 44
     (benchmarks/results/harm_targets.md). The anchored one comes last: it keeps a confusable class where the others
     lose more than the guard allows (Fashion-MNIST WaNet seed 1: 3.2 points of T-shirt instead of 6.7) but leaves
-    more of the attack (10.5 % instead of 3.1 %; transplant.md, "anchor")."""
+    more of the attack (10.5 % instead of 3.1 %; transplant.md, "anchor"). The anchored one for twice the steps is
+    the very last: where the anchored one still lost a class to Shirt's noise (Fashion-MNIST blended 1 % seed 0: 5.7
+    points) it kept it (1.5) and removed the attack (2.4 %), while on interclass T-shirt/Shirt, where the forget set
+    is wrong, it lost a class as well (6.7) and the original still comes back (transplant.md, "anchor for longer")."""
     gentle = {"lr_factor": 0.5}
-    return [gentle, {**gentle, "budget": 0.5}, {"lr_factor": 1.0}, {**gentle, "anchor": 1.0}]
+    anchored = {**gentle, "anchor": 1.0}
+    return [gentle, {**gentle, "budget": 0.5}, {"lr_factor": 1.0}, anchored, {**anchored, "budget": 0.5}]
 
 
 @register_method(TransplantSettings, transplant_grid)
