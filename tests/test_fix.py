@@ -256,6 +256,9 @@ def test_the_recipe_defaults_to_epochs_of_the_data_and_is_printed(user_files: Pa
     assert r.returncode == 0, r.stderr
     assert "fix: your model's recipe (saved in its weights file): 60 steps of batch 64 (" in r.stderr
     assert "at lr 0.05; none spends" in r.stderr and "that recipe is assumed" not in r.stderr
+    r = cli("fix", *user, "--preset", "paper", "--out", str(tmp_path / "p"))  # a named preset wins over the file's
+    assert r.returncode == 0, r.stderr
+    assert "fix: your model's recipe: 4000 steps of batch 512 (" in r.stderr and "saved in its" not in r.stderr
     bare = tmp_path / "bare.safetensors"  # the same weights without the metadata, as another tool saves them
     save_file(load_file(str(user_files / "run" / "model.safetensors")), str(bare))
     assert saved_recipe(bare) is None

@@ -220,9 +220,8 @@ def run_folder_hint(folder: Path) -> str:
     """What to pass for a `corrective train` run folder given as --weights: its weights file and its model."""
     try:
         spec = json.loads((folder / MANIFEST).read_text())["model"]
-        model = f" --model {spec['name']}" + "".join(
-            f" --width {v:g}" for k, v in spec["kwargs"].items() if k == "width"
-        )
+        width = spec["kwargs"].get("width")
+        model = f" --model {spec['name']}" + (f" --width {width:g}" if width is not None else "")
     except (KeyError, TypeError, ValueError):
         model = ""
     return (

@@ -182,11 +182,11 @@ def fix(
         memory_budget=parse_bytes(memory_budget, "--memory-budget"),
         workers=check_workers(workers, "--workers"),
     )
-    plan = Recipe(epochs, batch_size, lr, steps, preset, None if preset else data.recipe)
+    plan = Recipe(epochs, batch_size, lr, steps, preset, data.recipe)  # a --preset wins over the saved recipe
     cfg = plan.config(len(data.train), seed)
     if not (quiet or as_json):  # what the run will cost, before it starts
         n = len(data.train)
-        told = any(v is not None for v in (epochs, steps, batch_size, lr))
+        told = any(v is not None for v in (epochs, steps, batch_size, lr, preset))
         where = " (saved in its weights file)" if plan.saved is not None and not told else ""
         typer.echo(
             f"fix: your model's recipe{where}: {cfg.steps} steps of batch {cfg.batch_size} "
