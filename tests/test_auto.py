@@ -425,6 +425,32 @@ def test_class_gap_from_the_label_alone_equals_the_gap_from_every_sample(poison_
     assert class_gap(poison_run.model, train, pipe, ids, 3) == pytest.approx(expected, rel=1e-5)
 
 
+def test_a_dirty_label_set_the_features_do_not_set_apart_is_not_called_a_class(
+    poison_run: api.Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pixel vote: the poison's samples (other digits labelled 0) have their labels contradicted, clean samples
+    of a class theirs confirmed; so a backdoor's expansion the features do not set apart (its gap forced below
+    WHOLE_CLASS_GAP, as digits' faint blend gives) is not called ordinary samples of its label (S_m read here only
+    to pick the samples)."""
+    from corrective.methods.votes import contradicted
+
+    train, pipe = poison_run.train_split, Pipeline.of(poison_run.dataset)
+    s_m = poison_run.manipulation.ids
+    assert float(contradicted(train, pipe, s_m).float().mean()) > 0.7
+    clean = train.ids[(train.y == 3) & ~torch.isin(train.ids, s_m)][:20]
+    assert float(contradicted(train, pipe, clean).float().mean()) < 0.2
+    assert torch.equal(contradicted(train, pipe, clean, seed=1), contradicted(train, pipe, clean, seed=1))
+    exp = api.expand_run(poison_run, 0.1, "auto")
+    monkeypatch.setattr("corrective.api.flagged.class_gap", lambda *args: 1.0)
+    d = api.describe_flags(poison_run.model, train, pipe, poison_run.manipulation.forget_ids(0.1), exp.ids, True)
+    assert d["flags_gap"] == 1.0 and d["flags_contradicted"] > api.WHOLE_CLASS_CONTRADICTED and d["flag_notes"] == []
+    grown = expand(poison_run.model, train, clean[:8], pipe, "auto", seed=0)
+    d = api.describe_flags(poison_run.model, train, pipe, clean[:8], grown.ids, True)
+    assert (
+        d["flags_contradicted"] < api.WHOLE_CLASS_CONTRADICTED and "ordinary samples of class 3" in d["flag_notes"][0]
+    )
+
+
 def test_describe_flags_says_what_the_flags_look_like(poison_run: api.Run) -> None:
     """Repeated ids, and an expanded set that looks like ordinary samples of a class — from ids, given labels and
     the model alone (S_m is read here only to pick the test's clean samples)."""

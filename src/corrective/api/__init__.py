@@ -20,11 +20,19 @@ from corrective.api.core import (
     with_expansion,
 )
 from corrective.api.correct import correct
-from corrective.api.flagged import WHOLE_CLASS_GAP, WHOLE_CLASS_PURITY, check_flagged, describe_flags, read_flagged
+from corrective.api.flagged import (
+    WHOLE_CLASS_CONTRADICTED,
+    WHOLE_CLASS_GAP,
+    WHOLE_CLASS_PURITY,
+    check_flagged,
+    describe_flags,
+    read_flagged,
+)
 from corrective.api.runs import Run, evaluate_run, expand_run, flagged_ids, load_run, make_task, train_run
 from corrective.api.unlearn import unlearn
 
 __all__ = [
+    "WHOLE_CLASS_CONTRADICTED",
     "WHOLE_CLASS_GAP",
     "WHOLE_CLASS_PURITY",
     "Run",

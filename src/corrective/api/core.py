@@ -246,7 +246,9 @@ def correct_task(
     result = run_candidates(
         expansion_task(task, method, exp), method, settings, grid, measure_for(acted_on), rule, reference, do_no_harm
     )
-    notes = describe_flags(task.model, task.train, task.pipeline, given, acted_on, expanded=exp is not None)
+    notes = describe_flags(
+        task.model, task.train, task.pipeline, given, acted_on, expanded=exp is not None, seed=task.seed
+    )
     for r in result.records:
         r |= notes
     return with_expansion(result, exp, len(flagged))

@@ -15,6 +15,7 @@ from corrective.data import Split
 from corrective.data.batches import Pipeline
 from corrective.errors import UserError
 from corrective.expand import View
+from corrective.methods.votes import contradicted
 from corrective.metrics import predict
 
 
@@ -90,8 +91,10 @@ def check_flagged(train: Split, flagged: torch.Tensor) -> torch.Tensor:
 
 WHOLE_CLASS_PURITY = 0.95  # an expanded set (nearly) all of one given label, which the model predicts on it, ...
 WHOLE_CLASS_GAP = 1.5  # ... whose samples sit no farther from the rest of that label than from each other (median
-# ratio below this; a backdoor's samples stand apart: 1.9 on digits, clean samples of a class 1.0-1.3) looks like
-# ordinary samples of that class rather than a manipulation
+# ratio below this; a backdoor's samples stand apart: 1.9 on digits, clean samples of a class 1.0-1.3) ...
+WHOLE_CLASS_CONTRADICTED = 0.5  # ... and whose labels their pixel neighbours contradict for fewer than this share
+# (a dirty-label backdoor's: 0.57-0.91 on digits, blended's gap 1.45-1.87 included; clean samples of a class 0-0.35)
+# looks like ordinary samples of that class rather than a manipulation
 
 
 def describe_flags(
@@ -101,17 +104,21 @@ def describe_flags(
     flagged: torch.Tensor,
     acted_on: torch.Tensor,
     expanded: bool,
+    seed: int = 0,
 ) -> dict[str, Any]:
     """What the flagged ids (as given, repeats included) and the set a method acts on look like, from what a
     method may see: the ids, their given labels, the model's predictions and features (never S_m).
 
     `flag_notes` holds one line for each thing worth saying: repeated ids; an expanded set that looks like
     ordinary samples of one class rather than a manipulation — (nearly) all one given label, which the model
-    predicts on them, and not standing apart from the rest of that label in the model's feature space (the
+    predicts on them, not standing apart from the rest of that label in the model's feature space (the
     median over the set of: distance to the nearest other sample of the label / distance to the nearest
-    other sample of the set, below `WHOLE_CLASS_GAP`). Flags used as given (no expansion) are not judged so:
-    the unflagged rest of a manipulation sits as close to them as a class's own samples do. The other fields
-    are the figures behind the notes (`flags_gap` None where not computed).
+    other sample of the set, below `WHOLE_CLASS_GAP`), and labels their pixels confirm (fewer than
+    `WHOLE_CLASS_CONTRADICTED` of them have pixel neighbours naming another class by a majority, `votes.contradicted`:
+    a dirty-label backdoor whose trigger the features do not set apart, such as a faint blend, is not called a
+    class). Flags used as given (no expansion) are not judged so: the unflagged rest of a manipulation sits as
+    close to them as a class's own samples do. The other fields are the figures behind the notes (`flags_gap`,
+    `flags_contradicted` None where not computed; `seed` draws the vote's reference samples).
     """
     flagged = torch.as_tensor(flagged).reshape(-1).cpu()
     unique, counts = flagged.unique(return_counts=True)
@@ -125,8 +132,11 @@ def describe_flags(
     cover = float(per_label[label]) / max(int((train.y.cpu() == label).sum()), 1)
     agree = float((predict(model, acted, pipeline) == labels).float().mean()) if len(labels) else 0.0
     gap: float | None = None
+    against: float | None = None
     if expanded and purity >= WHOLE_CLASS_PURITY and agree >= WHOLE_CLASS_PURITY and len(labels) >= 2:
         gap = class_gap(model, train, pipeline, acted.ids.cpu(), label)
+        if gap < WHOLE_CLASS_GAP:
+            against = float(contradicted(train, pipeline, acted.ids, seed=seed).float().mean())
     notes = []
     if n_repeated:
         shown = ", ".join(str(i) for i in repeated[:5].tolist())
@@ -134,12 +144,13 @@ def describe_flags(
             f"the flagged ids hold {n_repeated} repeat(s) of {len(repeated)} id(s) ({shown}"
             f"{', ...' if len(repeated) > 5 else ''}): each sample is unlearned once; check how the file was made"
         )
-    if gap is not None and gap < WHOLE_CLASS_GAP:
+    if gap is not None and against is not None and against < WHOLE_CLASS_CONTRADICTED:
         notes.append(
             f"the {len(labels)} ids to unlearn ({cover:.0%} of the training samples labelled {label}) all carry "
-            f"label {label}, which the model predicts on them, and do not stand apart from the rest of that label "
-            f"(gap {gap:.2f}): they look like ordinary samples of class {label} rather than a manipulation — "
-            "unlearning them hurts that class (the guard then returns the original model)"
+            f"label {label}, which the model predicts on them and their pixels confirm ({against:.0%} contradicted), "
+            f"and do not stand apart from the rest of that label (gap {gap:.2f}): they look like ordinary samples of "
+            f"class {label} (clean samples flagged by mistake, or a clean-label backdoor) — unlearning ordinary "
+            "samples costs their class (the guard returns the original model where it costs more than it allows)"
         )
     return {
         "n_repeated_ids": n_repeated,
@@ -148,6 +159,7 @@ def describe_flags(
         "flags_class_cover": cover,
         "flags_model_agrees": agree,
         "flags_gap": gap,
+        "flags_contradicted": against,
         "flag_notes": notes,
     }
 

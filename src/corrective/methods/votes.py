@@ -98,18 +98,41 @@ def unflagged_positions(task: UnlearnTask) -> Tensor:
     return rest.nonzero().squeeze(1)
 
 
-def pixel_vote(task: UnlearnTask, k: int, reference: int) -> PixelVote | None:
-    """The vote over at most `reference` unflagged samples (None where every sample is flagged)."""
+def vote_among(
+    train: Split, pipeline: Pipeline, others: Tensor, k: int, reference: int, gen: torch.Generator
+) -> PixelVote | None:
+    """The vote over at most `reference` of the samples at positions `others`, drawn by `gen` (None where there is
+    none)."""
     from sklearn.neighbors import NearestNeighbors
 
-    others = unflagged_positions(task)
     if len(others) == 0:
         return None
-    gen = task.generator(seeds.salt("votes", "reference"))
     ref = others[torch.randperm(len(others), generator=gen)[:reference].to(others.device)]
     search = NearestNeighbors(n_neighbors=min(k, len(ref)))
-    search.fit(compared_of(task.train, task.pipeline, ref).numpy())
-    return PixelVote(search, task.train.y[ref].cpu())
+    search.fit(compared_of(train, pipeline, ref).numpy())
+    return PixelVote(search, train.y[ref].cpu())
+
+
+def pixel_vote(task: UnlearnTask, k: int, reference: int) -> PixelVote | None:
+    """The vote over at most `reference` unflagged samples (None where every sample is flagged)."""
+    gen = task.generator(seeds.salt("votes", "reference"))
+    return vote_among(task.train, task.pipeline, unflagged_positions(task), k, reference, gen)
+
+
+def contradicted(
+    train: Split, pipeline: Pipeline, ids: Tensor, k: int = 10, reference: int = 10_000, seed: int = 0
+) -> Tensor:
+    """For each sample of `ids` (in the order they hold in `train`): do its pixel neighbours among the other samples
+    name another class by a majority? A label the pixels contradict (a dirty-label backdoor, a swapped label);
+    ordinary samples of a class (and a clean-label backdoor's) have theirs confirmed."""
+    mine = torch.isin(train.ids.cpu(), ids.cpu()).to(train.y.device)
+    gen = torch.Generator().manual_seed(seeds.derive(seed, seeds.salt("votes", "describe")))
+    vote = vote_among(train, pipeline, (~mine).nonzero().squeeze(1), k, reference, gen)
+    positions = mine.nonzero().squeeze(1)
+    if vote is None:
+        return torch.zeros(len(positions), dtype=torch.bool)
+    voted = majority(*vote.on(train, pipeline, positions))
+    return (voted != UNDECIDED) & (voted != train.y[positions].cpu())
 
 
 def flagged_vote(task: UnlearnTask, k: int, reference: int) -> tuple[Tensor, Tensor]:
