@@ -14,7 +14,20 @@ from corrective.data.base import Split
 from corrective.manipulations import Manipulation
 from corrective.methods import make_settings, run_method
 from corrective.methods.auto import AutoSettings, base_settings
-from corrective.methods.votes import SIDE, UNDECIDED, PixelVote, compared, majority, pixel_vote, pixels_of, relabelled
+from corrective.methods.votes import (
+    PROBE_LABELS,
+    SIDE,
+    UNDECIDED,
+    PixelVote,
+    compared,
+    confused_labels,
+    flagged_vote,
+    majority,
+    pixel_vote,
+    pixels_of,
+    probed,
+    relabelled,
+)
 from corrective.metrics import accuracy
 
 
@@ -103,6 +116,54 @@ def test_auto_hands_relabel_to_both_fine_tuning_bases() -> None:
         assert base_settings(base, AutoSettings(relabel=False)).relabel is False
         assert base_settings(base, AutoSettings(relabel_share=0.6)).relabel_share == 0.6
         assert base_settings(base, AutoSettings()).relabel_share == 0.5  # without one of its own: a majority
+
+
+def test_the_confused_labels_are_the_changes_a_fifth_of_the_changed_votes_show() -> None:
+    train = Split(torch.zeros(12, 1, 2, 2, dtype=torch.uint8), torch.tensor([3] * 6 + [8] * 6), torch.arange(12))
+    flagged = torch.arange(12)
+    # 3 -> 8 four times, 8 -> 3 four times, 3 -> 1 once (a stray: 1 of 9), two confirmed, one undecided
+    content = torch.tensor([8, 8, 8, 8, 1, 3, 3, 3, 3, 3, 8, UNDECIDED])
+    assert confused_labels(train, flagged, content).tolist() == [3, 8]
+    assert confused_labels(train, flagged, train.y).tolist() == []  # every label confirmed: no confusion
+    spread = Split(torch.zeros(5, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 2, 3, 4]), torch.arange(5))
+    assert len(confused_labels(spread, torch.arange(5), torch.tensor([5, 6, 7, 8, 9]))) > PROBE_LABELS  # random swap
+
+
+def test_the_probe_widens_a_confusion_and_relabels_only_where_both_views_agree(interclass_run: api.Run) -> None:
+    """From the training data as given and S_f alone (S_m and the clean labels read here only to check): the probe
+    adds samples of the confused pair to the flagged set, most of them manipulated, the widened set holds more of
+    S_m, and every sample it relabels carries a class the pixel vote named; it is seeded (the same twice)."""
+    man = interclass_run.manipulation
+    task = api.make_task(interclass_run, man.forget_ids(0.1), progress=False)
+    assert task.known_manipulated is None
+    flagged = task.train.positions_of(task.forget_ids)
+    voted, share = flagged_vote(task, 10, 10_000)
+    content = majority(voted, share)
+    assert confused_labels(task.train, flagged, content).tolist() == sorted(man.classes)
+    wider, labels = probed(task, flagged, content, 10, 10_000)
+    assert torch.equal(wider[: len(flagged)], flagged) and len(wider) > 3 * len(flagged)
+    ids = task.train.ids[wider].cpu()
+    s_m = man.ids.cpu()
+    assert float(torch.isin(ids[len(flagged) :], s_m).float().mean()) >= 0.6  # what it adds is mostly manipulated
+    assert (
+        float(torch.isin(s_m, ids).float().mean()) >= 0.8 > float(torch.isin(s_m, task.forget_ids.cpu()).float().mean())
+    )
+    given = task.train.y.cpu()[wider.cpu()]
+    changed = (labels != UNDECIDED) & (labels != given)
+    in_s_m = torch.isin(ids, s_m)
+    assert int((changed & in_s_m).sum()) > 0
+    right = labels[changed & in_s_m] == clean_of(man, ids[changed & in_s_m])
+    assert float(right.float().mean()) >= 0.9  # relabels name the clean class
+    assert bool((content[changed[: len(flagged)]] == labels[: len(flagged)][changed[: len(flagged)]]).all())
+    again = probed(task, flagged, content, 10, 10_000)
+    assert torch.equal(again[0], wider) and torch.equal(again[1], labels)
+
+
+def test_auto_hands_the_probe_to_both_fine_tuning_bases_and_cf_goes_without() -> None:
+    assert make_settings("finetune").probe is False
+    for base in ("finetune", "transplant"):
+        assert base_settings(base, AutoSettings()).probe is True
+        assert base_settings(base, AutoSettings(probe=False)).probe is False
 
 
 def test_relabel_share_sets_how_sure_the_vote_must_be() -> None:

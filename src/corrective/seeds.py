@@ -23,8 +23,8 @@ SALTS: dict[str, dict[str, int]] = {
     "scrub": {"batches": 2},  # the alternating passes over S_f and D_r
     "ssd": {"forget_batches": 11, "retain_batches": 12},  # importance_batches="augmented" only
     "transplant": {"stamp": 2, "response": 3, "random_image": 4},  # who is stamped; the response's samples, its control
-    "votes": {"reference": 1, "describe": 2},  # the pixel vote's reference samples (fine-tuning's relabel, the
-    # transplant's); those `api.describe_flags` asks
+    "votes": {"reference": 1, "describe": 2, "probe_folds": 3},  # the pixel vote's reference samples (fine-tuning's
+    # relabel, the transplant's); those `api.describe_flags` asks; the folds of the confused labels' probe
     # manipulations (`manipulations.base.generator`; salt 0 is the run's seed itself: which samples are taken)
     "manipulation": {"samples": 0},
     "blended": {"samples": 0, "pattern": 1},

@@ -119,6 +119,11 @@ class AutoSettings(ScrubSettings):
         ge=0.5,
         le=1,
     )
+    probe: bool = setting(
+        True,
+        "with relabel: where the flags' votes confuse 2-4 labels, the fine-tuning bases also set apart the samples of "
+        "those labels that a cross-validated linear probe on pixels puts in another of them",
+    )
     anchor: float = setting(
         0.0,
         "the fine-tuning bases hold the model's outputs on the clean samples at the original's with this weight "
@@ -193,6 +198,7 @@ def base_settings(base: str, settings: AutoSettings) -> Any:
             relabel=settings.relabel,
             keep_confirmed=settings.keep_confirmed,
             relabel_share=settings.relabel_share,
+            probe=settings.probe,
             anchor=settings.anchor,
         )
     scrub = {f.name: getattr(settings, f.name) for f in dataclasses.fields(ScrubSettings)}

@@ -10,11 +10,16 @@ class than their label (a majority of them) are not left out but kept under the 
 sample the model memorised under a wrong label is taught the right one rather than only no longer seen — a
 quarter of the original steps on the rest does not overwrite what the model memorised of samples it no longer
 sees (benchmarks/results/harm_targets.md). A flagged sample whose neighbours confirm its label, or have no majority,
-stays out (`keep_confirmed` keeps a confirmed one in under its label). Not part of CF (Goel et al.).
+stays out (`keep_confirmed` keeps a confirmed one in under its label). With `probe` as well (on where `auto` runs
+it), where the votes show a confusion of a few labels the samples of those labels that a cross-validated linear
+probe on pixels puts in another of them join the flagged ones (`votes.probed`): the flagged set's expansion misses
+part of a confusion, and a missed sample stays memorised under its wrong label (digits interclass: healed equalled
+the expansion's recall, benchmarks/results/harm_targets.md). Not part of CF (Goel et al.).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -25,7 +30,7 @@ from torch.nn import functional as F
 from corrective.data.base import Split
 from corrective.data.batches import Batch
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.methods.votes import MAJORITY, flagged_vote, majority, relabelled
+from corrective.methods.votes import MAJORITY, flagged_vote, majority, probed, relabelled
 from corrective.settings import Checked, setting
 from corrective.training import LossFn, TrainConfig
 
@@ -49,6 +54,11 @@ class FinetuneSettings(Checked):
         "class (0.5: a majority; 1: never); below it the sample stays out",
         ge=0.5,
         le=1,
+    )
+    probe: bool = setting(
+        False,
+        "with relabel: where the flags' votes confuse 2-4 labels, the samples of those labels that a cross-validated "
+        "linear probe on pixels puts in another of them join the flagged ones (left out, or relabelled by their vote)",
     )
     anchor: float = setting(
         0.0,
@@ -117,5 +127,19 @@ def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
         flagged = task.train.positions_of(task.forget_ids)
         voted, share = task.cache[key]
         content = majority(voted, share, settings.relabel_share)
+        if settings.probe:
+            flagged, content, task = with_probe(task, flagged, content, settings)
         data = relabelled(task.train, flagged, content, settings.keep_confirmed)
     return tune(task, "finetune", data, settings)
+
+
+def with_probe(
+    task: UnlearnTask, flagged: Tensor, content: Tensor, settings: FinetuneSettings
+) -> tuple[Tensor, Tensor, UnlearnTask]:
+    """`votes.probed` on the flagged positions and their votes (once per task and vote), and the task with the
+    samples it found among the flagged ones (the anchor then leaves them alone too)."""
+    key = ("probe", settings.k, settings.reference, settings.relabel_share)
+    if key not in task.cache:
+        task.cache[key] = probed(task, flagged, content, settings.k, settings.reference, settings.relabel_share)
+    wider, votes = task.cache[key]
+    return wider, votes, dataclasses.replace(task, forget_ids=task.train.ids[wider])

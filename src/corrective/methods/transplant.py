@@ -48,7 +48,7 @@ from corrective import seeds
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.methods.finetune import FinetuneSettings, tune
+from corrective.methods.finetune import FinetuneSettings, tune, with_probe
 from corrective.methods.votes import (
     confirmed,
     majority,
@@ -253,6 +253,8 @@ def transplant(task: UnlearnTask, settings: TransplantSettings) -> nn.Module:
     clip = task.train.x.dtype == torch.uint8  # pixels in [0, 1]; float images are model inputs as they are
     gen = task.generator(seeds.salt("transplant", "stamp"))
     flagged = task.train.positions_of(task.forget_ids)
+    if settings.relabel and settings.probe:
+        flagged, content, task = with_probe(task, flagged, content, settings)
     data = relabelled(task.train, flagged, content, settings.keep_confirmed) if settings.relabel else task.retain()
     cleaned = None
     if settings.relabel and settings.keep_confirmed:  # a confirmed sample stays in as its content, without the estimate
