@@ -215,8 +215,9 @@ def probed(
        labels neither flagged nor found, names the same class; otherwise it is left out (UNDECIDED).
 
     Two views must agree on a relabel: the pixel neighbours (local) and the probe (one linear boundary). On digits
-    interclass (3 <-> 8, 10 seeds, alpha 0.1) the neighbours alone taught 498 of the 610 relabelled samples their
-    class and 65 samples a wrong one; with the probe's agreement 495 and 3 (benchmarks/results/harm_targets.md)."""
+    interclass (3 <-> 8, 10 seeds, alpha 0.1, 610 manipulated samples) the neighbours alone, on the widened set,
+    taught 498 manipulated samples their class and 65 samples a wrong one; with the probe's agreement 495 and 3
+    (benchmarks/results/harm_targets.md)."""
     from sklearn.exceptions import ConvergenceWarning
 
     labels = confused_labels(task.train, flagged, content)
