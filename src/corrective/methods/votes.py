@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -165,6 +166,17 @@ def confused_labels(train: Split, flagged: Tensor, content: Tensor) -> Tensor:
     return labels
 
 
+@contextmanager
+def solver_quiet() -> Iterator[None]:
+    """The probe's solver stopping short of its tolerance says nothing to the user: a boundary near convergence
+    still sorts the samples."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
 def pixel_probe(task: UnlearnTask, positions: Tensor) -> tuple[Any, Any]:
     """A linear probe (an unfitted logistic regression) for the samples at `positions`, their given labels its
     targets, and their `compared` pixels (numpy); (None, None) where a label has fewer than PROBE_FOLDS samples."""
@@ -183,7 +195,6 @@ def probe_contradicted(task: UnlearnTask, labels: Tensor, exclude: Tensor) -> Te
     to another of `labels`: samples of a confusion the flags show that the flagged set missed. Out of fold, a linear
     model cannot memorise the sample it is asked about (the trained model did: its features sit a relabelled sample
     beside the class it was taught). Empty where a label has fewer than PROBE_FOLDS such samples."""
-    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
     y = task.train.y.cpu()
@@ -197,8 +208,7 @@ def probe_contradicted(task: UnlearnTask, labels: Tensor, exclude: Tensor) -> Te
     folds = StratifiedKFold(
         PROBE_FOLDS, shuffle=True, random_state=seeds.derive(task.seed, seeds.salt("votes", "probe_folds"))
     )
-    with warnings.catch_warnings():  # a boundary short of the solver's tolerance still sorts the samples
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with solver_quiet():
         predicted = cross_val_predict(probe, x, given, cv=folds)
     return positions[torch.from_numpy(predicted != given)]
 
@@ -218,8 +228,6 @@ def probed(
     interclass (3 <-> 8, 10 seeds, alpha 0.1, 610 manipulated samples) the neighbours alone, on the widened set,
     taught 498 manipulated samples their class and 65 samples a wrong one; with the probe's agreement 495 and 3
     (benchmarks/results/harm_targets.md)."""
-    from sklearn.exceptions import ConvergenceWarning
-
     labels = confused_labels(task.train, flagged, content)
     if not 2 <= len(labels) <= PROBE_LABELS:
         return flagged, content
@@ -230,7 +238,9 @@ def probed(
         gen = task.generator(seeds.salt("votes", "reference"))
         vote = vote_among(task.train, task.pipeline, rest.nonzero().squeeze(1), k, reference, gen)
         voted = (
-            majority(*vote.on(task.train, task.pipeline, found), at) if vote else torch.full((len(found),), UNDECIDED)
+            majority(*vote.on(task.train, task.pipeline, found), at)
+            if vote is not None
+            else torch.full((len(found),), UNDECIDED)
         )
         flagged, content = torch.cat([flagged, found]), torch.cat([content, voted])
     y = task.train.y.cpu()
@@ -238,8 +248,7 @@ def probed(
     probe, x = pixel_probe(task, fit)
     if probe is None:
         return flagged, content
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
+    with solver_quiet():
         probe.fit(x, y[fit].numpy())
     inside = torch.isin(y[flagged.cpu()], labels)
     named = content.clone()
