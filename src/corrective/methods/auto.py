@@ -121,8 +121,9 @@ class AutoSettings(ScrubSettings):
     )
     probe: bool = setting(
         True,
-        "with relabel: where the flags' votes confuse 2-4 labels, the fine-tuning bases also set apart the samples of "
-        "those labels that a cross-validated linear probe on pixels puts in another of them",
+        "with relabel: where the flags' votes confuse 2-4 labels, the fine-tuning bases also take the samples of "
+        "those labels that a cross-validated linear probe on pixels puts in another of them, and relabel only where "
+        "the probe and the pixel neighbours name one class",
     )
     anchor: float = setting(
         0.0,

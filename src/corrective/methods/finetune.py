@@ -58,7 +58,8 @@ class FinetuneSettings(Checked):
     probe: bool = setting(
         False,
         "with relabel: where the flags' votes confuse 2-4 labels, the samples of those labels that a cross-validated "
-        "linear probe on pixels puts in another of them join the flagged ones (left out, or relabelled by their vote)",
+        "linear probe on pixels puts in another of them join the flagged ones, and a relabel stands only where the "
+        "probe names the class the pixel neighbours vote for (else the sample is left out)",
     )
     anchor: float = setting(
         0.0,
