@@ -14,6 +14,7 @@ from corrective.data.base import Split
 from corrective.manipulations import Manipulation
 from corrective.methods import make_settings, run_method
 from corrective.methods.auto import AutoSettings, base_settings
+from corrective.methods.finetune import with_probe
 from corrective.methods.votes import (
     PROBE_LABELS,
     SIDE,
@@ -157,6 +158,21 @@ def test_the_probe_widens_a_confusion_and_relabels_only_where_both_views_agree(i
     assert bool((content[changed[: len(flagged)]] == labels[: len(flagged)][changed[: len(flagged)]]).all())
     again = probed(task, flagged, content, 10, 10_000)
     assert torch.equal(again[0], wider) and torch.equal(again[1], labels)
+
+
+def test_the_probe_is_kept_per_vote_so_two_bases_on_one_task_get_their_own(interclass_run: api.Run) -> None:
+    """Under auto both fine-tuning bases run on one task (one cache): the probe widened from one base's vote is not
+    handed to the other, whose vote differs (the transplant votes on the images less its trigger estimate)."""
+    man = interclass_run.manipulation
+    task = api.make_task(interclass_run, man.forget_ids(0.1), progress=False)
+    flagged = task.train.positions_of(task.forget_ids)
+    settings = make_settings("finetune", {"relabel": True, "probe": True})
+    content = majority(*flagged_vote(task, 10, 10_000))
+    wider, labels, _ = with_probe(task, ("votes", 10, 10_000), flagged, content, settings)
+    assert len(wider) > len(flagged)  # the interclass votes show a confusion: the probe widened them
+    nothing = torch.full_like(content, UNDECIDED)  # another base's vote that names no class: no probe
+    other, other_labels, _ = with_probe(task, ("transplant", 10, 3, 10_000), flagged, nothing, settings)
+    assert torch.equal(other, flagged) and torch.equal(other_labels, nothing)
 
 
 def test_auto_hands_the_probe_to_both_fine_tuning_bases_and_cf_goes_without() -> None:

@@ -20,6 +20,7 @@ the expansion's recall, benchmarks/results/harm_targets.md). Not part of CF (Goe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -129,17 +130,19 @@ def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
         voted, share = task.cache[key]
         content = majority(voted, share, settings.relabel_share)
         if settings.probe:
-            flagged, content, task = with_probe(task, flagged, content, settings)
+            flagged, content, task = with_probe(task, key, flagged, content, settings)
         data = relabelled(task.train, flagged, content, settings.keep_confirmed)
     return tune(task, "finetune", data, settings)
 
 
 def with_probe(
-    task: UnlearnTask, flagged: Tensor, content: Tensor, settings: FinetuneSettings
+    task: UnlearnTask, vote: Hashable, flagged: Tensor, content: Tensor, settings: FinetuneSettings
 ) -> tuple[Tensor, Tensor, UnlearnTask]:
-    """`votes.probed` on the flagged positions and their votes (once per task and vote), and the task with the
-    samples it found among the flagged ones (the anchor then leaves them alone too)."""
-    key = ("probe", settings.k, settings.reference, settings.relabel_share)
+    """`votes.probed` on the flagged positions and their votes (`content`: the vote kept in `task.cache` under
+    `vote`, at `relabel_share`; once per task and vote), and the task with the samples it found among the flagged
+    ones (the anchor then leaves them alone too). Keyed by the vote it widens: under `auto` both bases run on one
+    task, and the transplant's votes (on the flagged images less its trigger estimate) are not fine-tuning's."""
+    key = ("probe", vote, settings.relabel_share)
     if key not in task.cache:
         task.cache[key] = probed(task, flagged, content, settings.k, settings.reference, settings.relabel_share)
     wider, votes = task.cache[key]

@@ -254,7 +254,7 @@ def transplant(task: UnlearnTask, settings: TransplantSettings) -> nn.Module:
     gen = task.generator(seeds.salt("transplant", "stamp"))
     flagged = task.train.positions_of(task.forget_ids)
     if settings.relabel and settings.probe:
-        flagged, content, task = with_probe(task, flagged, content, settings)
+        flagged, content, task = with_probe(task, key, flagged, content, settings)
     data = relabelled(task.train, flagged, content, settings.keep_confirmed) if settings.relabel else task.retain()
     cleaned = None
     if settings.relabel and settings.keep_confirmed:  # a confirmed sample stays in as its content, without the estimate
