@@ -3,6 +3,8 @@ precision check, the channels-last feature pass."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 from torch import nn
@@ -179,3 +181,22 @@ def test_the_feature_pass_in_bf16_is_close_to_fp32_and_a_bad_precision_is_one_li
     assert feature_precision(get_preset("cpu28"), cpu, 28) == "bf16"  # Fashion-MNIST's recipe trains in bf16
     assert feature_precision(get_preset("digits"), cpu, 8) == "fp32"
     assert feature_precision(get_preset("digits"), cpu, 32) == "bf16"  # auto: bf16 from 32 px
+
+
+def test_a_clear_split_is_checked_against_the_upper_counts() -> None:
+    """Held-out counts skewed low (median ~120, 90 % quantile ~420): twice the median says ~240 manipulated samples
+    in U, the upper counts ~470. A clear split of U's scores at 480 is taken (the median alone refused it: Fashion-
+    MNIST poison seed 2); the same 480 reached by a natural threshold is still checked against the median's 240."""
+    counts = [float(c) for c in np.linspace(20, 180, 40)] + [float(c) for c in np.linspace(380, 475, 10)]
+    scores = torch.cat([torch.full((480,), 0.9), torch.zeros(9520)])
+    neighbours = make_strategy_settings("neighbours")
+    rec = recovery(counts, 10_000, neighbours)
+    assert 2 * np.median(counts) < 0.8 * 480 <= rec.quantile(0.9) / 0.9
+    k, info = choose_cutoff(rec, neighbours, scores)
+    assert info["rule"] == "split" and k == 480, info
+    assert info["extensions"]["split"]["estimated_precision"] >= neighbours.min_precision
+    labels = make_strategy_settings("label_noise")
+    unclear = dataclasses.replace(recovery(counts, 10_000, labels), separation=0.5)  # the folds saw no clear split
+    k, info = choose_cutoff(unclear, labels, scores)
+    assert "split" not in info["extensions"] and info["rule"] == "rank" and k < 480, info
+    assert info["extensions"]["natural"]["estimated_precision"] < labels.min_precision
