@@ -177,40 +177,58 @@ def solver_quiet() -> Iterator[None]:
         yield
 
 
-def pixel_probe(task: UnlearnTask, positions: Tensor) -> tuple[Any, Any]:
-    """A linear probe (an unfitted logistic regression) for the samples at `positions`, their given labels its
-    targets, and their `compared` pixels (numpy); (None, None) where a label has fewer than PROBE_FOLDS samples."""
+@dataclass(frozen=True)
+class LabelPixels:
+    """The `compared` pixels (numpy, read once) of every training sample given one of `labels`, at `positions`."""
+
+    labels: Tensor
+    positions: Tensor  # (n,) CPU, ascending
+    pixels: Any  # (n, D) numpy
+    row: Tensor  # position in the training split -> row of `pixels` (-1: another label)
+
+    @classmethod
+    def of(cls, task: UnlearnTask, labels: Tensor) -> LabelPixels:
+        y = task.train.y.cpu()
+        positions = torch.isin(y, labels.cpu()).nonzero().squeeze(1)
+        pixels = compared_of(task.train, task.pipeline, positions.to(task.train.y.device)).numpy()
+        row = torch.full((len(y),), -1, dtype=torch.long)
+        row[positions] = torch.arange(len(positions))
+        return cls(labels.cpu(), positions, pixels, row)
+
+    def at(self, positions: Tensor) -> Any:
+        """The pixels of `positions` (all of them given one of the labels)."""
+        return self.pixels[self.row[positions.cpu()].numpy()]
+
+
+def pixel_probe(given: Tensor) -> Any:
+    """A linear probe (an unfitted logistic regression) for samples with the `given` labels, or None where a label
+    has fewer than PROBE_FOLDS of them."""
     from sklearn.linear_model import LogisticRegression
 
-    given = task.train.y.cpu()[positions.cpu()]
     if len(given.unique()) < 2 or int(given.unique(return_counts=True)[1].min()) < PROBE_FOLDS:
-        return None, None
-    x = compared_of(task.train, task.pipeline, positions.to(task.train.y.device)).numpy()
-    return LogisticRegression(max_iter=1000), x
+        return None
+    return LogisticRegression(max_iter=1000)
 
 
-def probe_contradicted(task: UnlearnTask, labels: Tensor, exclude: Tensor) -> Tensor:
-    """Positions of the training samples labelled one of `labels` (but those at positions `exclude`) that a linear
-    probe on their pixels (`pixel_probe`), fitted on the others of those samples (PROBE_FOLDS folds, seeded), assigns
-    to another of `labels`: samples of a confusion the flags show that the flagged set missed. Out of fold, a linear
-    model cannot memorise the sample it is asked about (the trained model did: its features sit a relabelled sample
-    beside the class it was taught). Empty where a label has fewer than PROBE_FOLDS such samples."""
+def probe_contradicted(task: UnlearnTask, pool: LabelPixels, exclude: Tensor) -> Tensor:
+    """Positions of the training samples labelled one of `pool.labels` (but those at positions `exclude`) that a
+    linear probe on their pixels (`pixel_probe`), fitted on the others of those samples (PROBE_FOLDS folds, seeded),
+    assigns to another of the labels: samples of a confusion the flags show that the flagged set missed. Out of fold,
+    a linear model cannot memorise the sample it is asked about (the trained model did: its features sit a relabelled
+    sample beside the class it was taught). Empty where a label has fewer than PROBE_FOLDS such samples."""
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    y = task.train.y.cpu()
-    mine = torch.isin(y, labels.cpu())
-    mine[exclude.cpu()] = False
-    positions = mine.nonzero().squeeze(1)
-    probe, x = pixel_probe(task, positions)
+    positions = pool.positions[~torch.isin(pool.positions, exclude.cpu())]
+    given = task.train.y.cpu()[positions]
+    probe = pixel_probe(given)
     if probe is None:
         return torch.zeros(0, dtype=torch.long)
-    given = y[positions].numpy()
     folds = StratifiedKFold(
         PROBE_FOLDS, shuffle=True, random_state=seeds.derive(task.seed, seeds.salt("votes", "probe_folds"))
     )
     with solver_quiet():
-        predicted = cross_val_predict(probe, x, given, cv=folds)
-    return positions[torch.from_numpy(predicted != given)]
+        predicted = cross_val_predict(probe, pool.at(positions), given.numpy(), cv=folds)
+    return positions[torch.from_numpy(predicted != given.numpy())]
 
 
 def probed(
@@ -227,11 +245,12 @@ def probed(
     Two views must agree on a relabel: the pixel neighbours (local) and the probe (one linear boundary). On digits
     interclass (3 <-> 8, 10 seeds, alpha 0.1, 610 manipulated samples) the neighbours alone, on the widened set,
     taught 498 manipulated samples their class and 65 samples a wrong one; with the probe's agreement 495 and 3
-    (benchmarks/results/harm_targets.md)."""
+    (benchmarks/results/harm_targets.md). The labels' pixels are read once for both probes."""
     labels = confused_labels(task.train, flagged, content)
     if not 2 <= len(labels) <= PROBE_LABELS:
         return flagged, content
-    found = probe_contradicted(task, labels, flagged).to(flagged.device)
+    pool = LabelPixels.of(task, labels)
+    found = probe_contradicted(task, pool, flagged).to(flagged.device)
     rest = torch.ones(len(task.train), dtype=torch.bool, device=flagged.device)
     rest[torch.cat([flagged, found])] = False
     if len(found):
@@ -244,16 +263,15 @@ def probed(
         )
         flagged, content = torch.cat([flagged, found]), torch.cat([content, voted])
     y = task.train.y.cpu()
-    fit = (rest.cpu() & torch.isin(y, labels)).nonzero().squeeze(1)
-    probe, x = pixel_probe(task, fit)
+    fit = pool.positions[rest.cpu()[pool.positions]]
+    probe = pixel_probe(y[fit])
     if probe is None:
         return flagged, content
     with solver_quiet():
-        probe.fit(x, y[fit].numpy())
+        probe.fit(pool.at(fit), y[fit].numpy())
     inside = torch.isin(y[flagged.cpu()], labels)
     named = content.clone()
-    pixels = compared_of(task.train, task.pipeline, flagged[inside.to(flagged.device)])
-    named[inside] = torch.from_numpy(probe.predict(pixels.numpy())).to(named.dtype)
+    named[inside] = torch.from_numpy(probe.predict(pool.at(flagged.cpu()[inside]))).to(named.dtype)
     return flagged, torch.where(inside & (content != named), torch.full_like(content, UNDECIDED), content)
 
 
