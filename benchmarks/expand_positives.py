@@ -14,12 +14,16 @@ Estimates (`--estimates`, comma-separated):
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/expand_positives.py RUN... --alphas 0.1 --out FILE.jsonl
     python benchmarks/expand_positives.py --table FILE.jsonl   # the cases where some estimate changes the result
+
+Records of the 2026-12-05 comparison: benchmarks/results/expand_positives/*.jsonl.gz (benchmarks/results/
+expand_positives.md).
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import gzip
 import json
 import math
 import sys
@@ -95,8 +99,13 @@ def run_cases(paths: list[str], alphas: list[float], false_flags: float, names: 
                 out.flush()
 
 
+def read_text(path: Path) -> str:
+    """A JSON-lines file, gzipped where its name ends in .gz (the committed records)."""
+    return gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+
+
 def table(paths: list[str]) -> str:
-    rows = [json.loads(line) for p in paths for line in Path(p).read_text().splitlines()]
+    rows = [json.loads(line) for p in paths for line in read_text(Path(p)).splitlines()]
     cases: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = collections.defaultdict(dict)
     for r in rows:
         key = (r["dataset"], r["manipulation"], r["seed"], r["alpha"], r["false_flags"], r["run"])
