@@ -195,6 +195,7 @@ def test_a_clear_split_is_checked_against_the_upper_counts() -> None:
     k, info = choose_cutoff(rec, neighbours, scores)
     assert info["rule"] == "split" and k == 480, info
     assert info["extensions"]["split"]["estimated_precision"] >= neighbours.min_precision
+    assert info["split_estimated_positives"] > info["estimated_positives"] == 2 * np.median(counts)
     labels = make_strategy_settings("label_noise")
     unclear = dataclasses.replace(recovery(counts, 10_000, labels), separation=0.5)  # the folds saw no clear split
     k, info = choose_cutoff(unclear, labels, scores)

@@ -225,7 +225,7 @@ def choose_cutoff(rec: Recovery, settings: Any, scores: Tensor) -> tuple[int, di
         and k_rank < k_ext <= cap
         and (not check_precision or precision_of(name, k_ext, r) >= cut.min_precision)
     ]
-    info["extension_precision_checked"] = check_precision
+    info |= {"extension_precision_checked": check_precision, "split_estimated_positives": split_positives}
     k_final = k_rank
     if passing:
         k_final, info["rule"] = min(passing)
