@@ -1,6 +1,6 @@
 """Fashion-MNIST, the second built-in benchmark: run a preset and print what it measured, by manipulation.
 
-    python benchmarks/fashion.py [--preset fashion-quick] [--out DIR] [--skip-run] \
+    python benchmarks/fashion.py [--preset fashion-quick | --config SPEC.toml] [--out DIR] [--skip-run] \
         [--copy benchmarks/results/fashion_bench] [--json benchmarks/results/fashion_bench.json]
 
 Runs `corrective bench --preset PRESET --out DIR` (default `fashion-quick`: seed 0, alpha 0.1; none, SCRUB,
@@ -8,7 +8,8 @@ SSD on S_f as found, `auto`, the oracle; cnn28 with preset cpu28), times the who
 manipulation the original's and every selected method's acc_corr, healed, clean accuracy, target_acc (a
 backdoor), attack success, the class that fell most on the clean test set, the set the method acted on
 (with `auto`'s expansion precision/recall of S_m) and its seconds (the whole grid) over the oracle's. With
-`--copy` the records (compressed), summary, spec and the Markdown report go to that folder.
+`--copy` the records (compressed), summary, spec and the Markdown report go to that folder. Rows are per rate and
+false-flag share (`0.1 +0.2 ff`: alpha 0.1 with a fifth of |S_f| flagged by mistake).
 """
 
 from __future__ import annotations
@@ -55,6 +56,15 @@ def case(r: dict[str, Any]) -> str:
     )
 
 
+def rate(r: dict[str, Any]) -> tuple[float, float]:
+    """(alpha, false-flag share) of a record."""
+    return float(r["alpha"]), float(r.get("false_flags") or 0.0)
+
+
+def rate_label(a: tuple[float, float]) -> str:
+    return f"{a[0]:g}" + (f" +{a[1]:g} ff" if a[1] else "")
+
+
 def row(
     originals: dict[tuple[str, int], dict[str, Any]],
     name: str,
@@ -84,16 +94,21 @@ def row(
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--preset", default="fashion-quick")
+    ap.add_argument("--preset", default=None, help="a shipped preset (default fashion-quick)")
+    ap.add_argument("--config", type=Path, help="a bench spec (TOML) instead of a preset")
     ap.add_argument("--out", type=Path, default=Path("results/fashion-quick"))
     ap.add_argument("--skip-run", action="store_true", help="only read the records already in --out")
     ap.add_argument("--copy", type=Path, help="copy results.jsonl.gz, summary.csv, spec.json and report.md here")
     ap.add_argument("--json", type=Path, help="write the printed figures here")
     args = ap.parse_args()
+    if args.preset and args.config:
+        ap.error("give --preset or --config, not both")
+    name = str(args.config) if args.config else (args.preset or "fashion-quick")
     load = os.getloadavg()
     start = time.perf_counter()
     if not args.skip_run:
-        result = run_bench(load_spec(preset=args.preset), args.out, progress=False)
+        spec = load_spec(config=args.config) if args.config else load_spec(preset=args.preset or "fashion-quick")
+        result = run_bench(spec, args.out, progress=False)
         if result.failed:
             raise SystemExit(f"bench failed: {result.failed[:3]}")
     wall = time.perf_counter() - start
@@ -102,10 +117,10 @@ def main() -> None:
     originals = {(case(r), r["seed"]): r for r in records if r["stage"] == "original"}
     oracles = {(case(r), r["seed"]): r for r in records if r["stage"] == "oracle"}
     selected = [r for r in records if r["stage"] == "unlearn" and r.get("selected", True)]
-    expansions = {(case(r), r["alpha"], r["seed"]): r for r in records if r["stage"] == "expand"}
+    expansions = {(case(r), rate(r), r["seed"]): r for r in records if r["stage"] == "expand"}
     cases = sorted({c for c, _ in originals})
     seeds = sorted({s for _, s in originals})
-    print(f"# Fashion-MNIST: {args.preset}\n")
+    print(f"# Fashion-MNIST: {name}\n")
     print(
         f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, corrective {__version__}, torch {torch.__version__}, "
         f"{os.cpu_count()} CPU cores; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} before, "
@@ -113,7 +128,7 @@ def main() -> None:
         + ("records read only (--skip-run)." if args.skip_run else f"{len(records)} records in **{wall:.0f} s**.")
     )
     print(
-        f"\nCommand: `python benchmarks/fashion.py --preset {args.preset} --out {args.out}"
+        f"\nCommand: `python benchmarks/fashion.py {'--config' if args.config else '--preset'} {name} --out {args.out}"
         f"{' --skip-run' if args.skip_run else ''}`\n"
     )
     print(
@@ -124,7 +139,7 @@ def main() -> None:
         "its expansion of S_f, with precision / recall of S_m). cost: seconds over the whole grid (expansion "
         "included) / the oracle's training, same seed, one run.\n"
     )
-    summary: dict[str, Any] = {"preset": args.preset, "wall_seconds": None if args.skip_run else wall, "cases": {}}
+    summary: dict[str, Any] = {"preset": name, "wall_seconds": None if args.skip_run else wall, "cases": {}}
     for c in cases:
         print(f"## {c}\n")
         print("| model | alpha | acc_corr | healed | clean | fall | target | ASR | acted on | P / R | cost |")
@@ -135,10 +150,10 @@ def main() -> None:
         rows.append(row(originals, "original", "", origs, "", "", math.nan))
         orcs = [oracles[(c, s)] for s in seeds if (c, s) in oracles]
         rows.append(row(originals, "oracle", "", orcs, str(round(mean([r.get("n_forget") for r in orcs]))), "", 1.0))
-        alphas = sorted({r["alpha"] for r in selected if case(r) == c})
-        for a in alphas:
+        rates = sorted({rate(r) for r in selected if case(r) == c})
+        for a in rates:
             for m in METHODS:
-                rs = [r for r in selected if case(r) == c and r["method"] == m and r["alpha"] == a]
+                rs = [r for r in selected if case(r) == c and r["method"] == m and rate(r) == a]
                 if not rs:
                     continue
                 costs = [
@@ -155,7 +170,7 @@ def main() -> None:
                     pr = f"{pct(precision)} / {pct(mean([e['expand_recall'] for e in exps]))}"
                     if any(r.get("returned_original") for r in rs):
                         pr += " (original returned)"
-                rows.append(row(originals, m, f"{a:g}", rs, acted, pr, mean(costs)))
+                rows.append(row(originals, m, rate_label(a), rs, acted, pr, mean(costs)))
         print()
         summary["cases"][c] = rows
     if args.json:
