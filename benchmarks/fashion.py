@@ -28,6 +28,7 @@ import torch
 
 from corrective import __version__
 from corrective.bench import keep_records, load_spec, read_records, run_bench
+from corrective.expand import STRATEGIES
 
 METHODS = ("none", "retrain", "scrub", "ssd", "potion", "rem", "npo", "bad_teacher", "finetune", "auto")
 
@@ -152,8 +153,17 @@ def main() -> None:
         rows.append(row(originals, "oracle", "", orcs, str(round(mean([r.get("n_forget") for r in orcs]))), "", 1.0))
         rates = sorted({rate(r) for r in selected if case(r) == c})
         for a in rates:
-            for m in METHODS:
-                rs = [r for r in selected if case(r) == c and r["method"] == m and rate(r) == a]
+            for m, ex in [(m, ex) for m in METHODS for ex in ("none", *(s for s in STRATEGIES if s != "none"))]:
+                if m == "auto" and ex != "none":  # auto expands S_f itself: one row
+                    continue
+                rs = [
+                    r
+                    for r in selected
+                    if case(r) == c
+                    and r["method"] == m
+                    and rate(r) == a
+                    and (m == "auto" or (r.get("expand") or "none") == ex)
+                ]
                 if not rs:
                     continue
                 costs = [
@@ -170,7 +180,8 @@ def main() -> None:
                     pr = f"{pct(precision)} / {pct(mean([e['expand_recall'] for e in exps]))}"
                     if any(r.get("returned_original") for r in rs):
                         pr += " (original returned)"
-                rows.append(row(originals, m, rate_label(a), rs, acted, pr, mean(costs)))
+                name = m if ex == "none" or m == "auto" else f"{m} + {ex} expansion"
+                rows.append(row(originals, name, rate_label(a), rs, acted, pr, mean(costs)))
         print()
         summary["cases"][c] = rows
     if args.json:
