@@ -32,14 +32,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 
 def _estimates() -> dict[str, tuple[Callable[[Any], float], Callable[[Any], float]]]:
-    """name -> (the rank cutoff's and natural threshold's estimate, the clear split's estimate)."""
+    """name -> (the rank cutoff's and natural threshold's estimate, the clear split's estimate). `median` and
+    `split_q90` are `expand.cutoff`'s own functions (read before any is swapped), the others built on its median."""
+    from corrective.expand import cutoff
 
-    def median(r: Any) -> float:
-        return 2.0 * float(np.median(r.counts))
+    median, split = cutoff.estimate_positives, cutoff.estimate_split_positives
 
     def quantile(q: float) -> Callable[[Any], float]:
         def f(r: Any) -> float:
@@ -53,7 +52,7 @@ def _estimates() -> dict[str, tuple[Callable[[Any], float], Callable[[Any], floa
 
     return {
         "median": (median, median),
-        "split_q90": (median, quantile(0.9)),
+        "split_q90": (median, split),
         "q90": (quantile(0.9), quantile(0.9)),
         "q75": (quantile(0.75), quantile(0.75)),
         "mean": (mean, mean),
@@ -69,34 +68,37 @@ def run_cases(paths: list[str], alphas: list[float], false_flags: float, names: 
 
     torch.set_num_threads(1)
     estimates = _estimates()
-    for path in paths:
-        run = api.load_run(path, device="cpu")
-        for alpha in alphas:
-            for name in names:
-                cutoff.estimate_positives, cutoff.estimate_split_positives = estimates[name]
-                start = time.perf_counter()
-                e = api.expand_run(run, alpha, false_flags=false_flags)
-                seconds = time.perf_counter() - start
-                q = expansion_quality(e.ids, run.manipulation.forget_ids(alpha), run.manipulation.ids)
-                c = e.details.get("cutoff", {})
-                row = {
-                    "run": path,
-                    "dataset": run.data["name"],
-                    "manipulation": run.manipulation.kind,
-                    "seed": run.seed,
-                    "alpha": alpha,
-                    "false_flags": false_flags,
-                    "estimate": name,
-                    "chosen": e.chosen,
-                    "n_expanded": len(e.ids),
-                    "precision": q["expand_precision"],
-                    "recall": q["expand_recall"],
-                    "rule": c.get("rule"),
-                    "estimated_positives": c.get("estimated_positives"),
-                    "seconds": seconds,
-                }
-                out.write(json.dumps(row) + "\n")
-                out.flush()
+    try:
+        for path in paths:
+            run = api.load_run(path, device="cpu")
+            for alpha in alphas:
+                for name in names:
+                    cutoff.estimate_positives, cutoff.estimate_split_positives = estimates[name]
+                    start = time.perf_counter()
+                    e = api.expand_run(run, alpha, false_flags=false_flags)
+                    seconds = time.perf_counter() - start
+                    q = expansion_quality(e.ids, run.manipulation.forget_ids(alpha), run.manipulation.ids)
+                    c = e.details.get("cutoff", {})
+                    row = {
+                        "run": path,
+                        "dataset": run.data["name"],
+                        "manipulation": run.manipulation.kind,
+                        "seed": run.seed,
+                        "alpha": alpha,
+                        "false_flags": false_flags,
+                        "estimate": name,
+                        "chosen": e.chosen,
+                        "n_expanded": len(e.ids),
+                        "precision": q["expand_precision"],
+                        "recall": q["expand_recall"],
+                        "rule": c.get("rule"),
+                        "estimated_positives": c.get("estimated_positives"),
+                        "seconds": seconds,
+                    }
+                    out.write(json.dumps(row) + "\n")
+                    out.flush()
+    finally:  # the module's own estimates back
+        cutoff.estimate_positives, cutoff.estimate_split_positives = estimates["split_q90"]
 
 
 def read_text(path: Path) -> str:

@@ -28,7 +28,6 @@ import torch
 
 from corrective import __version__
 from corrective.bench import keep_records, load_spec, read_records, run_bench
-from corrective.expand import STRATEGIES
 
 METHODS = ("none", "retrain", "scrub", "ssd", "potion", "rem", "npo", "bad_teacher", "finetune", "auto")
 
@@ -153,35 +152,26 @@ def main() -> None:
         rows.append(row(originals, "oracle", "", orcs, str(round(mean([r.get("n_forget") for r in orcs]))), "", 1.0))
         rates = sorted({rate(r) for r in selected if case(r) == c})
         for a in rates:
-            for m, ex in [(m, ex) for m in METHODS for ex in ("none", *(s for s in STRATEGIES if s != "none"))]:
-                if m == "auto" and ex != "none":  # auto expands S_f itself: one row
-                    continue
-                rs = [
-                    r
-                    for r in selected
-                    if case(r) == c
-                    and r["method"] == m
-                    and rate(r) == a
-                    and (m == "auto" or (r.get("expand") or "none") == ex)
-                ]
-                if not rs:
-                    continue
-                costs = [
-                    grid_seconds(r) / float(oracles[(c, r["seed"])].get("unlearn_seconds") or math.nan)
-                    for r in rs
-                    if (c, r["seed"]) in oracles
-                ]
-                acted = str(round(mean([r.get("n_forget") for r in rs])))
-                pr = ""
-                if rs[0].get("expand") not in (None, "none"):
-                    exps = [expansions.get((c, a, r["seed"])) for r in rs]
-                    exps = [e for e in exps if e is not None]
-                    precision = mean([e["expand_precision"] for e in exps])
-                    pr = f"{pct(precision)} / {pct(mean([e['expand_recall'] for e in exps]))}"
-                    if any(r.get("returned_original") for r in rs):
-                        pr += " (original returned)"
-                name = m if ex == "none" or m == "auto" else f"{m} + {ex} expansion"
-                rows.append(row(originals, name, rate_label(a), rs, acted, pr, mean(costs)))
+            for m in METHODS:
+                ms = [r for r in selected if case(r) == c and r["method"] == m and rate(r) == a]
+                for ex in sorted({r.get("expand") or "none" for r in ms}, key=lambda e: (e != "none", e)):
+                    rs = [r for r in ms if (r.get("expand") or "none") == ex]
+                    costs = [
+                        grid_seconds(r) / float(oracles[(c, r["seed"])].get("unlearn_seconds") or math.nan)
+                        for r in rs
+                        if (c, r["seed"]) in oracles
+                    ]
+                    acted = str(round(mean([r.get("n_forget") for r in rs])))
+                    pr = ""
+                    if rs[0].get("expand") not in (None, "none"):
+                        exps = [expansions.get((c, a, r["seed"])) for r in rs]
+                        exps = [e for e in exps if e is not None]
+                        precision = mean([e["expand_precision"] for e in exps])
+                        pr = f"{pct(precision)} / {pct(mean([e['expand_recall'] for e in exps]))}"
+                        if any(r.get("returned_original") for r in rs):
+                            pr += " (original returned)"
+                    name = m if ex == "none" or m == "auto" else f"{m} + {ex} expansion"
+                    rows.append(row(originals, name, rate_label(a), rs, acted, pr, mean(costs)))
         print()
         summary["cases"][c] = rows
     if args.json:

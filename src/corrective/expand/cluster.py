@@ -78,7 +78,7 @@ def label_groups(view: View, label: int, dims: int, max_k: int) -> Groups:
             # principal components: the eigenvectors of x^T x, largest first (deterministic; numpy's LAPACK) — the
             # SVD's directions, ~15x faster at Fashion-MNIST's 5,400 x 128 per label
             _, vecs = np.linalg.eigh(x.T @ x)
-            z = x @ vecs[:, ::-1][:, : min(dims, vecs.shape[1])]
+            z = x @ vecs[:, ::-1][:, : min(dims, *x.shape)]  # as many as the SVD has: min(n, D)
             for k in range(2, min(max_k, n - 1) + 1):
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # duplicate points on tiny inputs
