@@ -108,9 +108,10 @@ def test_rem_repair_forwards_see_whole_or_half_batches_and_lr_follows_the_recipe
     assert small and min(small) >= (n % bs or bs) // 2 and max(small) <= bs // 2 + len(task.forget())
 
 
-def test_rem_budget_is_a_share_of_the_training_steps(poison_run, monkeypatch) -> None:
-    """`budget` counts repair steps as a share of the original training's (0.245: REM's 980 of 4000);
-    `repair_epochs` instead counts epochs over S_tr, as REM's code does."""
+def test_rem_budget_is_whole_epochs_nearest_a_share_of_the_training_steps(poison_run, monkeypatch) -> None:
+    """`budget` spends the whole repair epochs nearest its share of the original training's steps (0.16), at
+    least one, every iterate at an epoch's end; `repair_epochs` instead counts epochs over S_tr, as REM's code
+    does, fractions included."""
     task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.3), progress=False)
     per_epoch = math.ceil(len(task.train) / task.config.batch_size)
     steps: list[int] = []
@@ -122,8 +123,12 @@ def test_rem_budget_is_a_share_of_the_training_steps(poison_run, monkeypatch) ->
         return original_fit(self, name, model, batches, cfg, loss, **kwargs)
 
     monkeypatch.setattr(UnlearnTask, "fit", counting_fit)
-    run_method(task, "rem", make_settings("rem", {"max_flush_epochs": 0}))
-    assert sum(steps) == round(0.245 * task.config.steps) and max(steps) <= per_epoch
+    n = task.config.steps
+    for share, whole in ((None, max(1, round(0.16 * n / per_epoch))), (0.01, 1), (3.4 * per_epoch / n, 3)):
+        steps.clear()
+        settings = {"max_flush_epochs": 0} | ({} if share is None else {"budget": share})
+        run_method(task, "rem", make_settings("rem", settings))
+        assert steps == [per_epoch] * whole, (share, steps)
     steps.clear()
     run_method(task, "rem", make_settings("rem", {"max_flush_epochs": 0, "repair_epochs": 1.5}))
     assert sum(steps) == round(1.5 * per_epoch)
