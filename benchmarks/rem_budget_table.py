@@ -14,11 +14,11 @@ against REM's code and its cost per rate.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import statistics as st
 from collections import defaultdict
 from pathlib import Path
+
+from corrective.bench.store import read_records
 
 CODE = "REM's code (10 repair epochs, whole batch)"
 SHARE = "2026-12-04: budget 0.245 (98 steps)"
@@ -41,10 +41,7 @@ def version(settings: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("records", type=Path)
-    path = ap.parse_args().records
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as f:
-        records = [json.loads(line) for line in f]
+    records = read_records(ap.parse_args().records)
 
     def cell(r: dict) -> tuple:
         return r["training"], r["manipulation"], r["seed"], r["alpha"]

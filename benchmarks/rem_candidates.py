@@ -8,9 +8,9 @@ and REM setting, the test figures and seconds — for specs whose REM grid compa
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 from pathlib import Path
+
+from corrective.bench.store import read_records
 
 SHOWN = ("repair_epochs", "budget", "drop_share")  # the settings that name a candidate
 
@@ -18,10 +18,7 @@ SHOWN = ("repair_epochs", "budget", "drop_share")  # the settings that name a ca
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("records", type=Path)
-    path = ap.parse_args().records
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt") as f:
-        records = [json.loads(line) for line in f]
+    records = read_records(ap.parse_args().records)
     rems = [r for r in records if r.get("method") in ("rem", "rem_ideal") and r.get("stage") == "unlearn"]
     print(
         "| manipulation | training | seed | alpha | expansion | setting | acc_corr | attack success | target_acc "

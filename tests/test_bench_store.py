@@ -83,9 +83,10 @@ def test_summary_has_the_defence_view_columns(tmp_path):
 
 
 def test_keep_records_compresses_the_records_and_copies_summary_and_spec(tmp_path) -> None:
+    """The kept records (gzip) read back as the results file does."""
     import gzip
 
-    from corrective.bench import keep_records
+    from corrective.bench import keep_records, read_records
 
     run = tmp_path / "run"
     run.mkdir()
@@ -96,6 +97,7 @@ def test_keep_records_compresses_the_records_and_copies_summary_and_spec(tmp_pat
     assert gzip.decompress(kept.read_bytes()) == (run / "results.jsonl").read_bytes()
     assert (tmp_path / "kept" / "summary.csv").read_text() == "x\n1\n"
     assert (tmp_path / "kept" / "spec.json").read_text() == "{}"
+    assert read_records(kept) == read_records(run / "results.jsonl") == [{"job_id": "a"}, {"job_id": "b"}]
 
 
 def test_a_cached_expansion_keeps_what_the_screen_set_aside(tmp_path) -> None:

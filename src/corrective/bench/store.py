@@ -28,11 +28,12 @@ AXIS_DEFAULTS = {"expand": "none", "selection": "paper"}  # what records written
 
 
 def read_records(path: Path) -> list[dict[str, Any]]:
-    """Every complete record of a results file; a torn last line is ignored."""
+    """Every complete record of a results file (`results.jsonl`, or kept as `results.jsonl.gz`); a torn last line
+    is ignored."""
     if not path.exists():
         return []
     records = []
-    with open(path, "rb") as f:
+    with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
         for line in f:
             if not line.endswith(b"\n"):
                 break  # torn tail of a crashed write
