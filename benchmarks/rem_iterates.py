@@ -17,17 +17,26 @@ prints each variant's REM / retrain ratio (median over cells) and mean test scor
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import statistics as st
 import time
 from pathlib import Path
 from typing import Any
 
-MANIPULATIONS = ("poison", "interclass", "random_swap")
-TRAININGS = ("capacity", "etd")
-ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
-OLD_DEFAULTS = {"repair_epochs": 5.158}  # 98 steps on digits' 19-step epochs: 0.245 of the training's 400
+from rem_budget_table import OLD_STEPS
+
+from corrective.bench.store import read_records
+
+OLD_DEFAULTS = {"repair_epochs": OLD_STEPS}  # the 2026-12-04 defaults' 98 steps on digits
+
+
+def cells() -> list[tuple[str, str, int, float]]:
+    """The rem-digits preset's cells (manipulation, training type, seed, alpha), seed by seed."""
+    from corrective.bench import load_spec
+
+    spec = load_spec(preset="rem-digits")
+    kinds = [m.kind for m in spec.manipulations]
+    return [(m, t, s, a) for s in spec.seeds for m in kinds for t in spec.training for a in spec.alphas]
 
 
 def trace_cell(manipulation: str, training: str, seed: int, alpha: float, settings: dict[str, Any]) -> dict:
@@ -85,8 +94,7 @@ def run(out: Path, part: int, parts: int, settings: dict[str, Any]) -> None:
     import torch
 
     torch.set_num_threads(1)
-    cells = [(m, t, s, a) for s in (0, 1, 2) for m in MANIPULATIONS for t in TRAININGS for a in ALPHAS]
-    for cell in cells[part::parts]:
+    for cell in cells()[part::parts]:
         row = trace_cell(*cell, settings)
         with out.open("a") as f:
             f.write(json.dumps(row) + "\n")
@@ -109,19 +117,18 @@ def replay(iterates: list[dict], first: int | None, patience: int | None) -> tup
 
 
 def table(paths: list[Path]) -> None:
-    rows = []
-    for path in paths:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt") as f:
-            rows += [json.loads(line) for line in f]
+    rows = [row for path in paths for row in read_records(path)]
+    manipulations = list(dict.fromkeys(r["manipulation"] for r in rows))
+    trainings = list(dict.fromkeys(r["training"] for r in rows))
     variants: list[tuple[str, int | None, int | None]] = [("every iterate (the run as made)", None, None)]
     variants += [(f"patience {p}", None, p) for p in (1, 2, 3)]
     variants += [(f"first {k} iterates ({k} epochs)", k, None) for k in (3, 4, 5)]
     variants += [(f"first {k}, patience 2", k, 2) for k in (4, 5)]
     print(f"{len(rows)} cells. Score x 100 (utility x healed), the proxy's kept iterate's.\n")
-    head = "| variant | REM / retrain (median) | mean | score | poison | interclass | random swap | capacity | etd |"
-    print(head + " poison target_acc | cells with a class < 50 % |")
-    print("|---|" + "---:|" * 10)
+    head = ["variant", "REM / retrain (median)", "mean", "score", *(m.replace("_", " ") for m in manipulations)]
+    head += [*trainings, "poison target_acc", "cells with a class < 50 %"]
+    print("| " + " | ".join(head) + " |")
+    print("|---|" + "---:|" * (len(head) - 1))
     for name, first, patience in variants:
         ratios, kept_rows = [], []
         for r in rows:
@@ -136,8 +143,8 @@ def table(paths: list[Path]) -> None:
         target = 100 * st.mean(it["target_acc"] for r, it in kept_rows if r["manipulation"] == "poison")
         erased = sum(min(it["per_class_acc"]) < 0.5 for _, it in kept_rows)
         cells = [name, f"{st.median(ratios):.2f}", f"{st.mean(ratios):.2f}", score(lambda r: True)]
-        cells += [score(lambda r, m=m: r["manipulation"] == m) for m in MANIPULATIONS]
-        cells += [score(lambda r, t=t: r["training"] == t) for t in TRAININGS]
+        cells += [score(lambda r, m=m: r["manipulation"] == m) for m in manipulations]
+        cells += [score(lambda r, t=t: r["training"] == t) for t in trainings]
         print("| " + " | ".join([*cells, f"{target:.1f}", str(erased)]) + " |")
 
 

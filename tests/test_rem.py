@@ -113,6 +113,7 @@ def test_rem_budget_is_whole_epochs_nearest_a_share_of_the_training_steps(poison
     least one, every iterate at an epoch's end; `repair_epochs` instead counts epochs over S_tr, as REM's code
     does, fractions included."""
     task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.3), progress=False)
+    assert task.known_manipulated is None  # REM sees S_f, never S_m
     per_epoch = math.ceil(len(task.train) / task.config.batch_size)
     steps: list[int] = []
     original_fit = UnlearnTask.fit
