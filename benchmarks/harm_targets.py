@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import math
 import os
 import platform
 import shutil
@@ -165,13 +166,16 @@ class Records:
         self.autos = [r for r in records if r["stage"] == "unlearn" and r["method"] == "auto"]
 
     def cost(self, r: dict[str, Any]) -> tuple[float, float]:
-        """(auto's whole job + its expansion in CPU seconds, selected setting + expansion in wall seconds), each
-        over the oracle's (one retraining) at the same seed."""
+        """(auto's whole job + its expansion job in CPU seconds, over the oracle's job: the bench's measurements of
+        each candidate included; auto's own work — every candidate that ran + the expansion, in seconds — over the
+        oracle's training), at the same seed. (Until 2026-12-06 the second figure counted the selected candidate
+        alone, which understated a search that ran two.)"""
         orc = self.oracle[r["original_id"]]
         exp = self.expands.get((r["original_id"], r["alpha"], r.get("false_flags", 0.0)), {})
         cpu = (r["job_cpu_seconds"] + exp.get("job_cpu_seconds", 0.0)) / orc["job_cpu_seconds"]
-        wall = (r["unlearn_seconds"] + r.get("expand_seconds", 0.0)) / orc["unlearn_seconds"]
-        return cpu, wall
+        ran = math.fsum(c["unlearn_seconds"] for c in r.get("candidates", [r]))
+        work = (ran + r.get("expand_seconds", 0.0)) / orc["unlearn_seconds"]
+        return cpu, work
 
 
 def seed_list(recs: Records) -> str:
@@ -215,13 +219,13 @@ def poison_table(recs: Records, part: str) -> list[str]:
     out = [
         "| case | alpha | false flags | n flagged | oracle acc_corr | auto acc_corr (per seed) | ratio | "
         "target_acc original → auto | expansion P / R | returned original | cost CPU (job + expansion) | "
-        "cost wall (selected + expansion) | target |",
+        "cost, auto's work (candidates + expansion) | target |",
         "|---|---:|---:|---:|---:|---|---:|---|---|---:|---:|---:|---|",
     ]
     groups: dict[tuple[str, float, float], list[dict[str, Any]]] = defaultdict(list)
     for r in recs.autos:
         groups[(case(r), r["alpha"], r.get("false_flags", 0.0))].append(r)
-    verdicts, all_cpu = [], []
+    verdicts, all_cpu, all_work = [], [], []
     for (name, alpha, ff), rows in sorted(groups.items()):
         rows.sort(key=lambda r: r["seed"])
         oracles = [recs.oracle[r["original_id"]] for r in rows]
@@ -230,6 +234,7 @@ def poison_table(recs: Records, part: str) -> list[str]:
         ot, at = mean([o["target_acc"] for o in originals]), mean([r["target_acc"] for r in rows])
         costs = [recs.cost(r) for r in rows]
         all_cpu += [c for c, _ in costs]
+        all_work += [w for _, w in costs]
         ratio = ac / oc
         ok = ratio >= RATIO and (part != "falseflags" or at >= ot - TARGET_POINTS)
         flagged = sorted({r.get("n_flagged", 0) for r in rows})
@@ -250,7 +255,9 @@ def poison_table(recs: Records, part: str) -> list[str]:
         )
     verdicts.append(
         f"- cost ({part}): auto's job + expansion {mean(all_cpu):.2f}x the oracle's retraining in CPU seconds "
-        f"(range {min(all_cpu):.2f}–{max(all_cpu):.2f}; limit {COST}): {verdict(mean(all_cpu) <= COST)}"
+        f"(range {min(all_cpu):.2f}–{max(all_cpu):.2f}; limit {COST}): {verdict(mean(all_cpu) <= COST)}; auto's own "
+        f"work (every candidate + the expansion, over the oracle's training) {mean(all_work):.2f}x "
+        f"(range {min(all_work):.2f}–{max(all_work):.2f})"
     )
     return out + [""] + verdicts
 

@@ -90,8 +90,14 @@ def test_auto_base_follows_the_expansion(interclass_run: api.Run) -> None:
     )
     fixed_ran = [r["settings"] for r in fixed.records if not r.get("is_original")]
     # every candidate of the grid handed to fine-tuning, in grid order (the transplant's first), each distinct once
-    assert [s["base"] for s in fixed_ran] == ["finetune"] * 3
-    assert [(s["lr_factor"], s["anchor"]) for s in fixed_ran] == [(0.5, 0.0), (1.0, 0.0), (0.5, 1.0)]
+    assert [s["base"] for s in fixed_ran] == ["finetune"] * 5
+    assert [(s["lr_factor"], s["anchor"], s["resume"]) for s in fixed_ran] == [
+        (0.5, 0.0, False),
+        (0.5, 0.0, True),  # resumes the one before it
+        (1.0, 0.0, False),
+        (0.5, 1.0, False),
+        (0.5, 1.0, True),
+    ]
     alone = api.unlearn(poison_run, "auto", 0.1, settings=small, grid=False, expansion=noisy, progress=False)
     assert alone.records[0]["settings"]["base"] == "evidence"  # the defaults alone: the base resolves at run time
 

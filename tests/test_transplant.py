@@ -174,8 +174,8 @@ def test_the_anchored_candidate_runs_last_and_keeps_the_original_closer(poison_r
     from corrective.methods import METHODS
 
     grid = METHODS["transplant"].grid()
-    assert [(g.get("anchor", 0.0), g.get("budget")) for g in grid][3:] == [(1.0, None), (1.0, 0.5)]
-    assert [g.get("anchor", 0.0) for g in grid[:3]] == [0.0, 0.0, 0.0]  # the anchored ones last, the longer last of all
+    assert [(g.get("anchor", 0.0), g.get("resume", False)) for g in grid][3:] == [(1.0, False), (1.0, True)]
+    assert [g.get("anchor", 0.0) for g in grid[:3]] == [0.0, 0.0, 0.0]  # the anchored ones last
     anchored_candidate = grid[3]
     task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
     assert task.known_manipulated is None
@@ -192,3 +192,29 @@ def test_the_anchored_candidate_runs_last_and_keeps_the_original_closer(poison_r
         model, _ = run_method(task, "transplant", make_settings("transplant", {**anchored_candidate, "anchor": anchor}))
         kl[anchor] = float((before.exp() * (before - log_probs(model))).sum(1).mean())
     assert kl[1.0] < kl[0.0], kl
+
+
+def test_a_resumed_candidate_continues_the_previous_one(poison_run: api.Run) -> None:
+    """The grid's second and fifth candidates resume the one before them: they start from its model, not the
+    original's (at a vanishing learning rate the convolutions stay the previous candidate's); a search whose first
+    candidate resumes says so in one line; no candidate sees S_m."""
+    from corrective.methods import METHODS, run_methods_grid
+
+    grid = METHODS["transplant"].grid()
+    assert [g.get("resume", False) for g in grid] == [False, True, False, False, True]
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
+    assert task.known_manipulated is None
+    gentle = {"lr_factor": 0.5, "budget": 0.1}
+    still = {"lr": 1e-12, "budget": 0.05, "resume": True}
+    settings = [make_settings("transplant", o) for o in (gentle, still)]
+    (_, first, _), (_, resumed, _) = list(run_methods_grid(task, "transplant", settings))
+
+    def conv(model: torch.nn.Module) -> torch.Tensor:
+        return next(p for p in model.parameters() if p.ndim == 4).detach()
+
+    assert not torch.allclose(conv(first), conv(poison_run.model))
+    assert torch.allclose(conv(resumed), conv(first), atol=1e-6)
+    assert resumed is not first  # a copy: the previous candidate's model is the search's record, left as it was
+    fresh = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.5), progress=False)
+    with pytest.raises(UserError, match="resume continues .* put a candidate without resume first"):
+        run_method(fresh, "transplant", make_settings("transplant", still))

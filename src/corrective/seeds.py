@@ -22,7 +22,9 @@ SALTS: dict[str, dict[str, int]] = {
     "rem": {"flush_batches": 1, "repair_batches": 2},  # over S_f; over S_tr
     "scrub": {"batches": 2},  # the alternating passes over S_f and D_r
     "ssd": {"forget_batches": 11, "retain_batches": 12},  # importance_batches="augmented" only
-    "transplant": {"stamp": 2, "response": 3, "random_image": 4},  # who is stamped; the response's samples, its control
+    "finetune": {"resume_batches": 1},  # the batches of a candidate that resumes the previous one (`resume`)
+    "transplant": {"stamp": 2, "response": 3, "random_image": 4, "resume_batches": 5},  # who is stamped; the
+    # response's samples, its control; a resumed candidate's batches
     "votes": {"reference": 1, "describe": 2, "probe_folds": 3},  # the pixel vote's reference samples (fine-tuning's
     # relabel, the transplant's); those `api.describe_flags` asks; the folds of the confused labels' probe
     # manipulations (`manipulations.base.generator`; salt 0 is the run's seed itself: which samples are taken)

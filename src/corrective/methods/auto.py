@@ -131,6 +131,11 @@ class AutoSettings(ScrubSettings):
         "(the transplant's last candidate: 1)",
         ge=0,
     )
+    resume: bool = setting(
+        False,
+        "the fine-tuning bases start from the model of the search's previous candidate of the base, not the "
+        "original (the transplant's second and fifth candidates)",
+    )
     follow_evidence: bool = setting(
         True, "with a grid: run only the candidates of the base the evidence points to (false: all; the rule picks)"
     )
@@ -201,6 +206,7 @@ def base_settings(base: str, settings: AutoSettings) -> Any:
             relabel_share=settings.relabel_share,
             probe=settings.probe,
             anchor=settings.anchor,
+            resume=settings.resume,
         )
     scrub = {f.name: getattr(settings, f.name) for f in dataclasses.fields(ScrubSettings)}
     return ScrubSettings(**scrub)

@@ -19,6 +19,7 @@ the expansion's recall, benchmarks/results/harm_targets.md). Not part of CF (Goe
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Hashable
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from corrective import seeds
 from corrective.data.base import Split
 from corrective.data.batches import Batch
+from corrective.errors import UserError
 from corrective.methods.base import UnlearnTask, register_method
 from corrective.methods.votes import MAJORITY, flagged_vote, majority, probed, relabelled
 from corrective.settings import Checked, setting
@@ -70,6 +73,11 @@ class FinetuneSettings(Checked):
     )
     k: int = setting(10, "neighbours whose majority label names a flagged sample's class", ge=1)
     reference: int = setting(10_000, "the neighbours come from at most this many unflagged samples (seeded)", ge=1)
+    resume: bool = setting(
+        False,
+        "start from the model the search's previous candidate of this method returned (its budget's steps are "
+        "added to that one's, over batches of their own) instead of from the original; the first candidate cannot",
+    )
 
     RENAMED: ClassVar[dict[str, str]] = {"fraction": "budget"}  # every method's budget is `budget`
 
@@ -100,16 +108,41 @@ def anchored(teacher: nn.Module, flagged: Tensor, hits: dict[str, Tensor] | None
     return loss
 
 
+LAST = "last_model"  # task.cache key, with the method's name: the model its previous candidate in the search returned
+
+
+def start_model(task: UnlearnTask, name: str, settings: FinetuneSettings) -> nn.Module:
+    """Where a candidate of fine-tuning base `name` starts: a copy of M_o, or with `resume` a copy of the model the
+    previous candidate of `name` on this task (the search's) returned."""
+    if not settings.resume:
+        return task.copy_model()
+    if (LAST, name) not in task.cache:
+        raise UserError(
+            f"{name}: resume continues the model of the search's previous {name} candidate and none ran before it; "
+            "put a candidate without resume first"
+        )
+    last: nn.Module = task.cache[(LAST, name)]
+    return copy.deepcopy(last)
+
+
 def tune(
-    task: UnlearnTask, name: str, data: Split, settings: FinetuneSettings, hits: dict[str, Tensor] | None = None
+    task: UnlearnTask,
+    name: str,
+    data: Split,
+    settings: FinetuneSettings,
+    start: nn.Module,
+    hits: dict[str, Tensor] | None = None,
 ) -> nn.Module:
-    """Algorithm A on `data` from a copy of M_o for the fine-tuning bases' budget (`finetune_config`), its loss
-    `anchored` to M_o where `settings.anchor` asks (`hits`: the rows the transplant's stamp drew)."""
+    """Algorithm A on `data` from `start` (`start_model`) for the fine-tuning bases' budget (`finetune_config`), its
+    loss `anchored` to M_o where `settings.anchor` asks (`hits`: the rows the transplant's stamp drew). A resumed
+    candidate draws batches of its own: the steps it adds are not a replay of the ones before."""
     cfg = finetune_config(task, settings)
+    if settings.resume:
+        cfg = dataclasses.replace(cfg, seed=seeds.derive(task.seed, seeds.salt(name, "resume_batches")))
     if settings.anchor == 0:
-        return task.train_on(name, task.copy_model(), data, cfg)
+        return task.train_on(name, start, data, cfg)
     loss = anchored(task.frozen(task.model), task.forget_ids, hits, settings.anchor)
-    return task.train_on(name, task.copy_model(), data, cfg, loss)
+    return task.train_on(name, start, data, cfg, loss)
 
 
 def finetune_config(task: UnlearnTask, settings: FinetuneSettings) -> TrainConfig:
@@ -121,7 +154,9 @@ def finetune_config(task: UnlearnTask, settings: FinetuneSettings) -> TrainConfi
 @register_method(FinetuneSettings)
 def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
     """CF: continue training M_o on S_tr minus S_f with algorithm A, 25 % of its steps."""
+    start = start_model(task, "finetune", settings)
     data = task.retain()
+    outer = task  # the search's task: `with_probe` gives one of its own
     if settings.relabel:
         key = ("votes", settings.k, settings.reference)  # a grid over the learning rate votes once
         if key not in task.cache:
@@ -132,7 +167,8 @@ def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
         if settings.probe:
             flagged, content, task = with_probe(task, key, flagged, content, settings)
         data = relabelled(task.train, flagged, content, settings.keep_confirmed)
-    return tune(task, "finetune", data, settings)
+    outer.cache[(LAST, "finetune")] = model = tune(task, "finetune", data, settings, start)
+    return model
 
 
 def with_probe(
