@@ -225,21 +225,21 @@ LR_GRID = [{"lr_factor": 1.0}, {"lr_factor": 0.5}]
 
 
 def transplant_grid() -> list[dict[str, Any]]:
-    """Half algorithm A's learning rate, that candidate resumed for as many steps again, the whole of it, and half of
-    it anchored to the original on the clean samples, resumed after it — the gentlest first, as `auto` tries them in order and stops at the first
-    within the guard. With one candidate the guarded rule returned the original where it lost two validation samples
-    of a class to noise (digits); on Fashion-MNIST blended only the longer run kept every class within the guard
-    (benchmarks/results/transplant.md). Half the rate removed as much as the whole (digits: acc_corr 92.5 vs 92.1 %,
-    attack success 1.9 vs 1.6 %, 24 runs) and kept the guard in 46 of 47 runs where the whole rate kept it in 44
-    (benchmarks/results/harm_targets.md). The anchored one comes last: it keeps a confusable class where the others
-    lose more than the guard allows (Fashion-MNIST WaNet seed 1: 3.2 points of T-shirt instead of 6.7) but leaves
-    more of the attack (10.5 % instead of 3.1 %; transplant.md, "anchor"). The anchored one for twice the steps is
-    the very last: where the anchored one still lost a class to Shirt's noise (Fashion-MNIST blended 1 % seed 0: 5.7
-    points) it kept it (1.5) and removed the attack (2.4 %), while on interclass T-shirt/Shirt, where the forget set
-    is wrong, it lost a class as well (6.7) and the original still comes back (transplant.md, "anchor for longer").
-    Those two longer runs were fresh runs for twice the steps until 2026-12-06; resumed, they add only the steps the
-    first run did not take, and kept the guard where the fresh ones did on three of four Fashion-MNIST originals
-    (transplant.md, "resume")."""
+    """Half algorithm A's learning rate, that candidate resumed for as many steps again, the whole of it, and half of it
+    anchored to the original on the clean samples, resumed after it — the gentlest first, as `auto` tries them in
+    order and stops at the first within the guard. With one candidate the guarded rule returned the original where
+    it lost two validation samples of a class to noise (digits); on Fashion-MNIST blended only the longer run kept
+    every class within the guard (benchmarks/results/transplant.md). Half the rate removed as much as the whole
+    (digits: acc_corr 92.5 vs 92.1 %, attack success 1.9 vs 1.6 %, 24 runs) and kept the guard in 46 of 47 runs
+    where the whole rate kept it in 44 (benchmarks/results/harm_targets.md). The anchored one comes last: it keeps a
+    confusable class where the others lose more than the guard allows (Fashion-MNIST WaNet seed 1: 3.2 points of
+    T-shirt instead of 6.7) but leaves more of the attack (10.5 % instead of 3.1 %; transplant.md, "anchor"). The
+    anchored one for twice the steps is the very last: where the anchored one still lost a class to Shirt's noise
+    (Fashion-MNIST blended 1 % seed 0: 5.7 points) it kept it (1.5) and removed the attack (2.4 %), while on
+    interclass T-shirt/Shirt, where the forget set is wrong, it lost a class as well (6.7) and the original still
+    comes back (transplant.md, "anchor for longer"). Those two longer runs were fresh runs for twice the steps until
+    2026-12-06; resumed, they add only the steps the first run did not take, and kept the guard where the fresh ones
+    did on three of four Fashion-MNIST originals (transplant.md, "resume")."""
     gentle = {"lr_factor": 0.5}
     anchored = {**gentle, "anchor": 1.0}
     return [gentle, {**gentle, "resume": True}, {"lr_factor": 1.0}, anchored, {**anchored, "resume": True}]
