@@ -22,8 +22,14 @@ import sys
 import time
 from pathlib import Path
 
-MANIPULATIONS = ("poison", "interclass", "random_swap")
-TRAININGS = ("capacity", "etd")
+
+def protocol() -> tuple[list[str], list[str]]:
+    """The rem-digits preset's manipulations and training types (the cells' seeds and alphas: `--seeds`,
+    `--alphas`), read from the package the script runs beside (`--after`'s by default)."""
+    from corrective.bench import load_spec
+
+    spec = load_spec(preset="rem-digits")
+    return [m.kind for m in spec.manipulations], list(spec.training)
 
 
 def worker(cell: dict) -> dict:
@@ -62,12 +68,13 @@ def main() -> None:
         print(json.dumps(worker(json.loads(args.worker))))
         return
     versions = {"before": args.before, "after": args.after}
+    manipulations, trainings = protocol()
     cells = [
         {"manipulation": m, "training": t, "seed": int(s), "alpha": float(a)}
         for s in args.seeds.split(",")
         for a in args.alphas.split(",")
-        for m in MANIPULATIONS
-        for t in TRAININGS
+        for m in manipulations
+        for t in trainings
     ]
     rows = []
     for i, cell in enumerate(cells):
