@@ -82,8 +82,10 @@ BASE_KNOBS = {"scrub": ("kl_weight",), "transplant": ("lr_factor", "budget"), "f
 def candidate_setting(settings: dict) -> str:
     """One of auto's candidates in words: its base and the settings its candidates vary."""
     base = settings.get("base", "scrub")
-    anchored = [f"anchor {settings['anchor']}"] if settings.get("anchor") else []  # the transplant's last candidate
-    return ", ".join([base, *(f"{k} {settings[k]}" for k in BASE_KNOBS.get(base, ()) if k in settings), *anchored])
+    anchored = [f"anchor {settings['anchor']}"] if settings.get("anchor") else []  # the transplant's last candidates
+    resumed = ["resumed"] if settings.get("resume") else []  # continues the candidate before it (since 2026-12-06)
+    knobs = (f"{k} {settings[k]}" for k in BASE_KNOBS.get(base, ()) if k in settings)
+    return ", ".join([base, *knobs, *anchored, *resumed])
 
 
 def main() -> None:
