@@ -41,6 +41,9 @@ def test_auto_is_registered_as_a_guarded_self_expanding_method() -> None:
     # the grid is declared before the expansion is known: every base's candidates, each naming its base
     assert info.grid() == [{"base": b, **g} for b in BASES for g in CANDIDATES.get(b) or METHODS[b].grid()]
     assert {g["base"] for g in info.grid()} == {"transplant", "finetune", "scrub"}
+    # both fine-tuning bases try the gentlest candidate first: half algorithm A's learning rate
+    assert [g["lr_factor"] for g in CANDIDATES["finetune"]] == [0.5, 1.0]
+    assert METHODS["transplant"].grid()[0] == {"lr_factor": 0.5}
     assert make_settings("auto").base == "evidence"
 
 

@@ -22,7 +22,7 @@ select a setting that erases no class — or return the original model.
 3. Run the base over its candidates of auto's grid (the transplant's five, fine-tuning's two learning rates,
    SCRUB's `kl_weight` grid) on the expanded set **in order, stopping at the first candidate within the guard**
    (`MethodInfo.stop_at_guard`): the transplant's candidates are ordered gentlest and cheapest first (half algorithm
-   A's learning rate at 25 % of its steps first), fine-tuning's the whole rate first, so a task the first one
+   A's learning rate at 25 % of its steps first), fine-tuning's half the rate first too, so a task the first one
    corrects costs one candidate; the later ones run only where the earlier ones lost more than the guard on a class;
    where none of the evidence's base kept it, the other fine-tuning base's candidates follow (`fallback`: the
    transplant after fine-tuning and back). Under the `guarded` rule (`MethodInfo.selection`) that first candidate
@@ -217,8 +217,8 @@ def expanded_task(task: UnlearnTask) -> UnlearnTask:
     return dataclasses.replace(task, forget_ids=ids)
 
 
-# Fine-tuning runs at algorithm A's learning rate, then half of it, under auto: with one candidate the guard returned
-# the original where it lost two validation samples of a class to noise.
+# Fine-tuning runs at half algorithm A's learning rate, then the whole of it, under auto: with one candidate the guard
+# returned the original where it lost two validation samples of a class to noise.
 CANDIDATES = {"finetune": LR_GRID}  # auto's own candidates for a base; the base's registered grid otherwise
 
 
