@@ -130,19 +130,25 @@ def tune(
     name: str,
     data: Split,
     settings: FinetuneSettings,
-    start: nn.Module,
+    search: UnlearnTask,
     hits: dict[str, Tensor] | None = None,
 ) -> nn.Module:
-    """Algorithm A on `data` from `start` (`start_model`) for the fine-tuning bases' budget (`finetune_config`), its
-    loss `anchored` to M_o where `settings.anchor` asks (`hits`: the rows the transplant's stamp drew). A resumed
-    candidate draws batches of its own: the steps it adds are not a replay of the ones before."""
+    """Algorithm A on `data` for the fine-tuning bases' budget (`finetune_config`) from where the candidate starts
+    (`start_model`), its loss `anchored` to M_o where `settings.anchor` asks (`hits`: the rows the transplant's stamp
+    drew). `search` is the task the search's candidates share (`task` may be `with_probe`'s copy of it, whose cache
+    is its own): it keeps the model each candidate returns, which a resumed one starts from. A resumed candidate
+    draws batches of its own: the steps it adds are not a replay of the ones before."""
+    start = start_model(search, name, settings)
     cfg = finetune_config(task, settings)
     if settings.resume:
         cfg = dataclasses.replace(cfg, seed=seeds.derive(task.seed, seeds.salt(name, "resume_batches")))
     if settings.anchor == 0:
-        return task.train_on(name, start, data, cfg)
-    loss = anchored(task.frozen(task.model), task.forget_ids, hits, settings.anchor)
-    return task.train_on(name, start, data, cfg, loss)
+        model = task.train_on(name, start, data, cfg)
+    else:
+        loss = anchored(task.frozen(task.model), task.forget_ids, hits, settings.anchor)
+        model = task.train_on(name, start, data, cfg, loss)
+    search.cache[(LAST, name)] = model
+    return model
 
 
 def finetune_config(task: UnlearnTask, settings: FinetuneSettings) -> TrainConfig:
@@ -154,9 +160,8 @@ def finetune_config(task: UnlearnTask, settings: FinetuneSettings) -> TrainConfi
 @register_method(FinetuneSettings)
 def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
     """CF: continue training M_o on S_tr minus S_f with algorithm A, 25 % of its steps."""
-    start = start_model(task, "finetune", settings)
     data = task.retain()
-    outer = task  # the search's task: `with_probe` gives one of its own
+    search = task  # `with_probe` gives a task of its own
     if settings.relabel:
         key = ("votes", settings.k, settings.reference)  # a grid over the learning rate votes once
         if key not in task.cache:
@@ -167,8 +172,7 @@ def finetune(task: UnlearnTask, settings: FinetuneSettings) -> nn.Module:
         if settings.probe:
             flagged, content, task = with_probe(task, key, flagged, content, settings)
         data = relabelled(task.train, flagged, content, settings.keep_confirmed)
-    outer.cache[(LAST, "finetune")] = model = tune(task, "finetune", data, settings, start)
-    return model
+    return tune(task, "finetune", data, settings, search)
 
 
 def with_probe(

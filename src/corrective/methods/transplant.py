@@ -48,7 +48,7 @@ from corrective import seeds
 from corrective.data.base import Split
 from corrective.data.batches import Pipeline
 from corrective.methods.base import UnlearnTask, register_method
-from corrective.methods.finetune import LAST, FinetuneSettings, start_model, tune, with_probe
+from corrective.methods.finetune import FinetuneSettings, tune, with_probe
 from corrective.methods.votes import (
     confirmed,
     majority,
@@ -255,8 +255,7 @@ def transplant(task: UnlearnTask, settings: TransplantSettings) -> nn.Module:
     if key not in task.cache:
         task.cache[key] = estimate_trigger(task, settings)
     delta, mean, voted, share = task.cache[key]
-    start = start_model(task, "transplant", settings)
-    outer = task  # the search's task: `with_probe` gives one of its own
+    search = task  # `with_probe` gives a task of its own
     content = majority(voted, share, settings.relabel_share)
     clip = task.train.x.dtype == torch.uint8  # pixels in [0, 1]; float images are model inputs as they are
     gen = task.generator(seeds.salt("transplant", "stamp"))
@@ -268,6 +267,6 @@ def transplant(task: UnlearnTask, settings: TransplantSettings) -> nn.Module:
     if settings.relabel and settings.keep_confirmed:  # a confirmed sample stays in as its content, without the estimate
         cleaned = torch.isin(data.ids, task.train.ids[flagged[confirmed(task.train, flagged, content)]])
     hits: dict[str, Tensor] = {}
-    data = stamped(data, delta, mean, settings, gen, clip, cleaned, hits)
-    outer.cache[(LAST, "transplant")] = model = tune(task, "transplant", data, settings, start, hits)
-    return model
+    return tune(
+        task, "transplant", stamped(data, delta, mean, settings, gen, clip, cleaned, hits), settings, search, hits
+    )
