@@ -124,6 +124,9 @@ def test_fix_returns_the_model_unchanged_when_the_correction_harms_it(user_files
     (warning,) = [line for line in r.stderr.splitlines() if "warning" in line]
     assert "lost more than the guard (0.05 or one sample of a class)" in warning and "returned unchanged" in warning
     saved = json.loads((tmp_path / "a" / "fix.json").read_text())["candidates"]
+    drops = [o - c for o, c in zip(saved[-1]["val_per_class_acc"], saved[0]["val_per_class_acc"], strict=True)]
+    worst = max(range(len(drops)), key=drops.__getitem__)  # the warning names the class that fell most
+    assert f"the one tried took class {worst} down {saved[0]['val_class_drop']:.3f}" in warning
     assert saved[0]["rejected_by_guard"] and saved[-1]["is_original"] and saved[-1]["selected"]
     strict = fix(user_files, tmp_path / "b", *flagged, *WRECK, "--strict")
     assert strict.returncode == 3 and "returned unchanged" in strict.stderr
@@ -325,3 +328,20 @@ def test_check_flagged_dedupes_and_validates(digits) -> None:
     assert api.check_flagged(digits.train, torch.cat([ids, ids])).tolist() == sorted(ids.tolist())
     with pytest.raises(UserError, match="no sample is flagged"):
         api.check_flagged(digits.train, torch.tensor([], dtype=torch.long))
+
+
+def test_the_harm_warning_names_the_class_and_the_candidates_tried() -> None:
+    from corrective.cli.fix import harm_warning
+
+    common = {"max_class_drop": 0.05, "selection": "guarded"}
+    tried = [
+        {**common, "val_per_class_acc": [0.9, 0.7, float("nan")], "val_class_drop": 0.2, "val_accuracy": 0.8},
+        {**common, "val_per_class_acc": [0.8, 0.8, 0.9], "val_class_drop": 0.1, "val_accuracy": 0.85},
+    ]
+    tried[1]["rejected_by_guard"] = True
+    original = {**common, "is_original": True, "val_per_class_acc": [0.9, 0.9, 0.9], "val_accuracy": 0.9}
+    warning = harm_warning([*tried, original], 0.9)
+    assert warning is not None
+    assert "the guarded rule's choice of the 2 tried took class 0 down 0.100 (all 0.9000 -> 0.8500)" in warning
+    assert warning.endswith("your model is returned unchanged")
+    assert harm_warning([{**tried[0]}, original], 0.9) is None  # nothing rejected: nothing to say

@@ -32,6 +32,7 @@ from corrective.data import DATASETS
 from corrective.data.adapters import DEFAULT_WORKERS
 from corrective.data.streamed import check_workers
 from corrective.methods import METHODS, candidate_overrides, make_settings
+from corrective.methods.selection import known
 from corrective.models import MODELS
 from corrective.runs import check_out_dir
 from corrective.training import DEFAULT_EPOCHS, PRESETS
@@ -252,6 +253,13 @@ def fix(
         raise typer.Exit(HARM_EXIT)
 
 
+def worst_class(record: dict[str, Any], original: dict[str, Any]) -> str:
+    """'class N', the class whose test-split accuracy fell most from the original's to `record`'s."""
+    pairs = enumerate(zip(original["val_per_class_acc"], record["val_per_class_acc"], strict=True))
+    drops = {i: o - c for i, (o, c) in pairs if known(o) and known(c)}
+    return f"class {max(drops, key=drops.__getitem__)}" if drops else "a class"
+
+
 HARM_EXIT = 3  # `fix --strict`: the correction was refused by the guard (or the guard could not be checked)
 
 
@@ -259,10 +267,13 @@ def harm_warning(records: list[dict[str, Any]], before: float) -> str | None:
     """One line when the guard refused the correction (or could not check it); None when it held."""
     rejected = next((r for r in records if r.get("rejected_by_guard")), None)
     if rejected is not None:
+        tried = sum(1 for r in records if not r.get("is_original"))
+        chosen = "the one" if tried == 1 else f"the {rejected['selection']} rule's choice of the {tried}"
         return (
             f"the correction lost more than the guard ({rejected['max_class_drop']:g} or one sample of a class) on "
-            f"your test split (a class down {rejected['val_class_drop']:.3f}, all {before:.4f} -> "
-            f"{rejected['val_accuracy']:.4f}): your model is returned unchanged"
+            f"your test split: {chosen} tried took {worst_class(rejected, records[-1])} down "
+            f"{rejected['val_class_drop']:.3f} (all {before:.4f} -> {rejected['val_accuracy']:.4f}); your model is "
+            "returned unchanged"
         )
     if records[-1].get("do_no_harm") == "unchecked":
         return "no test split to check the correction on: it may have lost accuracy (the guard could not run)"
