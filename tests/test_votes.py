@@ -16,7 +16,9 @@ from corrective.methods import make_settings, run_method
 from corrective.methods.auto import AutoSettings, base_settings
 from corrective.methods.finetune import with_probe
 from corrective.methods.votes import (
+    PROBE_COVER,
     PROBE_LABELS,
+    PROBE_SHARE,
     SIDE,
     UNDECIDED,
     PixelVote,
@@ -128,6 +130,17 @@ def test_the_confused_labels_are_the_changes_a_fifth_of_the_changed_votes_show()
     assert confused_labels(train, flagged, train.y).tolist() == []  # every label confirmed: no confusion
     spread = Split(torch.zeros(5, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 2, 3, 4]), torch.arange(5))
     assert len(confused_labels(spread, torch.arange(5), torch.tensor([5, 6, 7, 8, 9]))) > PROBE_LABELS  # random swap
+
+
+def test_votes_spread_over_many_classes_are_no_confusion() -> None:
+    """A dirty-label backdoor's flags all carry its target and their votes name their many source classes: one
+    source passing PROBE_SHARE is not a confusion of a few labels unless the changes that pass hold PROBE_COVER."""
+    target = Split(torch.zeros(10, 1, 2, 2, dtype=torch.uint8), torch.zeros(10, dtype=torch.long), torch.arange(10))
+    sources = torch.tensor([7, 7, 7, 1, 2, 3, 4, 5, 6, 9])  # 7 is 30 % of the changes, every other class 10 %
+    assert PROBE_SHARE <= 0.3 < PROBE_COVER
+    assert confused_labels(target, torch.arange(10), sources).tolist() == []
+    one_way = torch.tensor([7, 7, 7, 7, 7, 7, 7, 7, 1, 2])  # a one-way confusion 0 -> 7 (80 %) and two strays
+    assert confused_labels(target, torch.arange(10), one_way).tolist() == [0, 7]
 
 
 def test_the_probe_widens_a_confusion_and_relabels_only_where_both_views_agree(interclass_run: api.Run) -> None:
