@@ -141,6 +141,8 @@ def test_votes_spread_over_many_classes_are_no_confusion() -> None:
     assert confused_labels(target, torch.arange(10), sources).tolist() == []
     one_way = torch.tensor([7, 7, 7, 7, 7, 7, 7, 7, 1, 2])  # a one-way confusion 0 -> 7 (80 %) and two strays
     assert confused_labels(target, torch.arange(10), one_way).tolist() == [0, 7]
+    two_sources = torch.tensor([7, 7, 7, 1, 1, 1, 2, 3, 4, 5])  # 0 -> 7 and 0 -> 1, 30 % each: 60 % together
+    assert confused_labels(target, torch.arange(10), two_sources).tolist() == [0, 1, 7]
 
 
 def test_the_probe_widens_a_confusion_and_relabels_only_where_both_views_agree(interclass_run: api.Run) -> None:
