@@ -152,7 +152,7 @@ PROBE_LABELS = 4  # the probe runs where the flags' votes confuse at most this m
 # classes; random label noise spreads over all of them, and the probe over every sample would cost a training's share)
 PROBE_SHARE = 0.2  # a label change counts where at least this share of the changed votes show it (digits interclass
 # 3 <-> 8: each ~40 %; the pixel vote's strays, 3 or 8 -> 1, 5, 7, 9: 2-10 % each)
-PROBE_COVER = 0.35  # and the changes that count must hold more than this share of the changed votes together: two
+PROBE_COVER = 0.35  # and the changes that count must hold at least this share of the changed votes together: two
 # changes (a pair confused both ways, a target confused with two sources) or one that a third of the votes show, not
 # one source among many just past PROBE_SHARE. A dirty-label backdoor's flags name their many source classes: digits
 # blended 5 % 0.20-0.30 (one source), where a probe over the target and that source took clean samples of both into
