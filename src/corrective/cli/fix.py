@@ -32,7 +32,7 @@ from corrective.data import DATASETS
 from corrective.data.adapters import DEFAULT_WORKERS
 from corrective.data.streamed import check_workers
 from corrective.methods import METHODS, candidate_overrides, make_settings
-from corrective.methods.selection import known
+from corrective.methods.selection import Reference, class_drops
 from corrective.models import MODELS
 from corrective.runs import check_out_dir
 from corrective.training import DEFAULT_EPOCHS, PRESETS
@@ -255,8 +255,7 @@ def fix(
 
 def worst_class(record: dict[str, Any], original: dict[str, Any]) -> str:
     """'class N', the class whose test-split accuracy fell most from the original's to `record`'s."""
-    pairs = enumerate(zip(original["val_per_class_acc"], record["val_per_class_acc"], strict=True))
-    drops = {i: o - c for i, (o, c) in pairs if known(o) and known(c)}
+    drops = class_drops(record, Reference(tuple(original["val_per_class_acc"])))
     return f"class {max(drops, key=drops.__getitem__)}" if drops else "a class"
 
 

@@ -104,16 +104,22 @@ def selection_score(record: dict[str, Any]) -> float:
     return 0.5 * float(val) + 0.5 * float(changed)
 
 
-def class_drop(record: dict[str, Any], reference: Reference | None) -> float:
-    """The largest fall of a class's validation accuracy below the original's (inf when unknown).
+def class_drops(record: dict[str, Any], reference: Reference | None) -> dict[int, float] | None:
+    """Each class's fall of validation accuracy below the original's, by class index (None when unknown).
 
     Classes absent from the validation split (NaN in either) are skipped.
     """
     per_class = record.get("val_per_class_acc")
     if reference is None or per_class is None or len(per_class) != len(reference.accuracy):
-        return math.inf
-    drops = [r - c for r, c in zip(reference.accuracy, per_class, strict=True) if known(r) and known(c)]
-    return max(drops, default=0.0)
+        return None
+    pairs = enumerate(zip(reference.accuracy, per_class, strict=True))
+    return {i: r - c for i, (r, c) in pairs if known(r) and known(c)}
+
+
+def class_drop(record: dict[str, Any], reference: Reference | None) -> float:
+    """The largest fall of a class's validation accuracy below the original's (inf when unknown)."""
+    drops = class_drops(record, reference)
+    return math.inf if drops is None else max(drops.values(), default=0.0)
 
 
 def whole_drop(record: dict[str, Any], reference: Reference | None) -> float:

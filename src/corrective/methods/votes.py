@@ -171,8 +171,9 @@ def confused_labels(train: Split, flagged: Tensor, content: Tensor) -> Tensor:
     given = train.y[flagged].cpu()
     changed = (content != UNDECIDED) & (content != given)
     pairs, counts = torch.stack([given[changed], content[changed]], 1).unique(dim=0, return_counts=True)
-    kept = counts >= PROBE_SHARE * int(changed.sum())
-    if int(counts[kept].sum()) < PROBE_COVER * int(changed.sum()):
+    n_changed = int(changed.sum())
+    kept = counts >= PROBE_SHARE * n_changed
+    if int(counts[kept].sum()) < PROBE_COVER * n_changed:
         return torch.zeros(0, dtype=torch.long)
     labels: Tensor = pairs[kept].flatten().unique()
     return labels
