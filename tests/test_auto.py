@@ -482,3 +482,65 @@ def test_describe_flags_says_what_the_flags_look_like(poison_run: api.Run) -> No
     # every record of unlearn says it
     rec = api.unlearn(poison_run, "none", 0.1, progress=False).record
     assert rec["flag_notes"] == [] and rec["n_repeated_ids"] == 0 and rec["flags_label"] == 0
+
+
+def test_the_heal_classes_are_the_forget_sets_labels_where_the_evidence_says_label_noise(
+    interclass_run: api.Run,
+) -> None:
+    from corrective.methods.auto import heal_shares
+
+    task = UnlearnTask(
+        interclass_run.model,
+        interclass_run.train_split,
+        interclass_run.manipulation.forget_ids(0.1),
+        Pipeline.of(interclass_run.dataset),
+        interclass_run.config.scaled(1.0),
+        interclass_run.spec,
+        seed=0,
+    )  # no S_m: the shares read the expansion and the labels as given
+    exp = api.expand_run(interclass_run, 0.1, "auto")
+    noisy = dataclasses.replace(task, expansion=dataclasses.replace(exp, chosen="label_noise"))
+    noisy.cache[auto_method.RESPONSE] = auto_method.Response(0, 0.0, 0.0)  # the original answers no trigger
+    shares = heal_shares(noisy)
+    assert shares is not None and sum(shares.values()) == pytest.approx(1.0)
+    labels = interclass_run.train_split.y[interclass_run.train_split.positions_of(exp.ids)]
+    assert shares == {int(c): int((labels == c).sum()) / len(labels) for c in labels.unique()}
+    shared = dataclasses.replace(task, expansion=dataclasses.replace(exp, chosen="neighbours"))
+    assert heal_shares(shared) is None  # a shared feature (a trigger): nothing to heal on clean data
+
+
+def test_a_search_ends_where_the_forget_set_lowered_the_classes_to_heal(poison_run: api.Run, monkeypatch) -> None:
+    """Candidates measured as: wrecked (the whole split down: a setting's fault, the search goes on), the heal
+    classes down alone (the forget set's fault: the search ends, the original returns), never run."""
+    from corrective.api.core import reference_on, run_candidates
+    from corrective.methods.selection import Selection
+
+    monkeypatch.setitem(
+        METHODS, "none", dataclasses.replace(METHODS["none"], stop_at_guard=True, heals=lambda task: {0: 1.0})
+    )
+    task = UnlearnTask(
+        poison_run.model,
+        poison_run.train_split,
+        poison_run.manipulation.forget_ids(0.1),
+        Pipeline.of(poison_run.dataset),
+        poison_run.config.scaled(1.0),
+        poison_run.spec,
+    )
+    val = poison_run.dataset.val
+    reference = reference_on(poison_run.model, val, task.pipeline, 10)
+    base = list(reference.accuracy)
+    wrecked = [a / 2 for a in base]
+    pair = [base[0] - 3 / reference.counts[0], *base[1:]]  # three samples of class 0 lost, nothing else
+    figures = iter([wrecked, pair, base])
+
+    def measure(model: torch.nn.Module) -> dict:
+        per_class = next(figures)
+        return {"val_per_class_acc": per_class, "val_accuracy": sum(per_class) / 10, "forget_changed": 0.5}
+
+    result = run_candidates(task, "none", None, [{}, {}, {}], measure, Selection("guarded"), reference, True)
+    *ran, original = result.records
+    assert len(ran) == 2  # the third never ran
+    assert [r["unhealed"] for r in ran] == [True, True]
+    assert ran[1]["val_heal"] == pytest.approx(-3 / reference.counts[0])
+    assert original["is_original"] and original["selected"] and original["stopped_unhealed"]
+    assert original["returned_original"] and not original["stopped_at_guard"]

@@ -345,3 +345,15 @@ def test_the_harm_warning_names_the_class_and_the_candidates_tried() -> None:
     assert "the guarded rule's choice of the 2 tried took class 0 down 0.100 (all 0.9000 -> 0.8500)" in warning
     assert warning.endswith("your model is returned unchanged")
     assert harm_warning([{**tried[0]}, original], 0.9) is None  # nothing rejected: nothing to say
+
+
+def test_the_harm_warning_says_when_the_correction_did_not_heal() -> None:
+    from corrective.cli.fix import harm_warning
+
+    common = {"max_class_drop": 0.05, "selection": "guarded"}
+    tried = {**common, "val_per_class_acc": [0.9, 0.87, 0.9], "val_class_drop": 0.03, "val_accuracy": 0.89}
+    tried |= {"val_heal": -0.015, "unhealed": True, "rejected_by_guard": True}
+    original = {**common, "is_original": True, "val_per_class_acc": [0.9, 0.9, 0.9], "val_accuracy": 0.9}
+    warning = harm_warning([tried, original], 0.9)
+    assert warning is not None and "did not heal the classes of the samples it unlearned" in warning
+    assert "the one tried lowered their accuracy on your test split by 0.015 (class 1 down 0.030" in warning

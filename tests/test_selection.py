@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -10,7 +11,15 @@ import torch
 from corrective import api
 from corrective.errors import UserError
 from corrective.methods import Selection, select, selection_score
-from corrective.methods.selection import Reference, class_drop, selection_record, whole_drop
+from corrective.methods.selection import (
+    HEAL_TOLERANCE,
+    Reference,
+    class_drop,
+    heal_change,
+    selection_record,
+    unhealed,
+    whole_drop,
+)
 from corrective.metrics import evaluate
 
 
@@ -180,3 +189,35 @@ def test_unlearn_with_guarded_selection_records_the_rule_and_each_drop(poison_ru
         assert eligible[guarded.selected]
     with pytest.raises(UserError, match="max_class_drop"):
         api.unlearn(poison_run, "none", 0.1, selection="guarded", max_class_drop=2.0, progress=False)
+
+
+def test_heal_weighs_the_forget_sets_classes_and_allows_half_a_point_or_one_sample() -> None:
+    # the forget set holds classes 0 and 1 three to one: their validation accuracy must not fall
+    big = Reference((0.9,) * 10, (600,) * 10, heal=(0.75, 0.25, *[0.0] * 8))
+    assert big.heal_allowed() == HEAL_TOLERANCE  # one sample of 600 is less than half a point
+    healed = cand(0.9, 0.5, val_per_class_acc=per_class(1, 0.95))  # class 1 up 5 points, class 0 the same
+    assert heal_change(healed, big) == pytest.approx(0.0125) and not unhealed(healed, big)
+    fell = cand(0.9, 0.5, val_per_class_acc=per_class(0, 0.89))  # class 0 down one point: 0.75 of it
+    assert heal_change(fell, big) == pytest.approx(-0.0075) and unhealed(fell, big)
+    elsewhere = cand(0.9, 0.5, val_per_class_acc=per_class(5, 0.87))  # a class outside the forget set: no heal matter
+    assert heal_change(elsewhere, big) == pytest.approx(0.0) and not unhealed(elsewhere, big)
+    guarded = Selection("guarded")
+    assert guarded.eligible(healed, big) and not guarded.eligible(fell, big) and guarded.eligible(elsewhere, big)
+    assert guarded.eligible(fell, dataclasses.replace(big, heal=None))  # without heal classes: the class guard alone
+    assert heal_change(fell, REF) is None and not unhealed(fell, REF)
+    # few samples a class (digits: 14): one sample of each heal class, weighted, is the allowance
+    small = Reference((1.0,) * 10, (14,) * 10, heal=(0.5, 0.5, *[0.0] * 8))
+    assert small.heal_allowed() == pytest.approx(1 / 14)
+    assert not unhealed(cand(1.0, 0.5, val_per_class_acc=per_class(0, 12 / 14, base=1.0)), small)  # 2 of 28
+    assert unhealed(cand(1.0, 0.5, val_per_class_acc=[12 / 14, 13 / 14, *[1.0] * 8]), small)  # 3 of 28
+
+
+def test_a_fall_of_the_heal_classes_alone_is_the_forget_sets_fault() -> None:
+    ref = Reference((0.9,) * 10, (600,) * 10, heal=(0.5, 0.5, *[0.0] * 8))
+    guarded = Selection("guarded")
+    pair = cand(0.89, 0.5, val_per_class_acc=[0.85, 0.9, *[0.9] * 8])  # one heal class down 5 points, the rest held
+    assert unhealed(pair, ref) and guarded.forget_set_fault(pair, ref)
+    wrecked = cand(0.5, 0.5, val_per_class_acc=[0.5] * 10)  # a harsh setting takes the whole split down: not it
+    assert unhealed(wrecked, ref) and not guarded.forget_set_fault(wrecked, ref)
+    assert not guarded.forget_set_fault(cand(0.9, 0.5, val_per_class_acc=[0.9] * 10), ref)
+    assert not guarded.forget_set_fault(pair, None)

@@ -24,7 +24,7 @@ from corrective.methods import (
     run_methods_grid,
     settings_dict,
 )
-from corrective.methods.selection import Reference, Selection, class_drop, selection_record
+from corrective.methods.selection import Reference, Selection, class_drop, heal_change, selection_record, unhealed
 from corrective.metrics import per_class_accuracy
 
 
@@ -96,6 +96,12 @@ def run_candidates(
     runs its candidates in order and stops at the first within the guard — the rule's choice among those that ran
     (every record says `stopped_at_guard`: True where a candidate within the guard ended the search, False where
     none was and every candidate ran).
+
+    A method that names classes to heal on the task (`MethodInfo.heals`: auto where its evidence says label noise)
+    has them in the reference: each record gets `val_heal` (their validation accuracy's change, weighted by their
+    shares), a candidate that lowers it beyond the allowance is not within the guard (`unhealed`), and a search that
+    stops at the guard ends at one that did so while the split as a whole held (`stopped_unhealed`: the forget set's
+    doing, which every candidate shares; `Selection.forget_set_fault`).
     """
     info = get_method(method)
     selection = selection or Selection()
@@ -105,25 +111,34 @@ def run_candidates(
         )
     candidates = [make_settings(method, o) for o in candidate_overrides(method, grid, settings)]
     stop_at_guard = info.stop_at_guard and selection.rule == "guarded" and reference is not None
+    heal: dict[int, float] | None = None
     records: list[dict[str, Any]] = []
     best: nn.Module | None = None
     best_key: tuple[float, float] | None = None
     chosen = 0
     for s, model, seconds in run_methods_grid(task, method, candidates):
+        if not records and reference is not None and info.heals is not None:  # after the first candidate, whose
+            heal = info.heals(task)  # seconds hold what the method's evidence cost (auto's)
+            if heal is not None:
+                reference = replace(reference, heal=tuple(heal.get(c, 0.0) for c in range(len(reference.accuracy))))
         record = {"method": method, "settings": settings_dict(s), "selected": False, "is_method": info.is_method}
         record |= {"n_forget": len(task.forget_ids), "unlearn_seconds": seconds}
         record |= measure(model)
         if reference is not None:
             record["val_class_drop"] = class_drop(record, reference)
+        if heal is not None:
+            record |= {"val_heal": heal_change(record, reference), "unhealed": unhealed(record, reference)}
         records.append(record)
         key = selection.key(record, reference)
         if best_key is None or key > best_key:  # strict: the first of equals wins
             best, best_key, chosen = model, key, len(records) - 1
-        if stop_at_guard and selection.eligible(record, reference):
-            break  # the first candidate within the guard: the later ones are not run
+        if stop_at_guard and (selection.eligible(record, reference) or selection.forget_set_fault(record, reference)):
+            break  # the first candidate within the guard, or one whose forget set lowered the classes to heal
     choice = selection_record(records, chosen, selection, reference)
     if stop_at_guard:  # the search ends at a candidate within the guard, or ran every candidate without one
         choice["stopped_at_guard"] = selection.eligible(records[-1], reference)
+        if heal is not None:
+            choice["stopped_unhealed"] = selection.forget_set_fault(records[-1], reference)
     if do_no_harm:
         within = (
             None

@@ -268,6 +268,13 @@ def harm_warning(records: list[dict[str, Any]], before: float) -> str | None:
     if rejected is not None:
         tried = sum(1 for r in records if not r.get("is_original"))
         chosen = "the one" if tried == 1 else f"the {rejected['selection']} rule's choice of the {tried}"
+        if rejected.get("unhealed"):  # auto on label noise: the classes of the unlearned samples fell
+            return (
+                f"the correction did not heal the classes of the samples it unlearned: {chosen} tried lowered their "
+                f"accuracy on your test split by {-rejected['val_heal']:.3f} ({worst_class(rejected, records[-1])} "
+                f"down {rejected['val_class_drop']:.3f}; all {before:.4f} -> {rejected['val_accuracy']:.4f}); your "
+                "model is returned unchanged"
+            )
         return (
             f"the correction lost more than the guard ({rejected['max_class_drop']:g} or one sample of a class) on "
             f"your test split: {chosen} tried took {worst_class(rejected, records[-1])} down "

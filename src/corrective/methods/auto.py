@@ -51,6 +51,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import nn
 
 from corrective.expand import Expansion, expand
@@ -269,6 +270,17 @@ def auto_run_grid(task: UnlearnTask, settings_list: list[Any]) -> Iterator[tuple
                 evidence_seconds = 0.0
 
 
+def heal_shares(task: UnlearnTask) -> dict[int, float] | None:
+    """Where the evidence says label noise, the classes a correction must heal: each class's share of the expanded
+    set's labels as given (the guarded rule refuses a candidate that lowers their validation accuracy, and the search
+    stops there); None for a shared feature (a trigger), whose removal need not raise clean accuracy."""
+    if evidence_base(task) != LABEL_NOISE_BASE:
+        return None
+    labels = expanded_task(task).forget().y.cpu()
+    classes, counts = torch.unique(labels, return_counts=True)
+    return {int(c): int(n) / len(labels) for c, n in zip(classes, counts, strict=True)}
+
+
 def auto_diagnostics(task: UnlearnTask) -> dict[str, Any]:
     """Which base the evidence points to, and why (with the original's response to the flags' trigger where the
     expansion chose label_noise)."""
@@ -290,6 +302,7 @@ def auto_diagnostics(task: UnlearnTask) -> dict[str, Any]:
     grid_by_default=True,
     do_no_harm=True,
     stop_at_guard=True,
+    heals=heal_shares,
 )
 def auto(task: UnlearnTask, settings: AutoSettings) -> nn.Module:
     """Expand S_f (auto strategy), unlearn it with the base the evidence points to, guarded selection."""

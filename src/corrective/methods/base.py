@@ -211,6 +211,10 @@ class MethodInfo:
     # True: under the guarded rule the candidates run in grid order and the search stops at the first within the
     # guard (auto: a task its first candidate corrects costs one candidate).
     stop_at_guard: bool = False
+    # Optional: the classes a candidate must heal on the task, each with its weight (None: no such classes). Under
+    # the guarded rule a candidate that lowers their validation accuracy is not eligible, and a search that stops at
+    # the guard ends there (auto where its evidence says label noise: the shares of the forget set's labels).
+    heals: Callable[[UnlearnTask], dict[int, float] | None] | None = None
     needs: str = "model"  # a key of NEEDS
 
 
@@ -230,6 +234,7 @@ def register_method(
     grid_by_default: bool = False,
     do_no_harm: bool = False,
     stop_at_guard: bool = False,
+    heals: Callable[[UnlearnTask], dict[int, float] | None] | None = None,
     needs: str = "model",
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator filing a method under its function name (or `name`) with its settings dataclass and grid."""
@@ -256,6 +261,7 @@ def register_method(
                 grid_by_default,
                 do_no_harm,
                 stop_at_guard,
+                heals,
                 needs,
             ),
         )

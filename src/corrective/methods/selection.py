@@ -13,6 +13,13 @@
   moves in steps of one validation sample, so a fall of one sample is always allowed: with 13
   samples a class (digits) one sample is 7.7 points, and a 5-point limit alone would refuse every
   candidate that misclassifies one more.
+- **Heal** (where the reference names the classes a correction should heal, `Reference.heal`: `auto` where its
+  evidence says label noise): a guarded candidate must also keep the validation accuracy of those classes — each
+  class's change weighted by its share of the forget set — from falling by more than `HEAL_TOLERANCE` or one
+  sample (`unhealed`). Fine-tuning without wrong labels raises clean accuracy on the classes they sat in; a
+  candidate that lowers it learned from a forget set that holds their clean samples, and no setting of the same
+  forget set repaired that (benchmarks/results/harm_targets.md, "Heal or stop"). Where the split as a whole held,
+  the fall is the forget set's doing (`Selection.forget_set_fault`) and a search that stops at the guard ends.
 
 Both read only validation figures (`val_accuracy`, `val_per_class_acc`) and `forget_changed`: never
 the test set.
@@ -30,6 +37,7 @@ from corrective.settings import Checked, setting
 
 SELECTIONS = ("paper", "guarded")
 MAX_CLASS_DROP = 0.05  # the guarded rule's default: 5 points of a class's validation accuracy
+HEAL_TOLERANCE = 0.005  # heal: the forget set's classes may fall by half a point (or one sample) at most
 EPS = 1e-6  # accuracies are float32 fractions (13/14 is 0.9285714030...): a drop equal to a limit is within it
 
 
@@ -71,8 +79,17 @@ class Selection(Checked):
             for r, c, allowed in zip(reference.accuracy, per_class, reference.allowed(self.max_class_drop), strict=True)
             if known(r) and known(c)
         )
+        return classes_hold and self.whole_holds(record, reference) and not unhealed(record, reference)
+
+    def whole_holds(self, record: dict[str, Any], reference: Reference) -> bool:
+        """The whole split fell by no more than `max_class_drop` or one sample."""
         total = sum(reference.counts or ())
-        return classes_hold and whole_drop(record, reference) <= max(self.max_class_drop, 1 / max(total, 1)) + EPS
+        return whole_drop(record, reference) <= max(self.max_class_drop, 1 / max(total, 1)) + EPS
+
+    def forget_set_fault(self, record: dict[str, Any], reference: Reference | None) -> bool:
+        """The heal classes fell (`unhealed`) while the split as a whole held: the forget set's doing, shared by
+        every candidate that unlearns it, not a setting's (a harsh one takes the whole split down)."""
+        return reference is not None and unhealed(record, reference) and self.whole_holds(record, reference)
 
 
 @dataclass(frozen=True)
@@ -84,6 +101,15 @@ class Reference:
 
     accuracy: tuple[float, ...]
     counts: tuple[int, ...] | None = None
+    heal: tuple[float, ...] | None = None  # each class's share of the forget set, where a candidate must heal them
+
+    def heal_allowed(self) -> float:
+        """How far the heal classes' weighted accuracy may fall: `HEAL_TOLERANCE`, or one sample of each class
+        weighted by its share where that is more."""
+        if self.heal is None or self.counts is None:
+            return HEAL_TOLERANCE
+        sample = sum(w / n for w, n in zip(self.heal, self.counts, strict=True) if n > 0)
+        return max(HEAL_TOLERANCE, sample)
 
     def allowed(self, max_class_drop: float) -> list[float]:
         """Each class's largest allowed fall: `max_class_drop`, or one sample of the class where that is more."""
@@ -120,6 +146,24 @@ def class_drop(record: dict[str, Any], reference: Reference | None) -> float:
     """The largest fall of a class's validation accuracy below the original's (inf when unknown)."""
     drops = class_drops(record, reference)
     return math.inf if drops is None else max(drops.values(), default=0.0)
+
+
+def heal_change(record: dict[str, Any], reference: Reference | None) -> float | None:
+    """The change of the heal classes' validation accuracy from the original's (each class's change weighted by its
+    share of the forget set; positive: healed); None where the reference names no heal classes."""
+    per_class = record.get("val_per_class_acc")
+    if reference is None or reference.heal is None or per_class is None or len(per_class) != len(reference.accuracy):
+        return None
+    triples = zip(reference.accuracy, per_class, reference.heal, strict=True)
+    pairs = [(w, c - r) for r, c, w in triples if known(r) and known(c) and w > 0]
+    total = sum(w for w, _ in pairs)
+    return sum(w * d for w, d in pairs) / total if total else None
+
+
+def unhealed(record: dict[str, Any], reference: Reference | None) -> bool:
+    """Whether a candidate lowered the heal classes' validation accuracy by more than the reference allows."""
+    change = heal_change(record, reference)
+    return change is not None and reference is not None and -change > reference.heal_allowed() + EPS
 
 
 def whole_drop(record: dict[str, Any], reference: Reference | None) -> float:
