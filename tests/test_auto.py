@@ -544,3 +544,13 @@ def test_a_search_ends_where_the_forget_set_lowered_the_classes_to_heal(poison_r
     assert ran[1]["val_heal"] == pytest.approx(-3 / reference.counts[0])
     assert original["is_original"] and original["selected"] and original["stopped_unhealed"]
     assert original["returned_original"] and not original["stopped_at_guard"]
+
+
+def test_the_selection_line_says_the_search_stopped_unhealed() -> None:
+    from corrective.cli.unlearn import selection_line
+
+    line = selection_line({"selection": "guarded", "returned_original": True, "stopped_unhealed": True})
+    assert "stopped at a candidate that lowered the clean validation accuracy of the classes it unlearned" in line
+    assert line.endswith("returned unchanged (do no harm)")
+    other = selection_line({"selection": "guarded", "returned_original": True, "max_class_drop": 0.05})
+    assert "lost more than 0.05" in other

@@ -141,6 +141,12 @@ def print_table(records: list[dict[str, Any]]) -> None:
 def selection_line(record: dict[str, Any]) -> str:
     """Which rule chose the record, and for the guarded one whether its guard held."""
     rule = record.get("selection", "paper")
+    if record.get("stopped_unhealed"):
+        return (
+            f"{rule} rule: the search stopped at a candidate that lowered the clean validation accuracy of the classes "
+            "it unlearned while the whole split held (the forget set's doing, which every candidate shares): the "
+            "original model is returned unchanged (do no harm)"
+        )
     if record.get("returned_original"):
         return (
             f"{rule} rule, whose choice (x) lost more than {record['max_class_drop']:g} (or one sample) on a class or "
