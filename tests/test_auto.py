@@ -489,15 +489,8 @@ def test_the_heal_classes_are_the_forget_sets_labels_where_the_evidence_says_lab
 ) -> None:
     from corrective.methods.auto import heal_shares
 
-    task = UnlearnTask(
-        interclass_run.model,
-        interclass_run.train_split,
-        interclass_run.manipulation.forget_ids(0.1),
-        Pipeline.of(interclass_run.dataset),
-        interclass_run.config.scaled(1.0),
-        interclass_run.spec,
-        seed=0,
-    )  # no S_m: the shares read the expansion and the labels as given
+    task = api.make_task(interclass_run, interclass_run.manipulation.forget_ids(0.1))
+    assert task.known_manipulated is None  # no S_m: the shares read the expansion and the labels as given
     exp = api.expand_run(interclass_run, 0.1, "auto")
     noisy = dataclasses.replace(task, expansion=dataclasses.replace(exp, chosen="label_noise"))
     noisy.cache[auto_method.RESPONSE] = auto_method.Response(0, 0.0, 0.0)  # the original answers no trigger
@@ -518,14 +511,7 @@ def test_a_search_ends_where_the_forget_set_lowered_the_classes_to_heal(poison_r
     monkeypatch.setitem(
         METHODS, "none", dataclasses.replace(METHODS["none"], stop_at_guard=True, heals=lambda task: {0: 1.0})
     )
-    task = UnlearnTask(
-        poison_run.model,
-        poison_run.train_split,
-        poison_run.manipulation.forget_ids(0.1),
-        Pipeline.of(poison_run.dataset),
-        poison_run.config.scaled(1.0),
-        poison_run.spec,
-    )
+    task = api.make_task(poison_run, poison_run.manipulation.forget_ids(0.1))
     val = poison_run.dataset.val
     reference = reference_on(poison_run.model, val, task.pipeline, 10)
     base = list(reference.accuracy)

@@ -30,6 +30,10 @@ select a setting that erases no class — or return the original model.
    grid ranked. The grid is searched unless the caller says `grid=False` (`MethodInfo.grid_by_default`), and when no
    candidate keeps every class and the whole of the clean validation (held-out) data within the guard, the original
    model is returned unchanged (`MethodInfo.do_no_harm`, `api.run_candidates`).
+4. Heal or stop: where the evidence says label noise, a candidate must also not lower the clean validation accuracy
+   of the expanded set's classes (`heal_shares`, `MethodInfo.heals`; `selection.unhealed`), and where it did while
+   the split as a whole held, the search ends there — the forget set holds clean samples of those classes, and every
+   candidate unlearns the same set (benchmarks/results/harm_targets.md, "Heal or stop").
 
 The grid is declared before the task is known (the union of both bases' candidates, each naming its base);
 once the expansion is known, `run_grid` runs only the candidates of the base it points to — a candidate that
