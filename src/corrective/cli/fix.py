@@ -236,6 +236,7 @@ def fix(
         "max_class_drop": record["max_class_drop"],
         "do_no_harm": record["do_no_harm"],
         "returned_original": record["returned_original"],
+        **({"stopped_unhealed": record["stopped_unhealed"]} if "stopped_unhealed" in record else {}),
         "unlearn_seconds": record["unlearn_seconds"],
     }
     for note in record["flag_notes"]:
