@@ -104,6 +104,11 @@ def test_fix_defaults_to_auto_expanding_the_flagged_set(user_files: Path, tmp_pa
     assert summary["method"] == "auto" and summary["expand"] == "auto" and summary["selection"] == "guarded"
     assert summary["n_flagged"] == 10 and summary["n_expanded"] >= 0 and "guard_fallback" in summary
     assert summary["do_no_harm"] in ("kept", "original") and summary["max_class_drop"] == 0.05
+    tried = [
+        c for c in json.loads((tmp_path / "fixed" / "fix.json").read_text())["candidates"] if not c.get("is_original")
+    ]
+    assert summary["candidates_run"] == len(tried) >= 1  # the whole search's cost, not the returned candidate's alone
+    assert summary["search_seconds"] >= sum(c["unlearn_seconds"] for c in tried) >= summary["unlearn_seconds"] > 0
     if summary["returned_original"]:  # the guard refused every candidate: the model is the user's own
         assert summary["test_acc_after"] == summary["test_acc_before"] and "returned unchanged" in r.stderr
     else:  # never a model that lost more than the guard on the held-out data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -238,6 +239,7 @@ def fix(
         "returned_original": record["returned_original"],
         **({"stopped_unhealed": record["stopped_unhealed"]} if "stopped_unhealed" in record else {}),
         "unlearn_seconds": record["unlearn_seconds"],
+        **search_cost(result.records),
     }
     for note in record["flag_notes"]:
         typer.echo(f"fix: note: {note}", err=True)
@@ -252,6 +254,14 @@ def fix(
     print_metrics(summary, as_json, {"out": str(path)})
     if strict and summary["do_no_harm"] != "kept":
         raise typer.Exit(HARM_EXIT)
+
+
+def search_cost(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the whole correction cost: how many candidates ran, and the seconds of all of them plus the expansion
+    (the summary's `unlearn_seconds` is the returned candidate's alone)."""
+    tried = [r for r in records if not r.get("is_original")]
+    seconds = math.fsum(r["unlearn_seconds"] for r in tried) + float(records[-1].get("expand_seconds") or 0.0)
+    return {"candidates_run": len(tried), "search_seconds": seconds}
 
 
 def worst_class(record: dict[str, Any], original: dict[str, Any]) -> str:
