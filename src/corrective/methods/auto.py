@@ -280,7 +280,8 @@ def heal_shares(task: UnlearnTask) -> dict[int, float] | None:
     stops there); None for a shared feature (a trigger), whose removal need not raise clean accuracy."""
     if evidence_base(task) != LABEL_NOISE_BASE:
         return None
-    labels = expanded_task(task).forget().y.cpu()
+    train = task.train  # the labels alone: no images are read (a streamed training set stays on disk)
+    labels = train.y[train.positions_of(expansion_of(task).ids.to(train.ids.device))].cpu()
     classes, counts = torch.unique(labels, return_counts=True)
     return {int(c): int(n) / len(labels) for c, n in zip(classes, counts, strict=True)}
 
