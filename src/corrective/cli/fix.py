@@ -256,10 +256,15 @@ def fix(
         raise typer.Exit(HARM_EXIT)
 
 
+def candidates_tried(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records of the candidates that ran (not the original's, where it was returned)."""
+    return [r for r in records if not r.get("is_original")]
+
+
 def search_cost(records: list[dict[str, Any]]) -> dict[str, Any]:
     """What the whole correction cost: how many candidates ran, and the seconds of all of them plus the expansion
     (the summary's `unlearn_seconds` is the returned candidate's alone)."""
-    tried = [r for r in records if not r.get("is_original")]
+    tried = candidates_tried(records)
     seconds = math.fsum(r["unlearn_seconds"] for r in tried) + float(records[-1].get("expand_seconds") or 0.0)
     return {"candidates_run": len(tried), "search_seconds": seconds}
 
@@ -277,7 +282,7 @@ def harm_warning(records: list[dict[str, Any]], before: float) -> str | None:
     """One line when the guard refused the correction (or could not check it); None when it held."""
     rejected = next((r for r in records if r.get("rejected_by_guard")), None)
     if rejected is not None:
-        tried = sum(1 for r in records if not r.get("is_original"))
+        tried = len(candidates_tried(records))
         chosen = "the one" if tried == 1 else f"the {rejected['selection']} rule's choice of the {tried}"
         if rejected.get("unhealed"):  # auto on label noise: the classes of the unlearned samples fell
             return (

@@ -151,13 +151,10 @@ def class_drop(record: dict[str, Any], reference: Reference | None) -> float:
 def heal_change(record: dict[str, Any], reference: Reference | None) -> float | None:
     """The change of the heal classes' validation accuracy from the original's (each class's change weighted by its
     share of the forget set; positive: healed); None where the reference names no heal classes."""
-    per_class = record.get("val_per_class_acc")
-    if reference is None or reference.heal is None or per_class is None or len(per_class) != len(reference.accuracy):
+    if reference is None or reference.heal is None:
         return None
-    triples = zip(reference.accuracy, per_class, reference.heal, strict=True)
-    pairs = [(w, c - r) for r, c, w in triples if known(r) and known(c) and w > 0]
-    total = sum(w for w, _ in pairs)
-    return sum(w * d for w, d in pairs) / total if total else None
+    drop = weighted_drop(record, reference, reference.heal)
+    return None if drop is None else -drop
 
 
 def unhealed(record: dict[str, Any], reference: Reference | None) -> bool:
@@ -169,13 +166,21 @@ def unhealed(record: dict[str, Any], reference: Reference | None) -> bool:
 def whole_drop(record: dict[str, Any], reference: Reference | None) -> float:
     """How far the whole split's accuracy fell below the original's: the class drops weighted by the classes'
     sample counts (0 without counts: then every class's own limit bounds the whole)."""
-    per_class = record.get("val_per_class_acc")
-    if reference is None or reference.counts is None or per_class is None or len(per_class) != len(reference.accuracy):
+    if reference is None or reference.counts is None:
         return 0.0
-    triples = zip(reference.accuracy, per_class, reference.counts, strict=True)
-    pairs = [(n, r - c) for r, c, n in triples if known(r) and known(c)]
-    total = sum(n for n, _ in pairs)
-    return sum(n * d for n, d in pairs) / total if total else 0.0
+    drop = weighted_drop(record, reference, reference.counts)
+    return 0.0 if drop is None else drop
+
+
+def weighted_drop(record: dict[str, Any], reference: Reference, weights: Sequence[float]) -> float | None:
+    """The classes' falls (`class_drops`) averaged with `weights` over the classes known on both sides that weigh
+    something; None when the falls are unknown or nothing weighs."""
+    drops = class_drops(record, reference)
+    if drops is None:
+        return None
+    pairs = [(weights[i], d) for i, d in drops.items() if weights[i] > 0]
+    total = sum(w for w, _ in pairs)
+    return sum(w * d for w, d in pairs) / total if total else None
 
 
 def select(
